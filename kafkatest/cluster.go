@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kastor-dev/kastor/devbroker"
 )
@@ -59,15 +60,7 @@ func Start(t testing.TB, opts ...Option) *Cluster {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	c, err := New(ctx, opts...)
-	if errors.Is(err, ErrNoDocker) {
-		if requireDocker() {
-			t.Fatalf("%v, and CI or KASTOR_REQUIRE_DOCKER is set, so integration tests may not be skipped", err)
-		}
-		t.Skipf("%v: %s", err, howToRun)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	c = Use(t, c, err)
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, line := range c.nodeLogTails(context.Background(), 60) {
@@ -78,6 +71,23 @@ func Start(t testing.TB, opts ...Option) *Cluster {
 			t.Errorf("kafkatest: closing cluster: %v", err)
 		}
 	})
+	return c
+}
+
+// Use hands a test the cluster that New returned, typically in TestMain for a cluster shared
+// by a package's tests. When New failed for lack of Docker, the test is skipped with a message
+// saying how to run it, or fails when CI or KASTOR_REQUIRE_DOCKER is set; other errors fail it.
+func Use(t testing.TB, c *Cluster, err error) *Cluster {
+	t.Helper()
+	if errors.Is(err, ErrNoDocker) {
+		if requireDocker() {
+			t.Fatalf("%v, and CI or KASTOR_REQUIRE_DOCKER is set, so integration tests may not be skipped", err)
+		}
+		t.Skipf("%v: %s", err, howToRun)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 	return c
 }
 
@@ -178,13 +188,13 @@ func (c *Cluster) waitForBrokers(ctx context.Context, n int, timeout time.Durati
 	defer cancel()
 	var last error
 	for {
-		m, err := c.admin.BrokerMetadata(ctx)
+		m, err := c.metadata(ctx)
 		switch {
 		case err != nil:
 			last = err
 		case len(m.Brokers) < n:
 			last = fmt.Errorf("%d of %d brokers registered", len(m.Brokers), n)
-		case m.Controller < 0:
+		case m.ControllerID < 0:
 			last = errors.New("no active controller")
 		default:
 			return nil
@@ -258,28 +268,9 @@ func (c *Cluster) CreateTopicContext(ctx context.Context, topic string, partitio
 func (c *Cluster) waitForLeaders(ctx context.Context, topic string, partitions int) error {
 	var last error
 	for {
-		m, err := c.admin.Metadata(ctx, topic)
-		if err == nil {
-			td, ok := m.Topics[topic]
-			switch {
-			case !ok || td.Err != nil:
-				last = fmt.Errorf("topic not in metadata yet: %v", td.Err)
-			case len(td.Partitions) < partitions:
-				last = fmt.Errorf("%d of %d partitions in metadata", len(td.Partitions), partitions)
-			default:
-				last = nil
-				for _, p := range td.Partitions {
-					if p.Leader < 0 || p.Err != nil {
-						last = fmt.Errorf("partition %d has no leader", p.Partition)
-						break
-					}
-				}
-				if last == nil {
-					return nil
-				}
-			}
-		} else {
-			last = err
+		last = c.leadersReady(ctx, topic, partitions)
+		if last == nil {
+			return nil
 		}
 		select {
 		case <-ctx.Done():
@@ -287,6 +278,44 @@ func (c *Cluster) waitForLeaders(ctx context.Context, topic string, partitions i
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+func (c *Cluster) leadersReady(ctx context.Context, topic string, partitions int) error {
+	m, err := c.metadata(ctx, topic)
+	if err != nil {
+		return err
+	}
+	if len(m.Topics) != 1 {
+		return errors.New("topic not in metadata yet")
+	}
+	td := m.Topics[0]
+	if err := kerr.ErrorForCode(td.ErrorCode); err != nil {
+		return err
+	}
+	if len(td.Partitions) < partitions {
+		return fmt.Errorf("%d of %d partitions in metadata", len(td.Partitions), partitions)
+	}
+	for _, p := range td.Partitions {
+		if p.Leader < 0 || p.ErrorCode != 0 {
+			return fmt.Errorf("partition %d has no leader", p.Partition)
+		}
+	}
+	return nil
+}
+
+// metadata asks the cluster for fresh metadata. kadm's metadata calls answer from the
+// client's cache for a few seconds, which hides brokers that just joined or left.
+func (c *Cluster) metadata(ctx context.Context, topics ...string) (*kmsg.MetadataResponse, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	if topics == nil {
+		req.Topics = []kmsg.MetadataRequestTopic{} // brokers only
+	}
+	for _, t := range topics {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(t)
+		req.Topics = append(req.Topics, rt)
+	}
+	return req.RequestWith(ctx, c.client)
 }
 
 var unsafeTopicChars = regexp.MustCompile(`[^a-zA-Z0-9._-]+`)

@@ -39,9 +39,7 @@ type dockerCluster struct {
 	docker  *testcontainers.DockerClient
 	network *testcontainers.DockerNetwork
 	image   string
-
-	mu    sync.Mutex
-	nodes []*dockerNode
+	nodes   []*dockerNode
 }
 
 type dockerNode struct {

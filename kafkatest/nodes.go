@@ -85,22 +85,23 @@ func (c *Cluster) RestartNode(ctx context.Context, id int32) error {
 
 // LeaderOf returns the node that leads a partition, as the cluster metadata says now.
 func (c *Cluster) LeaderOf(ctx context.Context, topic string, partition int32) (int32, error) {
-	m, err := c.admin.Metadata(ctx, topic)
+	m, err := c.metadata(ctx, topic)
 	if err != nil {
 		return -1, fmt.Errorf("kafkatest: metadata of %q: %w", topic, err)
 	}
-	td, ok := m.Topics[topic]
-	if !ok || td.Err != nil {
-		return -1, fmt.Errorf("kafkatest: topic %q: not found (%v)", topic, td.Err)
+	if len(m.Topics) != 1 || m.Topics[0].ErrorCode != 0 {
+		return -1, fmt.Errorf("kafkatest: topic %q not found", topic)
 	}
-	p, ok := td.Partitions[partition]
-	if !ok {
-		return -1, fmt.Errorf("kafkatest: topic %q has no partition %d", topic, partition)
+	for _, p := range m.Topics[0].Partitions {
+		if p.Partition != partition {
+			continue
+		}
+		if p.Leader < 0 {
+			return -1, fmt.Errorf("kafkatest: %s/%d has no leader", topic, partition)
+		}
+		return p.Leader, nil
 	}
-	if p.Leader < 0 {
-		return -1, fmt.Errorf("kafkatest: %s/%d has no leader", topic, partition)
-	}
-	return p.Leader, nil
+	return -1, fmt.Errorf("kafkatest: topic %q has no partition %d", topic, partition)
 }
 
 func (c *Cluster) containerNode(id int32) (*dockerNode, error) {
@@ -117,7 +118,7 @@ func (c *Cluster) waitForNode(ctx context.Context, id int32, timeout time.Durati
 	defer cancel()
 	var last error
 	for {
-		m, err := c.admin.BrokerMetadata(ctx)
+		m, err := c.metadata(ctx)
 		if err == nil {
 			last = fmt.Errorf("broker %d not registered", id)
 			for _, b := range m.Brokers {

@@ -1,0 +1,45 @@
+# kastor — make targets. `make help` lists them.
+GO          ?= go
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+BIN         ?= bin
+PKGS        ?= ./...
+TEST_FLAGS  ?= -race -count=1 -timeout 20m
+
+.PHONY: help build test test-unit lint bench dev demo image clean-containers clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+build: ## build the kastor CLI into bin/kastor
+	$(GO) build -o $(BIN)/kastor ./cmd/tool
+
+test: ## all tests; prepares Docker and the Kafka image when missing (see docker/with-kafka.sh)
+	docker/with-kafka.sh $(GO) test $(TEST_FLAGS) $(PKGS)
+
+test-unit: ## tests that need no Docker (integration tests skip)
+	KASTOR_REQUIRE_DOCKER= CI= DOCKER_HOST=unix:///nonexistent $(GO) test -short $(TEST_FLAGS) $(PKGS)
+
+lint: ## gofmt, go vet, staticcheck
+	@out=$$(gofmt -l .); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
+
+bench: ## benchmarks, each printed beside its limit or peer from the same run
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 $(PKGS)
+
+dev: ## embedded broker on 127.0.0.1:9092 with the example topics (Ctrl-C stops it)
+	$(GO) run ./cmd/tool dev -f examples/kastor.yaml
+
+demo: ## the demo on the embedded broker: topic setup and a produce/consume round trip
+	$(GO) run ./examples/roundtrip
+
+image: ## build (or reuse) the offline Apache Kafka image
+	docker/build-kafka-image.sh
+
+clean-containers: ## remove containers and networks left by killed test runs
+	-docker rm -f $$(docker ps -aq --filter label=dev.kastor.kafkatest) 2>/dev/null
+	-docker network rm $$(docker network ls -q --filter label=dev.kastor.kafkatest) 2>/dev/null
+
+clean: ## remove build output
+	rm -rf $(BIN)

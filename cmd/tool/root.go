@@ -1,0 +1,164 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kastor-dev/kastor/topics"
+)
+
+// defaultBrokers is used when neither --brokers, KAFKA_BROKERS nor the topic file names
+// a cluster: where `kastor dev` listens by default.
+const defaultBrokers = "127.0.0.1:9092"
+
+// app holds the global flags shared by the commands.
+type app struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+
+	brokers string
+	timeout time.Duration
+	output  string
+}
+
+// usageError marks a bad command line (exit code 2).
+type usageError struct {
+	err error
+	cmd *cobra.Command
+}
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usagef(cmd *cobra.Command, format string, args ...any) error {
+	return &usageError{err: fmt.Errorf(format, args...), cmd: cmd}
+}
+
+const rootLong = `kastor runs event-sourced services on Apache Kafka, with Kafka as the only
+infrastructure: the event store, the command router, the snapshot store and the bus.
+This tool runs a development broker and creates the topics an application needs.
+
+Topic layout, for namespace <ns> and each aggregate type <agg> of kastor.yaml:
+
+  <ns>.<agg>.commands    commands, key aggregate ID        delete, short retention
+  <ns>.<agg>.events      events: the source of truth       delete, kept forever, never compacted
+  <ns>.<agg>.snapshots   latest state per aggregate        compact
+  <ns>.<agg>.replies     command results, key caller ID    delete, short retention
+  _kastor.schemas        Avro writer schemas (shared)      compact, 1 partition
+
+All four topics of an aggregate type have the same partition count: a partition is a
+shard with a single writer. kastor creates topics but never changes existing ones; a
+different partition count or cleanup policy is reported as drift (exit code 3).
+
+Exit codes: 0 ok, 1 error, 2 usage error, 3 drift remains.`
+
+const rootExample = `  # One-command development setup: a broker on 127.0.0.1:9092 with the example topics
+  kastor dev -f examples/kastor.yaml
+
+  # In another shell: see what would be created, create it, check it
+  export KAFKA_BROKERS=127.0.0.1:9092
+  kastor topics apply -f examples/kastor.yaml --dry-run
+  kastor topics apply -f examples/kastor.yaml
+  kastor topics describe -f examples/kastor.yaml -o json`
+
+// newRootCmd builds the command tree writing to stdout and stderr.
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	a := &app{stdout: stdout, stderr: stderr, getenv: os.Getenv}
+	root := &cobra.Command{
+		Use:           "kastor",
+		Short:         "Development broker and topic management for kastor applications on Kafka",
+		Long:          rootLong,
+		Example:       rootExample,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Args:          subcommandArgs,
+		RunE:          func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			switch a.output {
+			case "text", "json":
+			default:
+				return usagef(cmd, "invalid --output %q: want text or json", a.output)
+			}
+			if a.timeout <= 0 {
+				return usagef(cmd, "invalid --timeout %s: want a positive duration such as 10s", a.timeout)
+			}
+			return nil
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return &usageError{err: err, cmd: cmd}
+	})
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.brokers, "brokers", "",
+		"comma-separated bootstrap brokers (default: $KAFKA_BROKERS, else the topic file's brokers, else "+defaultBrokers+")")
+	pf.DurationVar(&a.timeout, "timeout", topics.DefaultTimeout, "bound on each request to the cluster, so an unreachable broker fails fast")
+	pf.StringVarP(&a.output, "output", "o", "text", "output format: text or json")
+
+	root.AddCommand(newDevCmd(a), newTopicsCmd(a))
+	return root
+}
+
+// subcommandArgs rejects arguments of a command that only groups subcommands, so a typo
+// is a usage error rather than a help page and exit code 0.
+func subcommandArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2
+	}
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+	}
+	return &usageError{err: errors.New(msg), cmd: cmd}
+}
+
+// noArgs is cobra.NoArgs as a usage error.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usagef(cmd, "unexpected argument %q (%s takes flags only)", args[0], cmd.CommandPath())
+	}
+	return nil
+}
+
+// resolveBrokers applies the precedence --brokers, KAFKA_BROKERS, file, default.
+func (a *app) resolveBrokers(cfg *topics.Config) []string {
+	if b := splitList(a.brokers); len(b) > 0 {
+		return b
+	}
+	if b := splitList(a.getenv("KAFKA_BROKERS")); len(b) > 0 {
+		return b
+	}
+	if cfg != nil && len(cfg.Brokers) > 0 {
+		return cfg.Brokers
+	}
+	return []string{defaultBrokers}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+// loadConfig reads the topic file, with a hint when the default file is absent.
+func loadConfig(file string) (*topics.Config, error) {
+	cfg, err := topics.Load(file)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("topic file %s not found: name one with -f (see examples/kastor.yaml)", file)
+	}
+	return cfg, err
+}

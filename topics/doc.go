@@ -1,0 +1,27 @@
+// Package topics owns the Kafka topic layout of a kastor application: it reads the topic
+// file (kastor.yaml), derives the topic set, compares it with a cluster and creates what is
+// missing.
+//
+// Each aggregate type gets four topics, all with the same partition count, because a
+// partition number is a shard across all of them:
+//
+//	<ns>.<agg>.commands   key aggregate ID   delete, short retention
+//	<ns>.<agg>.events     key aggregate ID   delete, infinite retention, never compacted
+//	<ns>.<agg>.snapshots  key aggregate ID   compact
+//	<ns>.<agg>.replies    key caller ID      delete, short retention
+//
+// and every application shares _kastor.schemas (compact, one partition).
+//
+// The package creates topics but never alters them. Kafka maps a key to a partition by
+// hash modulo the partition count, so a new count moves aggregates to other shards and
+// breaks the ordering and single-writer guarantees of everything already written; a new
+// cleanup policy can delete history. Those are migrations, to be done on purpose, not as a
+// side effect of a deploy. Differences are reported as drift instead (see ErrDrift).
+//
+// Typical use:
+//
+//	cfg, err := topics.Load("kastor.yaml")
+//	adm, err := topics.Connect(ctx, []string{"127.0.0.1:9092"}, 10*time.Second)
+//	defer adm.Close()
+//	res, err := topics.Apply(ctx, adm, topics.NewPlan(cfg), topics.Options{})
+package topics

@@ -1,0 +1,140 @@
+package topics
+
+import (
+	"strconv"
+	"time"
+)
+
+// Role is what a topic is for within an aggregate type's set.
+type Role string
+
+// The roles of the topics kastor manages.
+const (
+	// RoleCommands topics carry commands, keyed by aggregate ID, so all commands for one
+	// aggregate reach the one gateway that owns its partition, in order. Commands are
+	// requests whose effect ends up in the events, so they expire after a short retention.
+	RoleCommands Role = "commands"
+	// RoleEvents topics are the event store: the source of truth. They keep records
+	// forever (retention.ms=-1, retention.bytes=-1) and are never compacted, because
+	// compaction keeps only the latest record per key and would erase an aggregate's
+	// history, leaving only its last event.
+	RoleEvents Role = "events"
+	// RoleSnapshots topics cache aggregate state keyed by aggregate ID. They are compacted:
+	// only the newest snapshot per aggregate matters, and compaction keeps exactly that
+	// while bounding recovery time. Losing a snapshot is harmless; the events replay.
+	RoleSnapshots Role = "snapshots"
+	// RoleReplies topics carry command results back to callers, keyed by caller ID.
+	// Nobody reads a reply after its caller has gone, so retention is short.
+	RoleReplies Role = "replies"
+	// RoleSchemas is the shared _kastor.schemas topic: writer schemas keyed by their
+	// fingerprint. It is compacted (a schema never changes under its fingerprint, so the
+	// latest record per key is all there is) and has one partition so that a reader can
+	// load every schema by reading one partition to its end.
+	RoleSchemas Role = "schemas"
+)
+
+// aggregateRoles are the topics of every aggregate type, in plan order.
+var aggregateRoles = []Role{RoleCommands, RoleEvents, RoleSnapshots, RoleReplies}
+
+// SchemasTopic is the topic that holds every writer schema of every namespace on the
+// cluster. It is shared across namespaces because schemas are identified by fingerprint,
+// which is the same wherever a schema is used.
+const SchemasTopic = "_kastor.schemas"
+
+// Topic config keys kastor sets and checks.
+const (
+	ConfigCleanupPolicy     = "cleanup.policy"
+	ConfigRetentionMs       = "retention.ms"
+	ConfigRetentionBytes    = "retention.bytes"
+	ConfigMinInsyncReplicas = "min.insync.replicas"
+)
+
+// TopicName returns the name of an aggregate type's topic: <namespace>.<aggregate>.<role>.
+func TopicName(namespace, aggregate string, role Role) string {
+	return namespace + "." + aggregate + "." + string(role)
+}
+
+// TopicSpec is one topic as the plan wants it.
+type TopicSpec struct {
+	Name              string `json:"name"`
+	Role              Role   `json:"role"`
+	Aggregate         string `json:"aggregate,omitempty"` // empty for _kastor.schemas
+	Partitions        int32  `json:"partitions"`
+	ReplicationFactor int16  `json:"replicationFactor"`
+	// Configs are the topic configs kastor sets at creation and compares afterwards. Keys it
+	// does not list are left to the broker's defaults and are not checked.
+	Configs map[string]string `json:"configs"`
+}
+
+// Plan is the desired topic set of an application.
+type Plan struct {
+	Namespace string      `json:"namespace"`
+	Topics    []TopicSpec `json:"topics"`
+}
+
+// Names returns the plan's topic names in plan order.
+func (p Plan) Names() []string {
+	names := make([]string, len(p.Topics))
+	for i, t := range p.Topics {
+		names[i] = t.Name
+	}
+	return names
+}
+
+// NewPlan derives the topic set from a validated Config: four topics per aggregate type,
+// all with the aggregate's partition count, since a partition of each is the same shard
+// (a gateway owning commands partition p writes events, snapshots and replies to
+// partition p of the others), plus the shared schemas topic.
+func NewPlan(cfg *Config) Plan {
+	p := Plan{Namespace: cfg.Namespace}
+	for _, a := range cfg.Aggregates {
+		minISR := strconv.Itoa(a.MinInsyncReplicas)
+		base := func(role Role, configs map[string]string) TopicSpec {
+			configs[ConfigMinInsyncReplicas] = minISR
+			return TopicSpec{
+				Name:              TopicName(cfg.Namespace, a.Type, role),
+				Role:              role,
+				Aggregate:         a.Type,
+				Partitions:        a.Partitions,
+				ReplicationFactor: a.ReplicationFactor,
+				Configs:           configs,
+			}
+		}
+		p.Topics = append(p.Topics,
+			base(RoleCommands, map[string]string{
+				ConfigCleanupPolicy: "delete",
+				ConfigRetentionMs:   millis(a.CommandsRetention),
+			}),
+			base(RoleEvents, map[string]string{
+				ConfigCleanupPolicy:  "delete",
+				ConfigRetentionMs:    "-1",
+				ConfigRetentionBytes: "-1",
+			}),
+			base(RoleSnapshots, map[string]string{
+				ConfigCleanupPolicy: "compact",
+			}),
+			base(RoleReplies, map[string]string{
+				ConfigCleanupPolicy: "delete",
+				ConfigRetentionMs:   millis(a.RepliesRetention),
+			}),
+		)
+	}
+	rf := cfg.SchemasReplicationFactor
+	if rf <= 0 {
+		rf = cfg.Defaults.ReplicationFactor
+	}
+	minISR := min(cfg.Defaults.MinInsyncReplicas, int(rf))
+	p.Topics = append(p.Topics, TopicSpec{
+		Name:              SchemasTopic,
+		Role:              RoleSchemas,
+		Partitions:        1,
+		ReplicationFactor: rf,
+		Configs: map[string]string{
+			ConfigCleanupPolicy:     "compact",
+			ConfigMinInsyncReplicas: strconv.Itoa(minISR),
+		},
+	})
+	return p
+}
+
+func millis(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
