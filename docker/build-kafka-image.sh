@@ -49,13 +49,13 @@ if ! docker image inspect "$base_image" >/dev/null 2>&1; then
       fi
     }
     [[ $(id -u) == 0 ]] || { log "debootstrap needs root to build the base rootfs"; exit 1; }
+    mkdir -p "$cache"
     rootfs=$(mktemp -d)
     trap 'rm -rf "$rootfs"' EXIT
     log "debootstrap: $base_recipe (about a minute)"
-    debootstrap --variant=minbase --include=openjdk-17-jre-headless bookworm "$rootfs" "$mirror" >"$cache.debootstrap.log" 2>&1 \
-      || { mkdir -p "$cache"; log "debootstrap failed, see $cache.debootstrap.log"; tail -20 "$cache.debootstrap.log" >&2; exit 1; }
+    debootstrap --variant=minbase --include=openjdk-17-jre-headless bookworm "$rootfs" "$mirror" >"$cache/debootstrap.log" 2>&1 \
+      || { log "debootstrap failed, see $cache/debootstrap.log"; tail -20 "$cache/debootstrap.log" >&2; exit 1; }
     rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/*
-    mkdir -p "$cache"
     tar -C "$rootfs" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
     rm -rf "$rootfs"
     trap - EXIT
@@ -69,9 +69,11 @@ ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 cp "$src"/Dockerfile "$src"/run "$src"/server.properties "$src"/log4j2.yaml "$ctx"/
 log "fetching Apache Kafka $kafka_version jars from Maven Central"
-mvn -q -B -f "$src/pom.xml" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$ctx/libs" >&2
+mvn -q -B -Dstyle.color=never -f "$src/pom.xml" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$ctx/libs" >&2
 log "building $image"
+# The classic builder: it uses the imported base image as it is, where BuildKit on older
+# engines may try to resolve FROM against a registry. Its deprecation notice is dropped.
 DOCKER_BUILDKIT=0 docker build -q --build-arg "BASE_IMAGE=$base_image" \
   --label "dev.kastor.inputs=$inputs" --label "org.apache.kafka.version=$kafka_version" \
-  -t "$image" "$ctx" >/dev/null
+  -t "$image" "$ctx" 2>&1 >/dev/null | { grep -vE 'DEPRECATED|BuildKit|environment-variable|^\s*$' || true; } >&2
 log "built $image in $(( $(date +%s) - start ))s"

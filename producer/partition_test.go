@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // TestPartitionForMatchesJavaClient checks Murmur2 and PartitionFor against values printed by
@@ -58,6 +60,39 @@ func FuzzPartitionForInRange(f *testing.F) {
 		}
 		if p := PartitionFor(key, n); p < 0 || p >= n {
 			t.Fatalf("PartitionFor(%x, %d) = %d out of range", key, n, p)
+		}
+	})
+}
+
+// TestPartitionForMatchesFranzGo checks that franz-go's keyed partitioning (the murmur2
+// hasher that its default and sticky-key partitioners share) places records where
+// PartitionFor says.
+func TestPartitionForMatchesFranzGo(t *testing.T) {
+	for _, n := range []int{1, 3, 12, 24, 100} {
+		p := kgo.StickyKeyPartitioner(nil).ForTopic("t")
+		for i := range 2000 {
+			key := []byte("acct-" + strconv.Itoa(i*7919))
+			if got, want := p.Partition(&kgo.Record{Key: key}, n), PartitionFor(key, int32(n)); int32(got) != want {
+				t.Fatalf("key %q, %d partitions: franz-go picks %d, PartitionFor %d", key, n, got, want)
+			}
+		}
+	}
+}
+
+// BenchmarkPartitionFor measures kastor's partitioner beside franz-go's keyed partitioner
+// (the peer: what a raw franz-go producer computes per record), in the same run.
+func BenchmarkPartitionFor(b *testing.B) {
+	key := []byte("bank.account/acct-000123")
+	b.Run("kastor", func(b *testing.B) {
+		for b.Loop() {
+			PartitionFor(key, 24)
+		}
+	})
+	b.Run("franz-go-peer", func(b *testing.B) {
+		p := kgo.StickyKeyPartitioner(nil).ForTopic("t")
+		r := &kgo.Record{Key: key}
+		for b.Loop() {
+			p.Partition(r, 24)
 		}
 	})
 }
