@@ -280,11 +280,31 @@ func (c *Cluster) waitForLeaders(ctx context.Context, topic string, partitions i
 	}
 }
 
+// leadersReady checks that every broker knows the topic with a leader for each partition:
+// brokers learn new topics from the controller at slightly different moments, and a test
+// must not see "unknown topic" from whichever broker its next request happens to reach.
 func (c *Cluster) leadersReady(ctx context.Context, topic string, partitions int) error {
-	m, err := c.metadata(ctx, topic)
+	brokers, err := c.metadata(ctx)
 	if err != nil {
 		return err
 	}
+	for _, b := range brokers.Brokers {
+		req := kmsg.NewPtrMetadataRequest()
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(topic)
+		req.Topics = append(req.Topics, rt)
+		m, err := req.RequestWith(ctx, c.client.Broker(int(b.NodeID)))
+		if err != nil {
+			return fmt.Errorf("broker %d: %w", b.NodeID, err)
+		}
+		if err := topicReady(m, partitions); err != nil {
+			return fmt.Errorf("broker %d: %w", b.NodeID, err)
+		}
+	}
+	return nil
+}
+
+func topicReady(m *kmsg.MetadataResponse, partitions int) error {
 	if len(m.Topics) != 1 {
 		return errors.New("topic not in metadata yet")
 	}

@@ -117,8 +117,16 @@ func TestAckedRecordsSurviveLeaderLoss(t *testing.T) {
 		}
 	}
 
-	// The killed node comes back with its data and rejoins.
+	// The killed node comes back and rejoins; then the new leader is restarted gracefully.
+	// Afterwards the topic still holds exactly what was read before.
 	if err := c.StartNode(ctx, victim); err != nil {
 		t.Fatal(err)
+	}
+	if err := c.RestartNode(ctx, newLeader); err != nil {
+		t.Fatal(err)
+	}
+	again := readToEnd(t, c, topic)
+	if len(again) != len(got) {
+		t.Fatalf("after restarting nodes %d and %d the topic holds %d records, before %d", victim, newLeader, len(again), len(got))
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -17,41 +16,21 @@ import (
 	"github.com/kastor-dev/kastor/topics"
 )
 
-// The real-Kafka cluster is shared by the package's tests (starting one takes seconds);
-// it is started on first use and closed by TestMain. Each test uses its own namespace.
-var (
-	realOnce    sync.Once
-	realCluster *kafkatest.Cluster
-	realErr     error
-)
+// realKafka is shared by the package's tests (starting a cluster takes seconds); it starts
+// on first use and TestMain closes it. Each test uses its own namespace.
+var realKafka = kafkatest.NewShared()
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if realCluster != nil {
-		if err := realCluster.Close(); err != nil {
-			fmt.Fprintf(os.Stderr, "closing the shared Kafka cluster: %v\n", err)
-		}
+	if err := realKafka.Close(); err != nil {
+		fmt.Fprintf(os.Stderr, "closing the shared Kafka cluster: %v\n", err)
 	}
 	os.Exit(code)
 }
 
 func sharedRealCluster(t *testing.T) *kafkatest.Cluster {
 	t.Helper()
-	realOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		realCluster, realErr = kafkatest.New(ctx)
-	})
-	if errors.Is(realErr, kafkatest.ErrNoDocker) {
-		if os.Getenv("CI") != "" || os.Getenv("KASTOR_REQUIRE_DOCKER") != "" {
-			t.Fatalf("%v, and CI or KASTOR_REQUIRE_DOCKER is set: real-Kafka tests may not be skipped", realErr)
-		}
-		t.Skipf("%v: real-Kafka variant skipped (run with Docker, or KAFKA_BROKERS=host:port)", realErr)
-	}
-	if realErr != nil {
-		t.Fatalf("starting the shared Kafka cluster: %v", realErr)
-	}
-	return realCluster
+	return realKafka.Get(t)
 }
 
 // backends are the clusters every cluster test runs against.
