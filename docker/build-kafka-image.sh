@@ -43,7 +43,8 @@ if ! docker image inspect "$base_image" >/dev/null 2>&1; then
     command -v debootstrap >/dev/null || {
       if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
         log "installing debootstrap"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+        export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
+        apt-get update -qq >/dev/null && apt-get install -y -qq debootstrap >/dev/null
       else
         log "debootstrap is missing: install it (apt-get install debootstrap) and run again"; exit 1
       fi

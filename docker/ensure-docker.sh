@@ -14,7 +14,7 @@ fi
 if ! command -v dockerd >/dev/null; then
   command -v apt-get >/dev/null || { log "dockerd is missing and apt-get is not available: install Docker"; exit 1; }
   log "installing docker.io (Debian package)"
-  export DEBIAN_FRONTEND=noninteractive
+  export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
   apt-get update -qq >/dev/null
   apt-get install -y -qq docker.io >/dev/null
 fi

@@ -1,0 +1,146 @@
+package kastor
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Every typed error below matches one of them with errors.Is, so callers can
+// branch on the kind of failure without knowing the concrete type; errors.As gives the details.
+var (
+	// ErrRejected: the aggregate's Decide refused the command. Nothing was written.
+	ErrRejected = errors.New("kastor: command rejected")
+	// ErrVersionConflict: the command expected another aggregate version. Nothing was written.
+	ErrVersionConflict = errors.New("kastor: version conflict")
+	// ErrInvariant: the state after the command's events broke an invariant. Nothing was written.
+	ErrInvariant = errors.New("kastor: invariant violated")
+	// ErrTimeout: no result arrived before the deadline. The command may still be applied;
+	// re-sending it with the same command ID returns its result without applying it twice.
+	ErrTimeout = errors.New("kastor: timed out waiting for the result")
+	// ErrNotOwner: this instance does not own the aggregate's shard (partition) any more.
+	ErrNotOwner = errors.New("kastor: not the owner of the shard")
+	// ErrShuttingDown: the component is stopping and takes no new work.
+	ErrShuttingDown = errors.New("kastor: shutting down")
+	// ErrUndecodable: a record's payload could not be decoded (unknown type or schema,
+	// malformed Avro). For commands, nothing was written.
+	ErrUndecodable = errors.New("kastor: undecodable payload")
+)
+
+// RejectedError is a domain rejection: Decide returned Err for the command.
+type RejectedError struct {
+	AggregateType string
+	AggregateID   string
+	CommandID     string
+	// Err is the domain's error, unchanged; its message is the reason the caller sees.
+	Err error
+}
+
+func (e *RejectedError) Error() string {
+	if e.CommandID == "" {
+		return fmt.Sprintf("kastor: %s %q rejected the command: %v", e.AggregateType, e.AggregateID, e.Err)
+	}
+	return fmt.Sprintf("kastor: %s %q rejected command %s: %v", e.AggregateType, e.AggregateID, e.CommandID, e.Err)
+}
+
+// Is matches ErrRejected.
+func (e *RejectedError) Is(target error) bool { return target == ErrRejected }
+
+// Unwrap returns the domain error, so errors.Is(err, myDomainErr) works through it.
+func (e *RejectedError) Unwrap() error { return e.Err }
+
+// VersionConflictError: the command carried an expected version the aggregate is not at.
+type VersionConflictError struct {
+	AggregateType string
+	AggregateID   string
+	Expected      int64
+	Actual        int64
+}
+
+func (e *VersionConflictError) Error() string {
+	return fmt.Sprintf("kastor: %s %q is at version %d, the command expected %d", e.AggregateType, e.AggregateID, e.Actual, e.Expected)
+}
+
+// Is matches ErrVersionConflict.
+func (e *VersionConflictError) Is(target error) bool { return target == ErrVersionConflict }
+
+// InvariantError: the aggregate's invariant check failed on the state the command's events
+// would have produced. The events were not written.
+type InvariantError struct {
+	AggregateType string
+	AggregateID   string
+	Err           error
+}
+
+func (e *InvariantError) Error() string {
+	return fmt.Sprintf("kastor: %s %q: invariant violated: %v", e.AggregateType, e.AggregateID, e.Err)
+}
+
+// Is matches ErrInvariant.
+func (e *InvariantError) Is(target error) bool { return target == ErrInvariant }
+
+// Unwrap returns the invariant check's error.
+func (e *InvariantError) Unwrap() error { return e.Err }
+
+// TimeoutError: the caller stopped waiting. CommandID identifies the command for a retry.
+type TimeoutError struct {
+	CommandID string
+	Err       error // the context's error
+}
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("kastor: no result for command %s: %v (the command may still be applied; re-send it with the same command ID to get its result)", e.CommandID, e.Err)
+}
+
+// Is matches ErrTimeout.
+func (e *TimeoutError) Is(target error) bool { return target == ErrTimeout }
+
+// Unwrap returns the context error.
+func (e *TimeoutError) Unwrap() error { return e.Err }
+
+// NotOwnerError: the shard (partition) was revoked or lost while the work was under way.
+type NotOwnerError struct {
+	Topic     string
+	Partition int32
+}
+
+func (e *NotOwnerError) Error() string {
+	return fmt.Sprintf("kastor: this instance no longer owns %s partition %d", e.Topic, e.Partition)
+}
+
+// Is matches ErrNotOwner.
+func (e *NotOwnerError) Is(target error) bool { return target == ErrNotOwner }
+
+// UndecodableError describes a payload that could not be decoded, and where it came from.
+type UndecodableError struct {
+	// What is being decoded: "event", "command", "state", "snapshot", "schema".
+	What string
+	// Type is the type name from the record's headers, if any.
+	Type string
+	// Fingerprint is the writer schema's CRC-64-AVRO fingerprint, 0 if unknown.
+	Fingerprint uint64
+	// Topic, Partition and Offset locate the record; Offset is -1 when not from Kafka.
+	Topic     string
+	Partition int32
+	Offset    int64
+	Err       error
+}
+
+func (e *UndecodableError) Error() string {
+	msg := "kastor: cannot decode " + e.What
+	if e.Type != "" {
+		msg += " " + e.Type
+	}
+	if e.Fingerprint != 0 {
+		msg += fmt.Sprintf(" (writer schema %016x)", e.Fingerprint)
+	}
+	if e.Topic != "" {
+		msg += fmt.Sprintf(" at %s/%d@%d", e.Topic, e.Partition, e.Offset)
+	}
+	return msg + ": " + e.Err.Error()
+}
+
+// Is matches ErrUndecodable.
+func (e *UndecodableError) Is(target error) bool { return target == ErrUndecodable }
+
+// Unwrap returns the decoder's error.
+func (e *UndecodableError) Unwrap() error { return e.Err }

@@ -1,0 +1,188 @@
+package producer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kastor-dev/kastor/kafkatest"
+	"github.com/kastor-dev/kastor/producer"
+)
+
+var realKafka = kafkatest.NewShared()
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if err := realKafka.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	os.Exit(code)
+}
+
+// backends runs fn against the embedded broker and against real Kafka.
+func backends(t *testing.T, fn func(t *testing.T, c *kafkatest.Cluster)) {
+	t.Run("embedded", func(t *testing.T) { fn(t, kafkatest.StartEmbedded(t)) })
+	t.Run("kafka", func(t *testing.T) { fn(t, realKafka.Get(t)) })
+}
+
+func newAppender(t *testing.T, c *kafkatest.Cluster, opts ...producer.Option) *producer.Appender {
+	t.Helper()
+	a, err := producer.New(c.Brokers(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	return a
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return c
+}
+
+func TestAppendRoutesByMurmur2(t *testing.T) {
+	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+		topic := kafkatest.TopicName(t)
+		c.CreateTopic(t, topic, 7, 1, nil)
+		a := newAppender(t, c)
+		var recs []*kgo.Record
+		for i := range 200 {
+			recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(fmt.Sprintf("agg-%d", i)), Value: []byte("v")})
+		}
+		if err := a.Append(ctx(t), recs...); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, r := range readCommitted(t, c, topic, 200) {
+			if want := producer.PartitionFor(r.Key, 7); r.Partition != want {
+				t.Fatalf("key %s in partition %d, want %d", r.Key, r.Partition, want)
+			}
+			n++
+		}
+		if n != 200 {
+			t.Fatalf("read %d records", n)
+		}
+	})
+}
+
+func TestAppendErrors(t *testing.T) {
+	c := kafkatest.StartEmbedded(t)
+	a := newAppender(t, c)
+	err := a.Append(ctx(t), &kgo.Record{Topic: "nope", Key: []byte("k")})
+	if !errors.Is(err, producer.ErrUnknownTopic) || !strings.Contains(err.Error(), `"nope"`) {
+		t.Fatalf("missing topic: %v", err)
+	}
+	topic := kafkatest.TopicName(t)
+	c.CreateTopic(t, topic, 1, 1, nil)
+	if err := a.Append(ctx(t), &kgo.Record{Topic: topic}); !errors.Is(err, producer.ErrUnkeyed) {
+		t.Fatalf("unkeyed record: %v", err)
+	}
+	if err := a.Transact(ctx(t), func(*producer.Batch) error { return nil }); err == nil {
+		t.Fatal("Transact on a non-transactional appender succeeded")
+	}
+}
+
+func TestNewRefusesWeakerGuarantees(t *testing.T) {
+	for name, opt := range map[string]kgo.Opt{
+		"no idempotence": kgo.DisableIdempotentWrite(),
+		"acks=1":         kgo.RequiredAcks(kgo.LeaderAck()),
+	} {
+		if a, err := producer.New([]string{"127.0.0.1:1"}, producer.ClientOptions(opt)); err == nil {
+			a.Close()
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestTransactCommitsWholeOrNothing(t *testing.T) {
+	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+		topic := kafkatest.TopicName(t)
+		c.CreateTopic(t, topic, 3, 1, nil)
+		a := newAppender(t, c, producer.Transactional(topic+"-tx"))
+		boom := errors.New("boom")
+		err := a.Transact(ctx(t), func(b *producer.Batch) error {
+			for i := range 50 {
+				if err := b.Add(&kgo.Record{Topic: topic, Key: []byte(fmt.Sprint(i)), Value: []byte("aborted")}); err != nil {
+					return err
+				}
+			}
+			return boom
+		})
+		if !errors.Is(err, boom) {
+			t.Fatalf("Transact returned %v, want fn's error", err)
+		}
+		err = a.Transact(ctx(t), func(b *producer.Batch) error {
+			for i := range 50 {
+				if err := b.Add(&kgo.Record{Topic: topic, Key: []byte(fmt.Sprint(i)), Value: []byte("committed")}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range readCommitted(t, c, topic, 50) {
+			if string(r.Value) != "committed" {
+				t.Fatalf("read_committed saw %q at %d/%d", r.Value, r.Partition, r.Offset)
+			}
+		}
+	})
+}
+
+// TestTransactionalFencing is W1's mechanism: a second producer with the same
+// transactional ID fences the first, whose open transaction is aborted and whose commit fails.
+func TestTransactionalFencing(t *testing.T) {
+	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+		topic := kafkatest.TopicName(t)
+		c.CreateTopic(t, topic, 1, 1, nil)
+		id := topic + "-shard-0"
+		old := newAppender(t, c, producer.Transactional(id))
+		next := newAppender(t, c, producer.Transactional(id))
+
+		oldErr := old.Transact(ctx(t), func(b *producer.Batch) error {
+			if err := b.Add(&kgo.Record{Topic: topic, Key: []byte("k"), Value: []byte("old")}); err != nil {
+				return err
+			}
+			// While the old writer's transaction is open, the new one takes over the ID.
+			return next.Transact(ctx(t), func(nb *producer.Batch) error {
+				return nb.Add(&kgo.Record{Topic: topic, Key: []byte("k"), Value: []byte("new")})
+			})
+		})
+		if !errors.Is(oldErr, producer.ErrFenced) {
+			t.Fatalf("the old writer's commit returned %v, want ErrFenced", oldErr)
+		}
+		// The new writer's record is the only committed one.
+		recs := readCommitted(t, c, topic, 1)
+		if string(recs[0].Value) != "new" {
+			t.Fatalf("read_committed saw %q first, want the new writer's record", recs[0].Value)
+		}
+		if err := old.Transact(ctx(t), func(b *producer.Batch) error {
+			return b.Add(&kgo.Record{Topic: topic, Key: []byte("k"), Value: []byte("old-again")})
+		}); err == nil {
+			t.Fatal("the fenced writer committed a later transaction")
+		}
+	})
+}
+
+func readCommitted(t *testing.T, c *kafkatest.Cluster, topic string, n int) []*kgo.Record {
+	t.Helper()
+	cl := c.Client(t, kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	var out []*kgo.Record
+	for len(out) < n {
+		fs := cl.PollFetches(ctx(t))
+		if err := fs.Err0(); err != nil {
+			t.Fatalf("reading %s: %v (have %d of %d records)", topic, err, len(out), n)
+		}
+		out = append(out, fs.Records()...)
+	}
+	return out
+}
