@@ -45,12 +45,12 @@ var accounts = kastor.Aggregate[account, any, kastor.Event]{
 			}
 			return []kastor.Event{opened{}}, nil
 		case deposit:
-			return []kastor.Event{deposited{c.Amount}}, nil
+			return []kastor.Event{deposited(c)}, nil
 		case withdraw:
 			if c.Amount > s.Balance {
 				return nil, fmt.Errorf("%w: balance %d, asked %d", errInsufficientFunds, s.Balance, c.Amount)
 			}
-			return []kastor.Event{withdrawn{c.Amount}}, nil
+			return []kastor.Event{withdrawn(c)}, nil
 		}
 		return nil, fmt.Errorf("unknown command %T", cmd)
 	},

@@ -1,7 +1,13 @@
 // Package snapshot stores aggregate snapshots in a compacted topic co-partitioned with the
-// events topic, so recovering a shard reads its latest snapshots and then only the event
-// tail. Snapshots are a cache, never the truth: one that cannot be decoded is ignored and
-// the aggregate replays from its events.
+// events topic: the snapshot of an aggregate lives in the same partition number (shard) as
+// its events, under the aggregate ID as key, so compaction keeps the latest one.
 //
-// Not implemented yet: this package is part of issue #3.
+// Snapshots are a cache, never the truth. A snapshot whose state cannot be decoded is
+// ignored and the aggregate is rebuilt from its events.
+//
+// Besides per-aggregate snapshots, a snapshots partition holds a shard checkpoint: the
+// events offset up to which every aggregate of the shard is covered by a snapshot.
+// Recovery reads the snapshots partition, then the events partition from the checkpoint,
+// so its cost is bounded by the checkpoint interval and the number of aggregates, never by
+// the length of history (docs/decisions.md, decision 11).
 package snapshot

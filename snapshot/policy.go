@@ -1,0 +1,43 @@
+package snapshot
+
+import "time"
+
+// Policy decides when the gateway writes snapshots and shard checkpoints.
+type Policy struct {
+	// Every snapshots an aggregate each time its version crosses a multiple of Every
+	// (default 100). Negative: never by count (checkpoints still snapshot changed aggregates).
+	Every int64
+	// CheckpointEvery writes a shard checkpoint after this many events in the shard
+	// (default 10,000): recovery then reads at most about this many events per shard.
+	CheckpointEvery int64
+	// CheckpointInterval writes a shard checkpoint at least this often while the shard
+	// changes (default 1 minute).
+	CheckpointInterval time.Duration
+	// OnRevoke checkpoints a shard when the instance hands it over cleanly (default off:
+	// a rebalance then finishes sooner).
+	OnRevoke bool
+}
+
+// WithDefaults returns p with zero fields set to their defaults.
+func (p Policy) WithDefaults() Policy {
+	if p.Every == 0 {
+		p.Every = 100
+	}
+	if p.CheckpointEvery <= 0 {
+		p.CheckpointEvery = 10_000
+	}
+	if p.CheckpointInterval <= 0 {
+		p.CheckpointInterval = time.Minute
+	}
+	return p
+}
+
+// Due reports whether an aggregate going from version before to version after (one
+// command's events) crosses a multiple of Every and so needs a snapshot.
+func (p Policy) Due(before, after int64) bool {
+	p = p.WithDefaults()
+	if p.Every < 0 || after <= before {
+		return false
+	}
+	return after/p.Every > before/p.Every
+}

@@ -1,0 +1,162 @@
+package snapshot
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/linkedin/goavro/v2"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kastor-dev/kastor"
+)
+
+// Record is the snapshot of one aggregate.
+type Record struct {
+	AggregateID string
+	// Version is the aggregate version the state includes.
+	Version int64
+	// EventOffset is the offset, in the events partition, of the last event included.
+	EventOffset int64
+	// CommandIDs are the IDs of the aggregate's most recent commands, oldest first: the
+	// deduplication window, kept with the state so it survives restarts and failover.
+	CommandIDs []string
+	// StateType is the state's type name; StateFingerprint its writer schema.
+	StateType        string
+	StateFingerprint uint64
+	// State is the Avro encoding of the state with that writer schema.
+	State []byte
+}
+
+// CheckpointKey is the key of a shard's checkpoint record. Aggregate IDs may not begin
+// with a NUL byte, so it cannot collide with one.
+const CheckpointKey = "\x00kastor.checkpoint"
+
+// Type names in the kastor.type header of the snapshots topic.
+const (
+	TypeSnapshot   = "kastor.Snapshot"
+	TypeCheckpoint = "kastor.Checkpoint"
+)
+
+// Avro schemas of the values. They belong to kastor, not to the application, so any tool
+// can read a snapshots topic; the state inside is described by its own fingerprint.
+const (
+	SnapshotSchema = `{"type":"record","name":"Snapshot","namespace":"kastor","fields":[` +
+		`{"name":"version","type":"long"},` +
+		`{"name":"eventOffset","type":"long"},` +
+		`{"name":"commandIds","type":{"type":"array","items":"string"}},` +
+		`{"name":"stateType","type":"string"},` +
+		`{"name":"stateFingerprint","type":"long"},` +
+		`{"name":"state","type":"bytes"}]}`
+	CheckpointSchema = `{"type":"record","name":"Checkpoint","namespace":"kastor","fields":[` +
+		`{"name":"eventOffset","type":"long"}]}`
+)
+
+// The codecs encode; decoding is by hand (wire.go).
+var (
+	snapshotCodec   = mustCodec(SnapshotSchema)
+	checkpointCodec = mustCodec(CheckpointSchema)
+)
+
+func mustCodec(s string) *goavro.Codec {
+	c, err := goavro.NewCodec(s)
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+// Encode returns the record's value bytes.
+func (r *Record) Encode() ([]byte, error) {
+	ids := make([]any, len(r.CommandIDs))
+	for i, id := range r.CommandIDs {
+		ids[i] = id
+	}
+	return snapshotCodec.BinaryFromNative(nil, map[string]any{
+		"version":          r.Version,
+		"eventOffset":      r.EventOffset,
+		"commandIds":       ids,
+		"stateType":        r.StateType,
+		"stateFingerprint": int64(r.StateFingerprint),
+		"state":            r.State,
+	})
+}
+
+// decodeSnapshot decodes a snapshot value (see wire.go).
+func decodeSnapshot(key string, value []byte) (Record, error) {
+	rd := reader{b: value}
+	r := Record{AggregateID: key}
+	var fp int64
+	var err error
+	steps := []func() error{
+		func() (err error) { r.Version, err = rd.long(); return },
+		func() (err error) { r.EventOffset, err = rd.long(); return },
+		func() (err error) { r.CommandIDs, err = rd.strings(); return },
+		func() (err error) { r.StateType, err = rd.str(); return },
+		func() (err error) { fp, err = rd.long(); return },
+		func() (err error) { r.State, err = rd.bytes(); return },
+	}
+	names := []string{"version", "eventOffset", "commandIds", "stateType", "stateFingerprint", "state"}
+	for i, step := range steps {
+		if err = step(); err != nil {
+			return Record{}, fmt.Errorf("field %s: %w", names[i], err)
+		}
+	}
+	if len(rd.b) > 0 {
+		return Record{}, fmt.Errorf("%d bytes after the record", len(rd.b))
+	}
+	r.StateFingerprint = uint64(fp)
+	if r.Version < 1 || r.EventOffset < 0 {
+		return Record{}, fmt.Errorf("version %d, event offset %d: not a snapshot of written events", r.Version, r.EventOffset)
+	}
+	return r, nil
+}
+
+// KafkaRecord returns the record to write to the snapshots topic, in partition (the
+// aggregate's shard: the partition of its events).
+func (r *Record) KafkaRecord(topic string, partition int32) (*kgo.Record, error) {
+	if r.AggregateID == "" || r.AggregateID[0] == 0 {
+		return nil, fmt.Errorf("snapshot: aggregate ID %q is empty or starts with NUL", r.AggregateID)
+	}
+	v, err := r.Encode()
+	if err != nil {
+		return nil, fmt.Errorf("snapshot of %q: %w", r.AggregateID, err)
+	}
+	md := kastor.Metadata{AggregateID: r.AggregateID, Version: r.Version, Type: TypeSnapshot}
+	return &kgo.Record{Topic: topic, Partition: partition, Key: []byte(r.AggregateID), Value: v, Headers: headers(md)}, nil
+}
+
+// CheckpointRecord returns the checkpoint record of a shard: every aggregate of the
+// partition is covered by a snapshot up to eventOffset (inclusive) of the events partition.
+func CheckpointRecord(topic string, partition int32, eventOffset int64) (*kgo.Record, error) {
+	v, err := checkpointCodec.BinaryFromNative(nil, map[string]any{"eventOffset": eventOffset})
+	if err != nil {
+		return nil, err
+	}
+	return &kgo.Record{Topic: topic, Partition: partition, Key: []byte(CheckpointKey), Value: v,
+		Headers: headers(kastor.Metadata{Type: TypeCheckpoint})}, nil
+}
+
+func decodeCheckpoint(value []byte) (int64, error) {
+	rd := reader{b: value}
+	off, err := rd.long()
+	if err != nil {
+		return 0, fmt.Errorf("field eventOffset: %w", err)
+	}
+	if len(rd.b) > 0 {
+		return 0, fmt.Errorf("%d bytes after the record", len(rd.b))
+	}
+	if off < -1 {
+		return 0, errors.New("negative event offset " + strconv.FormatInt(off, 10))
+	}
+	return off, nil
+}
+
+func headers(md kastor.Metadata) []kgo.RecordHeader {
+	hs := md.AppendHeaders(nil)
+	out := make([]kgo.RecordHeader, len(hs))
+	for i, h := range hs {
+		out[i] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
+	}
+	return out
+}

@@ -1,0 +1,204 @@
+package snapshot
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kastor-dev/kastor/kafkatest"
+)
+
+var realKafka = kafkatest.NewShared()
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if err := realKafka.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	os.Exit(code)
+}
+
+func TestPolicyDue(t *testing.T) {
+	p := Policy{Every: 10}
+	for _, c := range []struct {
+		before, after int64
+		want          bool
+	}{
+		{0, 1, false}, {8, 9, false}, {9, 10, true}, {9, 12, true}, {10, 11, false},
+		{5, 25, true}, {19, 19, false}, {0, 10, true},
+	} {
+		if got := p.Due(c.before, c.after); got != c.want {
+			t.Errorf("Due(%d, %d) = %v, want %v", c.before, c.after, got, c.want)
+		}
+	}
+	if (Policy{}).Due(99, 100) != true || (Policy{}).Due(98, 99) != false {
+		t.Error("default Every is not 100")
+	}
+	if (Policy{Every: -1}).Due(0, 1_000) {
+		t.Error("Every < 0 still snapshots")
+	}
+}
+
+func TestRecordRoundTrip(t *testing.T) {
+	r := Record{AggregateID: "acct-1", Version: 200, EventOffset: 4711, CommandIDs: []string{"c1", "c2"},
+		StateType: "bank.Account", StateFingerprint: 0xfedc_ba98_7654_3210, State: []byte{1, 2, 3}}
+	kr, err := r.KafkaRecord("snaps", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kr.Partition != 3 || string(kr.Key) != "acct-1" {
+		t.Fatalf("record %+v", kr)
+	}
+	got, err := decodeSnapshot("acct-1", kr.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, r) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, r)
+	}
+	if _, err := (&Record{AggregateID: "\x00x", Version: 1}).KafkaRecord("s", 0); err == nil {
+		t.Fatal("an aggregate ID starting with NUL was accepted")
+	}
+}
+
+func FuzzDecodeSnapshot(f *testing.F) {
+	r := Record{AggregateID: "a", Version: 1, EventOffset: 0, CommandIDs: []string{"c"}, StateType: "t", State: []byte("s")}
+	v, _ := r.Encode()
+	f.Add(v)
+	f.Add([]byte{})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 1<<16 {
+			return
+		}
+		_, _ = decodeSnapshot("k", b) // must not panic
+		_, _ = decodeCheckpoint(b)
+	})
+}
+
+func TestRestore(t *testing.T) {
+	for _, b := range []struct {
+		name string
+		get  func(*testing.T) *kafkatest.Cluster
+	}{
+		{"embedded", func(t *testing.T) *kafkatest.Cluster { return kafkatest.StartEmbedded(t) }},
+		{"kafka", func(t *testing.T) *kafkatest.Cluster { return realKafka.Get(t) }},
+	} {
+		t.Run(b.name, func(t *testing.T) {
+			c := b.get(t)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			topic := kafkatest.TopicName(t)
+			c.CreateTopic(t, topic, 2, 1, map[string]string{"cleanup.policy": "compact"})
+			cl := c.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+			produce := func(recs ...*kgo.Record) {
+				t.Helper()
+				if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			snap := func(id string, version, offset int64) *kgo.Record {
+				r := Record{AggregateID: id, Version: version, EventOffset: offset, StateType: "s", State: []byte(id)}
+				kr, err := r.KafkaRecord(topic, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return kr
+			}
+			const n = 300
+			for i := range n {
+				produce(snap(fmt.Sprintf("a%d", i), 100, int64(i)))
+			}
+			produce(snap("a0", 200, 1000)) // a later snapshot of a0 wins
+			produce(&kgo.Record{Topic: topic, Partition: 1, Key: []byte("a1")})
+			cp, err := CheckpointRecord(topic, 1, 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			produce(cp)
+
+			s, err := Restore(ctx, c.Brokers(), topic, 1, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Read.Records != n+3 {
+				t.Fatalf("read %d records, wrote %d", s.Read.Records, n+3)
+			}
+			if len(s.Snapshots) != n-1 || s.Snapshots["a0"].Version != 200 || s.Checkpoint != 1000 || s.EventsFrom() != 1001 {
+				t.Fatalf("restored %d snapshots, a0 at %d, checkpoint %d", len(s.Snapshots), s.Snapshots["a0"].Version, s.Checkpoint)
+			}
+			if _, ok := s.Snapshots["a1"]; ok {
+				t.Fatal("a1's tombstone did not delete its snapshot")
+			}
+
+			// An undecodable snapshot is ignored and voids the checkpoint.
+			produce(&kgo.Record{Topic: topic, Partition: 1, Key: []byte("a2"), Value: []byte{0xff, 0xff}})
+			s, err = Restore(ctx, c.Brokers(), topic, 1, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Ignored != 1 || s.Checkpoint != -1 || s.EventsFrom() != 0 {
+				t.Fatalf("after a bad record: ignored %d, checkpoint %d", s.Ignored, s.Checkpoint)
+			}
+			if _, ok := s.Snapshots["a2"]; ok {
+				t.Fatal("the undecodable snapshot of a2 was kept")
+			}
+			s.Drop("a3")
+			if _, ok := s.Snapshots["a3"]; ok || s.Checkpoint != -1 {
+				t.Fatal("Drop kept the snapshot or the checkpoint")
+			}
+			// Partition 0 is empty.
+			s, err = Restore(ctx, c.Brokers(), topic, 0, nil)
+			if err != nil || len(s.Snapshots) != 0 || s.Checkpoint != -1 {
+				t.Fatalf("empty partition: %+v %v", s, err)
+			}
+		})
+	}
+}
+
+// TestWireMatchesGoavro checks the hand-written decoder against goavro on valid values,
+// including arrays written in several blocks and with negative (sized) block counts.
+func TestWireMatchesGoavro(t *testing.T) {
+	r := Record{AggregateID: "k", Version: 7, EventOffset: 1 << 40, CommandIDs: []string{"", "x", "ünï"},
+		StateType: "bank.Account", StateFingerprint: 1 << 63, State: make([]byte, 300)}
+	v, err := r.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	native, _, err := snapshotCodec.NativeFromBinary(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeSnapshot("k", v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := native.(map[string]any)
+	if got.Version != m["version"].(int64) || got.EventOffset != m["eventOffset"].(int64) ||
+		int64(got.StateFingerprint) != m["stateFingerprint"].(int64) || len(got.CommandIDs) != 3 || got.CommandIDs[2] != "ünï" {
+		t.Fatalf("hand decoder %+v disagrees with goavro %v", got, m)
+	}
+	// Two blocks, the second with a negative count and a byte size: 2 items, then -1 item (size 2).
+	multi := []byte{0x0e, 0x02, 0x04, 0x02, 'a', 0x02, 'b', 0x01, 0x04, 0x02, 'c', 0x00, 0x00, 0x00, 0x00}
+	nat, _, err := snapshotCodec.NativeFromBinary(multi)
+	if err != nil {
+		t.Fatalf("test vector is not valid Avro: %v", err)
+	}
+	rec, err := decodeSnapshot("k", multi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := nat.(map[string]any)["commandIds"].([]any); len(rec.CommandIDs) != len(want) || rec.CommandIDs[2] != "c" {
+		t.Fatalf("multi-block array: %v, goavro %v", rec.CommandIDs, want)
+	}
+	// A count far beyond the data is refused without allocating for it.
+	huge := []byte{0x02, 0x00, 0xfe, 0xff, 0xff, 0xff, 0x0f}
+	if _, err := decodeSnapshot("k", huge); err == nil {
+		t.Fatal("a 2^31-item array in 7 bytes was accepted")
+	}
+}

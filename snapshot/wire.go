@@ -1,0 +1,81 @@
+package snapshot
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// The snapshot value is decoded by hand rather than with goavro: goavro sizes an array from
+// the block count in the data before reading it, so a corrupt record claiming 2^31 command
+// IDs would make it allocate tens of GiB. Here every count is checked against the bytes
+// that remain. The layout is Avro's binary encoding of SnapshotSchema; tests check it
+// against goavro both ways.
+
+var errShort = errors.New("truncated")
+
+type reader struct{ b []byte }
+
+func (r *reader) long() (int64, error) {
+	u, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		if n == 0 {
+			return 0, errShort
+		}
+		return 0, errors.New("varint overflows 64 bits")
+	}
+	r.b = r.b[n:]
+	return int64(u>>1) ^ -int64(u&1), nil // zig-zag
+}
+
+func (r *reader) bytes() ([]byte, error) {
+	n, err := r.long()
+	if err != nil {
+		return nil, err
+	}
+	if n < 0 || n > int64(len(r.b)) {
+		return nil, fmt.Errorf("length %d with %d bytes left", n, len(r.b))
+	}
+	out := make([]byte, n)
+	copy(out, r.b[:n])
+	r.b = r.b[n:]
+	return out, nil
+}
+
+func (r *reader) str() (string, error) {
+	b, err := r.bytes()
+	return string(b), err
+}
+
+// strings reads an Avro array of strings: blocks of (count, items), ended by a zero count;
+// a negative count is followed by the block's size in bytes.
+func (r *reader) strings() ([]string, error) {
+	var out []string
+	for {
+		n, err := r.long()
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return out, nil
+		}
+		if n < 0 {
+			n = -n
+			if _, err := r.long(); err != nil {
+				return nil, err
+			}
+		}
+		// Every string takes at least one byte (its length), so a count beyond the bytes
+		// left is corrupt, whatever it claims.
+		if n > int64(len(r.b)) {
+			return nil, fmt.Errorf("array of %d items with %d bytes left", n, len(r.b))
+		}
+		for range n {
+			s, err := r.str()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, s)
+		}
+	}
+}
