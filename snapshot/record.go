@@ -18,14 +18,22 @@ type Record struct {
 	Version int64
 	// EventOffset is the offset, in the events partition, of the last event included.
 	EventOffset int64
-	// CommandIDs are the IDs of the aggregate's most recent commands, oldest first: the
+	// Commands are the aggregate's most recent accepted commands, oldest first: the
 	// deduplication window, kept with the state so it survives restarts and failover.
-	CommandIDs []string
+	Commands []Command
 	// StateType is the state's type name; StateFingerprint its writer schema.
 	StateType        string
 	StateFingerprint uint64
 	// State is the Avro encoding of the state with that writer schema.
 	State []byte
+}
+
+// Command is an accepted command in the deduplication window, with the versions of the
+// events it produced (From > To when it produced none), so a re-sent command gets its
+// first result back.
+type Command struct {
+	ID       string
+	From, To int64
 }
 
 // CheckpointKey is the key of a shard's checkpoint record. Aggregate IDs may not begin
@@ -44,7 +52,8 @@ const (
 	SnapshotSchema = `{"type":"record","name":"Snapshot","namespace":"kastor","fields":[` +
 		`{"name":"version","type":"long"},` +
 		`{"name":"eventOffset","type":"long"},` +
-		`{"name":"commandIds","type":{"type":"array","items":"string"}},` +
+		`{"name":"commands","type":{"type":"array","items":{"type":"record","name":"Command","fields":[` +
+		`{"name":"id","type":"string"},{"name":"from","type":"long"},{"name":"to","type":"long"}]}}},` +
 		`{"name":"stateType","type":"string"},` +
 		`{"name":"stateFingerprint","type":"long"},` +
 		`{"name":"state","type":"bytes"}]}`
@@ -68,14 +77,14 @@ func mustCodec(s string) *goavro.Codec {
 
 // Encode returns the record's value bytes.
 func (r *Record) Encode() ([]byte, error) {
-	ids := make([]any, len(r.CommandIDs))
-	for i, id := range r.CommandIDs {
-		ids[i] = id
+	cmds := make([]any, len(r.Commands))
+	for i, c := range r.Commands {
+		cmds[i] = map[string]any{"id": c.ID, "from": c.From, "to": c.To}
 	}
 	return snapshotCodec.BinaryFromNative(nil, map[string]any{
 		"version":          r.Version,
 		"eventOffset":      r.EventOffset,
-		"commandIds":       ids,
+		"commands":         cmds,
 		"stateType":        r.StateType,
 		"stateFingerprint": int64(r.StateFingerprint),
 		"state":            r.State,
@@ -91,12 +100,12 @@ func decodeSnapshot(key string, value []byte) (Record, error) {
 	steps := []func() error{
 		func() (err error) { r.Version, err = rd.long(); return },
 		func() (err error) { r.EventOffset, err = rd.long(); return },
-		func() (err error) { r.CommandIDs, err = rd.strings(); return },
+		func() (err error) { r.Commands, err = rd.commands(); return },
 		func() (err error) { r.StateType, err = rd.str(); return },
 		func() (err error) { fp, err = rd.long(); return },
 		func() (err error) { r.State, err = rd.bytes(); return },
 	}
-	names := []string{"version", "eventOffset", "commandIds", "stateType", "stateFingerprint", "state"}
+	names := []string{"version", "eventOffset", "commands", "stateType", "stateFingerprint", "state"}
 	for i, step := range steps {
 		if err = step(); err != nil {
 			return Record{}, fmt.Errorf("field %s: %w", names[i], err)

@@ -45,7 +45,7 @@ func TestPolicyDue(t *testing.T) {
 }
 
 func TestRecordRoundTrip(t *testing.T) {
-	r := Record{AggregateID: "acct-1", Version: 200, EventOffset: 4711, CommandIDs: []string{"c1", "c2"},
+	r := Record{AggregateID: "acct-1", Version: 200, EventOffset: 4711, Commands: []Command{{"c1", 1, 2}, {"c2", 3, 2}},
 		StateType: "bank.Account", StateFingerprint: 0xfedc_ba98_7654_3210, State: []byte{1, 2, 3}}
 	kr, err := r.KafkaRecord("snaps", 3)
 	if err != nil {
@@ -67,7 +67,7 @@ func TestRecordRoundTrip(t *testing.T) {
 }
 
 func FuzzDecodeSnapshot(f *testing.F) {
-	r := Record{AggregateID: "a", Version: 1, EventOffset: 0, CommandIDs: []string{"c"}, StateType: "t", State: []byte("s")}
+	r := Record{AggregateID: "a", Version: 1, EventOffset: 0, Commands: []Command{{"c", 1, 1}}, StateType: "t", State: []byte("s")}
 	v, _ := r.Encode()
 	f.Add(v)
 	f.Add([]byte{})
@@ -164,7 +164,7 @@ func TestRestore(t *testing.T) {
 // TestWireMatchesGoavro checks the hand-written decoder against goavro on valid values,
 // including arrays written in several blocks and with negative (sized) block counts.
 func TestWireMatchesGoavro(t *testing.T) {
-	r := Record{AggregateID: "k", Version: 7, EventOffset: 1 << 40, CommandIDs: []string{"", "x", "ünï"},
+	r := Record{AggregateID: "k", Version: 7, EventOffset: 1 << 40, Commands: []Command{{"", 1, 0}, {"x", 1, 3}, {"ünï", 4, 4}},
 		StateType: "bank.Account", StateFingerprint: 1 << 63, State: make([]byte, 300)}
 	v, err := r.Encode()
 	if err != nil {
@@ -180,11 +180,14 @@ func TestWireMatchesGoavro(t *testing.T) {
 	}
 	m := native.(map[string]any)
 	if got.Version != m["version"].(int64) || got.EventOffset != m["eventOffset"].(int64) ||
-		int64(got.StateFingerprint) != m["stateFingerprint"].(int64) || len(got.CommandIDs) != 3 || got.CommandIDs[2] != "ünï" {
+		int64(got.StateFingerprint) != m["stateFingerprint"].(int64) || len(got.Commands) != 3 || got.Commands[2] != (Command{"ünï", 4, 4}) {
 		t.Fatalf("hand decoder %+v disagrees with goavro %v", got, m)
 	}
-	// Two blocks, the second with a negative count and a byte size: 2 items, then -1 item (size 2).
-	multi := []byte{0x0e, 0x02, 0x04, 0x02, 'a', 0x02, 'b', 0x01, 0x04, 0x02, 'c', 0x00, 0x00, 0x00, 0x00}
+	// Two blocks, the second with a negative count and a byte size: 2 items, then -1 item (size 4).
+	multi := []byte{0x0e, 0x02,
+		0x04, 0x02, 'a', 0x02, 0x04, 0x02, 'b', 0x06, 0x08,
+		0x01, 0x08, 0x02, 'c', 0x0a, 0x0a,
+		0x00, 0x00, 0x00, 0x00}
 	nat, _, err := snapshotCodec.NativeFromBinary(multi)
 	if err != nil {
 		t.Fatalf("test vector is not valid Avro: %v", err)
@@ -193,8 +196,8 @@ func TestWireMatchesGoavro(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := nat.(map[string]any)["commandIds"].([]any); len(rec.CommandIDs) != len(want) || rec.CommandIDs[2] != "c" {
-		t.Fatalf("multi-block array: %v, goavro %v", rec.CommandIDs, want)
+	if want := nat.(map[string]any)["commands"].([]any); len(rec.Commands) != len(want) || rec.Commands[2] != (Command{"c", 5, 5}) || rec.Commands[1] != (Command{"b", 3, 4}) {
+		t.Fatalf("multi-block array: %v, goavro %v", rec.Commands, want)
 	}
 	// A count far beyond the data is refused without allocating for it.
 	huge := []byte{0x02, 0x00, 0xfe, 0xff, 0xff, 0xff, 0x0f}

@@ -47,10 +47,10 @@ func (r *reader) str() (string, error) {
 	return string(b), err
 }
 
-// strings reads an Avro array of strings: blocks of (count, items), ended by a zero count;
-// a negative count is followed by the block's size in bytes.
-func (r *reader) strings() ([]string, error) {
-	var out []string
+// commands reads an Avro array of Command records: blocks of (count, items), ended by a
+// zero count; a negative count is followed by the block's size in bytes.
+func (r *reader) commands() ([]Command, error) {
+	var out []Command
 	for {
 		n, err := r.long()
 		if err != nil {
@@ -65,17 +65,24 @@ func (r *reader) strings() ([]string, error) {
 				return nil, err
 			}
 		}
-		// Every string takes at least one byte (its length), so a count beyond the bytes
-		// left is corrupt, whatever it claims.
-		if n > int64(len(r.b)) {
+		// Every item takes at least three bytes (a length and two longs), so a count beyond
+		// that is corrupt, whatever it claims.
+		if n > int64(len(r.b))/3 {
 			return nil, fmt.Errorf("array of %d items with %d bytes left", n, len(r.b))
 		}
 		for range n {
-			s, err := r.str()
-			if err != nil {
+			var c Command
+			var err error
+			if c.ID, err = r.str(); err != nil {
 				return nil, err
 			}
-			out = append(out, s)
+			if c.From, err = r.long(); err != nil {
+				return nil, err
+			}
+			if c.To, err = r.long(); err != nil {
+				return nil, err
+			}
+			out = append(out, c)
 		}
 	}
 }

@@ -1,0 +1,137 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/snapshot"
+	"github.com/kastor-dev/kastor/topics"
+)
+
+// Interceptor runs before a command is handled. An error rejects the command (the caller
+// gets a *kastor.RejectedError with its message); nothing is written.
+type Interceptor[C any] func(ctx context.Context, cmd kastor.Command[C]) error
+
+// Listener receives the events of each committed transaction, in order, after the commit:
+// they are durable and visible to read_committed readers. Listeners run on the gateway's
+// loop, so a slow listener slows command processing; hand long work to a goroutine.
+type Listener[E any] func(ctx context.Context, events []kastor.Envelope[E])
+
+// Config configures a Gateway for one aggregate type.
+type Config[S, C, E any] struct {
+	// Aggregate is the aggregate type the gateway executes commands for.
+	Aggregate *kastor.Aggregate[S, C, E]
+	// Namespace and the aggregate type name give the topic names (topics.TopicName).
+	Namespace string
+	// Brokers are the bootstrap brokers.
+	Brokers []string
+	// Codecs of the commands read, the events written and the snapshotted states.
+	Commands Codec[C]
+	Events   Codec[E]
+	States   Codec[S]
+
+	// Group is the consumer group of the gateway instances (default "<ns>.<type>.gateway").
+	Group string
+	// InstanceID distinguishes this instance's transactional ID (default: host, pid and a
+	// random suffix). A restarted instance may reuse it: Kafka then fences its
+	// predecessor's producer at once instead of waiting for its transaction to time out.
+	InstanceID string
+	// MaxBatch is the most commands handled in one transaction (default 500). Larger
+	// batches mean fewer commits (throughput); smaller ones, earlier replies (latency).
+	MaxBatch int
+	// TransactionTimeout bounds how long a transaction may stay open (default 10s). A
+	// paused or crashed instance holds back read_committed readers of its shards for at
+	// most this long; see docs/decisions.md, decision 10.
+	TransactionTimeout time.Duration
+	// Snapshots is the snapshot and checkpoint policy.
+	Snapshots snapshot.Policy
+	// DedupeWindow is how many recent command IDs each aggregate remembers (default 100):
+	// a command re-sent within that many later commands of its aggregate returns its first
+	// result instead of running again.
+	DedupeWindow int
+	// MaxConcurrentRestores bounds how many shards restore at once (default 4).
+	MaxConcurrentRestores int
+
+	Interceptors []Interceptor[C]
+	Listeners    []Listener[E]
+
+	// Logger receives the gateway's logs (default slog.Default()).
+	Logger *slog.Logger
+	// Registerer, when set, registers the gateway's Prometheus metrics.
+	Registerer prometheus.Registerer
+	// ClientOptions are extra franz-go options (TLS, SASL, tuning).
+	ClientOptions []kgo.Opt
+}
+
+func (c *Config[S, C, E]) withDefaults() (*Config[S, C, E], error) {
+	cfg := *c
+	var errs []error
+	if cfg.Aggregate == nil {
+		errs = append(errs, errors.New("gateway: Config.Aggregate is nil"))
+	} else if err := cfg.Aggregate.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.Namespace == "" {
+		errs = append(errs, errors.New("gateway: Config.Namespace is empty"))
+	}
+	if len(cfg.Brokers) == 0 {
+		errs = append(errs, errors.New("gateway: Config.Brokers is empty"))
+	}
+	if cfg.Commands == nil || cfg.Events == nil || cfg.States == nil {
+		errs = append(errs, errors.New("gateway: Config.Commands, Events and States codecs are all required"))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if cfg.Group == "" {
+		cfg.Group = fmt.Sprintf("%s.%s.gateway", cfg.Namespace, cfg.Aggregate.Type)
+	}
+	if cfg.InstanceID == "" {
+		host, _ := os.Hostname()
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		cfg.InstanceID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 500
+	}
+	if cfg.TransactionTimeout <= 0 {
+		cfg.TransactionTimeout = 10 * time.Second
+	}
+	cfg.Snapshots = cfg.Snapshots.WithDefaults()
+	if cfg.DedupeWindow <= 0 {
+		cfg.DedupeWindow = 100
+	}
+	if cfg.MaxConcurrentRestores <= 0 {
+		cfg.MaxConcurrentRestores = 4
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cfg.Logger = cfg.Logger.With("component", "kastor.gateway", "aggregate", cfg.Aggregate.Type)
+	return &cfg, nil
+}
+
+// topicSet holds an aggregate type's topic names.
+type topicSet struct {
+	commands, events, snapshots, replies string
+}
+
+func topicsOf(ns, agg string) topicSet {
+	return topicSet{
+		commands:  topics.TopicName(ns, agg, topics.RoleCommands),
+		events:    topics.TopicName(ns, agg, topics.RoleEvents),
+		snapshots: topics.TopicName(ns, agg, topics.RoleSnapshots),
+		replies:   topics.TopicName(ns, agg, topics.RoleReplies),
+	}
+}

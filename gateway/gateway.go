@@ -1,0 +1,220 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Gateway executes the commands of one aggregate type. Run it in as many processes as
+// needed: they share the commands topic's partitions (shards) through a consumer group,
+// and each shard has one writer at a time.
+type Gateway[S, C, E any] struct {
+	cfg     *Config[S, C, E]
+	topics  topicSet
+	metrics *metrics
+
+	mu       sync.Mutex
+	shards   map[int32]*shard[S]
+	assigned map[int32]bool // assigned, not yet restored
+	// partitions is the partition count shared by the aggregate type's topics.
+	partitions int32
+
+	restoredMu sync.Mutex
+	restored   []Recovery
+}
+
+// New validates cfg and returns a gateway; Run starts it.
+func New[S, C, E any](cfg Config[S, C, E]) (*Gateway[S, C, E], error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway[S, C, E]{
+		cfg:      c,
+		topics:   topicsOf(c.Namespace, c.Aggregate.Type),
+		shards:   map[int32]*shard[S]{},
+		assigned: map[int32]bool{},
+	}
+	g.metrics, err = newMetrics(c.Registerer, c.Aggregate.Type)
+	if err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// checkTopics verifies the aggregate type's topics exist with one partition count, and
+// returns it.
+func (g *Gateway[S, C, E]) checkTopics(ctx context.Context, cl *kgo.Client) (int32, error) {
+	names := []string{g.topics.commands, g.topics.events, g.topics.snapshots, g.topics.replies}
+	m, err := kadm.NewClient(cl).Metadata(ctx, names...)
+	if err != nil {
+		return 0, fmt.Errorf("gateway: metadata: %w", err)
+	}
+	var n int32 = -1
+	for _, name := range names {
+		td, ok := m.Topics[name]
+		if !ok || td.Err != nil {
+			return 0, fmt.Errorf("gateway: topic %q is missing (create the topic set with `kastor topics apply`)", name)
+		}
+		p := int32(len(td.Partitions))
+		if n >= 0 && p != n {
+			return 0, fmt.Errorf("gateway: topic %q has %d partitions and %q has %d: an aggregate type's topics must have the same count, since a partition number is a shard in all of them",
+				name, p, g.topics.commands, n)
+		}
+		n = p
+	}
+	return n, nil
+}
+
+// Run executes commands until ctx ends, then finishes the open transaction, leaves the
+// group and returns nil. It returns an error when it cannot go on: topics missing, a shard
+// whose events cannot be replayed, or the cluster unreachable beyond retries.
+func (g *Gateway[S, C, E]) Run(ctx context.Context) error {
+	cfg := g.cfg
+	opts := append([]kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.TransactionalID(cfg.Group + "-" + cfg.InstanceID),
+		kgo.TransactionTimeout(cfg.TransactionTimeout),
+		kgo.ConsumerGroup(cfg.Group),
+		kgo.ConsumeTopics(g.topics.commands),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(0),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			for _, p := range m[g.topics.commands] {
+				g.assigned[p] = true
+			}
+		}),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { g.drop(m) }),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { g.drop(m) }),
+		kgo.WithLogger(kgoLogger{cfg.Logger}),
+	}, cfg.ClientOptions...)
+	sess, err := kgo.NewGroupTransactSession(opts...)
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	defer sess.Close()
+
+	p, err := g.checkTopics(ctx, sess.Client())
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	g.partitions = p
+	cfg.Logger.Info("gateway started", "group", cfg.Group, "instance", cfg.InstanceID, "partitions", p)
+
+	for {
+		fetches := sess.PollRecords(ctx, cfg.MaxBatch)
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			break
+		}
+		var fetchErr error
+		fetches.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) && fetchErr == nil {
+				fetchErr = fmt.Errorf("gateway: fetch %s/%d: %w", t, p, err)
+			}
+		})
+		if fetchErr != nil {
+			cfg.Logger.Warn("fetch error; retrying", "err", fetchErr)
+			continue
+		}
+		if err := g.restorePending(ctx); err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			return err
+		}
+		if err := g.processBatch(ctx, sess, fetches.Records()); err != nil {
+			return err
+		}
+	}
+	cfg.Logger.Info("gateway stopping")
+	return nil
+}
+
+// drop forgets revoked or lost shards: another instance owns them now.
+func (g *Gateway[S, C, E]) drop(m map[string][]int32) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, p := range m[g.topics.commands] {
+		delete(g.shards, p)
+		delete(g.assigned, p)
+	}
+}
+
+// restorePending restores the shards assigned since the last poll, a few at a time.
+func (g *Gateway[S, C, E]) restorePending(ctx context.Context) error {
+	g.mu.Lock()
+	var todo []int32
+	for p := range g.assigned {
+		todo = append(todo, p)
+	}
+	g.mu.Unlock()
+	if len(todo) == 0 {
+		return nil
+	}
+	sem := make(chan struct{}, g.cfg.MaxConcurrentRestores)
+	var wg sync.WaitGroup
+	errs := make([]error, len(todo))
+	for i, p := range todo {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			sh, st, err := g.restore(ctx, p)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			g.metrics.recovery.Observe(st.Duration.Seconds())
+			g.cfg.Logger.Info("shard restored", "partition", p, "snapshots_read", st.SnapshotRecords,
+				"events_read", st.EventRecords, "aggregates", st.Aggregates, "took", st.Duration.Round(time.Millisecond))
+			g.restoredMu.Lock()
+			g.restored = append(g.restored, st)
+			g.restoredMu.Unlock()
+			g.mu.Lock()
+			if g.assigned[p] { // still ours
+				delete(g.assigned, p)
+				g.shards[p] = sh
+			}
+			g.mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Recoveries returns the shard restores this gateway has done, oldest first.
+func (g *Gateway[S, C, E]) Recoveries() []Recovery {
+	g.restoredMu.Lock()
+	defer g.restoredMu.Unlock()
+	return append([]Recovery(nil), g.restored...)
+}
+
+// shard returns the restored shard p, or nil when it is not (or no longer) owned.
+func (g *Gateway[S, C, E]) shard(p int32) *shard[S] {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.shards[p]
+}
+
+type kgoLogger struct {
+	l interface{ Warn(string, ...any) }
+}
+
+func (k kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
+func (k kgoLogger) Log(level kgo.LogLevel, msg string, kv ...any) {
+	if level <= kgo.LogLevelWarn && level != kgo.LogLevelNone {
+		k.l.Warn(msg, kv...)
+	}
+}

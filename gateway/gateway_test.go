@@ -1,0 +1,363 @@
+package gateway_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/gateway"
+	"github.com/kastor-dev/kastor/kafkatest"
+	"github.com/kastor-dev/kastor/producer"
+	"github.com/kastor-dev/kastor/snapshot"
+	"github.com/kastor-dev/kastor/topics"
+)
+
+var realKafka = kafkatest.NewShared()
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if err := realKafka.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	os.Exit(code)
+}
+
+func backends(t *testing.T, fn func(t *testing.T, c *kafkatest.Cluster)) {
+	t.Run("embedded", func(t *testing.T) { fn(t, kafkatest.StartEmbedded(t)) })
+	t.Run("kafka", func(t *testing.T) { fn(t, realKafka.Get(t)) })
+}
+
+const callerID = "test-caller"
+
+// rig is one aggregate type's topic set on a cluster, with a raw client that writes
+// commands as a caller would and reads replies and events back.
+type rig struct {
+	t          *testing.T
+	c          *kafkatest.Cluster
+	ns         string
+	partitions int32
+	commands   string
+	events     string
+	snapshots  string
+	replies    string
+	cl         *kgo.Client
+	replyCl    *kgo.Client
+	got        map[string]gateway.Reply
+}
+
+func newRig(t *testing.T, c *kafkatest.Cluster, partitions int32) *rig {
+	ns := strings.ToLower(strings.ReplaceAll(kafkatest.TopicName(t), "/", "-"))
+	r := &rig{t: t, c: c, ns: ns, partitions: partitions, got: map[string]gateway.Reply{},
+		commands:  topics.TopicName(ns, "bank.account", topics.RoleCommands),
+		events:    topics.TopicName(ns, "bank.account", topics.RoleEvents),
+		snapshots: topics.TopicName(ns, "bank.account", topics.RoleSnapshots),
+		replies:   topics.TopicName(ns, "bank.account", topics.RoleReplies),
+	}
+	for _, name := range []string{r.commands, r.events, r.replies} {
+		c.CreateTopic(t, name, partitions, 1, nil)
+	}
+	c.CreateTopic(t, r.snapshots, partitions, 1, map[string]string{"cleanup.policy": "compact"})
+	r.cl = c.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	r.replyCl = c.Client(t, kgo.ConsumeTopics(r.replies), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	return r
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func (r *rig) config(mod ...func(*gateway.Config[account, command, kastor.Event])) gateway.Config[account, command, kastor.Event] {
+	cfg := gateway.Config[account, command, kastor.Event]{
+		Aggregate: bankAggregate(), Namespace: r.ns, Brokers: r.c.Brokers(),
+		Commands: commandCodec, Events: eventCodec, States: stateCodec,
+		Logger: quietLogger(), TransactionTimeout: 10 * time.Second,
+	}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	return cfg
+}
+
+// start runs a gateway until the test ends or the returned stop is called.
+func (r *rig) start(cfg gateway.Config[account, command, kastor.Event]) (*gateway.Gateway[account, command, kastor.Event], func()) {
+	r.t.Helper()
+	g, err := gateway.New(cfg)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				r.t.Errorf("gateway Run: %v", err)
+			}
+		})
+	}
+	r.t.Cleanup(stop)
+	return g, stop
+}
+
+type sendOpt func(*kgo.Record)
+
+func withExpected(v int64) sendOpt {
+	return func(rec *kgo.Record) {
+		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: gateway.HeaderExpectedVersion, Value: []byte(fmt.Sprint(v))})
+	}
+}
+
+// send appends a command as a caller does and waits for its reply.
+func (r *rig) send(aggID, cmdID string, c command, opts ...sendOpt) gateway.Reply {
+	r.t.Helper()
+	delete(r.got, cmdID) // a re-sent command gets a reply of its own
+	r.submit(aggID, cmdID, c, opts...)
+	return r.reply(cmdID)
+}
+
+func (r *rig) submit(aggID, cmdID string, c command, opts ...sendOpt) {
+	r.t.Helper()
+	enc, err := commandCodec.Encode(c)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	md := kastor.Metadata{AggregateID: aggID, CommandID: cmdID, Type: enc.Type, Fingerprint: enc.Fingerprint}
+	var hs []kgo.RecordHeader
+	for _, h := range md.AppendHeaders(nil) {
+		hs = append(hs, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+	}
+	hs = append(hs, kgo.RecordHeader{Key: gateway.HeaderReplyTo, Value: []byte(callerID)})
+	rec := &kgo.Record{Topic: r.commands, Partition: producer.PartitionFor([]byte(aggID), r.partitions), Key: []byte(aggID), Value: enc.Data, Headers: hs}
+	for _, o := range opts {
+		o(rec)
+	}
+	r.produce(rec)
+}
+
+func (r *rig) produce(recs ...*kgo.Record) {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := r.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rig) reply(cmdID string) gateway.Reply {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	for {
+		if rep, ok := r.got[cmdID]; ok {
+			return rep
+		}
+		fs := r.replyCl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			r.t.Fatalf("no reply to command %s", cmdID)
+		}
+		fs.EachRecord(func(rec *kgo.Record) {
+			rep, err := gateway.DecodeReply(rec.Value)
+			if err != nil {
+				r.t.Fatalf("undecodable reply: %v", err)
+			}
+			if string(rec.Key) != callerID {
+				r.t.Fatalf("reply keyed %q, want the caller ID", rec.Key)
+			}
+			r.got[rep.CommandID] = rep
+		})
+	}
+}
+
+// eventsOf reads the events topic back, checks every aggregate's versions are 1..n without
+// gap or duplicate, and returns the events per aggregate.
+func (r *rig) eventsOf() map[string][]kastor.Metadata {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ends, err := r.c.Admin().ListCommittedOffsets(ctx, r.events)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	out := map[string][]kastor.Metadata{}
+	for p := range r.partitions {
+		end, _ := ends.Lookup(r.events, p)
+		if end.Offset == 0 {
+			continue
+		}
+		cl := r.c.Client(r.t, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.events: {p: kgo.NewOffset().AtStart()}}),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+		for done := false; !done; {
+			fs := cl.PollFetches(ctx)
+			if ctx.Err() != nil {
+				r.t.Fatalf("reading events partition %d", p)
+			}
+			fs.EachRecord(func(rec *kgo.Record) {
+				if rec.Offset+1 >= end.Offset {
+					done = true
+				}
+				if rec.Attrs.IsControl() {
+					return
+				}
+				var hs []kastor.Header
+				for _, h := range rec.Headers {
+					hs = append(hs, kastor.Header{Key: h.Key, Value: h.Value})
+				}
+				md, err := kastor.ParseHeaders(hs)
+				if err != nil {
+					r.t.Fatal(err)
+				}
+				if want := producer.PartitionFor(rec.Key, r.partitions); rec.Partition != want {
+					r.t.Fatalf("event of %s in partition %d, want %d", rec.Key, rec.Partition, want)
+				}
+				out[md.AggregateID] = append(out[md.AggregateID], md)
+			})
+		}
+		cl.Close()
+	}
+	for id, evs := range out {
+		for i, md := range evs {
+			if md.Version != int64(i)+1 {
+				r.t.Fatalf("aggregate %s: event %d has version %d: versions are not contiguous", id, i+1, md.Version)
+			}
+		}
+	}
+	return out
+}
+
+func TestCommandsEventsAndTypedRejections(t *testing.T) {
+	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+		r := newRig(t, c, 3)
+		r.start(r.config())
+
+		ok := func(rep gateway.Reply, from, to int64) {
+			t.Helper()
+			if rep.Status != gateway.StatusOK || rep.From != from || rep.To != to {
+				t.Fatalf("reply %+v, want OK %d..%d", rep, from, to)
+			}
+		}
+		ok(r.send("a1", "c1", openAccount{}), 1, 1)
+		ok(r.send("a1", "c2", deposit{100}), 2, 2)
+		ok(r.send("a1", "c3", depositTwice{5}), 3, 4)
+		ok(r.send("a2", "c4", openAccount{}), 1, 1)
+
+		// W3: rejections write nothing and come back typed and readable.
+		rep := r.send("a1", "c5", withdraw{500})
+		err := rep.Err("bank.account")
+		if rep.Status != gateway.StatusRejected || !errors.Is(err, kastor.ErrRejected) || !strings.Contains(err.Error(), "insufficient funds: balance 110, asked 500") {
+			t.Fatalf("withdraw too much: %+v / %v", rep, err)
+		}
+		rep = r.send("a1", "c6", deposit{1}, withExpected(2))
+		var vc *kastor.VersionConflictError
+		if err := rep.Err("bank.account"); !errors.As(err, &vc) || vc.Expected != 2 || vc.Actual != 4 {
+			t.Fatalf("version conflict: %+v / %v", rep, err)
+		}
+		rep = r.send("a1", "c7", deposit{2_000_000})
+		if err := rep.Err("bank.account"); !errors.Is(err, kastor.ErrInvariant) || !strings.Contains(err.Error(), "account limit") {
+			t.Fatalf("invariant: %+v / %v", rep, err)
+		}
+		// A malformed payload.
+		r.produce(&kgo.Record{Topic: r.commands, Partition: producer.PartitionFor([]byte("a1"), 3), Key: []byte("a1"), Value: []byte("{not json"),
+			Headers: []kgo.RecordHeader{{Key: kastor.HeaderCommandID, Value: []byte("c8")}, {Key: kastor.HeaderType, Value: []byte("bank.Deposit")},
+				{Key: gateway.HeaderReplyTo, Value: []byte(callerID)}}})
+		rep = r.reply("c8")
+		if err := rep.Err("bank.account"); !errors.Is(err, kastor.ErrUndecodable) {
+			t.Fatalf("malformed payload: %+v / %v", rep, err)
+		}
+		// W4: the same command ID again returns the first result and writes nothing.
+		rep = r.send("a1", "c3", depositTwice{5})
+		if rep.Status != gateway.StatusDuplicate || rep.From != 3 || rep.To != 4 {
+			t.Fatalf("duplicate: %+v, want DUPLICATE 3..4", rep)
+		}
+		ok(r.send("a1", "c9", withdraw{10}), 5, 5)
+
+		evs := r.eventsOf()
+		if len(evs["a1"]) != 5 || len(evs["a2"]) != 1 {
+			t.Fatalf("events: a1 has %d, a2 has %d; want 5 and 1", len(evs["a1"]), len(evs["a2"]))
+		}
+		last := evs["a1"][4]
+		if last.CommandID != "c9" || last.CausationID != "c9" || last.CorrelationID != "c9" || last.Type != "bank.MoneyWithdrawn" || last.AggregateType != "bank.account" {
+			t.Fatalf("envelope of the last event: %+v", last)
+		}
+	})
+}
+
+func TestRestartKeepsStateAndDedupe(t *testing.T) {
+	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+		r := newRig(t, c, 2)
+		_, stop := r.start(r.config())
+		r.send("acct", "open", openAccount{})
+		r.send("acct", "dep", deposit{70})
+		stop()
+
+		// A new instance restores the shard from the events; the dedupe window came with it.
+		r.start(r.config())
+		if rep := r.send("acct", "dep", deposit{70}); rep.Status != gateway.StatusDuplicate || rep.From != 2 || rep.To != 2 {
+			t.Fatalf("re-sent after restart: %+v, want DUPLICATE 2..2", rep)
+		}
+		if rep := r.send("acct", "w1", withdraw{100}); rep.Status != gateway.StatusRejected {
+			t.Fatalf("state lost across restart: withdraw 100 from 70 gave %+v", rep)
+		}
+		if rep := r.send("acct", "w2", withdraw{70}); rep.Status != gateway.StatusOK || rep.From != 3 {
+			t.Fatalf("withdraw 70: %+v", rep)
+		}
+		if n := len(r.eventsOf()["acct"]); n != 3 {
+			t.Fatalf("%d events, want 3", n)
+		}
+	})
+}
+
+// TestRecoveryReadsSnapshotsAndTail is W5: after many snapshotted aggregates, a restore reads
+// the snapshots and only the events after the shard checkpoint.
+func TestRecoveryReadsSnapshotsAndTail(t *testing.T) {
+	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+		r := newRig(t, c, 1)
+		pol := snapshot.Policy{Every: 5, CheckpointEvery: 100, CheckpointInterval: time.Hour}
+		_, stop := r.start(r.config(func(cfg *gateway.Config[account, command, kastor.Event]) { cfg.Snapshots = pol }))
+		const aggs, perAgg = 200, 6
+		for i := range aggs {
+			r.submit(fmt.Sprintf("a%03d", i), fmt.Sprintf("open-%d", i), openAccount{})
+		}
+		for k := 1; k < perAgg; k++ {
+			for i := range aggs {
+				r.submit(fmt.Sprintf("a%03d", i), fmt.Sprintf("dep-%d-%d", i, k), deposit{1})
+			}
+		}
+		last := fmt.Sprintf("dep-%d-%d", aggs-1, perAgg-1)
+		if rep := r.reply(last); rep.Status != gateway.StatusOK {
+			t.Fatalf("last command: %+v", rep)
+		}
+		stop()
+		total := aggs * perAgg
+		if evs := r.eventsOf(); len(evs) != aggs {
+			t.Fatalf("%d aggregates have events, want %d", len(evs), aggs)
+		}
+
+		g, _ := r.start(r.config(func(cfg *gateway.Config[account, command, kastor.Event]) { cfg.Snapshots = pol }))
+		rep := r.send("a000", "check", withdraw{perAgg - 1})
+		if rep.Status != gateway.StatusOK || rep.From != perAgg+1 {
+			t.Fatalf("after restore a000 answered %+v, want OK at version %d", rep, perAgg+1)
+		}
+		rec := g.Recoveries()
+		if len(rec) != 1 {
+			t.Fatalf("%d recoveries, want 1", len(rec))
+		}
+		t.Logf("restore read %d snapshot records and %d of %d events", rec[0].SnapshotRecords, rec[0].EventRecords, total)
+		if rec[0].EventRecords >= int(pol.CheckpointEvery)+500 || rec[0].EventRecords >= total/2 {
+			t.Fatalf("restore read %d events of %d: not bounded by the checkpoint", rec[0].EventRecords, total)
+		}
+		if rec[0].Aggregates != aggs {
+			t.Fatalf("restored %d aggregates, want %d", rec[0].Aggregates, aggs)
+		}
+	})
+}

@@ -1,0 +1,393 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/producer"
+	"github.com/kastor-dev/kastor/snapshot"
+)
+
+// batch is the work of one transaction. Nothing in it touches the shards until the
+// transaction has committed: an aborted batch is simply dropped, and the session rewinds
+// to the last committed command offsets.
+type batch[S, E any] struct {
+	shards  map[int32]*shard[S]
+	pending map[int32]map[string]*entry[S]
+	events  []stagedEvent[E]
+	replies []*kgo.Record
+	due     map[int32]map[string]bool // aggregates whose snapshot is due
+	// checkpointed shards got a checkpoint in this transaction.
+	checkpointed map[int32]bool
+	snapshots    int
+	status       map[Status]int
+	started      []time.Time // append times of the commands, for latency
+
+	mu         sync.Mutex
+	produceErr error
+	wg         sync.WaitGroup
+}
+
+type stagedEvent[E any] struct {
+	rec *kgo.Record
+	env kastor.Envelope[E]
+}
+
+func (b *batch[S, E]) entry(sh *shard[S], id string, initial func(string) S) *entry[S] {
+	pm := b.pending[sh.partition]
+	if pm == nil {
+		pm = map[string]*entry[S]{}
+		b.pending[sh.partition] = pm
+	}
+	if e := pm[id]; e != nil {
+		return e
+	}
+	var e *entry[S]
+	if committed := sh.aggs[id]; committed != nil {
+		e = committed.clone()
+	} else {
+		e = &entry[S]{state: initial(id), eventOffset: -1}
+	}
+	pm[id] = e
+	return e
+}
+
+func (b *batch[S, E]) produce(sess *kgo.GroupTransactSession, ctx context.Context, r *kgo.Record) {
+	b.wg.Add(1)
+	sess.Produce(ctx, r, func(_ *kgo.Record, err error) {
+		defer b.wg.Done()
+		if err != nil {
+			b.mu.Lock()
+			if b.produceErr == nil {
+				b.produceErr = err
+			}
+			b.mu.Unlock()
+		}
+	})
+}
+
+// processBatch handles the commands of one poll in one transaction.
+func (g *Gateway[S, C, E]) processBatch(ctx context.Context, sess *kgo.GroupTransactSession, recs []*kgo.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	cfg := g.cfg
+	// The transaction is finished even when ctx ends meanwhile: graceful shutdown commits
+	// what was handled rather than leaving it to time out.
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.TransactionTimeout)
+	defer cancel()
+	if err := sess.Begin(); err != nil {
+		return fmt.Errorf("gateway: begin transaction: %w", err)
+	}
+	b := &batch[S, E]{
+		shards:  map[int32]*shard[S]{},
+		pending: map[int32]map[string]*entry[S]{},
+		due:     map[int32]map[string]bool{},
+		status:  map[Status]int{},
+
+		checkpointed: map[int32]bool{},
+	}
+	abort := false
+	for _, r := range recs {
+		sh := b.shards[r.Partition]
+		if sh == nil {
+			sh = g.shard(r.Partition)
+			if sh == nil {
+				abort = true // revoked while polling: the new owner handles these commands
+				break
+			}
+			b.shards[r.Partition] = sh
+		}
+		g.handle(tctx, sess, b, sh, r)
+	}
+	if !abort && len(b.due) > 0 || !abort && g.checkpointsDue(b) {
+		// Snapshots name the offset of the last event they include: wait for the events'
+		// offsets, still inside the transaction.
+		if err := sess.Client().Flush(tctx); err != nil {
+			abort = true
+		}
+		b.wg.Wait()
+		if !abort && b.produceErr == nil {
+			g.stageSnapshots(tctx, sess, b)
+		}
+	}
+	b.wg.Wait()
+	if b.produceErr != nil {
+		cfg.Logger.Warn("aborting transaction: a record was not written", "err", b.produceErr)
+		abort = true
+	}
+	committed, err := sess.End(tctx, kgo.TransactionEndTry(!abort))
+	if err != nil {
+		g.metrics.txns.WithLabelValues("aborted").Inc()
+		if errors.Is(err, kgo.ErrClientClosed) || ctx.Err() != nil {
+			return nil
+		}
+		cfg.Logger.Warn("ending transaction failed; its commands will be handled again", "err", err)
+		return nil
+	}
+	if !committed {
+		g.metrics.txns.WithLabelValues("aborted").Inc()
+		return nil
+	}
+	g.metrics.txns.WithLabelValues("committed").Inc()
+	g.apply(b)
+	g.metrics.batch.Observe(float64(len(recs)))
+	g.metrics.snapshots.Add(float64(b.snapshots))
+	for s, n := range b.status {
+		g.metrics.commands.WithLabelValues(string(s)).Add(float64(n))
+	}
+	now := time.Now()
+	for _, t := range b.started {
+		g.metrics.latency.Observe(now.Sub(t).Seconds())
+	}
+	if len(b.events) > 0 {
+		g.metrics.events.Add(float64(len(b.events)))
+		if len(cfg.Listeners) > 0 {
+			envs := make([]kastor.Envelope[E], len(b.events))
+			for i, se := range b.events {
+				envs[i] = se.env
+				envs[i].Offset = se.rec.Offset
+				envs[i].Timestamp = se.rec.Timestamp
+			}
+			for _, l := range cfg.Listeners {
+				l(ctx, envs)
+			}
+		}
+	}
+	return nil
+}
+
+// handle executes one command and stages its events and reply.
+func (g *Gateway[S, C, E]) handle(ctx context.Context, sess *kgo.GroupTransactSession, b *batch[S, E], sh *shard[S], r *kgo.Record) {
+	cfg := g.cfg
+	id := string(r.Key)
+	b.started = append(b.started, r.Timestamp)
+	reply := Reply{AggregateID: id, From: 1, To: 0}
+	ch, herr := parseCommandHeaders(r.Headers)
+	reply.CommandID = ch.CommandID
+	defer func() {
+		b.status[reply.Status]++
+		if ch.ReplyTo == "" {
+			return
+		}
+		v, err := reply.Encode()
+		if err != nil {
+			cfg.Logger.Error("encoding a reply", "err", err)
+			return
+		}
+		b.produce(sess, ctx, &kgo.Record{
+			Topic: g.topics.replies, Partition: producer.PartitionFor([]byte(ch.ReplyTo), g.partitions),
+			Key: []byte(ch.ReplyTo), Value: v,
+		})
+	}()
+	fail := func(s Status, err error) { reply.Status, reply.Message = s, err.Error() }
+
+	if herr != nil {
+		fail(StatusUndecodable, herr)
+		return
+	}
+	if ch.CommandID == "" {
+		fail(StatusUndecodable, errors.New("the command has no kastor.command.id header"))
+		return
+	}
+	if len(id) == 0 || id[0] == 0 {
+		fail(StatusUndecodable, fmt.Errorf("aggregate ID %q is empty or starts with NUL", id))
+		return
+	}
+	if !ch.Deadline.IsZero() && time.Now().After(ch.Deadline) {
+		fail(StatusExpired, fmt.Errorf("read %v after its deadline; not executed", time.Since(ch.Deadline).Round(time.Millisecond)))
+		return
+	}
+	payload, err := cfg.Commands.Decode(Encoded{Type: ch.Type, Fingerprint: ch.Fingerprint, Data: r.Value})
+	if err != nil {
+		fail(StatusUndecodable, &kastor.UndecodableError{What: "command", Type: ch.Type, Fingerprint: ch.Fingerprint, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err})
+		return
+	}
+	e := b.entry(sh, id, cfg.Aggregate.Initial)
+	if prev, ok := e.seen(ch.CommandID); ok {
+		reply.Status, reply.From, reply.To = StatusDuplicate, prev.From, prev.To
+		return
+	}
+	correlation := ch.CorrelationID
+	if correlation == "" {
+		correlation = ch.CommandID
+	}
+	cmd := kastor.Command[C]{AggregateID: id, ID: ch.CommandID, ExpectedVersion: ch.ExpectedVersion, CorrelationID: correlation, Payload: payload}
+	for _, ic := range cfg.Interceptors {
+		if err := ic(ctx, cmd); err != nil {
+			fail(StatusRejected, err)
+			return
+		}
+	}
+	out, err := cfg.Aggregate.Execute(e.state, e.version, cmd)
+	if err != nil {
+		var vc *kastor.VersionConflictError
+		var re *kastor.RejectedError
+		var ie *kastor.InvariantError
+		switch {
+		case errors.As(err, &vc):
+			reply.Status, reply.Expected, reply.Actual, reply.Message = StatusConflict, vc.Expected, vc.Actual, err.Error()
+		case errors.As(err, &re):
+			fail(StatusRejected, re.Err)
+		case errors.As(err, &ie):
+			fail(StatusInvariant, ie.Err)
+		default:
+			fail(StatusRejected, err)
+		}
+		return
+	}
+	// Encode every event before staging any, so a codec failure writes nothing.
+	encoded := make([]Encoded, len(out.Events))
+	for i, ev := range out.Events {
+		if encoded[i], err = cfg.Events.Encode(ev); err != nil {
+			fail(StatusRejected, fmt.Errorf("kastor: cannot encode event %d of the command: %w", i+1, err))
+			return
+		}
+	}
+	before := e.version
+	for i, ev := range out.Events {
+		md := kastor.Metadata{
+			AggregateType: cfg.Aggregate.Type, AggregateID: id, Version: before + int64(i) + 1,
+			Type: encoded[i].Type, Fingerprint: encoded[i].Fingerprint,
+			CommandID: ch.CommandID, CorrelationID: correlation, CausationID: ch.CommandID,
+		}
+		if t, ok := any(ev).(kastor.Tagged); ok {
+			md.Tags = t.Tags()
+		}
+		rec := &kgo.Record{Topic: g.topics.events, Partition: sh.partition, Key: r.Key, Value: encoded[i].Data, Headers: kgoHeaders(&md)}
+		b.produce(sess, ctx, rec)
+		b.events = append(b.events, stagedEvent[E]{rec: rec, env: kastor.Envelope[E]{Metadata: md, Event: ev, Topic: g.topics.events, Partition: sh.partition}})
+	}
+	e.state, e.version = out.State, out.Version
+	e.remember(snapshot.Command{ID: ch.CommandID, From: before + 1, To: out.Version}, cfg.DedupeWindow)
+	if cfg.Snapshots.Due(before, out.Version) {
+		if b.due[sh.partition] == nil {
+			b.due[sh.partition] = map[string]bool{}
+		}
+		b.due[sh.partition][id] = true
+	}
+	reply.Status, reply.From, reply.To = StatusOK, before+1, out.Version
+}
+
+// checkpointsDue reports whether any shard of the batch needs a checkpoint.
+func (g *Gateway[S, C, E]) checkpointsDue(b *batch[S, E]) bool {
+	for p := range b.pending {
+		if g.checkpointDue(b.shards[p], b) {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *Gateway[S, C, E]) checkpointDue(sh *shard[S], b *batch[S, E]) bool {
+	if sh == nil {
+		return false
+	}
+	n := sh.sinceCheckpoint
+	for _, se := range b.events {
+		if se.env.Partition == sh.partition {
+			n++
+		}
+	}
+	if n == 0 {
+		return false
+	}
+	pol := g.cfg.Snapshots
+	return n >= pol.CheckpointEvery || time.Since(sh.lastCheckpoint) >= pol.CheckpointInterval
+}
+
+// stageSnapshots writes the snapshots due and the shard checkpoints due, after the batch's
+// events have their offsets.
+func (g *Gateway[S, C, E]) stageSnapshots(ctx context.Context, sess *kgo.GroupTransactSession, b *batch[S, E]) {
+	for _, se := range b.events {
+		e := b.pending[se.env.Partition][se.env.AggregateID]
+		e.eventOffset = max(e.eventOffset, se.rec.Offset)
+	}
+	for p, sh := range b.shards {
+		ids := b.due[p]
+		checkpoint := g.checkpointDue(sh, b)
+		if checkpoint {
+			ids = map[string]bool{}
+			for id := range sh.dirty {
+				ids[id] = true
+			}
+			for id := range b.pending[p] {
+				ids[id] = true
+			}
+		}
+		last := sh.lastEventOffset
+		for id := range ids {
+			e := b.pending[p][id]
+			if e == nil {
+				e = sh.aggs[id]
+			}
+			if e == nil || e.version == 0 {
+				continue
+			}
+			last = max(last, e.eventOffset)
+			st, err := g.cfg.States.Encode(e.state)
+			if err != nil {
+				g.cfg.Logger.Warn("cannot encode state for a snapshot; skipped", "aggregate_id", id, "err", err)
+				checkpoint = false // the checkpoint would claim a snapshot that is not there
+				continue
+			}
+			rec := snapshot.Record{AggregateID: id, Version: e.version, EventOffset: e.eventOffset, Commands: e.commands,
+				StateType: st.Type, StateFingerprint: st.Fingerprint, State: st.Data}
+			kr, err := rec.KafkaRecord(g.topics.snapshots, p)
+			if err != nil {
+				checkpoint = false
+				continue
+			}
+			b.produce(sess, ctx, kr)
+			b.snapshots++
+			if pe := b.pending[p][id]; pe != nil {
+				pe.snapVersion = e.version
+			}
+		}
+		if checkpoint && last >= 0 {
+			cp, err := snapshot.CheckpointRecord(g.topics.snapshots, p, last)
+			if err == nil {
+				b.produce(sess, ctx, cp)
+				b.checkpointed[p] = true
+			}
+		}
+	}
+}
+
+// apply merges a committed batch into the shards that are still owned.
+func (g *Gateway[S, C, E]) apply(b *batch[S, E]) {
+	for _, se := range b.events {
+		e := b.pending[se.env.Partition][se.env.AggregateID]
+		e.eventOffset = max(e.eventOffset, se.rec.Offset)
+	}
+	for p, pm := range b.pending {
+		sh := b.shards[p]
+		if g.shard(p) != sh {
+			continue // revoked after the commit: the new owner restores from Kafka
+		}
+		for id, e := range pm {
+			sh.aggs[id] = e
+			if e.eventOffset > sh.lastEventOffset {
+				sh.lastEventOffset = e.eventOffset
+			}
+		}
+		if b.checkpointed[p] {
+			sh.dirty = map[string]struct{}{}
+			sh.sinceCheckpoint = 0
+			sh.lastCheckpoint = time.Now()
+			continue
+		}
+		for _, se := range b.events {
+			if se.env.Partition == p {
+				sh.dirty[se.env.AggregateID] = struct{}{}
+				sh.sinceCheckpoint++
+			}
+		}
+	}
+}
