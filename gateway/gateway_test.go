@@ -25,6 +25,9 @@ import (
 var realKafka = kafkatest.NewShared()
 
 func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(runChild())
+	}
 	code := m.Run()
 	if err := realKafka.Close(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
