@@ -59,6 +59,11 @@ type rig struct {
 }
 
 func newRig(t *testing.T, c *kafkatest.Cluster, partitions int32) *rig {
+	return newRigRF(t, c, partitions, 1, nil)
+}
+
+// newRigRF creates the topic set with a replication factor and extra topic configs.
+func newRigRF(t *testing.T, c *kafkatest.Cluster, partitions int32, rf int16, configs map[string]string) *rig {
 	ns := strings.ToLower(strings.ReplaceAll(kafkatest.TopicName(t), "/", "-"))
 	r := &rig{t: t, c: c, ns: ns, partitions: partitions, got: map[string]gateway.Reply{},
 		commands:  topics.TopicName(ns, "bank.account", topics.RoleCommands),
@@ -67,9 +72,13 @@ func newRig(t *testing.T, c *kafkatest.Cluster, partitions int32) *rig {
 		replies:   topics.TopicName(ns, "bank.account", topics.RoleReplies),
 	}
 	for _, name := range []string{r.commands, r.events, r.replies} {
-		c.CreateTopic(t, name, partitions, 1, nil)
+		c.CreateTopic(t, name, partitions, rf, configs)
 	}
-	c.CreateTopic(t, r.snapshots, partitions, 1, map[string]string{"cleanup.policy": "compact"})
+	snapCfg := map[string]string{"cleanup.policy": "compact"}
+	for k, v := range configs {
+		snapCfg[k] = v
+	}
+	c.CreateTopic(t, r.snapshots, partitions, rf, snapCfg)
 	r.cl = c.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	r.replyCl = c.Client(t, kgo.ConsumeTopics(r.replies), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))

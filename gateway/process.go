@@ -21,7 +21,6 @@ type batch[S, E any] struct {
 	shards  map[int32]*shard[S]
 	pending map[int32]map[string]*entry[S]
 	events  []stagedEvent[E]
-	replies []*kgo.Record
 	due     map[int32]map[string]bool // aggregates whose snapshot is due
 	// checkpointed shards got a checkpoint in this transaction.
 	checkpointed map[int32]bool
