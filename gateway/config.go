@@ -49,6 +49,10 @@ type Config[S, C, E any] struct {
 	// MaxBatch is the most commands handled in one transaction (default 500). Larger
 	// batches mean fewer commits (throughput); smaller ones, earlier replies (latency).
 	MaxBatch int
+	// CommitInterval, when positive, keeps a transaction open up to this long to gather
+	// up to MaxBatch commands before committing (default 0: commit what each poll
+	// returned). Under light load it trades latency for fewer, larger transactions.
+	CommitInterval time.Duration
 	// TransactionTimeout bounds how long a transaction may stay open (default 10s). A
 	// paused or crashed instance holds back read_committed readers of its shards for at
 	// most this long; see docs/decisions.md, decision 10.

@@ -9,6 +9,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/producer"
 )
 
 // Gateway executes the commands of one aggregate type. Run it in as many processes as
@@ -24,6 +27,8 @@ type Gateway[S, C, E any] struct {
 	assigned map[int32]bool // assigned, not yet restored
 	// partitions is the partition count shared by the aggregate type's topics.
 	partitions int32
+
+	snapReq map[int32]map[string]bool // on-demand snapshots, taken at the next batch
 
 	restoredMu sync.Mutex
 	restored   []Recovery
@@ -111,7 +116,9 @@ func (g *Gateway[S, C, E]) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	g.mu.Lock()
 	g.partitions = p
+	g.mu.Unlock()
 	cfg.Logger.Info("gateway started", "group", cfg.Group, "instance", cfg.InstanceID, "partitions", p)
 
 	for {
@@ -192,6 +199,45 @@ func (g *Gateway[S, C, E]) restorePending(ctx context.Context) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// RequestSnapshot asks for a snapshot of an aggregate. It is written in the next
+// transaction of the aggregate's shard, that is, with the next command batch this instance
+// handles for that shard. It returns a *kastor.NotOwnerError when this instance does not
+// own the aggregate's shard: ask the gateway that does, or wait for the policy.
+func (g *Gateway[S, C, E]) RequestSnapshot(aggregateID string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.partitions == 0 {
+		return fmt.Errorf("gateway: %w", kastor.ErrShuttingDown)
+	}
+	p := producer.PartitionFor([]byte(aggregateID), g.partitions)
+	if g.shards[p] == nil {
+		return &kastor.NotOwnerError{Topic: g.topics.commands, Partition: p}
+	}
+	if g.snapReq == nil {
+		g.snapReq = map[int32]map[string]bool{}
+	}
+	if g.snapReq[p] == nil {
+		g.snapReq[p] = map[string]bool{}
+	}
+	g.snapReq[p][aggregateID] = true
+	return nil
+}
+
+// takeSnapshotRequests moves the on-demand requests of the batch's shards into it.
+func (g *Gateway[S, C, E]) takeSnapshotRequests(due map[int32]map[string]bool, shards map[int32]*shard[S]) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for p := range shards {
+		for id := range g.snapReq[p] {
+			if due[p] == nil {
+				due[p] = map[string]bool{}
+			}
+			due[p][id] = true
+		}
+		delete(g.snapReq, p)
+	}
 }
 
 // Recoveries returns the shard restores this gateway has done, oldest first.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
@@ -250,7 +251,8 @@ func (r *rig) eventsOf() map[string][]kastor.Metadata {
 func TestCommandsEventsAndTypedRejections(t *testing.T) {
 	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 3)
-		r.start(r.config())
+		tap, tapped := gateway.Tap[kastor.Event](100)
+		r.start(r.config(func(cfg *gateway.Config[account, command, kastor.Event]) { cfg.Listeners = append(cfg.Listeners, tap) }))
 
 		ok := func(rep gateway.Reply, from, to int64) {
 			t.Helper()
@@ -296,6 +298,20 @@ func TestCommandsEventsAndTypedRejections(t *testing.T) {
 		evs := r.eventsOf()
 		if len(evs["a1"]) != 5 || len(evs["a2"]) != 1 {
 			t.Fatalf("events: a1 has %d, a2 has %d; want 5 and 1", len(evs["a1"]), len(evs["a2"]))
+		}
+		// The tap saw the same committed events, in order, with their offsets.
+		var tappedA1 []int64
+		for len(tappedA1) < 5 {
+			e := <-tapped
+			if e.AggregateID == "a1" {
+				if e.Offset < 0 || e.Timestamp.IsZero() {
+					t.Fatalf("tapped event without position: %+v", e)
+				}
+				tappedA1 = append(tappedA1, e.Version)
+			}
+		}
+		if fmt.Sprint(tappedA1) != "[1 2 3 4 5]" {
+			t.Fatalf("tapped versions of a1: %v", tappedA1)
 		}
 		last := evs["a1"][4]
 		if last.CommandID != "c9" || last.CausationID != "c9" || last.CorrelationID != "c9" || last.Type != "bank.MoneyWithdrawn" || last.AggregateType != "bank.account" {
@@ -372,4 +388,68 @@ func TestRecoveryReadsSnapshotsAndTail(t *testing.T) {
 			t.Fatalf("restored %d aggregates, want %d", rec[0].Aggregates, aggs)
 		}
 	})
+}
+
+// TestCommitIntervalGathersBatches checks that CommitInterval puts many commands in one
+// transaction, and that the metrics say so.
+func TestCommitIntervalGathersBatches(t *testing.T) {
+	c := kafkatest.StartEmbedded(t)
+	r := newRig(t, c, 2)
+	reg := prometheus.NewRegistry()
+	r.start(r.config(func(cfg *gateway.Config[account, command, kastor.Event]) {
+		cfg.CommitInterval = 300 * time.Millisecond
+		cfg.MaxBatch = 1000
+		cfg.Registerer = reg
+	}))
+	r.send("acct", "open", openAccount{}) // the gateway is up
+	const n = 60
+	for i := range n {
+		r.submit("acct", fmt.Sprintf("d%d", i), deposit{1})
+	}
+	for i := range n {
+		if rep := r.reply(fmt.Sprintf("d%d", i)); rep.Status != gateway.StatusOK || rep.From != int64(i)+2 {
+			t.Fatalf("d%d: %+v", i, rep)
+		}
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var txns, commands float64
+	for _, mf := range mfs {
+		switch mf.GetName() {
+		case "kastor_gateway_batch_commands":
+			txns = float64(mf.GetMetric()[0].GetHistogram().GetSampleCount())
+			commands = mf.GetMetric()[0].GetHistogram().GetSampleSum()
+		}
+	}
+	if commands != n+1 || txns > 10 {
+		t.Fatalf("%v commands in %v transactions: CommitInterval did not gather batches", commands, txns)
+	}
+}
+
+func TestRequestSnapshot(t *testing.T) {
+	c := kafkatest.StartEmbedded(t)
+	r := newRig(t, c, 2)
+	g, _ := r.start(r.config())
+	r.send("acct", "open", openAccount{})
+	r.send("acct", "d1", deposit{5})
+	if err := g.RequestSnapshot("acct"); err != nil {
+		t.Fatal(err)
+	}
+	r.send("acct", "d2", deposit{6}) // the snapshot goes with the shard's next transaction
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sh, err := snapshot.Restore(ctx, c.Brokers(), r.snapshots, producer.PartitionFor([]byte("acct"), 2), quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, ok := sh.Snapshots["acct"]
+	if !ok || rec.Version != 3 || len(rec.Commands) != 3 || rec.Commands[2].ID != "d2" {
+		t.Fatalf("snapshot of acct: %+v (found %v), want version 3 with the last three command IDs", rec, ok)
+	}
+	st, err := stateCodec.Decode(gateway.Encoded{Type: rec.StateType, Fingerprint: rec.StateFingerprint, Data: rec.State})
+	if err != nil || st.Balance != 11 {
+		t.Fatalf("snapshot state %+v, %v; want balance 11", st, err)
+	}
 }

@@ -93,17 +93,43 @@ func (g *Gateway[S, C, E]) processBatch(ctx context.Context, sess *kgo.GroupTran
 		checkpointed: map[int32]bool{},
 	}
 	abort := false
-	for _, r := range recs {
-		sh := b.shards[r.Partition]
-		if sh == nil {
-			sh = g.shard(r.Partition)
+	handled := 0
+	handleAll := func(recs []*kgo.Record) {
+		for _, r := range recs {
+			sh := b.shards[r.Partition]
 			if sh == nil {
-				abort = true // revoked while polling: the new owner handles these commands
+				sh = g.shard(r.Partition)
+				if sh == nil {
+					// Revoked, or assigned during the batch and not restored yet: abort, and
+					// the next batch starts from the committed offsets.
+					abort = true
+					return
+				}
+				b.shards[r.Partition] = sh
+			}
+			g.handle(tctx, sess, b, sh, r)
+			handled++
+		}
+	}
+	handleAll(recs)
+	if cfg.CommitInterval > 0 {
+		deadline := time.Now().Add(cfg.CommitInterval)
+		for !abort && handled < cfg.MaxBatch && ctx.Err() == nil {
+			wait := time.Until(deadline)
+			if wait <= 0 {
 				break
 			}
-			b.shards[r.Partition] = sh
+			pctx, pcancel := context.WithTimeout(ctx, wait)
+			more := sess.PollRecords(pctx, cfg.MaxBatch-handled)
+			pcancel()
+			if more.IsClientClosed() {
+				break
+			}
+			handleAll(more.Records())
 		}
-		g.handle(tctx, sess, b, sh, r)
+	}
+	if !abort {
+		g.takeSnapshotRequests(b.due, b.shards)
 	}
 	if !abort && len(b.due) > 0 || !abort && g.checkpointsDue(b) {
 		// Snapshots name the offset of the last event they include: wait for the events'
@@ -136,7 +162,7 @@ func (g *Gateway[S, C, E]) processBatch(ctx context.Context, sess *kgo.GroupTran
 	}
 	g.metrics.txns.WithLabelValues("committed").Inc()
 	g.apply(b)
-	g.metrics.batch.Observe(float64(len(recs)))
+	g.metrics.batch.Observe(float64(handled))
 	g.metrics.snapshots.Add(float64(b.snapshots))
 	for s, n := range b.status {
 		g.metrics.commands.WithLabelValues(string(s)).Add(float64(n))
