@@ -23,8 +23,10 @@ type Gateway[S, C, E any] struct {
 	metrics *metrics
 
 	mu       sync.Mutex
-	shards   map[int32]*shard[S]
-	assigned map[int32]bool // assigned, not yet restored
+	shards    map[int32]*shard[S]
+	restoring map[int32]*restoring // assigned, restore under way or failed
+	runCtx    context.Context
+	sem       chan struct{} // bounds concurrent restores
 	// partitions is the partition count shared by the aggregate type's topics.
 	partitions int32
 
@@ -43,8 +45,9 @@ func New[S, C, E any](cfg Config[S, C, E]) (*Gateway[S, C, E], error) {
 	g := &Gateway[S, C, E]{
 		cfg:      c,
 		topics:   topicsOf(c.Namespace, c.Aggregate.Type),
-		shards:   map[int32]*shard[S]{},
-		assigned: map[int32]bool{},
+		shards:    map[int32]*shard[S]{},
+		restoring: map[int32]*restoring{},
+		sem:       make(chan struct{}, c.MaxConcurrentRestores),
 	}
 	g.metrics, err = newMetrics(c.Registerer, c.Aggregate.Type)
 	if err != nil {
@@ -93,16 +96,19 @@ func (g *Gateway[S, C, E]) Run(ctx context.Context) error {
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			g.mu.Lock()
-			defer g.mu.Unlock()
 			for _, p := range m[g.topics.commands] {
-				g.assigned[p] = true
+				g.startRestore(p)
 			}
 		}),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { g.drop(m) }),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { g.drop(m) }),
 		kgo.WithLogger(kgoLogger{cfg.Logger}),
 	}, cfg.ClientOptions...)
+	runCtx, cancelRestores := context.WithCancel(ctx)
+	defer cancelRestores()
+	g.mu.Lock()
+	g.runCtx = runCtx
+	g.mu.Unlock()
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
@@ -136,7 +142,7 @@ func (g *Gateway[S, C, E]) Run(ctx context.Context) error {
 			cfg.Logger.Warn("fetch error; retrying", "err", fetchErr)
 			continue
 		}
-		if err := g.restorePending(ctx); err != nil {
+		if err := g.awaitRestores(ctx, fetches); err != nil {
 			if ctx.Err() != nil {
 				break
 			}
@@ -150,55 +156,101 @@ func (g *Gateway[S, C, E]) Run(ctx context.Context) error {
 	return nil
 }
 
-// drop forgets revoked or lost shards: another instance owns them now.
+// restoring is a shard restore under way in the background.
+type restoring struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error // set before done is closed
+}
+
+// startRestore restores shard p in the background, so the group's rebalance is not held up
+// (a long restore inside the assignment callback would stop heartbeats) and polling goes
+// on; the loop waits for the restore only when it has commands for p.
+func (g *Gateway[S, C, E]) startRestore(p int32) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if _, ok := g.restoring[p]; ok {
+		return
+	}
+	if _, ok := g.shards[p]; ok {
+		return
+	}
+	parent := g.runCtx
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithCancel(parent)
+	r := &restoring{cancel: cancel, done: make(chan struct{})}
+	g.restoring[p] = r
+	go func() {
+		defer close(r.done)
+		select {
+		case g.sem <- struct{}{}:
+		case <-ctx.Done():
+			r.err = ctx.Err()
+			return
+		}
+		defer func() { <-g.sem }()
+		sh, st, err := g.restore(ctx, p)
+		if err != nil {
+			r.err = err
+			return
+		}
+		g.metrics.recovery.Observe(st.Duration.Seconds())
+		g.cfg.Logger.Info("shard restored", "partition", p, "snapshots_read", st.SnapshotRecords,
+			"events_read", st.EventRecords, "aggregates", st.Aggregates, "took", st.Duration.Round(time.Millisecond))
+		g.restoredMu.Lock()
+		g.restored = append(g.restored, st)
+		g.restoredMu.Unlock()
+		g.mu.Lock()
+		if g.restoring[p] == r { // still ours
+			delete(g.restoring, p)
+			g.shards[p] = sh
+		}
+		g.mu.Unlock()
+	}()
+}
+
+// awaitRestores waits for the restores of the partitions the fetches hold commands for.
+func (g *Gateway[S, C, E]) awaitRestores(ctx context.Context, fetches kgo.Fetches) error {
+	var waits []*restoring
+	var parts []int32
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if len(fp.Records) == 0 {
+			return
+		}
+		g.mu.Lock()
+		if r := g.restoring[fp.Partition]; r != nil {
+			waits = append(waits, r)
+			parts = append(parts, fp.Partition)
+		}
+		g.mu.Unlock()
+	})
+	for i, r := range waits {
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if r.err != nil && !errors.Is(r.err, context.Canceled) {
+			return fmt.Errorf("gateway: shard %d: %w", parts[i], r.err)
+		}
+	}
+	return nil
+}
+
+// drop forgets revoked or lost shards, and stops their restores: another instance owns
+// them now.
 func (g *Gateway[S, C, E]) drop(m map[string][]int32) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, p := range m[g.topics.commands] {
 		delete(g.shards, p)
-		delete(g.assigned, p)
+		if r := g.restoring[p]; r != nil {
+			r.cancel()
+			delete(g.restoring, p)
+		}
 	}
-}
-
-// restorePending restores the shards assigned since the last poll, a few at a time.
-func (g *Gateway[S, C, E]) restorePending(ctx context.Context) error {
-	g.mu.Lock()
-	var todo []int32
-	for p := range g.assigned {
-		todo = append(todo, p)
-	}
-	g.mu.Unlock()
-	if len(todo) == 0 {
-		return nil
-	}
-	sem := make(chan struct{}, g.cfg.MaxConcurrentRestores)
-	var wg sync.WaitGroup
-	errs := make([]error, len(todo))
-	for i, p := range todo {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			sh, st, err := g.restore(ctx, p)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			g.metrics.recovery.Observe(st.Duration.Seconds())
-			g.cfg.Logger.Info("shard restored", "partition", p, "snapshots_read", st.SnapshotRecords,
-				"events_read", st.EventRecords, "aggregates", st.Aggregates, "took", st.Duration.Round(time.Millisecond))
-			g.restoredMu.Lock()
-			g.restored = append(g.restored, st)
-			g.restoredMu.Unlock()
-			g.mu.Lock()
-			if g.assigned[p] { // still ours
-				delete(g.assigned, p)
-				g.shards[p] = sh
-			}
-			g.mu.Unlock()
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }
 
 // RequestSnapshot asks for a snapshot of an aggregate. It is written in the next

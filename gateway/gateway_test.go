@@ -86,7 +86,12 @@ func newRigRF(t *testing.T, c *kafkatest.Cluster, partitions int32, rf int16, co
 	return r
 }
 
-func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func quietLogger() *slog.Logger {
+	if os.Getenv("GATEWAY_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
 
 func (r *rig) config(mod ...func(*gateway.Config[account, command, kastor.Event])) gateway.Config[account, command, kastor.Event] {
 	cfg := gateway.Config[account, command, kastor.Event]{
@@ -421,6 +426,17 @@ func TestCommitIntervalGathersBatches(t *testing.T) {
 		case "kastor_gateway_batch_commands":
 			txns = float64(mf.GetMetric()[0].GetHistogram().GetSampleCount())
 			commands = mf.GetMetric()[0].GetHistogram().GetSampleSum()
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); commands != n+1 && time.Now().Before(deadline); {
+		// The metrics are updated just after the commit that made the replies visible.
+		time.Sleep(10 * time.Millisecond)
+		mfs, _ = reg.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() == "kastor_gateway_batch_commands" {
+				txns = float64(mf.GetMetric()[0].GetHistogram().GetSampleCount())
+				commands = mf.GetMetric()[0].GetHistogram().GetSampleSum()
+			}
 		}
 	}
 	if commands != n+1 || txns > 10 {
