@@ -22,7 +22,7 @@ type Gateway[S, C, E any] struct {
 	topics  topicSet
 	metrics *metrics
 
-	mu       sync.Mutex
+	mu        sync.Mutex
 	shards    map[int32]*shard[S]
 	restoring map[int32]*restoring // assigned, restore under way or failed
 	runCtx    context.Context
@@ -43,8 +43,8 @@ func New[S, C, E any](cfg Config[S, C, E]) (*Gateway[S, C, E], error) {
 		return nil, err
 	}
 	g := &Gateway[S, C, E]{
-		cfg:      c,
-		topics:   topicsOf(c.Namespace, c.Aggregate.Type),
+		cfg:       c,
+		topics:    topicsOf(c.Namespace, c.Aggregate.Type),
 		shards:    map[int32]*shard[S]{},
 		restoring: map[int32]*restoring{},
 		sem:       make(chan struct{}, c.MaxConcurrentRestores),

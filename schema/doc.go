@@ -1,7 +1,35 @@
-// Package schema holds kastor's Avro codecs (goavro/v2): CRC-64-AVRO fingerprints carried
-// in record headers, writer schemas published to the _kastor.schemas topic, decoding by
-// writer schema then resolution to the reader schema, upcasters, and the backward
-// compatibility check run at startup.
+// Package schema holds kastor's Avro layer: schemas and their CRC-64-AVRO fingerprints,
+// Go bindings, Avro schema resolution, upcasters, the backward-compatibility check, and the
+// _kastor.schemas topic.
 //
-// Not implemented yet: this package is part of issue #3.
+// # Envelope
+//
+// Every event, command and state value is the Avro binary encoding of one datum (goavro/v2).
+// Its record carries two headers: kastor.type, the type name (the schema's full name), and
+// kastor.schema, the writer schema's fingerprint as 16 hexadecimal digits. The fingerprint
+// is the CRC-64-AVRO (Rabin) hash of the schema's Parsing Canonical Form, as Java's
+// SchemaNormalization.parsingFingerprint64 computes it, so any Avro implementation can
+// find the schema again.
+//
+// # Writing
+//
+// A service parses its schemas, binds each Go type with NewCodec, and at startup calls
+// Publish: it loads _kastor.schemas, refuses any schema that cannot read the data of every
+// earlier schema of its type (naming the type and the field), and writes the new ones.
+// Codec.Encode and Codec.Headers then make the record.
+//
+// # Reading
+//
+// Decoding never needs the producer's code: the writer schema is looked up by fingerprint
+// in a Registry (filled by Load from _kastor.schemas), the bytes are decoded with it,
+// upcasters registered for the writer type rewrite what Avro resolution cannot express
+// (a field or type renamed without an alias, a restructured value), and the result is
+// resolved to the reader schema by the Avro specification's rules: fields matched by name
+// or alias, defaults for fields the writer lacks, numeric promotion, enum and union rules.
+// Errors are *kastor.UndecodableError values naming the type and the fingerprint.
+//
+// goavro does not resolve schemas; kastor does, over goavro's native values, with the
+// analysis done once per (writer, reader) pair. goavro also trusts the lengths it reads,
+// so kastor checks the bytes against the writer schema first (see Limits): hostile input
+// gives an error, not a huge allocation.
 package schema
