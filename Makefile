@@ -25,8 +25,9 @@ lint: ## gofmt, go vet, staticcheck
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
 
-bench: ## benchmarks, each printed beside its limit or peer from the same run
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 $(PKGS)
+bench: ## benchmarks, each printed beside its limit or peer from the same run (docs/BENCHMARKS.md)
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./producer
+	cd bench && ../docker/with-kafka.sh $(GO) run . $(BENCH_FLAGS)
 
 dev: ## embedded broker on 127.0.0.1:9092 with the example topics (Ctrl-C stops it)
 	$(GO) run ./cmd/tool dev -f examples/kastor.yaml

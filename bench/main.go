@@ -1,0 +1,89 @@
+// Command bench measures kastor against its limits on one Kafka broker, in one run, and
+// prints each figure beside its limit as a ratio. `make bench` runs it; docs/BENCHMARKS.md
+// records the results.
+//
+// The broker is KAFKA_BROKERS, or a single Apache Kafka node started with kafkatest.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/kastor-dev/kastor/kafkatest"
+)
+
+type params struct {
+	brokers    []string
+	partitions int32
+	aggregates int
+	commands   int
+	batch      int
+	interval   time.Duration
+	snapAggs   int
+}
+
+func main() {
+	var p params
+	flag.IntVar(&p.commands, "commands", 100_000, "commands per throughput run")
+	flag.IntVar(&p.aggregates, "aggregates", 10_000, "distinct aggregates the commands address")
+	partitions := flag.Int("partitions", 6, "partitions of every topic")
+	flag.IntVar(&p.batch, "batch", 500, "commands per transaction (gateway MaxBatch, raw loop poll size)")
+	flag.DurationVar(&p.interval, "commit-interval", 10*time.Millisecond, "gateway CommitInterval for the latency run")
+	flag.IntVar(&p.snapAggs, "recovery-aggregates", 100_000, "snapshotted aggregates in the recovery run")
+	flag.Parse()
+	p.partitions = int32(*partitions)
+
+	ctx := context.Background()
+	c, err := kafkatest.New(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	defer c.Close()
+	p.brokers = c.Brokers()
+	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
+
+	fmt.Printf("kastor bench — %s, %d CPU, Kafka %s (%s)\n", time.Now().Format("2006-01-02"), runtime.NumCPU(), kafkatest.KafkaVersion, c.Backend())
+	fmt.Printf("parameters: %d partitions, %d aggregates, %d commands, batch %d, payload ~20 B JSON\n\n", p.partitions, p.aggregates, p.commands, p.batch)
+
+	// Warm the broker's JIT and page cache up, so neither runner pays for it alone.
+	warm := p
+	warm.commands = min(p.commands, 20_000)
+	_, err = rawLoop(ctx, c, warm)
+	check(err)
+
+	limit, err := rawLoop(ctx, c, p)
+	check(err)
+	gw, err := gatewayThroughput(ctx, c, p)
+	check(err)
+	row("gateway throughput (commands/s, EOS)", gw, "raw franz-go transactional loop", limit, 0.70)
+
+	lat, err := gatewayLatency(ctx, c, p, gw/2)
+	check(err)
+	fmt.Printf("%-44s p50 %6.1f ms  p99 %6.1f ms  at %.0f commands/s (half of peak), commit interval %v: p99/interval = %.1f (target < 3)\n",
+		"gateway latency (Send round trip)", ms(lat.p50), ms(lat.p99), gw/2, p.interval, float64(lat.p99)/float64(p.interval))
+
+	rec, raw, err := recovery(ctx, c, p)
+	check(err)
+	fmt.Printf("%-44s %8.2f s   raw read of the snapshot partition %8.2f s   ratio %.2f (target <= 1.5)\n",
+		fmt.Sprintf("recovery of %d snapshotted aggregates", p.snapAggs), rec.Seconds(), raw.Seconds(), rec.Seconds()/raw.Seconds())
+}
+
+func row(name string, v float64, peer string, pv float64, target float64) {
+	fmt.Printf("%-44s %10.0f   %s %10.0f   ratio %.2f (target >= %.2f)\n", name, v, peer, pv, v/pv, target)
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func check(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
