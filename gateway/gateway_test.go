@@ -469,3 +469,47 @@ func TestRequestSnapshot(t *testing.T) {
 		t.Fatalf("snapshot state %+v, %v; want balance 11", st, err)
 	}
 }
+
+// TestUndecodableSnapshotFallsBackToEvents: a snapshot whose state no longer decodes is a
+// cache miss; the aggregate is rebuilt from its events.
+func TestUndecodableSnapshotFallsBackToEvents(t *testing.T) {
+	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+		r := newRig(t, c, 1)
+		g, stop := r.start(r.config())
+		r.send("acct", "open", openAccount{})
+		r.send("acct", "d1", deposit{10})
+		if err := g.RequestSnapshot("acct"); err != nil {
+			t.Fatal(err)
+		}
+		r.send("acct", "d2", deposit{5})
+		stop()
+
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		sh, err := snapshot.Restore(ctx, c.Brokers(), r.snapshots, 0, quietLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, ok := sh.Snapshots["acct"]
+		if !ok {
+			t.Fatal("no snapshot of acct")
+		}
+		rec.State = []byte("{not the state schema")
+		kr, err := rec.KafkaRecord(r.snapshots, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.produce(kr)
+
+		r.start(r.config())
+		if rep := r.send("acct", "w1", withdraw{15}); rep.Status != gateway.StatusOK || rep.From != 4 {
+			t.Fatalf("withdraw 15 after a bad snapshot: %+v, want OK at version 4", rep)
+		}
+		if rep := r.send("acct", "w2", withdraw{1}); rep.Status != gateway.StatusRejected {
+			t.Fatalf("withdraw from an empty account: %+v", rep)
+		}
+		if rep := r.send("acct", "d1", deposit{10}); rep.Status != gateway.StatusDuplicate {
+			t.Fatalf("dedupe window lost in the replay: %+v", rep)
+		}
+	})
+}

@@ -38,23 +38,28 @@ type stagedEvent[E any] struct {
 	env kastor.Envelope[E]
 }
 
-func (b *batch[S, E]) entry(sh *shard[S], id string, initial func(string) S) *entry[S] {
+// entry returns the batch's working copy of an aggregate, decoding a lazily restored
+// state first.
+func (g *Gateway[S, C, E]) entry(ctx context.Context, b *batch[S, E], sh *shard[S], id string) (*entry[S], error) {
 	pm := b.pending[sh.partition]
 	if pm == nil {
 		pm = map[string]*entry[S]{}
 		b.pending[sh.partition] = pm
 	}
 	if e := pm[id]; e != nil {
-		return e
+		return e, nil
 	}
 	var e *entry[S]
 	if committed := sh.aggs[id]; committed != nil {
+		if err := g.materialize(ctx, sh.partition, id, committed); err != nil {
+			return nil, err
+		}
 		e = committed.clone()
 	} else {
-		e = &entry[S]{state: initial(id), eventOffset: -1}
+		e = &entry[S]{state: g.cfg.Aggregate.Initial(id), eventOffset: -1}
 	}
 	pm[id] = e
-	return e
+	return e, nil
 }
 
 func (b *batch[S, E]) produce(sess *kgo.GroupTransactSession, ctx context.Context, r *kgo.Record) {
@@ -234,7 +239,12 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, sess *kgo.GroupTransactSe
 		fail(StatusUndecodable, &kastor.UndecodableError{What: "command", Type: ch.Type, Fingerprint: ch.Fingerprint, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err})
 		return
 	}
-	e := b.entry(sh, id, cfg.Aggregate.Initial)
+	e, err := g.entry(ctx, b, sh, id)
+	if err != nil {
+		// The aggregate cannot be rebuilt: its stored events do not decode.
+		fail(StatusRejected, fmt.Errorf("kastor: cannot rebuild the aggregate's state: %w", err))
+		return
+	}
 	if prev, ok := e.seen(ch.CommandID); ok {
 		reply.Status, reply.From, reply.To = StatusDuplicate, prev.From, prev.To
 		return
@@ -352,8 +362,8 @@ func (g *Gateway[S, C, E]) stageSnapshots(ctx context.Context, sess *kgo.GroupTr
 			if e == nil {
 				e = sh.aggs[id]
 			}
-			if e == nil || e.version == 0 {
-				continue
+			if e == nil || e.version == 0 || e.lazy != nil {
+				continue // nothing to snapshot, or its snapshot is current
 			}
 			last = max(last, e.eventOffset)
 			st, err := g.cfg.States.Encode(e.state)

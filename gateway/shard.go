@@ -20,6 +20,10 @@ type entry[S any] struct {
 	eventOffset int64 // offset of the aggregate's last event in the events partition; -1: none
 	commands    []snapshot.Command
 	snapVersion int64 // version of the aggregate's latest snapshot
+	// lazy holds the snapshot an entry was restored from until the state is first needed:
+	// a shard restore then reads snapshots without decoding every state, and aggregates
+	// that get no command before the next rebalance are never decoded at all.
+	lazy *snapshot.Record
 }
 
 // clone copies an entry so a batch can change it without touching the committed one.
@@ -80,25 +84,9 @@ func (g *Gateway[S, C, E]) restore(ctx context.Context, p int32) (*shard[S], Rec
 		return nil, Recovery{}, err
 	}
 	sh := &shard[S]{partition: p, aggs: map[string]*entry[S]{}, dirty: map[string]struct{}{}, lastEventOffset: -1, lastCheckpoint: time.Now()}
-	var dropped []string
 	for id, rec := range snaps.Snapshots {
-		state, err := cfg.States.Decode(Encoded{Type: rec.StateType, Fingerprint: rec.StateFingerprint, Data: rec.State})
-		if err != nil {
-			// A cache we cannot read: replay this aggregate from its events instead.
-			dropped = append(dropped, id)
-			continue
-		}
-		sh.aggs[id] = &entry[S]{state: state, version: rec.Version, eventOffset: rec.EventOffset, commands: rec.Commands, snapVersion: rec.Version}
-	}
-	for _, id := range dropped {
-		snaps.Drop(id)
-		delete(sh.aggs, id)
-	}
-	if len(dropped) > 0 {
-		cfg.Logger.Warn("snapshots whose state cannot be decoded are ignored; the shard replays its events",
-			"partition", p, "aggregates", len(dropped), "example", dropped[0])
-		// Aggregates restored from usable snapshots keep them: events they include are
-		// skipped by offset below.
+		rec := rec
+		sh.aggs[id] = &entry[S]{version: rec.Version, eventOffset: rec.EventOffset, commands: rec.Commands, snapVersion: rec.Version, lazy: &rec}
 	}
 
 	from := snaps.EventsFrom()
@@ -116,6 +104,12 @@ func (g *Gateway[S, C, E]) restore(ctx context.Context, p int32) (*shard[S], Rec
 		sh.lastEventOffset = r.Offset
 		if r.Offset <= e.eventOffset {
 			return nil // included in the aggregate's snapshot
+		}
+		if err := g.materialize(ctx, p, id, e); err != nil {
+			return err
+		}
+		if r.Offset <= e.eventOffset {
+			return nil // the aggregate was replayed up to here
 		}
 		if md.Version != e.version+1 {
 			return fmt.Errorf("gateway: %s %q: event at %s/%d@%d has version %d after version %d: the events topic is not contiguous",
@@ -149,4 +143,58 @@ func (g *Gateway[S, C, E]) restore(ctx context.Context, p int32) (*shard[S], Rec
 		sh.lastEventOffset = st.End - 1
 	}
 	return sh, Recovery{Partition: p, SnapshotRecords: snaps.Read.Records, EventRecords: st.Records, Aggregates: len(sh.aggs), Duration: time.Since(start)}, nil
+}
+
+// materialize decodes a lazily restored entry's state. A snapshot whose state cannot be
+// decoded (its schema no longer resolves) is a cache miss: the aggregate is rebuilt from
+// all of its events instead.
+func (g *Gateway[S, C, E]) materialize(ctx context.Context, p int32, id string, e *entry[S]) error {
+	if e.lazy == nil {
+		return nil
+	}
+	rec := e.lazy
+	state, err := g.cfg.States.Decode(Encoded{Type: rec.StateType, Fingerprint: rec.StateFingerprint, Data: rec.State})
+	if err == nil {
+		e.state, e.lazy = state, nil
+		return nil
+	}
+	g.cfg.Logger.Warn("snapshot state cannot be decoded; replaying the aggregate's events",
+		"partition", p, "aggregate_id", id, "err", err)
+	fresh, err := g.replay(ctx, p, id)
+	if err != nil {
+		return err
+	}
+	*e = *fresh
+	return nil
+}
+
+// replay rebuilds one aggregate from every event of its partition.
+func (g *Gateway[S, C, E]) replay(ctx context.Context, p int32, id string) (*entry[S], error) {
+	cfg := g.cfg
+	e := &entry[S]{state: cfg.Aggregate.Initial(id), eventOffset: -1}
+	_, err := partition.ReadToEnd(ctx, cfg.Brokers, g.topics.events, p, 0, func(r *kgo.Record) error {
+		if string(r.Key) != id {
+			return nil
+		}
+		md, err := kastor.ParseHeaders(toKastorHeaders(r.Headers))
+		if err != nil {
+			return &kastor.UndecodableError{What: "event", Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
+		}
+		ev, err := cfg.Events.Decode(Encoded{Type: md.Type, Fingerprint: md.Fingerprint, Data: r.Value})
+		if err != nil {
+			return &kastor.UndecodableError{What: "event", Type: md.Type, Fingerprint: md.Fingerprint, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
+		}
+		e.state = cfg.Aggregate.Evolve(e.state, ev)
+		e.version, e.eventOffset = md.Version, r.Offset
+		if n := len(e.commands); n > 0 && e.commands[n-1].ID == md.CommandID && e.commands[n-1].To == md.Version-1 {
+			e.commands[n-1].To = md.Version
+		} else if md.CommandID != "" {
+			e.remember(snapshot.Command{ID: md.CommandID, From: md.Version, To: md.Version}, cfg.DedupeWindow)
+		}
+		return nil
+	}, cfg.ClientOptions...)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: replay %s %q: %w", cfg.Aggregate.Type, id, err)
+	}
+	return e, nil
 }
