@@ -32,4 +32,18 @@
 // analysis done once per (writer, reader) pair. goavro also trusts the lengths it reads,
 // so kastor checks the bytes against the writer schema first (see Limits): hostile input
 // gives an error, not a huge allocation.
+//
+// goavro validates every schema and decodes data written with schemas other than a
+// codec's own. The two hot paths skip its intermediate maps: a Codec encodes a Go value to
+// Avro binary directly, and reads data written with its own schema directly into the Go
+// value. The tests hold both to goavro: the encoding byte for byte, and the direct decoder
+// by fuzzing it against the goavro path on the same inputs.
+//
+// # Compatibility with other Avro implementations
+//
+// Fingerprints and canonical forms are checked against Apache Avro's Java implementation,
+// and so are resolution and the compatibility verdicts (testdata/*.java write the golden
+// files). kastor departs from Java's reader in one place: a record whose name changed
+// without an alias is not read (the specification's rule; Java does not check record
+// names), because an event type's name is part of its meaning.
 package schema
