@@ -32,8 +32,8 @@ bench: ## benchmarks, each printed beside its limit or peer from the same run (d
 dev: ## embedded broker on 127.0.0.1:9092 with the example topics (Ctrl-C stops it)
 	$(GO) run ./cmd/tool dev -f examples/kastor.yaml
 
-demo: ## the demo on the embedded broker: topic setup and a produce/consume round trip
-	$(GO) run ./examples/roundtrip
+demo: ## the bank example on the embedded broker: commands, their events and the state
+	$(GO) run ./examples/bank demo
 
 image: ## build (or reuse) the offline Apache Kafka image
 	docker/build-kafka-image.sh

@@ -102,7 +102,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	pf.DurationVar(&a.timeout, "timeout", topics.DefaultTimeout, "bound on each request to the cluster, so an unreachable broker fails fast")
 	pf.StringVarP(&a.output, "output", "o", "text", "output format: text or json")
 
-	root.AddCommand(newDevCmd(a), newTopicsCmd(a))
+	root.AddCommand(newDevCmd(a), newTopicsCmd(a), newAggregateCmd(a))
 	return root
 }
 

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	ks "github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/internal/partition"
+	"github.com/kastor-dev/kastor/producer"
+	"github.com/kastor-dev/kastor/schema"
+	"github.com/kastor-dev/kastor/topics"
+)
+
+func newAggregateCmd(a *app) *cobra.Command {
+	var file, namespace string
+	cmd := &cobra.Command{
+		Use:   "aggregate",
+		Short: "Inspect aggregates in the event store",
+		Args:  subcommandArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.PersistentFlags().StringVarP(&file, "file", "f", topics.DefaultFile, "topic file (gives the namespace and the brokers)")
+	cmd.PersistentFlags().StringVar(&namespace, "namespace", "", "namespace of the topics (default: the topic file's)")
+	events := &cobra.Command{
+		Use:   "events TYPE ID",
+		Short: "Print an aggregate's events, decoded from Avro with the schemas in _kastor.schemas",
+		Long: `events prints the events of one aggregate in order, decoded to JSON without any
+application code: each event's writer schema is found by the fingerprint in its headers,
+in the _kastor.schemas topic that services publish their schemas to.
+
+It reads only the aggregate's partition of <ns>.<TYPE>.events (the murmur2 partition of
+its ID), with read_committed isolation: aborted writes are not shown.`,
+		Example: `  kastor aggregate events bank.account acct-alice -f examples/kastor.yaml
+  kastor aggregate events bank.account acct-alice --namespace demo -o json | jq '.[].event'`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 2 {
+				return usagef(cmd, "want TYPE and ID, got %d argument(s)", len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var cfg *topics.Config
+			if namespace == "" {
+				c, err := loadConfig(file)
+				if err != nil {
+					return err
+				}
+				cfg, namespace = c, c.Namespace
+			}
+			evs, err := aggregateEvents(cmd.Context(), a.resolveBrokers(cfg), a.timeout, namespace, args[0], args[1])
+			if err != nil {
+				return err
+			}
+			return printEvents(a, evs, args[1])
+		},
+	}
+	cmd.AddCommand(events)
+	return cmd
+}
+
+// storedEvent is one decoded event, as printed.
+type storedEvent struct {
+	Version       int64           `json:"version"`
+	Type          string          `json:"type"`
+	Partition     int32           `json:"partition"`
+	Offset        int64           `json:"offset"`
+	Timestamp     time.Time       `json:"timestamp"`
+	CommandID     string          `json:"commandId,omitempty"`
+	CorrelationID string          `json:"correlationId,omitempty"`
+	Tags          []string        `json:"tags,omitempty"`
+	Event         json.RawMessage `json:"event"`
+}
+
+func aggregateEvents(ctx context.Context, brokers []string, timeout time.Duration, ns, aggType, id string) ([]storedEvent, error) {
+	topic := topics.TopicName(ns, aggType, topics.RoleEvents)
+	adm, err := topics.Connect(ctx, brokers, timeout)
+	if err != nil {
+		return nil, err
+	}
+	defer adm.Close()
+	mctx, cancel := context.WithTimeout(ctx, timeout)
+	md, err := adm.Metadata(mctx, topic, schema.Topic)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	for _, t := range []string{topic, schema.Topic} {
+		if td, ok := md.Topics[t]; !ok || td.Err != nil {
+			return nil, fmt.Errorf("topic %s does not exist (is the namespace %q and the type %q right? `kastor topics describe` lists the topics)", t, ns, aggType)
+		}
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DialTimeout(timeout))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	reg := schema.NewRegistry()
+	if err := schema.Load(ctx, cl, reg); err != nil {
+		return nil, err
+	}
+	p := producer.PartitionFor([]byte(id), int32(len(md.Topics[topic].Partitions)))
+	var out []storedEvent
+	_, err = partition.ReadToEnd(ctx, brokers, topic, p, 0, func(r *kgo.Record) error {
+		if string(r.Key) != id {
+			return nil
+		}
+		hs := make([]ks.Header, len(r.Headers))
+		for i, h := range r.Headers {
+			hs[i] = ks.Header{Key: h.Key, Value: h.Value}
+		}
+		m, err := ks.ParseHeaders(hs)
+		if err != nil {
+			return &ks.UndecodableError{What: "event", Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
+		}
+		native, s, err := reg.DecodeNative(schema.Fingerprint(m.Fingerprint), r.Value, schema.DefaultLimits)
+		if err != nil {
+			return &ks.UndecodableError{What: "event", Type: m.Type, Fingerprint: m.Fingerprint, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
+		}
+		text, err := s.Codec().TextualFromNative(nil, native)
+		if err != nil {
+			return err
+		}
+		out = append(out, storedEvent{Version: m.Version, Type: m.Type, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp.UTC(),
+			CommandID: m.CommandID, CorrelationID: m.CorrelationID, Tags: m.Tags, Event: text})
+		return nil
+	})
+	return out, err
+}
+
+func printEvents(a *app, evs []storedEvent, id string) error {
+	if a.output == "json" {
+		if evs == nil {
+			evs = []storedEvent{}
+		}
+		return writeJSON(a.stdout, evs)
+	}
+	if len(evs) == 0 {
+		fmt.Fprintf(a.stderr, "no events for %q\n", id)
+		return nil
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tTYPE\tOFFSET\tTIME\tCOMMAND\tEVENT")
+	for _, e := range evs {
+		fmt.Fprintf(tw, "%d\t%s\t%d/%d\t%s\t%s\t%s\n", e.Version, e.Type, e.Partition, e.Offset, e.Timestamp.Format(time.RFC3339), e.CommandID, e.Event)
+	}
+	return tw.Flush()
+}

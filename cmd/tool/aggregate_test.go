@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	ks "github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/examples/bank/account"
+	"github.com/kastor-dev/kastor/kafkatest"
+	"github.com/kastor-dev/kastor/producer"
+	"github.com/kastor-dev/kastor/schema"
+)
+
+// TestAggregateEvents writes Avro events as a service would (schemas published, headers
+// set) and reads them back with `kastor aggregate events`, which has no application code.
+func TestAggregateEvents(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c *kafkatest.Cluster) {
+		ns := namespace(t)
+		file := writeFile(t, oneNodeYAML(ns))
+		if r := kastor(t, "topics", "apply", "-f", file, "--brokers", strings.Join(c.Brokers(), ",")); r.code != exitOK && r.code != exitDrift {
+			t.Fatalf("topics apply: %d", r.code)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		codecs, err := account.NewCodecs(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl := c.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		if err := schema.Publish(ctx, cl, codecs.Registry, account.Schemas()...); err != nil {
+			t.Fatal(err)
+		}
+		events := []ks.Event{account.Opened{Owner: "Ada"}, account.Deposited{Amount: 42}, account.Withdrawn{Amount: 2}}
+		for i, ev := range events {
+			for _, id := range []string{"acct-ada", "acct-other"} {
+				enc, err := codecs.Events.Encode(ev)
+				if err != nil {
+					t.Fatal(err)
+				}
+				md := ks.Metadata{AggregateType: account.Type, AggregateID: id, Version: int64(i + 1), Type: enc.Type, Fingerprint: enc.Fingerprint, CommandID: "c" + string(rune('1'+i))}
+				var hs []kgo.RecordHeader
+				for _, h := range md.AppendHeaders(nil) {
+					hs = append(hs, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+				}
+				rec := &kgo.Record{Topic: ns + ".bank.account.events", Partition: producer.PartitionFor([]byte(id), 3), Key: []byte(id), Value: enc.Data, Headers: hs}
+				if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		brokers := strings.Join(c.Brokers(), ",")
+		r := kastor(t, "aggregate", "events", "bank.account", "acct-ada", "-f", file, "--brokers", brokers, "-o", "json")
+		if r.code != exitOK {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+		var got []storedEvent
+		if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+			t.Fatal(err)
+		}
+		compact := func(m json.RawMessage) string {
+			var b bytes.Buffer
+			_ = json.Compact(&b, m)
+			return b.String()
+		}
+		if len(got) != 3 || got[0].Type != "bank.AccountOpened" || compact(got[0].Event) != `{"owner":"Ada"}` ||
+			got[1].Version != 2 || compact(got[1].Event) != `{"amount":42}` || got[2].CommandID != "c3" {
+			t.Fatalf("events of acct-ada: %+v", got)
+		}
+		r = kastor(t, "aggregate", "events", "bank.account", "acct-ada", "-f", file, "--brokers", brokers)
+		if r.code != exitOK || !strings.Contains(r.stdout, "bank.MoneyDeposited") || !strings.Contains(r.stdout, `{"amount":42}`) {
+			t.Fatalf("text output: %d %q", r.code, r.stdout)
+		}
+		r = kastor(t, "aggregate", "events", "no.such", "x", "-f", file, "--brokers", brokers)
+		if r.code != exitError || !strings.Contains(r.stderr, "no.such.events does not exist") {
+			t.Fatalf("unknown type: %d %q", r.code, r.stderr)
+		}
+		r = kastor(t, "aggregate", "events", "bank.account")
+		if r.code != exitUsage {
+			t.Fatalf("one argument: exit %d", r.code)
+		}
+	})
+}

@@ -1,0 +1,183 @@
+// Command bank runs the bank example: an account aggregate whose commands go through
+// kastor's gateway, with Avro events in Kafka.
+//
+//	go run ./examples/bank demo                          # everything in one process, on the embedded broker
+//	go run ./examples/bank gateway -brokers host:9092    # a gateway process (run several)
+//
+// The demo starts the embedded broker (franz-go's kfake, not Apache Kafka), creates the
+// topics of examples/kastor.yaml, publishes the Avro schemas, runs a gateway and sends a
+// few commands, printing each command, its result, the events it wrote and the state.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/devbroker"
+	"github.com/kastor-dev/kastor/examples/bank/account"
+	"github.com/kastor-dev/kastor/gateway"
+	"github.com/kastor-dev/kastor/schema"
+	"github.com/kastor-dev/kastor/topics"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: bank demo [-f kastor.yaml] | bank gateway -brokers host:port [-f kastor.yaml]")
+		os.Exit(2)
+	}
+	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
+	file := fs.String("f", "examples/kastor.yaml", "topic file (namespace and topic layout)")
+	brokers := fs.String("brokers", os.Getenv("KAFKA_BROKERS"), "bootstrap brokers (gateway)")
+	_ = fs.Parse(os.Args[2:])
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch os.Args[1] {
+	case "demo":
+		err = demo(ctx, os.Stdout, *file)
+	case "gateway":
+		if *brokers == "" {
+			err = errors.New("gateway needs -brokers or KAFKA_BROKERS")
+			break
+		}
+		err = runGateway(ctx, strings.Split(*brokers, ","), *file, slog.Default(), nil)
+	default:
+		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bank:", err)
+		os.Exit(1)
+	}
+}
+
+// setup publishes the schemas (refusing incompatible ones) and returns the codecs.
+func setup(ctx context.Context, brokers []string) (*account.Codecs, error) {
+	codecs, err := account.NewCodecs(nil)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	if err := schema.Publish(ctx, cl, codecs.Registry, account.Schemas()...); err != nil {
+		return nil, err
+	}
+	return codecs, nil
+}
+
+// runGateway runs one gateway for the account aggregate until ctx ends.
+func runGateway(ctx context.Context, brokers []string, file string, logger *slog.Logger, listeners []gateway.Listener[kastor.Event]) error {
+	cfg, err := topics.Load(file)
+	if err != nil {
+		return err
+	}
+	codecs, err := setup(ctx, brokers)
+	if err != nil {
+		return err
+	}
+	g, err := gateway.New(gateway.Config[account.State, account.Command, kastor.Event]{
+		Aggregate: account.Aggregate, Namespace: cfg.Namespace, Brokers: brokers,
+		Commands: codecs.Commands, Events: codecs.Events, States: codecs.States,
+		Listeners: listeners, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	return g.Run(ctx)
+}
+
+func demo(ctx context.Context, out io.Writer, file string) error {
+	cfg, err := topics.Load(file)
+	if err != nil {
+		return err
+	}
+	b, err := devbroker.Start()
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	brokers := b.Addrs()
+	fmt.Fprintf(out, "embedded broker (kfake, not Apache Kafka) on %s\n", strings.Join(brokers, ","))
+	adm, err := topics.Connect(ctx, brokers, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	if _, err := topics.Apply(ctx, adm, topics.NewPlan(cfg), topics.Options{}); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "topics of %s created; schemas published to %s\n\n", file, schema.Topic)
+
+	tap, events := gateway.Tap[kastor.Event](64)
+	gctx, stopGateway := context.WithCancel(ctx)
+	defer stopGateway()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	errc := make(chan error, 1)
+	go func() { errc <- runGateway(gctx, brokers, file, quiet, []gateway.Listener[kastor.Event]{tap}) }()
+
+	codecs, err := account.NewCodecs(nil)
+	if err != nil {
+		return err
+	}
+	sender, err := gateway.NewSender(ctx, gateway.SenderConfig[account.Command]{
+		Brokers: brokers, Namespace: cfg.Namespace, AggregateType: account.Type, Commands: codecs.Commands, Logger: quiet,
+	})
+	if err != nil {
+		return err
+	}
+	defer sender.Close()
+
+	state := account.Aggregate.Initial("acct-alice")
+	steps := []account.Command{
+		account.Open{Owner: "Alice"},
+		account.Deposit{Amount: 100},
+		account.Withdraw{Amount: 30},
+		account.Withdraw{Amount: 500},
+		account.Close{},
+		account.Withdraw{Amount: 70},
+		account.Close{},
+	}
+	for _, c := range steps {
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		res, err := sender.Send(sctx, kastor.NewCommand[account.Command]("acct-alice", c))
+		cancel()
+		fmt.Fprintf(out, "%-28s ", fmt.Sprintf("%T%+v", c, c))
+		switch {
+		case errors.Is(err, kastor.ErrRejected):
+			fmt.Fprintf(out, "rejected: %v\n", errors.Unwrap(err))
+			continue
+		case err != nil:
+			return err
+		}
+		fmt.Fprintf(out, "ok, versions %d..%d\n", res.From, res.To)
+		for v := res.From; v <= res.To; v++ {
+			select {
+			case e := <-events:
+				state = account.Aggregate.Evolve(state, e.Event)
+				fmt.Fprintf(out, "    event v%d %-20s %+v  (partition %d, offset %d)\n", e.Version, e.Type, e.Event, e.Partition, e.Offset)
+			case <-time.After(10 * time.Second):
+				return errors.New("the tap did not deliver the committed events")
+			}
+		}
+		fmt.Fprintf(out, "    state %+v\n", state)
+	}
+	stopGateway()
+	if err := <-errc; err != nil {
+		return err
+	}
+	return nil
+}

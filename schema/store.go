@@ -1,0 +1,386 @@
+package schema
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kastor-dev/kastor"
+)
+
+// Topic is the default schemas topic: compacted, one partition, shared by every kastor
+// application of a cluster. Key: the fingerprint as 16 hexadecimal digits; value: the
+// schema JSON as written (defaults and aliases included); header kastor.schema.type: the
+// schema's full name. A key never changes value (it is a hash of the schema), so
+// compaction only removes duplicates.
+const Topic = "_kastor.schemas"
+
+// Store reads and writes a schemas topic with a franz-go client.
+//
+// Reads are raw fetches of the topic's partitions up to their last stable offset
+// (read_committed), so the client may be any client (a group consumer, a transactional
+// producer): Load neither joins a group nor changes what the client consumes. Writes are
+// plain produce calls, so Publish needs a client that is not transactional; franz-go's
+// default producer is idempotent with acks=all.
+type Store struct {
+	Client *kgo.Client
+	// Topic is the schemas topic; empty means Topic ("_kastor.schemas").
+	Topic string
+}
+
+// Load reads _kastor.schemas to its end and adds every schema to reg. See Store.Load.
+func Load(ctx context.Context, cl *kgo.Client, reg *Registry) error {
+	return Store{Client: cl}.Load(ctx, reg)
+}
+
+// Publish checks schemas against _kastor.schemas and writes the new ones. See
+// Store.Publish.
+func Publish(ctx context.Context, cl *kgo.Client, reg *Registry, schemas ...*Schema) error {
+	return Store{Client: cl}.Publish(ctx, reg, schemas...)
+}
+
+func (s Store) topic() string {
+	if s.Topic == "" {
+		return Topic
+	}
+	return s.Topic
+}
+
+// Load reads the schemas topic to its end (read_committed) and adds every schema to reg,
+// in topic order. A missing topic is a *NoTopicError. A record that is not a valid schema
+// under its fingerprint does not stop the load: the others are added, and the returned
+// error joins one *kastor.UndecodableError per bad record.
+func (s Store) Load(ctx context.Context, reg *Registry) error {
+	recs, err := s.readAll(ctx)
+	if err != nil {
+		return err
+	}
+	var bad []error
+	for _, r := range recs {
+		sc, err := schemaFromRecord(r)
+		if err != nil {
+			bad = append(bad, err)
+			continue
+		}
+		if sc != nil {
+			reg.addPublished(sc)
+		}
+	}
+	return errors.Join(bad...)
+}
+
+// schemaFromRecord parses one schemas-topic record; a tombstone gives nil.
+func schemaFromRecord(r *kgo.Record) (*Schema, error) {
+	if r.Value == nil {
+		return nil, nil
+	}
+	typeName := ""
+	for _, h := range r.Headers {
+		if h.Key == HeaderSchemaType {
+			typeName = string(h.Value)
+		}
+	}
+	fail := func(fp Fingerprint, err error) error {
+		return &kastor.UndecodableError{What: "schema", Type: typeName, Fingerprint: uint64(fp), Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
+	}
+	fp, err := ParseFingerprint(string(r.Key))
+	if err != nil {
+		return nil, fail(0, fmt.Errorf("key: %w", err))
+	}
+	sc, err := Parse(string(r.Value))
+	if err != nil {
+		return nil, fail(fp, err)
+	}
+	if sc.Fingerprint() != fp {
+		return nil, fail(fp, fmt.Errorf("the schema's fingerprint is %s, not its key", sc.Fingerprint()))
+	}
+	if typeName != "" && typeName != sc.Name() {
+		return nil, fail(fp, fmt.Errorf("header %s is %q but the schema is %s", HeaderSchemaType, typeName, sc.Name()))
+	}
+	return sc, nil
+}
+
+// Publish makes the schemas topic hold schemas, refusing any that would break readers.
+//
+// It loads the topic, then checks each schema not yet in it against every schema of the
+// same type found there (and against the ones before it in this call): each must be able
+// to read all their data (Registry.CheckCompatible, with reg's upcasters). If any check fails, nothing is written and the
+// error names the type and the field of every problem. A schema whose fingerprint is
+// already published is not written again; it is still checked when it differs from the
+// published one in what the fingerprint ignores (a decimal's scale, say). New schemas are
+// written with the client's idempotent producer and acknowledged before Publish returns.
+//
+// The check guards a deployment, it does not lock the topic: two services publishing
+// new schemas of one type at the same moment are each checked against what they loaded.
+//
+// If reg is not nil it receives every schema of the topic and the new ones, published
+// history first: the registry a service decodes with. The same errors as Load apply to the
+// topic's records; a bad record fails Publish (a registry with a hole could let an
+// incompatible schema through).
+func (s Store) Publish(ctx context.Context, reg *Registry, schemas ...*Schema) error {
+	have := NewRegistry()
+	if reg != nil {
+		reg.copyUpcasters(have)
+	}
+	if err := s.Load(ctx, have); err != nil {
+		return err
+	}
+	var problems []error
+	var fresh []*Schema
+	for _, sc := range schemas {
+		if prev, ok := have.Schema(sc.Fingerprint()); ok {
+			if !identical(prev.root, sc.root, map[[2]*node]bool{}) {
+				if err := CheckBackward(prev, sc); err != nil {
+					problems = append(problems, err)
+				}
+			}
+			continue
+		}
+		if err := have.CheckCompatible(sc); err != nil {
+			problems = append(problems, err)
+			continue
+		}
+		have.Add(sc)
+		fresh = append(fresh, sc)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("schema: nothing published to %s: %w", s.topic(), errors.Join(problems...))
+	}
+	if len(fresh) > 0 {
+		recs := make([]*kgo.Record, len(fresh))
+		for i, sc := range fresh {
+			recs[i] = &kgo.Record{
+				Topic:   s.topic(),
+				Key:     []byte(sc.Fingerprint().String()),
+				Value:   []byte(sc.JSON()),
+				Headers: []kgo.RecordHeader{{Key: HeaderSchemaType, Value: []byte(sc.Name())}},
+			}
+		}
+		if err := s.Client.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			if errors.Is(err, kerr.UnknownTopicOrPartition) {
+				return &NoTopicError{Topic: s.topic()}
+			}
+			return fmt.Errorf("schema: publishing to %s: %w", s.topic(), err)
+		}
+	}
+	if reg != nil {
+		// Schemas() lists each type oldest first, which is the order History needs.
+		for _, sc := range have.Schemas() {
+			reg.addPublished(sc)
+		}
+	}
+	return nil
+}
+
+// partitionInfo is what a fetch of one partition needs.
+type partitionInfo struct {
+	partition int32
+	leader    int32
+	epoch     int32
+}
+
+// readAll fetches every record of the topic up to the last stable offsets at the start.
+func (s Store) readAll(ctx context.Context) ([]*kgo.Record, error) {
+	topicID, parts, err := s.metadata(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*kgo.Record
+	for _, p := range parts {
+		start, err := s.listOffset(ctx, p.partition, -2)
+		if err != nil {
+			return nil, err
+		}
+		end, err := s.listOffset(ctx, p.partition, -1)
+		if err != nil {
+			return nil, err
+		}
+		recs, err := s.fetchRange(ctx, topicID, p, start, end)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, recs...)
+	}
+	return out, nil
+}
+
+// retry runs f until it succeeds, fails with a non-retriable error or ctx ends, backing
+// off between attempts. Metadata can lag behind a topic's creation or a leader change.
+func retry(ctx context.Context, f func() (bool, error)) error {
+	backoff := 50 * time.Millisecond
+	for {
+		again, err := f()
+		if !again {
+			return err
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			if err != nil {
+				return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+			}
+			return ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+func (s Store) metadata(ctx context.Context) ([16]byte, []partitionInfo, error) {
+	var id [16]byte
+	var parts []partitionInfo
+	topic := s.topic()
+	err := retry(ctx, func() (bool, error) {
+		req := kmsg.NewPtrMetadataRequest()
+		t := kmsg.NewMetadataRequestTopic()
+		t.Topic = kmsg.StringPtr(topic)
+		req.Topics = append(req.Topics, t)
+		req.AllowAutoTopicCreation = false
+		resp, err := req.RequestWith(ctx, s.Client)
+		if err != nil {
+			return false, fmt.Errorf("schema: metadata for %s: %w", topic, err)
+		}
+		if len(resp.Topics) != 1 {
+			return true, fmt.Errorf("schema: metadata for %s: %d topics in the answer", topic, len(resp.Topics))
+		}
+		rt := resp.Topics[0]
+		if err := kerr.ErrorForCode(rt.ErrorCode); err != nil {
+			if errors.Is(err, kerr.UnknownTopicOrPartition) {
+				return false, &NoTopicError{Topic: topic}
+			}
+			return kerr.IsRetriable(err), fmt.Errorf("schema: metadata for %s: %w", topic, err)
+		}
+		parts = parts[:0]
+		for _, p := range rt.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return kerr.IsRetriable(err), fmt.Errorf("schema: metadata for %s partition %d: %w", topic, p.Partition, err)
+			}
+			if p.Leader < 0 {
+				return true, fmt.Errorf("schema: %s partition %d has no leader", topic, p.Partition)
+			}
+			parts = append(parts, partitionInfo{partition: p.Partition, leader: p.Leader, epoch: p.LeaderEpoch})
+		}
+		if len(parts) == 0 {
+			return true, fmt.Errorf("schema: metadata for %s lists no partitions", topic)
+		}
+		id = rt.TopicID
+		return false, nil
+	})
+	sort.Slice(parts, func(i, j int) bool { return parts[i].partition < parts[j].partition })
+	return id, parts, err
+}
+
+// listOffset returns the earliest offset (ts -2) or the last stable offset (ts -1, under
+// read_committed) of a partition.
+func (s Store) listOffset(ctx context.Context, partition int32, ts int64) (int64, error) {
+	var off int64
+	topic := s.topic()
+	err := retry(ctx, func() (bool, error) {
+		req := kmsg.NewPtrListOffsetsRequest()
+		req.IsolationLevel = 1
+		t := kmsg.NewListOffsetsRequestTopic()
+		t.Topic = topic
+		p := kmsg.NewListOffsetsRequestTopicPartition()
+		p.Partition, p.Timestamp = partition, ts
+		t.Partitions = append(t.Partitions, p)
+		req.Topics = append(req.Topics, t)
+		resp, err := req.RequestWith(ctx, s.Client)
+		if err != nil {
+			return false, fmt.Errorf("schema: listing offsets of %s: %w", topic, err)
+		}
+		for _, rt := range resp.Topics {
+			for _, rp := range rt.Partitions {
+				if rp.Partition != partition {
+					continue
+				}
+				if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+					return kerr.IsRetriable(err), fmt.Errorf("schema: listing offsets of %s partition %d: %w", topic, partition, err)
+				}
+				off = rp.Offset
+				return false, nil
+			}
+		}
+		return true, fmt.Errorf("schema: no offsets for %s partition %d", topic, partition)
+	})
+	return off, err
+}
+
+// fetchRange reads [start, end) of one partition with read_committed fetches to its
+// leader; kgo.ProcessFetchPartition decompresses batches, drops aborted transactions and
+// control records, and says where the next fetch starts.
+func (s Store) fetchRange(ctx context.Context, topicID [16]byte, p partitionInfo, start, end int64) ([]*kgo.Record, error) {
+	topic := s.topic()
+	var out []*kgo.Record
+	off := start
+	decompressor := kgo.DefaultDecompressor()
+	for off < end {
+		req := kmsg.NewPtrFetchRequest()
+		req.MaxWaitMillis = 500
+		req.MinBytes = 1
+		req.MaxBytes = 64 << 20
+		req.IsolationLevel = 1
+		t := kmsg.NewFetchRequestTopic()
+		t.Topic, t.TopicID = topic, topicID
+		fp := kmsg.NewFetchRequestTopicPartition()
+		fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = p.partition, off, 8<<20
+		fp.CurrentLeaderEpoch = p.epoch
+		t.Partitions = append(t.Partitions, fp)
+		req.Topics = append(req.Topics, t)
+		resp, err := req.RequestWith(ctx, s.Client.Broker(int(p.leader)))
+		if err != nil {
+			return nil, fmt.Errorf("schema: fetching %s partition %d: %w", topic, p.partition, err)
+		}
+		if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+			return nil, fmt.Errorf("schema: fetching %s: %w", topic, err)
+		}
+		progressed := false
+		for i := range resp.Topics {
+			for j := range resp.Topics[i].Partitions {
+				rp := &resp.Topics[i].Partitions[j]
+				if rp.Partition != p.partition {
+					continue
+				}
+				res, next := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
+					Offset:         off,
+					IsolationLevel: kgo.ReadCommitted(),
+					Topic:          topic,
+					Partition:      p.partition,
+				}, rp, decompressor, nil)
+				if res.Err != nil {
+					if kerr.IsRetriable(res.Err) || errors.Is(res.Err, kerr.FencedLeaderEpoch) || errors.Is(res.Err, kerr.UnknownLeaderEpoch) {
+						// Leadership moved: find the new leader and go on from here.
+						_, parts, merr := s.metadata(ctx)
+						if merr != nil {
+							return nil, merr
+						}
+						for _, np := range parts {
+							if np.partition == p.partition {
+								p = np
+							}
+						}
+						progressed = true
+						continue
+					}
+					return nil, fmt.Errorf("schema: fetching %s partition %d: %w", topic, p.partition, res.Err)
+				}
+				out = append(out, res.Records...)
+				if next > off {
+					off, progressed = next, true
+				}
+			}
+		}
+		if !progressed {
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("schema: fetching %s partition %d at offset %d of %d: %w", topic, p.partition, off, end, err)
+			}
+		}
+	}
+	return out, nil
+}
