@@ -57,10 +57,7 @@ func preload(ctx context.Context, c *kafkatest.Cluster, ts topicSet, p params) e
 	for i := range p.commands {
 		acct := fmt.Sprintf("acct-%06d", i%p.aggregates)
 		md := kastor.Metadata{AggregateID: acct, CommandID: fmt.Sprintf("cmd-%08d", i), Type: enc.Type, Fingerprint: enc.Fingerprint}
-		hs := []kgo.RecordHeader{{Key: gateway.HeaderReplyTo, Value: []byte("bench")}}
-		for _, h := range md.AppendHeaders(nil) {
-			hs = append(hs, kgo.RecordHeader{Key: h.Key, Value: h.Value})
-		}
+		hs := producer.AppendHeaders([]kgo.RecordHeader{{Key: gateway.HeaderReplyTo, Value: []byte("bench")}}, &md)
 		cl.Produce(ctx, &kgo.Record{Topic: ts.commands, Partition: producer.PartitionFor([]byte(acct), p.partitions),
 			Key: []byte(acct), Value: enc.Data, Headers: hs}, func(_ *kgo.Record, err error) {
 			if err != nil {
@@ -109,10 +106,7 @@ func rawLoop(ctx context.Context, c *kafkatest.Cluster, p params) (float64, erro
 		var perr atomic.Value
 		fs.EachRecord(func(r *kgo.Record) {
 			md := kastor.Metadata{AggregateType: accountAggregate.Type, AggregateID: string(r.Key), Version: 1, Type: "bank.MoneyDeposited", Fingerprint: 1, CommandID: "cmd-00000000"}
-			var hs []kgo.RecordHeader
-			for _, h := range md.AppendHeaders(nil) {
-				hs = append(hs, kgo.RecordHeader{Key: h.Key, Value: h.Value})
-			}
+			hs := producer.Headers(&md)
 			promise := func(_ *kgo.Record, err error) {
 				if err != nil {
 					perr.CompareAndSwap(nil, err)
@@ -265,10 +259,7 @@ func recovery(ctx context.Context, c *kafkatest.Cluster, p params) (time.Duratio
 	for i := range p.snapAggs {
 		id := fmt.Sprintf("acct-%07d", i)
 		md := kastor.Metadata{AggregateType: accountAggregate.Type, AggregateID: id, Version: 1, Type: "bank.MoneyDeposited", Fingerprint: 1, CommandID: "c-" + id}
-		var hs []kgo.RecordHeader
-		for _, h := range md.AppendHeaders(nil) {
-			hs = append(hs, kgo.RecordHeader{Key: h.Key, Value: h.Value})
-		}
+		hs := producer.Headers(&md)
 		cl.Produce(ctx, &kgo.Record{Topic: ts.events, Key: []byte(id), Value: ev, Headers: hs}, nil)
 		rec := snapshot.Record{AggregateID: id, Version: 1, EventOffset: int64(i), Commands: []snapshot.Command{{ID: "c-" + id, From: 1, To: 1}},
 			StateType: "bank.Account", StateFingerprint: 1, State: state}

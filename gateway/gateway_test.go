@@ -151,10 +151,7 @@ func (r *rig) submit(aggID, cmdID string, c command, opts ...sendOpt) {
 		r.t.Fatal(err)
 	}
 	md := kastor.Metadata{AggregateID: aggID, CommandID: cmdID, Type: enc.Type, Fingerprint: enc.Fingerprint}
-	var hs []kgo.RecordHeader
-	for _, h := range md.AppendHeaders(nil) {
-		hs = append(hs, kgo.RecordHeader{Key: h.Key, Value: h.Value})
-	}
+	hs := producer.Headers(&md)
 	hs = append(hs, kgo.RecordHeader{Key: gateway.HeaderReplyTo, Value: []byte(callerID)})
 	rec := &kgo.Record{Topic: r.commands, Partition: producer.PartitionFor([]byte(aggID), r.partitions), Key: []byte(aggID), Value: enc.Data, Headers: hs}
 	for _, o := range opts {
@@ -227,11 +224,7 @@ func (r *rig) eventsOf() map[string][]kastor.Metadata {
 				if rec.Attrs.IsControl() {
 					return
 				}
-				var hs []kastor.Header
-				for _, h := range rec.Headers {
-					hs = append(hs, kastor.Header{Key: h.Key, Value: h.Value})
-				}
-				md, err := kastor.ParseHeaders(hs)
+				md, err := producer.Metadata(rec.Headers)
 				if err != nil {
 					r.t.Fatal(err)
 				}

@@ -295,7 +295,7 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, sess *kgo.GroupTransactSe
 		if t, ok := any(ev).(kastor.Tagged); ok {
 			md.Tags = t.Tags()
 		}
-		rec := &kgo.Record{Topic: g.topics.events, Partition: sh.partition, Key: r.Key, Value: encoded[i].Data, Headers: kgoHeaders(&md)}
+		rec := &kgo.Record{Topic: g.topics.events, Partition: sh.partition, Key: r.Key, Value: encoded[i].Data, Headers: producer.Headers(&md)}
 		b.produce(sess, ctx, rec)
 		b.events = append(b.events, stagedEvent[E]{rec: rec, env: kastor.Envelope[E]{Metadata: md, Event: ev, Topic: g.topics.events, Partition: sh.partition}})
 	}

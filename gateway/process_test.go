@@ -156,10 +156,7 @@ func (r *rig) runLoad(t *testing.T, accounts int, stop <-chan struct{}) *load {
 			acct := fmt.Sprintf("acct-%d", i%accounts)
 			enc, _ := commandCodec.Encode(deposit{1})
 			md := kastor.Metadata{AggregateID: acct, CommandID: fmt.Sprintf("d-%d", i), Type: enc.Type, Fingerprint: enc.Fingerprint}
-			var hs []kgo.RecordHeader
-			for _, h := range md.AppendHeaders(nil) {
-				hs = append(hs, kgo.RecordHeader{Key: h.Key, Value: h.Value})
-			}
+			hs := producer.Headers(&md)
 			hs = append(hs, kgo.RecordHeader{Key: gateway.HeaderReplyTo, Value: []byte(callerID)})
 			r.cl.Produce(context.Background(), &kgo.Record{Topic: r.commands, Partition: producer.PartitionFor([]byte(acct), r.partitions),
 				Key: []byte(acct), Value: enc.Data, Headers: hs}, nil)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/internal/partition"
+	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/snapshot"
 )
 
@@ -91,7 +92,7 @@ func (g *Gateway[S, C, E]) restore(ctx context.Context, p int32) (*shard[S], Rec
 
 	from := snaps.EventsFrom()
 	st, err := partition.ReadToEnd(ctx, cfg.Brokers, g.topics.events, p, from, func(r *kgo.Record) error {
-		md, err := kastor.ParseHeaders(toKastorHeaders(r.Headers))
+		md, err := producer.Metadata(r.Headers)
 		if err != nil {
 			return &kastor.UndecodableError{What: "event", Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
 		}
@@ -176,7 +177,7 @@ func (g *Gateway[S, C, E]) replay(ctx context.Context, p int32, id string) (*ent
 		if string(r.Key) != id {
 			return nil
 		}
-		md, err := kastor.ParseHeaders(toKastorHeaders(r.Headers))
+		md, err := producer.Metadata(r.Headers)
 		if err != nil {
 			return &kastor.UndecodableError{What: "event", Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
 		}

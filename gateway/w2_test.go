@@ -72,10 +72,7 @@ func (r *rig) runBankLoad(t *testing.T, accounts, clients int, stop <-chan struc
 				id := fmt.Sprintf("c%d-%d", c, i)
 				enc, _ := commandCodec.Encode(cmd)
 				md := kastor.Metadata{AggregateID: acct, CommandID: id, Type: enc.Type, Fingerprint: enc.Fingerprint}
-				var hs []kgo.RecordHeader
-				for _, h := range md.AppendHeaders(nil) {
-					hs = append(hs, kgo.RecordHeader{Key: h.Key, Value: h.Value})
-				}
+				hs := producer.Headers(&md)
 				hs = append(hs, kgo.RecordHeader{Key: gateway.HeaderReplyTo, Value: []byte(callerID)})
 				rec := &kgo.Record{Topic: r.commands, Partition: producer.PartitionFor([]byte(acct), r.partitions), Key: []byte(acct), Value: enc.Data, Headers: hs}
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/producer"
 )
 
 // Command record headers beyond kastor's envelope (kastor.Metadata's headers carry the
@@ -157,9 +158,7 @@ func parseCommandHeaders(hs []kgo.RecordHeader) (commandHeaders, error) {
 }
 
 func (ch *commandHeaders) append(dst []kgo.RecordHeader) []kgo.RecordHeader {
-	for _, h := range ch.Metadata.AppendHeaders(nil) {
-		dst = append(dst, kgo.RecordHeader{Key: h.Key, Value: h.Value})
-	}
+	dst = producer.AppendHeaders(dst, &ch.Metadata)
 	if ch.ReplyTo != "" {
 		dst = append(dst, kgo.RecordHeader{Key: HeaderReplyTo, Value: []byte(ch.ReplyTo)})
 	}
@@ -170,21 +169,4 @@ func (ch *commandHeaders) append(dst []kgo.RecordHeader) []kgo.RecordHeader {
 		dst = append(dst, kgo.RecordHeader{Key: HeaderExpectedVersion, Value: []byte(strconv.FormatInt(ch.ExpectedVersion, 10))})
 	}
 	return dst
-}
-
-func kgoHeaders(md *kastor.Metadata) []kgo.RecordHeader {
-	hs := md.AppendHeaders(nil)
-	out := make([]kgo.RecordHeader, len(hs))
-	for i, h := range hs {
-		out[i] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
-	}
-	return out
-}
-
-func toKastorHeaders(hs []kgo.RecordHeader) []kastor.Header {
-	out := make([]kastor.Header, len(hs))
-	for i, h := range hs {
-		out[i] = kastor.Header{Key: h.Key, Value: h.Value}
-	}
-	return out
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/producer"
 )
 
 // Record is the snapshot of one aggregate.
@@ -132,7 +133,7 @@ func (r *Record) KafkaRecord(topic string, partition int32) (*kgo.Record, error)
 		return nil, fmt.Errorf("snapshot of %q: %w", r.AggregateID, err)
 	}
 	md := kastor.Metadata{AggregateID: r.AggregateID, Version: r.Version, Type: TypeSnapshot}
-	return &kgo.Record{Topic: topic, Partition: partition, Key: []byte(r.AggregateID), Value: v, Headers: headers(md)}, nil
+	return &kgo.Record{Topic: topic, Partition: partition, Key: []byte(r.AggregateID), Value: v, Headers: producer.Headers(&md)}, nil
 }
 
 // CheckpointRecord returns the checkpoint record of a shard: every aggregate of the
@@ -143,7 +144,7 @@ func CheckpointRecord(topic string, partition int32, eventOffset int64) (*kgo.Re
 		return nil, err
 	}
 	return &kgo.Record{Topic: topic, Partition: partition, Key: []byte(CheckpointKey), Value: v,
-		Headers: headers(kastor.Metadata{Type: TypeCheckpoint})}, nil
+		Headers: producer.Headers(&kastor.Metadata{Type: TypeCheckpoint})}, nil
 }
 
 func decodeCheckpoint(value []byte) (int64, error) {
@@ -159,13 +160,4 @@ func decodeCheckpoint(value []byte) (int64, error) {
 		return 0, errors.New("negative event offset " + strconv.FormatInt(off, 10))
 	}
 	return off, nil
-}
-
-func headers(md kastor.Metadata) []kgo.RecordHeader {
-	hs := md.AppendHeaders(nil)
-	out := make([]kgo.RecordHeader, len(hs))
-	for i, h := range hs {
-		out[i] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
-	}
-	return out
 }

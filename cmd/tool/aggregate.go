@@ -110,11 +110,7 @@ func aggregateEvents(ctx context.Context, brokers []string, timeout time.Duratio
 		if string(r.Key) != id {
 			return nil
 		}
-		hs := make([]ks.Header, len(r.Headers))
-		for i, h := range r.Headers {
-			hs[i] = ks.Header{Key: h.Key, Value: h.Value}
-		}
-		m, err := ks.ParseHeaders(hs)
+		m, err := producer.Metadata(r.Headers)
 		if err != nil {
 			return &ks.UndecodableError{What: "event", Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
 		}

@@ -44,10 +44,7 @@ func TestAggregateEvents(t *testing.T) {
 					t.Fatal(err)
 				}
 				md := ks.Metadata{AggregateType: account.Type, AggregateID: id, Version: int64(i + 1), Type: enc.Type, Fingerprint: enc.Fingerprint, CommandID: "c" + string(rune('1'+i))}
-				var hs []kgo.RecordHeader
-				for _, h := range md.AppendHeaders(nil) {
-					hs = append(hs, kgo.RecordHeader{Key: h.Key, Value: h.Value})
-				}
+				hs := producer.Headers(&md)
 				rec := &kgo.Record{Topic: ns + ".bank.account.events", Partition: producer.PartitionFor([]byte(id), 3), Key: []byte(id), Value: enc.Data, Headers: hs}
 				if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
 					t.Fatal(err)
