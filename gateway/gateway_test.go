@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	bank "github.com/kastor-dev/kastor/examples/bank/account"
 	"github.com/kastor-dev/kastor/gateway"
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/producer"
@@ -57,6 +58,7 @@ type rig struct {
 	cl         *kgo.Client
 	replyCl    *kgo.Client
 	got        map[string]gateway.Reply
+	bank       *bank.Codecs // the bank example's codecs, for tests that run it
 }
 
 func newRig(t *testing.T, c *kafkatest.Cluster, partitions int32) *rig {

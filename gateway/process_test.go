@@ -20,8 +20,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	bank "github.com/kastor-dev/kastor/examples/bank/account"
 	"github.com/kastor-dev/kastor/gateway"
 	"github.com/kastor-dev/kastor/producer"
+	"github.com/kastor-dev/kastor/schema"
 )
 
 const childEnv = "KASTOR_GATEWAY_CHILD"
@@ -33,6 +35,9 @@ func runChild() int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if os.Getenv("CHILD_DOMAIN") == "bank" {
+		return runBankChild(ctx, brokers, ns, os.Getenv("CHILD_INSTANCE"), logger)
+	}
 	cfg := gateway.Config[account, command, kastor.Event]{
 		Aggregate: bankAggregate(), Namespace: ns, Brokers: brokers,
 		Commands: commandCodec, Events: eventCodec, States: stateCodec,
@@ -60,16 +65,53 @@ func runChild() int {
 	return 0
 }
 
+// runBankChild runs a gateway of the bank example (examples/bank/account: its domain and
+// Avro codecs, schemas published first) as that example's gateway process does.
+func runBankChild(ctx context.Context, brokers []string, ns, instance string, logger *slog.Logger) int {
+	codecs, err := bank.NewCodecs(nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	err = schema.Publish(ctx, cl, codecs.Registry, bank.Schemas()...)
+	cl.Close()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "publish schemas:", err)
+		return 2
+	}
+	g, err := gateway.New(gateway.Config[bank.State, bank.Command, kastor.Event]{
+		Aggregate: bank.Aggregate, Namespace: ns, Brokers: brokers,
+		Commands: codecs.Commands, Events: codecs.Events, States: codecs.States,
+		InstanceID: instance, Logger: logger, TransactionTimeout: 10 * time.Second, MaxBatch: 50,
+		ClientOptions: []kgo.Opt{kgo.SessionTimeout(6 * time.Second), kgo.HeartbeatInterval(500 * time.Millisecond)},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	if err := g.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "gateway:", err)
+		return 1
+	}
+	return 0
+}
+
 type child struct {
 	cmd *exec.Cmd
 	out *strings.Builder
 }
 
-func (r *rig) spawn(instance string, delay time.Duration) *child {
+func (r *rig) spawn(instance string, delay time.Duration, env ...string) *child {
 	r.t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"=1", "CHILD_BROKERS="+strings.Join(r.c.Brokers(), ","),
 		"CHILD_NS="+r.ns, "CHILD_INSTANCE="+instance, "CHILD_DELAY="+delay.String())
+	cmd.Env = append(cmd.Env, env...)
 	out := &strings.Builder{}
 	cmd.Stderr = &lockedWriter{w: out}
 	if err := cmd.Start(); err != nil {

@@ -12,22 +12,24 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	bank "github.com/kastor-dev/kastor/examples/bank/account"
 	"github.com/kastor-dev/kastor/gateway"
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/producer"
+	"github.com/kastor-dev/kastor/schema"
 )
 
 // bankLoad sends deposits and withdrawals from several clients and keeps every reply.
 type bankLoad struct {
 	mu      sync.Mutex
-	sent    map[string]command // command ID -> command
-	acct    map[string]string  // command ID -> account
+	sent    map[string]bank.Command // command ID -> command
+	acct    map[string]string       // command ID -> account
 	replies map[string]gateway.Reply
 	wg      sync.WaitGroup
 }
 
 func (r *rig) runBankLoad(t *testing.T, accounts, clients int, stop <-chan struct{}) *bankLoad {
-	l := &bankLoad{sent: map[string]command{}, acct: map[string]string{}, replies: map[string]gateway.Reply{}}
+	l := &bankLoad{sent: map[string]bank.Command{}, acct: map[string]string{}, replies: map[string]gateway.Reply{}}
 	replies := r.c.Client(t, kgo.ConsumeTopics(r.replies), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))
 	// Make sure the reply consumer has its position before the first command goes out.
@@ -65,18 +67,21 @@ func (r *rig) runBankLoad(t *testing.T, accounts, clients int, stop <-chan struc
 				case <-time.After(3 * time.Millisecond):
 				}
 				acct := fmt.Sprintf("acct-%d", rnd.IntN(accounts))
-				var cmd command = deposit{int64(1 + rnd.IntN(100))}
+				var cmd bank.Command = bank.Deposit{Amount: int64(1 + rnd.IntN(100))}
 				if rnd.IntN(3) == 0 {
-					cmd = withdraw{int64(1 + rnd.IntN(150))}
+					cmd = bank.Withdraw{Amount: int64(1 + rnd.IntN(150))}
 				}
 				id := fmt.Sprintf("c%d-%d", c, i)
-				enc, _ := commandCodec.Encode(cmd)
+				enc, err := r.bank.Commands.Encode(cmd)
+				if err != nil {
+					panic(err)
+				}
 				md := kastor.Metadata{AggregateID: acct, CommandID: id, Type: enc.Type, Fingerprint: enc.Fingerprint}
 				hs := producer.Headers(&md)
 				hs = append(hs, kgo.RecordHeader{Key: gateway.HeaderReplyTo, Value: []byte(callerID)})
 				rec := &kgo.Record{Topic: r.commands, Partition: producer.PartitionFor([]byte(acct), r.partitions), Key: []byte(acct), Value: enc.Data, Headers: hs}
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				err := r.cl.ProduceSync(ctx, rec).FirstErr()
+				err = r.cl.ProduceSync(ctx, rec).FirstErr()
 				cancel()
 				if err != nil {
 					continue // never written: no reply expected
@@ -118,7 +123,8 @@ func (l *bankLoad) waitOK(t *testing.T, more int, timeout time.Duration) {
 	}
 }
 
-// TestW2ExactlyOnceThroughCrashesAndFailover runs three gateway processes under load from
+// TestW2ExactlyOnceThroughCrashesAndFailover runs three gateway processes of the bank
+// example (examples/bank/account: its domain, Avro codecs and schemas) under load from
 // several clients, kills one with SIGKILL several times and stops a broker of the 3-node
 // cluster once. Afterwards every acknowledged command's event is present exactly once,
 // every account's versions are contiguous, and each balance equals the sum of the
@@ -132,11 +138,18 @@ func TestW2ExactlyOnceThroughCrashesAndFailover(t *testing.T) {
 		t.Skip("needs a cluster whose nodes the harness controls")
 	}
 	r := newRigRF(t, c, 6, 3, map[string]string{"min.insync.replicas": "2"})
+	c.CreateTopic(t, schema.Topic, 1, 3, map[string]string{"cleanup.policy": "compact", "min.insync.replicas": "2"})
+	codecs, err := bank.NewCodecs(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.bank = codecs
 	const accounts = 30
 	for i := range accounts {
-		r.submit(fmt.Sprintf("acct-%d", i), fmt.Sprintf("open-%d", i), openAccount{})
+		r.submitBank(fmt.Sprintf("acct-%d", i), fmt.Sprintf("open-%d", i), bank.Open{Owner: fmt.Sprintf("owner-%d", i)})
 	}
-	children := []*child{r.spawn("g0", 0), r.spawn("g1", 0), r.spawn("g2", 0)}
+	bankEnv := "CHILD_DOMAIN=bank"
+	children := []*child{r.spawn("g0", 0, bankEnv), r.spawn("g1", 0, bankEnv), r.spawn("g2", 0, bankEnv)}
 	if rep := r.reply(fmt.Sprintf("open-%d", accounts-1)); rep.Status != gateway.StatusOK {
 		t.Fatalf("open: %+v", rep)
 	}
@@ -150,7 +163,7 @@ func TestW2ExactlyOnceThroughCrashesAndFailover(t *testing.T) {
 		i := rnd.IntN(len(children))
 		children[i].signal(t, syscall.SIGKILL)
 		_ = children[i].cmd.Wait()
-		children[i] = r.spawn(fmt.Sprintf("g%d-r%d", i, round), 0)
+		children[i] = r.spawn(fmt.Sprintf("g%d-r%d", i, round), 0, bankEnv)
 		l.waitOK(t, 150, 2*time.Minute)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -196,9 +209,9 @@ func TestW2ExactlyOnceThroughCrashesAndFailover(t *testing.T) {
 			continue
 		}
 		switch cmd := l.sent[id].(type) {
-		case deposit:
+		case bank.Deposit:
 			want[l.acct[id]] += cmd.Amount
-		case withdraw:
+		case bank.Withdraw:
 			want[l.acct[id]] -= cmd.Amount
 		}
 	}
@@ -252,24 +265,34 @@ func (r *rig) foldBalances(t *testing.T, into map[string]int64) {
 				if rec.Attrs.IsControl() {
 					return
 				}
-				var typ string
-				for _, h := range rec.Headers {
-					if h.Key == kastor.HeaderType {
-						typ = string(h.Value)
-					}
+				md, err := producer.Metadata(rec.Headers)
+				if err != nil {
+					t.Fatal(err)
 				}
-				ev, err := eventCodec.Decode(gateway.Encoded{Type: typ, Fingerprint: 1, Data: rec.Value})
+				ev, err := r.bank.Events.Decode(gateway.Encoded{Type: md.Type, Fingerprint: md.Fingerprint, Data: rec.Value})
 				if err != nil {
 					t.Fatal(err)
 				}
 				switch e := ev.(type) {
-				case deposited:
+				case bank.Deposited:
 					into[string(rec.Key)] += e.Amount
-				case withdrawn:
+				case bank.Withdrawn:
 					into[string(rec.Key)] -= e.Amount
 				}
 			})
 		}
 		cl.Close()
 	}
+}
+
+// submitBank appends a bank example command, Avro-encoded, with a reply-to.
+func (r *rig) submitBank(aggID, cmdID string, c bank.Command) {
+	r.t.Helper()
+	enc, err := r.bank.Commands.Encode(c)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	md := kastor.Metadata{AggregateID: aggID, CommandID: cmdID, Type: enc.Type, Fingerprint: enc.Fingerprint}
+	hs := producer.AppendHeaders([]kgo.RecordHeader{{Key: gateway.HeaderReplyTo, Value: []byte(callerID)}}, &md)
+	r.produce(&kgo.Record{Topic: r.commands, Partition: producer.PartitionFor([]byte(aggID), r.partitions), Key: []byte(aggID), Value: enc.Data, Headers: hs})
 }
