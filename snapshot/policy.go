@@ -13,9 +13,6 @@ type Policy struct {
 	// CheckpointInterval writes a shard checkpoint at least this often while the shard
 	// changes (default 1 minute).
 	CheckpointInterval time.Duration
-	// OnRevoke checkpoints a shard when the instance hands it over cleanly (default off:
-	// a rebalance then finishes sooner).
-	OnRevoke bool
 }
 
 // WithDefaults returns p with zero fields set to their defaults.
