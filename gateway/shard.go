@@ -43,6 +43,18 @@ func (e *entry[S]) remember(c snapshot.Command, window int) {
 	}
 }
 
+// replayed records a stored event read back: the state after it, its version and offset,
+// and its command in the deduplication window (consecutive events of one command form
+// one entry).
+func (e *entry[S]) replayed(state S, md kastor.Metadata, offset int64, window int) {
+	e.state, e.version, e.eventOffset = state, md.Version, offset
+	if n := len(e.commands); n > 0 && e.commands[n-1].ID == md.CommandID && e.commands[n-1].To == md.Version-1 {
+		e.commands[n-1].To = md.Version
+	} else if md.CommandID != "" {
+		e.remember(snapshot.Command{ID: md.CommandID, From: md.Version, To: md.Version}, window)
+	}
+}
+
 func (e *entry[S]) seen(id string) (snapshot.Command, bool) {
 	for i := len(e.commands) - 1; i >= 0; i-- {
 		if e.commands[i].ID == id {
@@ -120,14 +132,7 @@ func (g *Gateway[S, C, E]) restore(ctx context.Context, p int32) (*shard[S], Rec
 		if err != nil {
 			return &kastor.UndecodableError{What: "event", Type: md.Type, Fingerprint: md.Fingerprint, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
 		}
-		e.state = cfg.Aggregate.Evolve(e.state, ev)
-		e.version = md.Version
-		e.eventOffset = r.Offset
-		if n := len(e.commands); n > 0 && e.commands[n-1].ID == md.CommandID && e.commands[n-1].To == md.Version-1 {
-			e.commands[n-1].To = md.Version
-		} else if md.CommandID != "" {
-			e.remember(snapshot.Command{ID: md.CommandID, From: md.Version, To: md.Version}, cfg.DedupeWindow)
-		}
+		e.replayed(cfg.Aggregate.Evolve(e.state, ev), md, r.Offset, cfg.DedupeWindow)
 		sh.dirty[id] = struct{}{}
 		sh.sinceCheckpoint++
 		return nil
@@ -185,13 +190,7 @@ func (g *Gateway[S, C, E]) replay(ctx context.Context, p int32, id string) (*ent
 		if err != nil {
 			return &kastor.UndecodableError{What: "event", Type: md.Type, Fingerprint: md.Fingerprint, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
 		}
-		e.state = cfg.Aggregate.Evolve(e.state, ev)
-		e.version, e.eventOffset = md.Version, r.Offset
-		if n := len(e.commands); n > 0 && e.commands[n-1].ID == md.CommandID && e.commands[n-1].To == md.Version-1 {
-			e.commands[n-1].To = md.Version
-		} else if md.CommandID != "" {
-			e.remember(snapshot.Command{ID: md.CommandID, From: md.Version, To: md.Version}, cfg.DedupeWindow)
-		}
+		e.replayed(cfg.Aggregate.Evolve(e.state, ev), md, r.Offset, cfg.DedupeWindow)
 		return nil
 	}, cfg.ClientOptions...)
 	if err != nil {
