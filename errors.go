@@ -35,6 +35,7 @@ type RejectedError struct {
 	Err error
 }
 
+// Error names the aggregate, the command and the domain reason.
 func (e *RejectedError) Error() string {
 	if e.CommandID == "" {
 		return fmt.Sprintf("kastor: %s %q rejected the command: %v", e.AggregateType, e.AggregateID, e.Err)
@@ -56,6 +57,7 @@ type VersionConflictError struct {
 	Actual        int64
 }
 
+// Error gives both versions.
 func (e *VersionConflictError) Error() string {
 	return fmt.Sprintf("kastor: %s %q is at version %d, the command expected %d", e.AggregateType, e.AggregateID, e.Actual, e.Expected)
 }
@@ -71,6 +73,7 @@ type InvariantError struct {
 	Err           error
 }
 
+// Error names the aggregate and the failed invariant.
 func (e *InvariantError) Error() string {
 	return fmt.Sprintf("kastor: %s %q: invariant violated: %v", e.AggregateType, e.AggregateID, e.Err)
 }
@@ -87,6 +90,7 @@ type TimeoutError struct {
 	Err       error // the context's error
 }
 
+// Error says the command may still be applied and how to retry.
 func (e *TimeoutError) Error() string {
 	return fmt.Sprintf("kastor: no result for command %s: %v (the command may still be applied; re-send it with the same command ID to get its result)", e.CommandID, e.Err)
 }
@@ -103,6 +107,7 @@ type NotOwnerError struct {
 	Partition int32
 }
 
+// Error names the partition that was lost.
 func (e *NotOwnerError) Error() string {
 	return fmt.Sprintf("kastor: this instance no longer owns %s partition %d", e.Topic, e.Partition)
 }
@@ -125,6 +130,7 @@ type UndecodableError struct {
 	Err       error
 }
 
+// Error says what could not be decoded, with its type, schema and position.
 func (e *UndecodableError) Error() string {
 	msg := "kastor: cannot decode " + e.What
 	if e.Type != "" {
