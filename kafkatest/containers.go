@@ -140,13 +140,19 @@ func startContainers(ctx context.Context, cfg config) (*dockerCluster, error) {
 
 func nodeAlias(id int32) string { return fmt.Sprintf("kafka-%d", id) }
 
-// newClusterID returns a KRaft cluster ID: 16 random bytes, base64url without padding.
+// newClusterID returns a KRaft cluster ID: 16 random bytes, base64url without padding. An ID
+// starting with '-' is valid, but a storage tool given it as a separate argument reads it as
+// an option, so such IDs are drawn again.
 func newClusterID() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
+	for {
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", err
+		}
+		if id := base64.RawURLEncoding.EncodeToString(b[:]); id[0] != '-' {
+			return id, nil
+		}
 	}
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
 func nodeEnv(cfg config, id int32, port int, clusterID, voters string) map[string]string {

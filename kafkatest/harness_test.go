@@ -86,3 +86,15 @@ func TestUseSkipsOrFailsWithoutDocker(t *testing.T) {
 		t.Fatalf("other errors: skipped=%v failed=%v, want a failure", f.skipped, f.failed)
 	}
 }
+
+func TestClusterIDsNeverStartWithADash(t *testing.T) {
+	for range 2000 {
+		id, err := newClusterID()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(id) != 22 || id[0] == '-' {
+			t.Fatalf("cluster ID %q", id)
+		}
+	}
+}
