@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
@@ -26,6 +27,7 @@ type Gateway[S, C, E any] struct {
 	shards    map[int32]*shard[S]
 	restoring map[int32]*restoring // assigned, restore under way or failed
 	runCtx    context.Context
+	client    *kgo.Client   // the session's client, for the offset checks of restores
 	sem       chan struct{} // bounds concurrent restores
 	// partitions is the partition count shared by the aggregate type's topics.
 	partitions int32
@@ -114,6 +116,9 @@ func (g *Gateway[S, C, E]) Run(ctx context.Context) error {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	defer sess.Close()
+	g.mu.Lock()
+	g.client = sess.Client()
+	g.mu.Unlock()
 
 	p, err := g.checkTopics(ctx, sess.Client())
 	if ctx.Err() != nil {
@@ -191,6 +196,13 @@ func (g *Gateway[S, C, E]) startRestore(p int32) {
 			return
 		}
 		defer func() { <-g.sem }()
+		// The previous owner may have a transaction that already committed its command
+		// offsets and is still finishing: its events must be read, so wait until the
+		// shard's committed offset is stable before reading the events (KIP-447).
+		if err := g.awaitStableOffset(ctx, p); err != nil {
+			r.err = err
+			return
+		}
 		sh, st, err := g.restore(ctx, p)
 		if err != nil {
 			r.err = err
@@ -209,6 +221,36 @@ func (g *Gateway[S, C, E]) startRestore(p int32) {
 		}
 		g.mu.Unlock()
 	}()
+}
+
+// awaitStableOffset waits until no transaction with offsets for partition p of the commands
+// topic is pending: OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT until then.
+func (g *Gateway[S, C, E]) awaitStableOffset(ctx context.Context, p int32) error {
+	g.mu.Lock()
+	cl := g.client
+	g.mu.Unlock()
+	adm := kadm.NewClient(cl)
+	for {
+		resp, err := adm.FetchOffsetsForTopics(kadm.RequireStable(ctx), g.cfg.Group, g.topics.commands)
+		if err == nil {
+			if o, ok := resp.Lookup(g.topics.commands, p); !ok || o.Err == nil {
+				return nil
+			} else {
+				err = o.Err
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !errors.Is(err, kerr.UnstableOffsetCommit) {
+			g.cfg.Logger.Warn("fetching the committed offset before a restore; retrying", "partition", p, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // awaitRestores waits for the restores of the partitions the fetches hold commands for.

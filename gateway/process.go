@@ -155,11 +155,23 @@ func (g *Gateway[S, C, E]) processBatch(ctx context.Context, sess *kgo.GroupTran
 	committed, err := sess.End(tctx, kgo.TransactionEndTry(!abort))
 	if err != nil {
 		g.metrics.txns.WithLabelValues("aborted").Inc()
-		if errors.Is(err, kgo.ErrClientClosed) || ctx.Err() != nil {
+		if errors.Is(err, kgo.ErrClientClosed) {
 			return nil
 		}
-		cfg.Logger.Warn("ending transaction failed; its commands will be handled again", "err", err)
-		return nil
+		cfg.Logger.Warn("ending the transaction failed; aborting it, its commands will be handled again", "err", err)
+		// A failed End can leave the transaction open (a flush cut short by the deadline):
+		// abort it before the next one begins.
+		for attempt := 1; ; attempt++ {
+			actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.TransactionTimeout)
+			_, aerr := sess.End(actx, kgo.TryAbort)
+			acancel()
+			if aerr == nil || errors.Is(aerr, kgo.ErrClientClosed) {
+				return nil
+			}
+			if attempt == 5 {
+				return fmt.Errorf("gateway: cannot abort the failed transaction: %w", aerr)
+			}
+		}
 	}
 	if !committed {
 		g.metrics.txns.WithLabelValues("aborted").Inc()
