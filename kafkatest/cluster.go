@@ -197,7 +197,18 @@ func (c *Cluster) waitForBrokers(ctx context.Context, n int, timeout time.Durati
 		case m.ControllerID < 0:
 			last = errors.New("no active controller")
 		default:
-			return nil
+			// Registered is not yet reachable: ask every broker directly (a published port
+			// can accept a connection before the broker behind it does).
+			last = nil
+			for _, b := range m.Brokers {
+				if _, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, c.client.Broker(int(b.NodeID))); err != nil {
+					last = fmt.Errorf("broker %d: %w", b.NodeID, err)
+					break
+				}
+			}
+			if last == nil {
+				return nil
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -255,12 +266,25 @@ func (c *Cluster) CreateTopicContext(ctx context.Context, topic string, partitio
 	for k, v := range configs {
 		cfgs[k] = kadm.StringPtr(v)
 	}
-	resp, err := c.admin.CreateTopic(ctx, partitions, replicationFactor, cfgs, topic)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		return fmt.Errorf("kafkatest: create topic %q: %w", topic, err)
+	for {
+		resp, err := c.admin.CreateTopic(ctx, partitions, replicationFactor, cfgs, topic)
+		if err == nil {
+			err = resp.Err
+		}
+		if err == nil || errors.Is(err, kerr.TopicAlreadyExists) {
+			break
+		}
+		// A cluster that just started (or a node that just restarted) can drop a connection;
+		// errors the broker answered with are final.
+		var ke *kerr.Error
+		if errors.As(err, &ke) || ctx.Err() != nil {
+			return fmt.Errorf("kafkatest: create topic %q: %w", topic, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("kafkatest: create topic %q: %w", topic, err)
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 	return c.waitForLeaders(ctx, topic, int(partitions))
 }
