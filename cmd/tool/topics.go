@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
+
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/kastor-dev/kastor/topics"
 )
@@ -45,17 +48,11 @@ Exit codes: 0 in sync or created, 1 error, 2 usage error, 3 drift remains.`,
   kastor topics apply -o json | jq '.topics[] | select(.action != "unchanged")'`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(*file)
-			if err != nil {
-				return err
-			}
-			brokers := a.resolveBrokers(cfg)
-			adm, err := topics.Connect(cmd.Context(), brokers, a.timeout)
+			plan, brokers, adm, err := a.connectPlan(cmd.Context(), *file)
 			if err != nil {
 				return err
 			}
 			defer adm.Close()
-			plan := topics.NewPlan(cfg)
 			res, err := topics.Apply(cmd.Context(), adm, plan, topics.Options{
 				Timeout: a.timeout, DryRun: dryRun, Brokers: brokers,
 			})
@@ -85,17 +82,11 @@ Exit codes: 0 no drift (missing topics are not an error: apply creates them),
   kastor topics describe -o json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(*file)
-			if err != nil {
-				return err
-			}
-			brokers := a.resolveBrokers(cfg)
-			adm, err := topics.Connect(cmd.Context(), brokers, a.timeout)
+			plan, brokers, adm, err := a.connectPlan(cmd.Context(), *file)
 			if err != nil {
 				return err
 			}
 			defer adm.Close()
-			plan := topics.NewPlan(cfg)
 			statuses, err := topics.Diff(cmd.Context(), adm, plan, topics.Options{Timeout: a.timeout, Brokers: brokers})
 			if statuses != nil {
 				if perr := printDescribe(a.stdout, a.output, plan, brokers, statuses); perr != nil {
@@ -105,4 +96,19 @@ Exit codes: 0 no drift (missing topics are not an error: apply creates them),
 			return err
 		},
 	}
+}
+
+// connectPlan reads the topic file, derives its plan and connects an admin client to the
+// brokers that apply (see resolveBrokers). The caller closes the client.
+func (a *app) connectPlan(ctx context.Context, file string) (topics.Plan, []string, *kadm.Client, error) {
+	cfg, err := loadConfig(file)
+	if err != nil {
+		return topics.Plan{}, nil, nil, err
+	}
+	brokers := a.resolveBrokers(cfg)
+	adm, err := topics.Connect(ctx, brokers, a.timeout)
+	if err != nil {
+		return topics.Plan{}, nil, nil, err
+	}
+	return topics.NewPlan(cfg), brokers, adm, nil
 }
