@@ -13,7 +13,7 @@ help: ## list the targets
 build: ## build the kastor CLI into bin/kastor
 	$(GO) build -o $(BIN)/kastor ./cmd/tool
 
-test: ## all tests; prepares Docker and the Kafka image when missing (see docker/with-kafka.sh)
+test: ## all tests; prepares Docker and the Kafka and PostgreSQL images when missing (see docker/with-kafka.sh)
 	docker/with-kafka.sh $(GO) test $(TEST_FLAGS) $(PKGS)
 
 test-unit: ## tests that need no Docker (integration tests skip)
@@ -35,11 +35,12 @@ dev: ## embedded broker on 127.0.0.1:9092 with the example topics (Ctrl-C stops 
 demo: ## the bank example on the embedded broker: commands, their events and the state
 	$(GO) run ./examples/bank demo
 
-image: ## build (or reuse) the offline Apache Kafka image
+image: ## build (or reuse) the offline Apache Kafka and PostgreSQL images
 	docker/build-kafka-image.sh
+	docker/build-postgres-image.sh
 
 clean-containers: ## remove containers and networks left by killed test runs
-	-docker rm -f $$(docker ps -aq --filter label=dev.kastor.kafkatest) 2>/dev/null
+	-docker rm -f -v $$(docker ps -aq --filter label=dev.kastor.kafkatest) 2>/dev/null
 	-docker network rm $$(docker network ls -q --filter label=dev.kastor.kafkatest) 2>/dev/null
 
 clean: ## remove build output
