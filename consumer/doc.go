@@ -1,7 +1,42 @@
 // Package consumer holds kastor's readers and projections: consumer groups over events
-// topics with committed offsets, read_committed, decoding events through the schema
-// package, applying them to sinks (in memory, a Kafka table, PostgreSQL) with retries, a
-// dead-letter topic and rebuilds without downtime.
+// topics that decode events through a kastor.Codec (writer schema, reader schema,
+// upcasters) and apply them to a Sink, in offset order per partition — so in version
+// order per aggregate — with partitions applied in parallel.
 //
-// Not implemented yet: this package is the subject of issue #4.
+// A Reader is one projection version: Config names it, lists its topics (by aggregate
+// type or by name), its codec and an optional Filter on headers (event types, tags,
+// aggregate IDs; filtered events are never decoded). It joins the consumer group
+// GroupName(ns, name, version) with read_committed isolation, or, with
+// Config.AllPartitions, reads every partition itself.
+//
+// # Offsets
+//
+// A Reader works in rounds: poll, apply every partition's records, commit the offsets of
+// what was applied (or filtered, or durably parked), then let the group rebalance
+// (kgo.BlockRebalanceOnPoll). Offsets are never committed for an event that was neither
+// applied nor parked, and a revoked partition has everything its owner applied
+// committed before the new owner starts. Sinks choose who owns offsets:
+//
+//   - Handler: the group does; at-least-once. After a crash the events since the last
+//     commit (at most one round, MaxPollRecords) are applied again; envelopes carry the
+//     aggregate ID and version to drop them.
+//   - Memory and other OffsetStore sinks record Batch.Next with what they applied and
+//     the reader resumes from their offsets: exactly once into the sink. A new Memory
+//     starts from the earliest offsets.
+//   - TxSink sinks (a Kafka table) write in the reader's Kafka transaction, with the
+//     consumed offsets and the round's dead letters.
+//
+// # Failures
+//
+// An event whose Apply fails is retried alone with exponential backoff (Config.Retry),
+// then parked on the dead-letter topic DLQTopic(ns, name) with its original key, value
+// and headers plus kastor.dlq.* headers (reason, error, attempts, origin, projection), and
+// the partition goes on. With ParkAggregate the aggregate's later events are parked too,
+// marked held, until a Replay applies them in order; other aggregates keep flowing.
+// Undecodable records (headers missing or malformed, unknown type or schema, bad Avro)
+// are parked at once. A sink error wrapped with Unavailable, or a dead-letter topic that
+// cannot be written, makes the partition wait and retry without limit: nothing is
+// skipped and nothing committed past it.
+//
+// Replay re-applies a projection's unresolved dead letters and marks them resolved.
 package consumer

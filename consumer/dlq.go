@@ -1,0 +1,257 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kastor-dev/kastor/internal/partition"
+)
+
+// Headers a reader adds to a record it parks on the dead-letter topic. The parked
+// record keeps the original key, value and headers unchanged, followed by these, so
+// kcat or the kastor CLI can read and re-drive it without the reader's code.
+const (
+	// HeaderDLQReason is why the record is there: ReasonFailed, ReasonUndecodable,
+	// ReasonHeld, or ReasonResolved for a resolution marker.
+	HeaderDLQReason = "kastor.dlq.reason"
+	// HeaderDLQError is the last error's message (empty for held records).
+	HeaderDLQError = "kastor.dlq.error"
+	// HeaderDLQAttempts is how many times the event was tried, in decimal.
+	HeaderDLQAttempts = "kastor.dlq.attempts"
+	// HeaderDLQTopic, HeaderDLQPartition and HeaderDLQOffset locate the original record.
+	HeaderDLQTopic     = "kastor.dlq.topic"
+	HeaderDLQPartition = "kastor.dlq.partition"
+	HeaderDLQOffset    = "kastor.dlq.offset"
+	// HeaderDLQTimestamp is the original record's timestamp, in Unix milliseconds.
+	HeaderDLQTimestamp = "kastor.dlq.timestamp"
+	// HeaderDLQProjection and HeaderDLQVersion name the projection that parked the
+	// record: the topic is shared by the projection's versions, and a rebuild's version
+	// may park the same event again.
+	HeaderDLQProjection = "kastor.dlq.projection"
+	HeaderDLQVersion    = "kastor.dlq.projection.version"
+	// HeaderDLQHeldBehind is, on a held record, the offset (in the same topic and
+	// partition) of the parked event of the aggregate it is held behind.
+	HeaderDLQHeldBehind = "kastor.dlq.held.behind"
+)
+
+// The values of HeaderDLQReason.
+const (
+	// ReasonFailed: the sink failed on the event after every retry.
+	ReasonFailed = "failed"
+	// ReasonUndecodable: the record could not be decoded (missing or malformed headers,
+	// unknown type or schema, bad Avro); it was parked without retries.
+	ReasonUndecodable = "undecodable"
+	// ReasonHeld: with ParkAggregate, an event of an aggregate that has a parked event;
+	// it was not tried.
+	ReasonHeld = "held"
+	// ReasonResolved marks a record with no value that resolves an earlier dead letter
+	// of the same projection version and origin (written by Replay).
+	ReasonResolved = "resolved"
+)
+
+// DeadLetter is a record of a dead-letter topic, parsed.
+type DeadLetter struct {
+	Reason     string
+	Err        string
+	Attempts   int
+	Projection string
+	Version    int
+	// Origin, Offset and Timestamp locate and date the original record.
+	Origin    TopicPartition
+	Offset    int64
+	Timestamp time.Time
+	// HeldBehind is the offset of the parked event a held record waits for, -1 if none.
+	HeldBehind int64
+	// Key, Value and Headers are the original record's (Headers without the kastor.dlq.*
+	// ones). A resolution marker has the original key and no value.
+	Key     []byte
+	Value   []byte
+	Headers []kgo.RecordHeader
+	// Record is the dead-letter record itself (its partition and offset in the
+	// dead-letter topic).
+	Record *kgo.Record
+}
+
+// ParseDeadLetter reads a record of a dead-letter topic. It fails for records a reader
+// did not write (missing or malformed kastor.dlq.* headers).
+func ParseDeadLetter(r *kgo.Record) (DeadLetter, error) {
+	d := DeadLetter{Key: r.Key, Value: r.Value, HeldBehind: -1, Offset: -1, Record: r}
+	var errs []error
+	num := func(k, v string) int64 {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("header %s: %q is not a number", k, v))
+		}
+		return n
+	}
+	seen := map[string]bool{}
+	for _, h := range r.Headers {
+		if !strings.HasPrefix(h.Key, "kastor.dlq.") {
+			d.Headers = append(d.Headers, h)
+			continue
+		}
+		v := string(h.Value)
+		seen[h.Key] = true
+		switch h.Key {
+		case HeaderDLQReason:
+			d.Reason = v
+		case HeaderDLQError:
+			d.Err = v
+		case HeaderDLQAttempts:
+			d.Attempts = int(num(h.Key, v))
+		case HeaderDLQTopic:
+			d.Origin.Topic = v
+		case HeaderDLQPartition:
+			d.Origin.Partition = int32(num(h.Key, v))
+		case HeaderDLQOffset:
+			d.Offset = num(h.Key, v)
+		case HeaderDLQTimestamp:
+			d.Timestamp = time.UnixMilli(num(h.Key, v))
+		case HeaderDLQProjection:
+			d.Projection = v
+		case HeaderDLQVersion:
+			d.Version = int(num(h.Key, v))
+		case HeaderDLQHeldBehind:
+			d.HeldBehind = num(h.Key, v)
+		}
+	}
+	for _, k := range []string{HeaderDLQReason, HeaderDLQTopic, HeaderDLQPartition, HeaderDLQOffset, HeaderDLQProjection, HeaderDLQVersion} {
+		if !seen[k] {
+			errs = append(errs, fmt.Errorf("header %s is missing", k))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return d, fmt.Errorf("consumer: %s/%d@%d is not a dead letter: %w", r.Topic, r.Partition, r.Offset, err)
+	}
+	return d, nil
+}
+
+// origin identifies the original record of a dead letter.
+type origin struct {
+	TopicPartition
+	Offset int64
+}
+
+func (d *DeadLetter) origin() origin { return origin{d.Origin, d.Offset} }
+
+// aggregateID is the aggregate a dead letter belongs to: its kastor.aggregate.id header,
+// or its key (the aggregate ID of every kastor event) when the header is missing.
+func (d *DeadLetter) aggregateID() string { return aggregateOf(d.Headers, d.Key) }
+
+func aggregateOf(hs []kgo.RecordHeader, key []byte) string {
+	for _, h := range hs {
+		if h.Key == "kastor.aggregate.id" {
+			return string(h.Value)
+		}
+	}
+	return string(key)
+}
+
+// letter describes a record to park.
+type letter struct {
+	rec        *kgo.Record
+	reason     string
+	err        error
+	attempts   int
+	heldBehind int64
+}
+
+// dlqRecord builds the dead-letter record for l: the original key, value and headers,
+// then the kastor.dlq.* headers.
+func dlqRecord(topic, projection string, version int, l letter) *kgo.Record {
+	r := l.rec
+	hs := make([]kgo.RecordHeader, 0, len(r.Headers)+8)
+	hs = append(hs, r.Headers...)
+	add := func(k, v string) { hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(v)}) }
+	add(HeaderDLQReason, l.reason)
+	if l.err != nil {
+		add(HeaderDLQError, l.err.Error())
+	}
+	add(HeaderDLQAttempts, strconv.Itoa(l.attempts))
+	add(HeaderDLQTopic, r.Topic)
+	add(HeaderDLQPartition, strconv.FormatInt(int64(r.Partition), 10))
+	add(HeaderDLQOffset, strconv.FormatInt(r.Offset, 10))
+	add(HeaderDLQTimestamp, strconv.FormatInt(r.Timestamp.UnixMilli(), 10))
+	add(HeaderDLQProjection, projection)
+	add(HeaderDLQVersion, strconv.Itoa(version))
+	if l.reason == ReasonHeld {
+		add(HeaderDLQHeldBehind, strconv.FormatInt(l.heldBehind, 10))
+	}
+	return &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value, Headers: hs}
+}
+
+// resolvedRecord is the marker that resolves dead letter d.
+func resolvedRecord(topic string, d DeadLetter) *kgo.Record {
+	hs := []kgo.RecordHeader{
+		{Key: HeaderDLQReason, Value: []byte(ReasonResolved)},
+		{Key: HeaderDLQTopic, Value: []byte(d.Origin.Topic)},
+		{Key: HeaderDLQPartition, Value: []byte(strconv.FormatInt(int64(d.Origin.Partition), 10))},
+		{Key: HeaderDLQOffset, Value: []byte(strconv.FormatInt(d.Offset, 10))},
+		{Key: HeaderDLQProjection, Value: []byte(d.Projection)},
+		{Key: HeaderDLQVersion, Value: []byte(strconv.Itoa(d.Version))},
+	}
+	return &kgo.Record{Topic: topic, Key: d.Key, Headers: hs}
+}
+
+// ReadDeadLetters reads a dead-letter topic to its end (as of the call, read_committed)
+// and returns the dead letters of version version of projection that no resolution
+// marker resolves, in dead-letter order per dead-letter partition (an aggregate's
+// letters share a partition, since they are keyed by aggregate ID), partitions in
+// ascending order, each original record once. Records that are not dead letters are
+// skipped. opts are extra client options (TLS, SASL).
+func ReadDeadLetters(ctx context.Context, brokers []string, topic, projection string, version int, opts ...kgo.Opt) ([]DeadLetter, error) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("consumer: %w", err)
+	}
+	defer cl.Close()
+	m, err := kadm.NewClient(cl).Metadata(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("consumer: metadata of %q: %w", topic, err)
+	}
+	td, ok := m.Topics[topic]
+	if !ok || td.Err != nil {
+		return nil, missingTopic(topic, "dead-letter")
+	}
+	var all []DeadLetter
+	resolved := map[origin]bool{}
+	for p := int32(0); p < int32(len(td.Partitions)); p++ {
+		_, err := partition.ReadToEnd(ctx, brokers, topic, p, 0, func(r *kgo.Record) error {
+			d, err := ParseDeadLetter(r)
+			if err != nil || d.Projection != projection || d.Version != version {
+				return nil
+			}
+			if d.Reason == ReasonResolved {
+				resolved[d.origin()] = true
+				return nil
+			}
+			all = append(all, d)
+			return nil
+		}, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("consumer: reading the dead-letter topic: %w", err)
+		}
+	}
+	var out []DeadLetter
+	seen := map[origin]bool{}
+	for _, d := range all {
+		o := d.origin()
+		if resolved[o] || seen[o] {
+			continue
+		}
+		seen[o] = true
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+func missingTopic(topic, what string) error {
+	return fmt.Errorf("consumer: %s topic %q does not exist (kastor creates no topic implicitly: create it, for example with `kastor topics apply`)", what, topic)
+}

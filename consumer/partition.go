@@ -1,0 +1,364 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kastor-dev/kastor"
+)
+
+// produceFunc writes a dead letter and returns once it is acknowledged by all in-sync
+// replicas (or, in a transactional reader, produced in the open transaction).
+type produceFunc func(ctx context.Context, rec *kgo.Record) error
+
+// worker applies one partition's records of a round.
+type worker[E any] struct {
+	r     *Reader[E]
+	st    *partState
+	stop  context.Context // ends at shutdown: retries and pauses stop
+	hurry <-chan struct{} // closed when a rebalance waits for the round
+	// work is the context of sink and dead-letter calls: a shutdown does not cancel a
+	// call under way, so an applied batch is also recorded.
+	work    context.Context
+	produce produceFunc
+}
+
+// item is a record with what the worker learnt of it; decoding is lazy so that filtered
+// and held records are never decoded.
+type item[E any] struct {
+	rec      *kgo.Record
+	control  bool
+	md       kastor.Metadata
+	bad      error // the headers are missing or malformed
+	filtered bool
+	decoded  bool
+	env      kastor.Envelope[E]
+	decErr   error
+}
+
+type kind int
+
+const (
+	kindControl kind = iota
+	kindFiltered
+	kindApply
+	kindPark
+)
+
+// run applies recs (one partition, offset order). It returns ok when every record was
+// applied, skipped or parked; otherwise the offset to read again from next round
+// (everything before it is recorded and will be committed).
+func (w *worker[E]) run(recs []*kgo.Record) (rewind int64, ok bool) {
+	items := make([]*item[E], 0, len(recs))
+	for _, rec := range recs {
+		if w.st.next >= 0 && rec.Offset < w.st.next {
+			continue // already applied: a fetch from before a rewind or an adjustment
+		}
+		items = append(items, w.prepare(rec))
+	}
+	pos := 0
+	single := false     // after a failure, events are applied one at a time to isolate it
+	var carry []Skipped // parked records not yet reported to the sink
+	rewindAt := func() (int64, bool) {
+		if len(carry) > 0 {
+			return carry[0].Offset, false
+		}
+		return items[pos].rec.Offset, false
+	}
+	for pos < len(items) || len(carry) > 0 {
+		if w.stop.Err() != nil {
+			return rewindAt() // shutting down: keep what is recorded, read the rest next time
+		}
+		// Collect a run of records to apply or skip, up to the next one to park.
+		var evs []kastor.Envelope[E]
+		var at []int // index in items of each event
+		skipped := carry
+		last := int64(-1)
+		if len(carry) > 0 {
+			last = carry[len(carry)-1].Offset
+		}
+		j := pos
+	collect:
+		for ; j < len(items); j++ {
+			it := items[j]
+			switch w.classify(it) {
+			case kindControl:
+			case kindFiltered:
+				skipped = append(skipped, Skipped{Metadata: it.md, Offset: it.rec.Offset})
+			case kindApply:
+				if single && len(evs) == 1 {
+					break collect
+				}
+				evs = append(evs, it.env)
+				at = append(at, j)
+			case kindPark:
+				break collect
+			}
+			last = it.rec.Offset
+		}
+		if j > pos || (pos == len(items) && len(carry) > 0) {
+			b := Batch[E]{Topic: w.st.tp.Topic, Partition: w.st.tp.Partition, Events: evs, Skipped: skipped, Next: last + 1}
+			err := w.apply(b)
+			if err == nil {
+				w.setNext(b.Next)
+				w.count(evs, skipped)
+				w.st.unavailable = 0
+				if len(evs) > 0 && w.st.failOffset >= evs[0].Offset {
+					w.st.failOffset, w.st.failAttempts = -1, 0
+				}
+				pos, carry, single = j, nil, false
+				continue
+			}
+			var ae *ApplyError
+			k, blamed := 0, errors.As(err, &ae)
+			if blamed && len(evs) > 0 {
+				k = min(max(ae.Index, 0), len(evs)-1)
+				// Events[:k] and the skipped records before Events[k] are recorded.
+				w.setNext(evs[k].Offset)
+				w.count(evs[:k], skippedBefore(skipped, evs[k].Offset))
+				pos, carry = at[k], nil
+			}
+			if errors.Is(err, ErrUnavailable) || len(evs) == 0 {
+				if !w.pause(err, "unavailable") {
+					return rewindAt()
+				}
+				continue
+			}
+			if !blamed && len(evs) > 1 {
+				single = true // find the culprit: one event at a time
+				continue
+			}
+			if blamed {
+				err = ae.Err // the event's own error, for the logs and the dead letter
+			}
+			if !w.failed(evs[k], err) {
+				return rewindAt()
+			}
+			if w.st.failAttempts < w.r.cfg.Retry.Attempts {
+				single = true
+				continue
+			}
+			// Out of retries: park the event and go on.
+			it := items[at[k]]
+			if err := w.park(it, letter{rec: it.rec, reason: ReasonFailed, err: err, attempts: w.st.failAttempts}); err != nil {
+				if !w.pause(err, "dlq") {
+					return rewindAt()
+				}
+				continue
+			}
+			w.st.failOffset, w.st.failAttempts = -1, 0
+			carry = append(carry, Skipped{Metadata: it.md, Offset: it.rec.Offset, Parked: true})
+			pos, single = at[k]+1, false
+			continue
+		}
+		// items[pos] is to be parked: undecodable, or held behind its aggregate's parked event.
+		it := items[pos]
+		l := w.letterFor(it)
+		if err := w.park(it, l); err != nil {
+			if !w.pause(err, "dlq") {
+				return rewindAt()
+			}
+			continue
+		}
+		carry = append(carry, Skipped{Metadata: it.md, Offset: it.rec.Offset, Parked: true})
+		pos++
+	}
+	return 0, true
+}
+
+func skippedBefore(s []Skipped, offset int64) []Skipped {
+	for i, x := range s {
+		if x.Offset >= offset {
+			return s[:i]
+		}
+	}
+	return s
+}
+
+// prepare reads a record's headers and applies the filter.
+func (w *worker[E]) prepare(rec *kgo.Record) *item[E] {
+	it := &item[E]{rec: rec}
+	if rec.Attrs.IsControl() {
+		it.control = true
+		return it
+	}
+	hs := make([]kastor.Header, len(rec.Headers))
+	for i, h := range rec.Headers {
+		hs[i] = kastor.Header{Key: h.Key, Value: h.Value}
+	}
+	it.md, it.bad = kastor.ParseHeaders(hs)
+	if it.bad == nil {
+		var missing []error
+		for _, m := range []struct {
+			ok   bool
+			name string
+		}{{it.md.AggregateID != "", kastor.HeaderAggregateID}, {it.md.Version != 0, kastor.HeaderVersion}, {it.md.Type != "", kastor.HeaderType}} {
+			if !m.ok {
+				missing = append(missing, fmt.Errorf("header %s is missing", m.name))
+			}
+		}
+		it.bad = errors.Join(missing...)
+	}
+	if it.bad == nil {
+		it.filtered = !w.r.cfg.Filter.match(&it.md)
+	}
+	return it
+}
+
+// classify says what to do with an item now; held status depends on what was parked
+// before it, so it is decided when the item's turn comes.
+func (w *worker[E]) classify(it *item[E]) kind {
+	switch {
+	case it.control:
+		return kindControl
+	case it.bad != nil:
+		return kindPark
+	case it.filtered:
+		return kindFiltered
+	}
+	if w.r.cfg.OnFailure == ParkAggregate {
+		if _, held := w.st.held[it.md.AggregateID]; held {
+			return kindPark
+		}
+	}
+	if !it.decoded {
+		it.decoded = true
+		it.env, it.decErr = w.decode(it)
+	}
+	if it.decErr != nil {
+		return kindPark
+	}
+	return kindApply
+}
+
+func (w *worker[E]) decode(it *item[E]) (env kastor.Envelope[E], err error) {
+	rec := it.rec
+	env = kastor.Envelope[E]{Metadata: it.md, Timestamp: rec.Timestamp, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("the codec panicked: %v", p)
+		}
+		if err != nil {
+			err = &kastor.UndecodableError{What: "event", Type: it.md.Type, Fingerprint: it.md.Fingerprint,
+				Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Err: err}
+		}
+	}()
+	env.Event, err = w.r.cfg.Events.Decode(kastor.Encoded{Type: it.md.Type, Fingerprint: it.md.Fingerprint, Data: rec.Value})
+	return env, err
+}
+
+// letterFor is the dead letter of an item classified kindPark.
+func (w *worker[E]) letterFor(it *item[E]) letter {
+	switch {
+	case it.bad != nil:
+		return letter{rec: it.rec, reason: ReasonUndecodable, attempts: 0,
+			err: &kastor.UndecodableError{What: "event", Type: it.md.Type, Fingerprint: it.md.Fingerprint,
+				Topic: it.rec.Topic, Partition: it.rec.Partition, Offset: it.rec.Offset, Err: it.bad}}
+	case it.decErr != nil:
+		return letter{rec: it.rec, reason: ReasonUndecodable, err: it.decErr}
+	}
+	return letter{rec: it.rec, reason: ReasonHeld, heldBehind: w.st.held[it.md.AggregateID]}
+}
+
+// park writes a dead letter and, with ParkAggregate, holds the aggregate.
+func (w *worker[E]) park(it *item[E], l letter) error {
+	r := w.r
+	rec := dlqRecord(r.dlq, r.cfg.Name, r.cfg.Version, l)
+	ctx, cancel := context.WithTimeout(w.work, 30*time.Second)
+	defer cancel()
+	if err := w.produce(ctx, rec); err != nil {
+		return fmt.Errorf("consumer: writing to the dead-letter topic %q: %w", r.dlq, err)
+	}
+	r.metrics.events.WithLabelValues("parked").Inc()
+	r.metrics.parked.WithLabelValues(l.reason).Inc()
+	agg := it.md.AggregateID
+	if agg == "" {
+		agg = aggregateOf(it.rec.Headers, it.rec.Key)
+	}
+	log := r.cfg.Logger.With("topic", it.rec.Topic, "partition", it.rec.Partition, "offset", it.rec.Offset,
+		"aggregate", agg, "version", it.md.Version, "type", it.md.Type, "dlq", r.dlq)
+	switch l.reason {
+	case ReasonHeld:
+		log.Info("event held behind its aggregate's parked event", "behind", l.heldBehind)
+	default:
+		log.Error("event parked on the dead-letter topic", "reason", l.reason, "attempts", l.attempts, "err", l.err)
+	}
+	if r.cfg.OnFailure == ParkAggregate && agg != "" {
+		if w.st.held == nil {
+			w.st.held = map[string]int64{}
+		}
+		if _, ok := w.st.held[agg]; !ok {
+			w.st.held[agg] = it.rec.Offset
+		}
+	}
+	return nil
+}
+
+// apply hands a batch to the sink; a panic is an error like any other.
+func (w *worker[E]) apply(b Batch[E]) (err error) {
+	start := time.Now()
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("consumer: the sink panicked: %v\n%s", p, debug.Stack())
+		}
+		w.r.metrics.latency.Observe(time.Since(start).Seconds())
+	}()
+	return w.r.sink.Apply(w.work, b)
+}
+
+// failed counts a failed attempt of ev and waits before the next one. It returns false
+// when the wait was interrupted (shutdown, rebalance).
+func (w *worker[E]) failed(ev kastor.Envelope[E], err error) bool {
+	st := w.st
+	if st.failOffset != ev.Offset {
+		st.failOffset, st.failAttempts = ev.Offset, 0
+	}
+	st.failAttempts++
+	w.r.metrics.failures.WithLabelValues("apply").Inc()
+	w.r.cfg.Logger.Warn("applying an event failed", "topic", ev.Topic, "partition", ev.Partition, "offset", ev.Offset,
+		"aggregate", ev.AggregateID, "version", ev.Version, "type", ev.Type, "attempt", st.failAttempts, "of", w.r.cfg.Retry.Attempts, "err", err)
+	if st.failAttempts >= w.r.cfg.Retry.Attempts {
+		return true
+	}
+	return sleep(w.stop, w.hurry, w.r.cfg.Retry.backoff(st.failAttempts))
+}
+
+// pause waits after a failure of the sink or the dead-letter topic. It returns false
+// when interrupted.
+func (w *worker[E]) pause(err error, kind string) bool {
+	w.st.unavailable++
+	w.r.metrics.failures.WithLabelValues(kind).Inc()
+	d := w.r.cfg.Retry.backoff(w.st.unavailable)
+	w.r.cfg.Logger.Error("the partition waits: nothing is committed past this point until it succeeds",
+		"topic", w.st.tp.Topic, "partition", w.st.tp.Partition, "failures", w.st.unavailable, "retry_in", d, "err", err)
+	return sleep(w.stop, w.hurry, d)
+}
+
+func (w *worker[E]) setNext(o int64) {
+	w.r.mu.Lock()
+	if o > w.st.next {
+		w.st.next = o
+	}
+	w.r.mu.Unlock()
+}
+
+func (w *worker[E]) count(evs []kastor.Envelope[E], skipped []Skipped) {
+	m := w.r.metrics
+	if len(evs) > 0 {
+		m.events.WithLabelValues("applied").Add(float64(len(evs)))
+	}
+	filtered := 0
+	for _, s := range skipped {
+		if !s.Parked {
+			filtered++
+		}
+	}
+	if filtered > 0 {
+		m.events.WithLabelValues("filtered").Add(float64(filtered))
+	}
+}

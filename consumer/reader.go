@@ -1,0 +1,614 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Reader runs a projection: it reads the events topics, applies events to its sink in
+// order per partition (so per aggregate), partitions in parallel, and records progress.
+//
+// Each round polls up to MaxPollRecords records, applies every partition's share,
+// commits the offsets of what was applied or parked (never beyond), and only then lets
+// the group rebalance (kgo.BlockRebalanceOnPoll): a partition changes owner only at a
+// point where everything its previous owner applied is committed.
+type Reader[E any] struct {
+	cfg     *Config[E]
+	sink    Sink[E]
+	store   OffsetStore // the sink, when it stores its offsets
+	tx      TxSink[E]   // the sink, when it writes in the reader's transaction
+	topics  []string
+	dlq     string
+	metrics *metrics
+
+	running atomic.Bool
+
+	mu      sync.Mutex
+	parts   map[TopicPartition]*partState
+	hurry   chan struct{} // closed when the group asks to rebalance during a round
+	blocked bool          // a rebalance is waiting for the round to end
+	client  *kgo.Client
+
+	// crash, set by tests, makes Run return after a round without committing it, as a
+	// killed process would.
+	crash func() bool
+}
+
+// partState is what the reader knows of a partition it owns.
+type partState struct {
+	tp TopicPartition
+	// next is the offset after the last record applied, filtered or durably parked (the
+	// offset to commit); -1 until known.
+	next      int64
+	committed int64 // last offset committed by this reader, -1 for none
+	end       int64 // last stable offset as of the last fetch, -1 unknown
+
+	held       map[string]int64 // ParkAggregate: aggregate ID -> offset of its parked event
+	heldLoaded bool
+
+	failOffset   int64 // the event being retried, and how often it failed
+	failAttempts int
+	unavailable  int // consecutive failures of the sink or the dead-letter topic
+}
+
+func newPartState(tp TopicPartition) *partState {
+	return &partState{tp: tp, next: -1, committed: -1, end: -1, failOffset: -1}
+}
+
+// New validates cfg and returns a reader applying to sink; Run starts it.
+func New[E any](cfg Config[E], sink Sink[E]) (*Reader[E], error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if sink == nil {
+		return nil, errors.New("consumer: the sink is nil")
+	}
+	r := &Reader[E]{cfg: c, sink: sink, topics: c.topicNames(), dlq: c.dlqTopic(), parts: map[TopicPartition]*partState{}}
+	r.store, _ = sink.(OffsetStore)
+	r.tx, _ = sink.(TxSink[E])
+	switch {
+	case c.AllPartitions && r.store == nil:
+		return nil, errors.New("consumer: Config.AllPartitions needs a sink that stores its offsets (OffsetStore, as Memory): without a group nothing else would remember them")
+	case c.AllPartitions && r.tx != nil:
+		return nil, errors.New("consumer: a transactional sink (TxSink) commits offsets to a group; it cannot run with Config.AllPartitions")
+	}
+	r.metrics, err = newMetrics(c.Registerer, c.Name, c.Version)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+var errCrashed = errors.New("consumer: simulated crash")
+
+// Group returns the consumer group the reader joins ("" with AllPartitions).
+func (r *Reader[E]) Group() string { return r.cfg.Group }
+
+// Topics returns the events topics the reader reads.
+func (r *Reader[E]) Topics() []string { return append([]string(nil), r.topics...) }
+
+// Run reads and applies events until ctx ends; then it finishes the round under way
+// (retries stop, applied events are committed), leaves the group and returns nil. It
+// returns an error at once when it cannot start: a topic or the dead-letter topic
+// missing, brokers unreachable. Failures after the start (fetch errors, a sink or
+// dead-letter topic down) are logged and retried, never skipped. Run may be called once.
+func (r *Reader[E]) Run(ctx context.Context) error {
+	if !r.running.CompareAndSwap(false, true) {
+		return errors.New("consumer: Run was already called on this reader")
+	}
+	partitions, err := r.checkTopics(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	switch {
+	case r.tx != nil:
+		return r.runTransactional(ctx)
+	case r.cfg.AllPartitions:
+		return r.runAllPartitions(ctx, partitions)
+	default:
+		return r.runGroup(ctx)
+	}
+}
+
+// checkTopics verifies the events and dead-letter topics exist, and returns the events
+// topics' partition counts.
+func (r *Reader[E]) checkTopics(ctx context.Context) (map[string]int32, error) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(r.cfg.Brokers...)}, r.cfg.ClientOptions...)...)
+	if err != nil {
+		return nil, fmt.Errorf("consumer: %w", err)
+	}
+	defer cl.Close()
+	mctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	m, err := kadm.NewClient(cl).Metadata(mctx, append(r.Topics(), r.dlq)...)
+	if err != nil {
+		return nil, fmt.Errorf("consumer: cannot read the metadata of the topics from %v: %w", r.cfg.Brokers, err)
+	}
+	counts := map[string]int32{}
+	for _, t := range r.topics {
+		td, ok := m.Topics[t]
+		if !ok || td.Err != nil {
+			return nil, missingTopic(t, "events")
+		}
+		counts[t] = int32(len(td.Partitions))
+	}
+	if td, ok := m.Topics[r.dlq]; !ok || td.Err != nil {
+		return nil, missingTopic(r.dlq, "dead-letter")
+	}
+	return counts, nil
+}
+
+// consumerOpts are the options every consuming client of the reader has.
+func (r *Reader[E]) consumerOpts() []kgo.Opt {
+	return []kgo.Opt{
+		kgo.SeedBrokers(r.cfg.Brokers...),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Transaction markers come through so a partition's position can reach its last
+		// stable offset exactly (a rebuild's "caught up" and lag 0 need it); they are
+		// skipped, never applied.
+		kgo.KeepControlRecords(),
+		kgo.WithLogger(kgoLogger{r.cfg.Logger}),
+	}
+}
+
+// groupOpts are the options of the group-consuming clients.
+func (r *Reader[E]) groupOpts() []kgo.Opt {
+	opts := append(r.consumerOpts(),
+		kgo.ConsumerGroup(r.cfg.Group),
+		kgo.ConsumeTopics(r.topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(r.assigned),
+		kgo.OnPartitionsRevoked(r.dropped),
+		kgo.OnPartitionsLost(r.dropped),
+		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { r.hurryUp() }),
+		kgo.AdjustFetchOffsetsFn(r.adjustOffsets),
+	)
+	return append(opts, r.cfg.ClientOptions...)
+}
+
+func (r *Reader[E]) runGroup(ctx context.Context) error {
+	cl, err := kgo.NewClient(r.groupOpts()...)
+	if err != nil {
+		return fmt.Errorf("consumer: %w", err)
+	}
+	dlq, err := r.dlqProducer()
+	if err != nil {
+		cl.Close()
+		return err
+	}
+	defer dlq.Close()
+	r.setClient(cl)
+	r.cfg.Logger.Info("reader started", "group", r.cfg.Group, "topics", r.topics)
+	produce := func(ctx context.Context, rec *kgo.Record) error { return dlq.ProduceSync(ctx, rec).FirstErr() }
+	for {
+		fetches := cl.PollRecords(ctx, r.cfg.MaxPollRecords)
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			break
+		}
+		rewinds := r.round(ctx, fetches, produce)
+		if r.crash != nil && r.crash() {
+			cl.CloseAllowingRebalance()
+			return errCrashed
+		}
+		r.commit(ctx, cl)
+		cl.SetOffsets(rewinds)
+		r.allowRebalance(cl)
+	}
+	r.allowRebalance(cl)
+	cl.Close() // leaves the group: everything applied is committed already
+	r.cfg.Logger.Info("reader stopped", "group", r.cfg.Group)
+	return nil
+}
+
+// runAllPartitions reads every partition without a group, from the sink's offsets.
+func (r *Reader[E]) runAllPartitions(ctx context.Context, counts map[string]int32) error {
+	start := map[string]map[int32]kgo.Offset{}
+	for _, t := range r.topics {
+		stored, err := r.store.StoredOffsets(ctx, t)
+		if err != nil {
+			return fmt.Errorf("consumer: stored offsets of %s: %w", t, err)
+		}
+		start[t] = map[int32]kgo.Offset{}
+		r.mu.Lock()
+		for p := int32(0); p < counts[t]; p++ {
+			tp := TopicPartition{t, p}
+			st := newPartState(tp)
+			if o, ok := stored[p]; ok {
+				start[t][p] = kgo.NewOffset().At(o)
+				st.next = o
+			} else {
+				start[t][p] = kgo.NewOffset().AtStart()
+			}
+			r.parts[tp] = st
+		}
+		r.mu.Unlock()
+	}
+	cl, err := kgo.NewClient(append(append(r.consumerOpts(), kgo.ConsumePartitions(start)), r.cfg.ClientOptions...)...)
+	if err != nil {
+		return fmt.Errorf("consumer: %w", err)
+	}
+	defer cl.Close()
+	dlq, err := r.dlqProducer()
+	if err != nil {
+		return err
+	}
+	defer dlq.Close()
+	r.setClient(cl)
+	r.cfg.Logger.Info("reader started on all partitions", "topics", r.topics)
+	produce := func(ctx context.Context, rec *kgo.Record) error { return dlq.ProduceSync(ctx, rec).FirstErr() }
+	for {
+		fetches := cl.PollRecords(ctx, r.cfg.MaxPollRecords)
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			break
+		}
+		cl.SetOffsets(r.round(ctx, fetches, produce))
+	}
+	r.cfg.Logger.Info("reader stopped")
+	return nil
+}
+
+// dlqProducer is the idempotent producer of dead letters: acks=all, so a parked record
+// is durable before the reader moves past the original.
+func (r *Reader[E]) dlqProducer() (*kgo.Client, error) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{
+		kgo.SeedBrokers(r.cfg.Brokers...),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(0),
+		kgo.WithLogger(kgoLogger{r.cfg.Logger}),
+	}, r.cfg.ClientOptions...)...)
+	if err != nil {
+		return nil, fmt.Errorf("consumer: dead-letter producer: %w", err)
+	}
+	return cl, nil
+}
+
+func (r *Reader[E]) setClient(cl *kgo.Client) {
+	r.mu.Lock()
+	r.client = cl
+	r.mu.Unlock()
+}
+
+// assigned starts fresh state for new partitions.
+func (r *Reader[E]) assigned(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for t, ps := range m {
+		for _, p := range ps {
+			tp := TopicPartition{t, p}
+			if r.parts[tp] == nil {
+				r.parts[tp] = newPartState(tp)
+			}
+		}
+	}
+	r.cfg.Logger.Info("partitions assigned", "partitions", m)
+}
+
+// dropped forgets revoked or lost partitions: their applied offsets are committed (the
+// round ended before the rebalance could run), and the new owner continues.
+func (r *Reader[E]) dropped(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for t, ps := range m {
+		for _, p := range ps {
+			delete(r.parts, TopicPartition{t, p})
+			r.metrics.lag.DeleteLabelValues(t, fmt.Sprint(p))
+		}
+	}
+	r.cfg.Logger.Info("partitions revoked", "partitions", m)
+}
+
+// adjustOffsets starts assigned partitions where the sink's stored offsets say, for a
+// sink that stores them, and records where each partition starts.
+func (r *Reader[E]) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	if r.store != nil {
+		for t, ps := range offsets {
+			stored, err := r.store.StoredOffsets(ctx, t)
+			if err != nil {
+				r.cfg.Logger.Error("reading the sink's stored offsets; rejoining", "topic", t, "err", err)
+				return nil, fmt.Errorf("consumer: stored offsets of %s: %w", t, err)
+			}
+			for p := range ps {
+				if o, ok := stored[p]; ok {
+					ps[p] = kgo.NewOffset().At(o).WithEpoch(-1)
+				} else {
+					ps[p] = kgo.NewOffset().AtStart()
+				}
+			}
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for t, ps := range offsets {
+		for p, o := range ps {
+			tp := TopicPartition{t, p}
+			st := r.parts[tp]
+			if st == nil {
+				st = newPartState(tp)
+				r.parts[tp] = st
+			}
+			if eo := o.EpochOffset(); eo.Offset >= 0 {
+				st.next = eo.Offset
+				if r.store == nil {
+					st.committed = eo.Offset
+				}
+			}
+		}
+	}
+	return offsets, nil
+}
+
+// hurryUp is called when a rebalance waits for the round: retries and backoffs stop,
+// and the partitions under retry are read again from their failed event next round.
+func (r *Reader[E]) hurryUp() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.blocked {
+		r.blocked = true
+		if r.hurry != nil {
+			close(r.hurry)
+		}
+	}
+}
+
+func (r *Reader[E]) allowRebalance(cl *kgo.Client) {
+	r.mu.Lock()
+	r.blocked = false
+	r.hurry = nil
+	r.mu.Unlock()
+	cl.AllowRebalance()
+}
+
+// newRound returns the channel closed when a rebalance asks the round to end.
+func (r *Reader[E]) newRound() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.hurry = make(chan struct{})
+	if r.blocked {
+		close(r.hurry)
+	}
+	return r.hurry
+}
+
+// round applies one poll's records, partitions in parallel, and returns the offsets to
+// rewind to for partitions that stopped before their end.
+func (r *Reader[E]) round(ctx context.Context, fetches kgo.Fetches, produce produceFunc) map[string]map[int32]kgo.EpochOffset {
+	fetches.EachError(func(t string, p int32, err error) {
+		if !errors.Is(err, context.Canceled) {
+			r.cfg.Logger.Warn("fetch error; retrying", "topic", t, "partition", p, "err", err)
+		}
+	})
+	hurry := r.newRound()
+	type job struct {
+		st   *partState
+		recs []*kgo.Record
+	}
+	var jobs []job
+	var load []*partState
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		tp := TopicPartition{fp.Topic, fp.Partition}
+		r.mu.Lock()
+		st := r.parts[tp]
+		if st == nil { // AllPartitions, or a fetch racing an assignment callback
+			st = newPartState(tp)
+			r.parts[tp] = st
+		}
+		if fp.LastStableOffset >= 0 {
+			st.end = fp.LastStableOffset
+		}
+		r.mu.Unlock()
+		if len(fp.Records) == 0 {
+			return
+		}
+		if r.cfg.OnFailure == ParkAggregate && !st.heldLoaded {
+			load = append(load, st)
+		}
+		jobs = append(jobs, job{st, fp.Records})
+	})
+	if len(jobs) == 0 {
+		return nil
+	}
+	work := context.WithoutCancel(ctx)
+	rewinds := map[string]map[int32]kgo.EpochOffset{}
+	if len(load) > 0 {
+		if err := r.loadHeld(ctx, load); err != nil {
+			// Without the held set, events of parked aggregates would overtake them:
+			// apply nothing of these partitions this round.
+			r.cfg.Logger.Error("reading the dead-letter topic for parked aggregates; retrying", "err", err)
+			r.metrics.failures.WithLabelValues("dlq").Inc()
+			loaded := map[*partState]bool{}
+			for _, st := range load {
+				loaded[st] = true
+			}
+			kept := jobs[:0]
+			for _, j := range jobs {
+				if loaded[j.st] {
+					addRewind(rewinds, j.st.tp, j.recs[0].Offset)
+					continue
+				}
+				kept = append(kept, j)
+			}
+			jobs = kept
+			sleep(ctx, hurry, r.cfg.Retry.MaxBackoff)
+		}
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, r.cfg.Concurrency)
+	for _, j := range jobs {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			w := &worker[E]{r: r, st: j.st, stop: ctx, hurry: hurry, work: work, produce: produce}
+			if at, ok := w.run(j.recs); !ok {
+				mu.Lock()
+				addRewind(rewinds, j.st.tp, at)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	r.mu.Lock()
+	for _, j := range jobs {
+		if st := j.st; st.end >= 0 && st.next >= 0 {
+			r.metrics.lag.WithLabelValues(st.tp.Topic, fmt.Sprint(st.tp.Partition)).Set(float64(max(st.end-st.next, 0)))
+		}
+	}
+	r.mu.Unlock()
+	return rewinds
+}
+
+func addRewind(m map[string]map[int32]kgo.EpochOffset, tp TopicPartition, at int64) {
+	if m[tp.Topic] == nil {
+		m[tp.Topic] = map[int32]kgo.EpochOffset{}
+	}
+	m[tp.Topic][tp.Partition] = kgo.EpochOffset{Epoch: -1, Offset: at}
+}
+
+// commit commits the offsets of what the round applied or parked.
+func (r *Reader[E]) commit(ctx context.Context, cl *kgo.Client) {
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	r.mu.Lock()
+	for tp, st := range r.parts {
+		if st.next >= 0 && st.next != st.committed {
+			if offsets[tp.Topic] == nil {
+				offsets[tp.Topic] = map[int32]kgo.EpochOffset{}
+			}
+			offsets[tp.Topic][tp.Partition] = kgo.EpochOffset{Epoch: -1, Offset: st.next}
+		}
+	}
+	r.mu.Unlock()
+	if len(offsets) == 0 {
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	var commitErr error
+	cl.CommitOffsetsSync(cctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			commitErr = err
+			return
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if e := kerr.ErrorForCode(p.ErrorCode); e != nil {
+					if commitErr == nil {
+						commitErr = fmt.Errorf("%s/%d: %w", t.Topic, p.Partition, e)
+					}
+					continue
+				}
+				if st := r.parts[TopicPartition{t.Topic, p.Partition}]; st != nil {
+					st.committed = offsets[t.Topic][p.Partition].Offset
+				}
+			}
+		}
+	})
+	if commitErr != nil {
+		// The events stay applied; a new owner re-applies them (at-least-once).
+		r.cfg.Logger.Warn("committing offsets failed; the next owner of these partitions will see their events again", "err", commitErr)
+	}
+}
+
+// PartitionProgress is a reader's position in one partition.
+type PartitionProgress struct {
+	Topic     string
+	Partition int32
+	// Applied is the offset after the last record applied, filtered or parked: where the
+	// projection stands. -1 when not known yet.
+	Applied int64
+	// Committed is the offset the reader last committed to the group, -1 for none.
+	Committed int64
+	// End is the partition's last stable offset (the end read_committed readers see).
+	End int64
+	// Lag is End - Applied, the records still to read; -1 when Applied is not known.
+	Lag int64
+}
+
+// Progress is a snapshot of a reader's positions in the partitions it owns.
+type Progress struct {
+	Group      string
+	Partitions []PartitionProgress
+}
+
+// CaughtUp reports whether every partition has reached the end offsets given (for
+// example, the end offsets captured when a rebuild started).
+func (p Progress) CaughtUp(ends map[TopicPartition]int64) bool {
+	at := map[TopicPartition]int64{}
+	for _, pp := range p.Partitions {
+		at[TopicPartition{pp.Topic, pp.Partition}] = pp.Applied
+	}
+	for tp, end := range ends {
+		if a, ok := at[tp]; !ok || a < end {
+			return false
+		}
+	}
+	return true
+}
+
+// Progress returns the reader's positions in the partitions it owns, with their end
+// offsets asked of the brokers now.
+func (r *Reader[E]) Progress(ctx context.Context) (Progress, error) {
+	r.mu.Lock()
+	cl := r.client
+	out := Progress{Group: r.cfg.Group}
+	for _, st := range r.parts {
+		out.Partitions = append(out.Partitions, PartitionProgress{
+			Topic: st.tp.Topic, Partition: st.tp.Partition,
+			Applied: st.next, Committed: st.committed, End: st.end, Lag: -1,
+		})
+	}
+	r.mu.Unlock()
+	sort.Slice(out.Partitions, func(i, j int) bool {
+		a, b := out.Partitions[i], out.Partitions[j]
+		return a.Topic < b.Topic || a.Topic == b.Topic && a.Partition < b.Partition
+	})
+	if cl == nil {
+		return out, nil
+	}
+	ends, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, r.topics...)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return out, fmt.Errorf("consumer: end offsets: %w", err)
+	}
+	for i := range out.Partitions {
+		pp := &out.Partitions[i]
+		if o, ok := ends.Lookup(pp.Topic, pp.Partition); ok {
+			pp.End = o.Offset
+		}
+		if pp.Applied >= 0 && pp.End >= 0 {
+			pp.Lag = max(pp.End-pp.Applied, 0)
+		}
+	}
+	return out, nil
+}
+
+type kgoLogger struct {
+	l interface{ Warn(string, ...any) }
+}
+
+func (k kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
+func (k kgoLogger) Log(level kgo.LogLevel, msg string, kv ...any) {
+	if level <= kgo.LogLevelWarn && level != kgo.LogLevelNone {
+		k.l.Warn(msg, kv...)
+	}
+}

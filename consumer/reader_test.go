@@ -1,0 +1,683 @@
+package consumer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/consumer"
+	bank "github.com/kastor-dev/kastor/examples/bank/account"
+	"github.com/kastor-dev/kastor/kafkatest"
+)
+
+func TestConfigErrors(t *testing.T) {
+	sink := consumer.Handler(func(context.Context, kastor.Envelope[kastor.Event]) error { return nil })
+	_, err := consumer.New(consumer.Config[kastor.Event]{Name: "a b", Version: 0}, sink)
+	if err == nil {
+		t.Fatal("New accepted an empty config")
+	}
+	for _, want := range []string{"Name", "Version is 0", "Namespace", "no topic", "Events", "Brokers"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	cfg := consumer.Config[kastor.Event]{Name: "p", Version: 1, Namespace: "ns", Topics: []string{"t"},
+		Events: codecs.Events, Brokers: []string{"localhost:1"}, AllPartitions: true}
+	if _, err := consumer.New(cfg, sink); err == nil || !strings.Contains(err.Error(), "OffsetStore") {
+		t.Errorf("AllPartitions with a Handler: %v, want an error about OffsetStore", err)
+	}
+	if g := consumer.GroupName("shop", "balances", 2); g != "shop.proj.balances.v2" {
+		t.Errorf("GroupName = %q", g)
+	}
+	if d := consumer.DLQTopic("shop", "balances"); d != "shop.proj.balances.dlq" {
+		t.Errorf("DLQTopic = %q", d)
+	}
+	cfg.AllPartitions = false
+	rd, err := consumer.New(cfg, sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rd.Group() != "ns.proj.p.v1" {
+		t.Errorf("Group() = %q", rd.Group())
+	}
+}
+
+func TestMissingTopicsAreErrors(t *testing.T) {
+	c := kafkatest.StartEmbedded(t)
+	r := newRig(t, c, 2)
+	sink := newSeen().handler()
+	rd, err := consumer.New(r.config(func(cfg *consumer.Config[kastor.Event]) { cfg.Name = "nodlq" }), sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = rd.Run(testCtx(t))
+	if err == nil || !strings.Contains(err.Error(), consumer.DLQTopic(r.ns, "nodlq")) {
+		t.Errorf("Run without a dead-letter topic: %v, want an error naming it", err)
+	}
+	rd, err = consumer.New(r.config(func(cfg *consumer.Config[kastor.Event]) { cfg.AggregateTypes = []string{"nope"} }), sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rd.Run(testCtx(t)); err == nil || !strings.Contains(err.Error(), r.ns+".nope.events") {
+		t.Errorf("Run without an events topic: %v, want an error naming it", err)
+	}
+}
+
+// Committed offsets survive a restart: every event applied exactly once with a graceful
+// stop, and an aborted transaction's events never.
+func TestResumeAfterRestart(t *testing.T) {
+	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+		r := newRig(t, c, 3)
+		var batch []ev
+		for i := range 30 {
+			agg := fmt.Sprintf("acc-%d", i%7)
+			if r.versions[agg] == 0 {
+				batch = append(batch, opened(agg))
+			}
+			batch = append(batch, deposited(agg, 10))
+			_ = i
+		}
+		r.write(batch...)
+		aborted := r.record(deposited("ghost", 1))
+		r.versions["ghost"] = 0
+		r.writeRecords(false, aborted)
+		want := map[string]int64{}
+		for k, v := range r.versions {
+			if v > 0 {
+				want[k] = v
+			}
+		}
+		s := newSeen()
+		cfg := r.config()
+		_, stop := r.start(cfg, s.handler())
+		r.awaitCommitted(group(cfg), r.ends())
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		r.write(deposited("acc-1", 5), deposited("acc-2", 5), opened("acc-new"))
+		for k, v := range r.versions {
+			if v > 0 {
+				want[k] = v
+			}
+		}
+		_, stop = r.start(cfg, s.handler())
+		r.awaitCommitted(group(cfg), r.ends())
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		if dups := s.check(t, want); dups != 0 {
+			t.Errorf("%d duplicates after a graceful restart, want 0", dups)
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.n["ghost/1"] != 0 {
+			t.Error("an aborted event was applied")
+		}
+	})
+}
+
+// After a crash (no commit of the last round), the restarted reader applies again at most
+// that round's events, and loses nothing.
+func TestCrashDuplicatesBounded(t *testing.T) {
+	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+		r := newRig(t, c, 2)
+		var batch []ev
+		for i := range 200 {
+			agg := fmt.Sprintf("acc-%d", i%10)
+			if r.versions[agg] == 0 {
+				batch = append(batch, opened(agg))
+			} else {
+				batch = append(batch, deposited(agg, 1))
+			}
+		}
+		r.write(batch...)
+		const round = 40
+		cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.MaxPollRecords = round })
+		s := newSeen()
+		rd, err := consumer.New(cfg, s.handler())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rounds atomic.Int32
+		consumer.SimulateCrash(rd, func() bool { return rounds.Add(1) == 3 })
+		if err := rd.Run(testCtx(t)); err == nil {
+			t.Fatal("Run returned nil, want the simulated crash")
+		}
+		s.mu.Lock()
+		before := s.total
+		s.mu.Unlock()
+		if before == 0 || before > 3*round {
+			t.Fatalf("%d events before the crash, want 1..%d", before, 3*round)
+		}
+		_, stop := r.start(cfg, s.handler())
+		r.awaitCommitted(group(cfg), r.ends())
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		dups := s.check(t, r.versions)
+		if dups > round {
+			t.Errorf("%d duplicates after a crash, want at most one round (%d)", dups, round)
+		}
+		t.Logf("%d events before the crash, %d applied again", before, dups)
+	})
+}
+
+// balances is the model of the Memory tests.
+type balances struct {
+	Balance map[string]int64
+	Events  int
+}
+
+func foldBalance(m *balances, e kastor.Envelope[kastor.Event]) error {
+	if m.Balance == nil {
+		m.Balance = map[string]int64{}
+	}
+	switch ev := e.Event.(type) {
+	case bank.Opened:
+		m.Balance[e.AggregateID] = 0
+	case bank.Deposited:
+		m.Balance[e.AggregateID] += ev.Amount
+	case bank.Withdrawn:
+		m.Balance[e.AggregateID] -= ev.Amount
+	}
+	m.Events++
+	return nil
+}
+
+// The Memory sink's model equals a fold of the topic read back, and WaitFor /
+// WaitForVersion / Progress agree with the topic's end offsets.
+func TestMemoryFoldEqualsTopic(t *testing.T) {
+	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+		r := newRig(t, c, 3)
+		for i := range 5 {
+			var batch []ev
+			for j := range 20 {
+				agg := fmt.Sprintf("acc-%d", (i*20+j)%9)
+				if r.versions[agg] == 0 {
+					batch = append(batch, opened(agg))
+				} else {
+					batch = append(batch, deposited(agg, int64(i*100+j)))
+				}
+			}
+			r.write(batch...)
+		}
+		r.writeRecords(false, r.record(deposited("acc-1", 1_000_000))) // aborted
+		r.versions["acc-1"]--
+		mem := consumer.NewMemory(balances{}, foldBalance)
+		cfg := r.config()
+		rd, stop := r.start(cfg, mem)
+		ends := r.ends()
+		if err := mem.WaitFor(testCtx(t), ends); err != nil {
+			t.Fatal(err)
+		}
+		if err := mem.WaitForVersion(testCtx(t), "acc-3", r.versions["acc-3"]); err != nil {
+			t.Fatal(err)
+		}
+		// A fold of the topic read back with a plain read_committed consumer.
+		var want balances
+		cl := c.Client(t, kgo.ConsumeTopics(r.events), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		for want.Events < 100 {
+			fs := cl.PollFetches(testCtx(t))
+			fs.EachRecord(func(rec *kgo.Record) {
+				md, err := producerMetadata(rec)
+				if err != nil {
+					t.Fatal(err)
+				}
+				e, err := codecs.Events.Decode(kastor.Encoded{Type: md.Type, Fingerprint: md.Fingerprint, Data: rec.Value})
+				if err != nil {
+					t.Fatal(err)
+				}
+				_ = foldBalance(&want, kastor.Envelope[kastor.Event]{Metadata: md, Event: e})
+			})
+		}
+		mem.Read(func(m *balances) {
+			if m.Events != want.Events || fmt.Sprint(m.Balance) != fmt.Sprint(want.Balance) {
+				t.Errorf("memory model %+v, fold of the topic %+v", *m, want)
+			}
+		})
+		for tp, end := range ends {
+			if got := mem.Offsets()[tp]; got != end {
+				t.Errorf("%v: memory at offset %d, end %d", tp, got, end)
+			}
+		}
+		p, err := rd.Progress(testCtx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !p.CaughtUp(ends) {
+			t.Errorf("progress %+v has not caught up with %v", p, ends)
+		}
+		for _, pp := range p.Partitions {
+			if pp.Lag != 0 {
+				t.Errorf("partition %d: lag %d at the end", pp.Partition, pp.Lag)
+			}
+		}
+		// A version not written yet times out; a new event is awaited by version.
+		short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		if err := mem.WaitForVersion(short, "acc-2", r.versions["acc-2"]+1); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("WaitForVersion of an unwritten version: %v", err)
+		}
+		r.write(deposited("acc-2", 7))
+		if err := mem.WaitForVersion(testCtx(t), "acc-2", r.versions["acc-2"]); err != nil {
+			t.Fatal(err)
+		}
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		// A new Memory starts from the earliest offsets, whatever the group committed.
+		r.awaitCommitted(group(cfg), r.ends())
+		fresh := consumer.NewMemory(balances{}, foldBalance)
+		_, stop = r.start(cfg, fresh)
+		if err := fresh.WaitFor(testCtx(t), r.ends()); err != nil {
+			t.Fatal(err)
+		}
+		fresh.Read(func(m *balances) {
+			if m.Events != want.Events+1 {
+				t.Errorf("a fresh model has %d events, want %d", m.Events, want.Events+1)
+			}
+		})
+		_ = stop()
+	})
+}
+
+// Filters read headers only: filtered events are never decoded, and WaitForVersion
+// counts them as passed.
+func TestFilter(t *testing.T) {
+	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+		r := newRig(t, c, 2)
+		r.write(opened("a"), opened("b"), opened("c"),
+			ev{agg: "a", event: bank.Deposited{Amount: 1}, tags: []string{"vip"}},
+			ev{agg: "b", event: bank.Deposited{Amount: 2}, tags: []string{"other"}},
+			ev{agg: "c", event: bank.Deposited{Amount: 3}, tags: []string{"vip", "x"}},
+			ev{agg: "c", event: bank.Withdrawn{Amount: 1}, tags: []string{"vip"}},
+			ev{agg: "b", event: bank.Deposited{Amount: 4}, tags: []string{"vip"}},
+		)
+		counting := &countingCodec{Codec: codecs.Events}
+		mem := consumer.NewMemory(balances{}, foldBalance)
+		_, stop := r.start(r.config(func(cfg *consumer.Config[kastor.Event]) {
+			cfg.Events = counting
+			cfg.Filter = consumer.Filter{EventTypes: []string{"bank.MoneyDeposited"}, Tags: []string{"vip"}, AggregateIDs: []string{"a", "c"}}
+		}), mem)
+		defer stop()
+		if err := mem.WaitFor(testCtx(t), r.ends()); err != nil {
+			t.Fatal(err)
+		}
+		mem.Read(func(m *balances) {
+			if m.Events != 2 || m.Balance["a"] != 1 || m.Balance["c"] != 3 || len(m.Balance) != 2 {
+				t.Errorf("filtered model %+v, want deposits of a (1) and c (3) only", *m)
+			}
+		})
+		if n := counting.n.Load(); n != 2 {
+			t.Errorf("%d events decoded, want 2 (filtered events must not be decoded)", n)
+		}
+		if err := mem.WaitForVersion(testCtx(t), "c", 3); err != nil {
+			t.Errorf("WaitForVersion of a filtered version: %v", err)
+		}
+	})
+}
+
+type countingCodec struct {
+	kastor.Codec[kastor.Event]
+	n atomic.Int32
+}
+
+func (c *countingCodec) Decode(e kastor.Encoded) (kastor.Event, error) {
+	c.n.Add(1)
+	return c.Codec.Decode(e)
+}
+
+// failing is a handler sink that fails on chosen aggregate versions while fail says so.
+type failing struct {
+	seen *seen
+	mu   sync.Mutex
+	bad  map[string]bool // "agg/version"
+	err  error
+}
+
+func (f *failing) Apply(ctx context.Context, b consumer.Batch[kastor.Event]) error {
+	for i, e := range b.Events {
+		f.mu.Lock()
+		bad := f.bad[fmt.Sprintf("%s/%d", e.AggregateID, e.Version)]
+		f.mu.Unlock()
+		if bad {
+			return &consumer.ApplyError{Index: i, Err: f.err}
+		}
+		f.seen.add(e)
+	}
+	return nil
+}
+
+func (f *failing) heal() {
+	f.mu.Lock()
+	f.bad = nil
+	f.mu.Unlock()
+}
+
+// A poison event goes to the dead-letter topic after its retries, with its original
+// record and error headers, and the rest of the partition flows.
+func TestPoisonEventToDLQ(t *testing.T) {
+	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+		r := newRig(t, c, 1)
+		r.write(opened("a"), opened("b"), deposited("a", 1), deposited("b", 2), deposited("a", 3), deposited("b", 4))
+		s := newSeen()
+		f := &failing{seen: s, bad: map[string]bool{"a/2": true}, err: errors.New("boom")}
+		cfg := r.config()
+		_, stop := r.start(cfg, f)
+		r.awaitCommitted(group(cfg), r.ends())
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]int64{"a": 3, "b": 3}
+		s.mu.Lock()
+		if s.n["a/2"] != 0 || s.n["a/3"] != 1 || s.n["b/3"] != 1 {
+			t.Errorf("applied %v; want all but a/2", s.n)
+		}
+		s.mu.Unlock()
+		_ = want
+		letters := r.readDLQ()
+		if len(letters) != 1 {
+			t.Fatalf("%d dead letters, want 1: %+v", len(letters), letters)
+		}
+		d := letters[0]
+		if d.Reason != consumer.ReasonFailed || d.Err != "boom" || d.Attempts != 3 || d.Projection != projection || d.Version != 1 ||
+			d.Origin.Topic != r.events || d.Origin.Partition != 0 || d.Offset != 2 || string(d.Key) != "a" {
+			t.Errorf("dead letter %+v", d)
+		}
+		md, err := producerMetadataHeaders(d.Headers)
+		if err != nil || md.AggregateID != "a" || md.Version != 2 || md.Type != "bank.MoneyDeposited" {
+			t.Errorf("original headers %+v (%v)", md, err)
+		}
+		e, err := codecs.Events.Decode(kastor.Encoded{Type: md.Type, Fingerprint: md.Fingerprint, Data: d.Value})
+		if err != nil || e != (bank.Deposited{Amount: 1}) {
+			t.Errorf("original value decodes to %v, %v", e, err)
+		}
+		// Replay with the sink healed applies it and resolves it, once.
+		f.heal()
+		res, err := consumer.Replay(testCtx(t), cfg, f)
+		if err != nil || res.Resolved != 1 || len(res.Failed) != 0 {
+			t.Fatalf("replay: %+v, %v", res, err)
+		}
+		res, err = consumer.Replay(testCtx(t), cfg, f)
+		if err != nil || res.Resolved != 0 {
+			t.Fatalf("second replay: %+v, %v", res, err)
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.n["a/2"] != 1 {
+			t.Errorf("a/2 applied %d times after the replays, want 1", s.n["a/2"])
+		}
+	})
+}
+
+// ParkAggregate holds only the failed aggregate, durably across a restart, and a replay
+// applies its parked and held events in order.
+func TestParkAggregate(t *testing.T) {
+	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+		r := newRig(t, c, 1)
+		r.write(opened("a"), opened("b"), deposited("a", 1), deposited("b", 2), deposited("a", 3), deposited("b", 4))
+		s := newSeen()
+		f := &failing{seen: s, bad: map[string]bool{"a/2": true}, err: errors.New("boom")}
+		cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.OnFailure = consumer.ParkAggregate })
+		_, stop := r.start(cfg, f)
+		r.awaitCommitted(group(cfg), r.ends())
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		// A restarted reader still holds a: a's next event is held too, b flows.
+		r.write(deposited("a", 5), deposited("b", 6))
+		_, stop = r.start(cfg, f)
+		r.awaitCommitted(group(cfg), r.ends())
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		s.mu.Lock()
+		for _, k := range []string{"a/2", "a/3", "a/4"} {
+			if s.n[k] != 0 {
+				t.Errorf("%s applied while its aggregate is parked", k)
+			}
+		}
+		for _, k := range []string{"a/1", "b/1", "b/2", "b/3", "b/4"} {
+			if s.n[k] != 1 {
+				t.Errorf("%s applied %d times, want 1", k, s.n[k])
+			}
+		}
+		s.mu.Unlock()
+		letters := r.readDLQ()
+		var got []string
+		for _, d := range letters {
+			md, _ := producerMetadataHeaders(d.Headers)
+			got = append(got, fmt.Sprintf("%s/%d:%s:%d", md.AggregateID, md.Version, d.Reason, d.HeldBehind))
+		}
+		if want := "[a/2:failed:-1 a/3:held:2 a/4:held:2]"; fmt.Sprint(got) != want {
+			t.Errorf("dead letters %v, want %s", got, want)
+		}
+		// Replay: a/2, a/3, a/4 in order.
+		f.heal()
+		res, err := consumer.Replay(testCtx(t), cfg, f)
+		if err != nil || res.Resolved != 3 {
+			t.Fatalf("replay: %+v, %v", res, err)
+		}
+		s.mu.Lock()
+		if fmt.Sprint(s.order["a"]) != "[1 2 3 4]" {
+			t.Errorf("a applied in order %v, want [1 2 3 4]", s.order["a"])
+		}
+		s.mu.Unlock()
+		// After the replay, a restarted reader no longer holds a.
+		r.write(deposited("a", 7))
+		_, stop = r.start(cfg, f)
+		r.awaitCommitted(group(cfg), r.ends())
+		_ = stop()
+		if dups := s.check(t, r.versions); dups != 0 {
+			t.Errorf("%d duplicates", dups)
+		}
+	})
+}
+
+// A replay that fails again for an aggregate keeps its later letters in order.
+func TestReplayKeepsOrderOnFailure(t *testing.T) {
+	c := kafkatest.StartEmbedded(t)
+	r := newRig(t, c, 1)
+	r.write(opened("a"), deposited("a", 1), deposited("a", 2), opened("b"), deposited("b", 1))
+	s := newSeen()
+	f := &failing{seen: s, bad: map[string]bool{"a/2": true, "b/2": true}, err: errors.New("boom")}
+	cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.OnFailure = consumer.ParkAggregate })
+	_, stop := r.start(cfg, f)
+	r.awaitCommitted(group(cfg), r.ends())
+	_ = stop()
+	f.mu.Lock()
+	f.bad = map[string]bool{"a/2": true} // b is fixed, a is not
+	f.mu.Unlock()
+	res, err := consumer.Replay(testCtx(t), cfg, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Resolved != 1 || len(res.Failed) != 1 || res.Kept != 1 || res.Failed[0].Letter.Offset != 1 {
+		t.Errorf("replay result %+v, want b resolved, a/2 failed, a/3 kept", res)
+	}
+}
+
+// Undecodable records (bad Avro, unknown type, missing headers) go to the dead-letter
+// topic at once, without retries, and the partition flows.
+func TestUndecodableToDLQ(t *testing.T) {
+	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+		r := newRig(t, c, 1)
+		good := r.record(opened("a"))
+		badAvro := r.record(deposited("a", 1))
+		badAvro.Value = []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}
+		unknown := r.record(deposited("a", 2))
+		for i, h := range unknown.Headers {
+			if h.Key == kastor.HeaderType {
+				unknown.Headers[i].Value = []byte("bank.Nope")
+			}
+		}
+		noHeaders := &kgo.Record{Topic: r.events, Key: []byte("a"), Value: []byte("x"), Partition: 0}
+		after := r.record(deposited("a", 3))
+		r.writeRecords(true, good, badAvro, unknown, noHeaders, after)
+		s := newSeen()
+		var calls atomic.Int32
+		sink := consumer.Handler(func(_ context.Context, e kastor.Envelope[kastor.Event]) error {
+			calls.Add(1)
+			s.add(e)
+			return nil
+		})
+		cfg := r.config()
+		_, stop := r.start(cfg, sink)
+		r.awaitCommitted(group(cfg), r.ends())
+		_ = stop()
+		if calls.Load() != 2 {
+			t.Errorf("handler called %d times, want 2 (a/1 and a/4)", calls.Load())
+		}
+		letters := r.readDLQ()
+		if len(letters) != 3 {
+			t.Fatalf("%d dead letters, want 3", len(letters))
+		}
+		for i, d := range letters {
+			if d.Reason != consumer.ReasonUndecodable || d.Attempts != 0 || d.Offset != int64(i+1) || d.Err == "" {
+				t.Errorf("dead letter %d: %+v", i, d)
+			}
+		}
+		if !strings.Contains(letters[2].Err, "missing") || string(letters[2].Value) != "x" {
+			t.Errorf("headerless record's dead letter: %q %q", letters[2].Err, letters[2].Value)
+		}
+	})
+}
+
+// A sink reporting ErrUnavailable makes its partition wait: nothing is parked or
+// skipped, and the events are applied in order once it is back.
+func TestUnavailableSinkWaits(t *testing.T) {
+	c := kafkatest.StartEmbedded(t)
+	r := newRig(t, c, 1)
+	r.write(opened("a"), deposited("a", 1), deposited("a", 2))
+	s := newSeen()
+	var fails atomic.Int32
+	sink := consumer.Handler(func(_ context.Context, e kastor.Envelope[kastor.Event]) error {
+		if e.Version == 2 && fails.Add(1) <= 8 {
+			return consumer.Unavailable(errors.New("database down"))
+		}
+		s.add(e)
+		return nil
+	})
+	cfg := r.config()
+	_, stop := r.start(cfg, sink)
+	r.awaitCommitted(group(cfg), r.ends())
+	_ = stop()
+	if dups := s.check(t, r.versions); dups != 0 {
+		t.Errorf("%d duplicates", dups)
+	}
+	if letters := r.readDLQ(); len(letters) != 0 {
+		t.Errorf("%d dead letters for an unavailable sink, want 0", len(letters))
+	}
+}
+
+// Two readers in one group share the partitions; when one leaves during the stream, no
+// event is lost or applied twice.
+func TestRebalanceTwoReaders(t *testing.T) {
+	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+		r := newRig(t, c, 6)
+		s := newSeen()
+		cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.MaxPollRecords = 50 })
+		a, stopA := r.start(cfg, s.handler())
+		b, stopB := r.start(cfg, s.handler())
+		defer stopB()
+		writeSome := func(n int) {
+			for range n {
+				var batch []ev
+				for j := range 20 {
+					agg := fmt.Sprintf("acc-%d", j)
+					if r.versions[agg] == 0 {
+						batch = append(batch, opened(agg))
+					} else {
+						batch = append(batch, deposited(agg, 1))
+					}
+				}
+				r.write(batch...)
+			}
+		}
+		writeSome(5)
+		// Wait until both own partitions.
+		ctx := testCtx(t)
+		for {
+			pa, _ := a.Progress(ctx)
+			pb, _ := b.Progress(ctx)
+			if len(pa.Partitions) > 0 && len(pb.Partitions) > 0 && len(pa.Partitions)+len(pb.Partitions) == 6 {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatal("the readers never shared the partitions")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		writeSome(5)
+		if err := stopA(); err != nil {
+			t.Fatal(err)
+		}
+		writeSome(5)
+		r.awaitCommitted(group(cfg), r.ends())
+		if dups := s.check(t, r.versions); dups != 0 {
+			t.Errorf("%d events applied twice across a graceful rebalance", dups)
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.total != 300 {
+			t.Errorf("%d events applied, want 300", s.total)
+		}
+	})
+}
+
+// With AllPartitions, each reader holds the whole projection and joins no group.
+func TestAllPartitionsMemory(t *testing.T) {
+	c := kafkatest.StartEmbedded(t)
+	r := newRig(t, c, 4)
+	var batch []ev
+	for i := range 12 {
+		batch = append(batch, opened(fmt.Sprintf("acc-%d", i)))
+	}
+	r.write(batch...)
+	cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.AllPartitions = true })
+	m1 := consumer.NewMemory(balances{}, foldBalance)
+	m2 := consumer.NewMemory(balances{}, foldBalance)
+	r.start(cfg, m1)
+	r.start(cfg, m2)
+	for _, m := range []*consumer.Memory[balances, kastor.Event]{m1, m2} {
+		if err := m.WaitFor(testCtx(t), r.ends()); err != nil {
+			t.Fatal(err)
+		}
+		m.Read(func(b *balances) {
+			if len(b.Balance) != 12 {
+				t.Errorf("a model holds %d accounts, want all 12", len(b.Balance))
+			}
+		})
+	}
+}
+
+// A parked version makes WaitForVersion fail with ErrParked rather than wait forever.
+func TestMemoryWaitForParkedVersion(t *testing.T) {
+	c := kafkatest.StartEmbedded(t)
+	r := newRig(t, c, 1)
+	r.write(opened("a"), deposited("a", 1), deposited("a", 2))
+	mem := consumer.NewMemory(balances{}, func(m *balances, e kastor.Envelope[kastor.Event]) error {
+		if e.Version == 2 {
+			return errors.New("no")
+		}
+		return foldBalance(m, e)
+	})
+	r.start(r.config(), mem)
+	err := mem.WaitForVersion(testCtx(t), "a", 3)
+	var pe *consumer.ParkedError
+	if !errors.Is(err, consumer.ErrParked) || !errors.As(err, &pe) || pe.Version != 2 {
+		t.Errorf("WaitForVersion past a parked version: %v", err)
+	}
+	if err := mem.WaitForVersion(testCtx(t), "a", 1); err != nil {
+		t.Errorf("WaitForVersion before the parked version: %v", err)
+	}
+}

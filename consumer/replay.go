@@ -1,0 +1,142 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kastor-dev/kastor"
+)
+
+// ReplayResult tells what a Replay did.
+type ReplayResult struct {
+	// Resolved counts the dead letters applied to the sink (or now left out by the
+	// projection's filter) and marked resolved.
+	Resolved int
+	// Failed are the dead letters that failed again; they stay in the dead-letter topic.
+	Failed []ReplayFailure
+	// Kept counts the dead letters not tried because an earlier dead letter of the same
+	// aggregate failed: applying them would break the aggregate's order.
+	Kept int
+}
+
+// ReplayFailure is a dead letter that failed again.
+type ReplayFailure struct {
+	Letter DeadLetter
+	Err    error
+}
+
+// Replay re-applies the unresolved dead letters of cfg's projection version through
+// sink, then marks each applied one resolved by appending a resolution marker to the
+// dead-letter topic. It reads the dead-letter topic to its end as of the call.
+//
+// Order: dead letters are keyed by aggregate ID, so an aggregate's letters share a
+// partition of the dead-letter topic and are replayed in the order they were parked —
+// with ParkAggregate, the parked event first, then the events held behind it, in their
+// original order. When a letter fails again, the aggregate's later letters are kept
+// (counted in Kept) and the replay goes on with other aggregates. A letter parked twice
+// (the reader re-read its event after a crash, or an in-memory model rebuilt) is applied
+// once.
+//
+// Events reach the sink in batches of one with Batch.Replay set and Next -1: a sink must
+// not move its offsets for them. Under ParkEvent, a replayed event is older than events
+// of its aggregate the sink has applied since.
+//
+// A running reader with ParkAggregate learns of resolutions when it next loads its
+// partitions (a restart or a rebalance); until then it keeps holding the aggregate's new
+// events, which a later replay applies in order after these.
+//
+// Replay returns an error, and stops, when the dead-letter topic cannot be read or
+// written or the sink reports ErrUnavailable; what was resolved before stays resolved.
+func Replay[E any](ctx context.Context, cfg Config[E], sink Sink[E]) (ReplayResult, error) {
+	var res ReplayResult
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return res, err
+	}
+	if sink == nil {
+		return res, errors.New("consumer: the sink is nil")
+	}
+	dlq := c.dlqTopic()
+	letters, err := ReadDeadLetters(ctx, c.Brokers, dlq, c.Name, c.Version, c.ClientOptions...)
+	if err != nil {
+		return res, err
+	}
+	if len(letters) == 0 {
+		return res, nil
+	}
+	cl, err := kgo.NewClient(append([]kgo.Opt{
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(0),
+	}, c.ClientOptions...)...)
+	if err != nil {
+		return res, fmt.Errorf("consumer: %w", err)
+	}
+	defer cl.Close()
+	blocked := map[string]bool{}
+	for _, d := range letters {
+		agg := d.aggregateID()
+		if agg != "" && blocked[agg] {
+			res.Kept++
+			continue
+		}
+		err := replayOne(ctx, c, sink, d)
+		if errors.Is(err, ErrUnavailable) {
+			return res, fmt.Errorf("consumer: replay stopped: %w", err)
+		}
+		if err != nil {
+			res.Failed = append(res.Failed, ReplayFailure{Letter: d, Err: err})
+			if agg != "" {
+				blocked[agg] = true
+			}
+			c.Logger.Warn("dead letter failed again; kept", "topic", d.Origin.Topic, "partition", d.Origin.Partition,
+				"offset", d.Offset, "aggregate", agg, "err", err)
+			continue
+		}
+		if err := cl.ProduceSync(ctx, resolvedRecord(dlq, d)).FirstErr(); err != nil {
+			return res, fmt.Errorf("consumer: the event at %s/%d@%d was re-applied but could not be marked resolved (a next replay applies it again): %w",
+				d.Origin.Topic, d.Origin.Partition, d.Offset, err)
+		}
+		res.Resolved++
+	}
+	c.Logger.Info("dead letters replayed", "resolved", res.Resolved, "failed", len(res.Failed), "kept", res.Kept)
+	return res, nil
+}
+
+// replayOne decodes a dead letter and applies it alone; nil also when the filter now
+// leaves it out.
+func replayOne[E any](ctx context.Context, c *Config[E], sink Sink[E], d DeadLetter) (err error) {
+	hs := make([]kastor.Header, len(d.Headers))
+	for i, h := range d.Headers {
+		hs[i] = kastor.Header{Key: h.Key, Value: h.Value}
+	}
+	md, err := kastor.ParseHeaders(hs)
+	if err == nil && (md.AggregateID == "" || md.Type == "" || md.Version == 0) {
+		err = errors.New("kastor headers are missing")
+	}
+	undecodable := func(err error) error {
+		return &kastor.UndecodableError{What: "event", Type: md.Type, Fingerprint: md.Fingerprint,
+			Topic: d.Origin.Topic, Partition: d.Origin.Partition, Offset: d.Offset, Err: err}
+	}
+	if err != nil {
+		return undecodable(err)
+	}
+	if !c.Filter.match(&md) {
+		return nil
+	}
+	env := kastor.Envelope[E]{Metadata: md, Timestamp: d.Timestamp, Topic: d.Origin.Topic, Partition: d.Origin.Partition, Offset: d.Offset}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("consumer: panic: %v\n%s", p, debug.Stack())
+		}
+	}()
+	env.Event, err = c.Events.Decode(kastor.Encoded{Type: md.Type, Fingerprint: md.Fingerprint, Data: d.Value})
+	if err != nil {
+		return undecodable(err)
+	}
+	return sink.Apply(ctx, Batch[E]{Topic: d.Origin.Topic, Partition: d.Origin.Partition, Events: []kastor.Envelope[E]{env}, Next: -1, Replay: true})
+}

@@ -1,0 +1,76 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// runTransactional consumes through a transactional group session for a TxSink: each
+// round is one Kafka transaction holding the sink's output, the round's dead letters and
+// the consumed offsets. A round that cannot finish (the sink or the dead-letter topic
+// unavailable, a shutdown, a rebalance) is aborted whole and read again from the
+// committed offsets.
+func (r *Reader[E]) runTransactional(ctx context.Context) error {
+	opts := append(r.groupOpts(),
+		kgo.TransactionalID(r.tx.TransactionalID()),
+		kgo.TransactionTimeout(10*time.Second),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(0),
+	)
+	sess, err := kgo.NewGroupTransactSession(opts...)
+	if err != nil {
+		return fmt.Errorf("consumer: %w", err)
+	}
+	cl := sess.Client()
+	r.setClient(cl)
+	r.tx.Transactional(cl)
+	r.cfg.Logger.Info("transactional reader started", "group", r.cfg.Group, "topics", r.topics, "transactional_id", r.tx.TransactionalID())
+	produce := func(ctx context.Context, rec *kgo.Record) error { return cl.ProduceSync(ctx, rec).FirstErr() }
+	var runErr error
+	for {
+		fetches := sess.PollRecords(ctx, r.cfg.MaxPollRecords)
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			break
+		}
+		if fetches.NumRecords() == 0 {
+			r.round(ctx, fetches, produce) // logs fetch errors, updates ends
+			r.allowRebalance(cl)
+			continue
+		}
+		if err := sess.Begin(); err != nil {
+			runErr = fmt.Errorf("consumer: begin transaction: %w", err)
+			break
+		}
+		rewinds := r.round(ctx, fetches, produce)
+		try := kgo.TryCommit
+		if len(rewinds) > 0 {
+			try = kgo.TryAbort
+		}
+		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		committed, err := sess.End(ectx, try)
+		cancel()
+		if err != nil {
+			runErr = fmt.Errorf("consumer: end transaction: %w", err)
+			break
+		}
+		r.mu.Lock()
+		for _, st := range r.parts {
+			if committed {
+				st.committed = st.next
+			} else {
+				// The session went back to the committed offsets; what the round did
+				// in Kafka is aborted, so forget it (and the dead letters it wrote).
+				st.next, st.held, st.heldLoaded = st.committed, nil, false
+			}
+		}
+		r.mu.Unlock()
+		r.allowRebalance(cl)
+	}
+	r.allowRebalance(cl)
+	sess.Close()
+	r.cfg.Logger.Info("reader stopped", "group", r.cfg.Group)
+	return runErr
+}
