@@ -13,6 +13,9 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/kastor-dev/kastor/kafkatest"
@@ -36,7 +39,12 @@ func main() {
 	flag.IntVar(&p.batch, "batch", 500, "commands per transaction (gateway MaxBatch, raw loop poll size)")
 	flag.DurationVar(&p.interval, "commit-interval", 10*time.Millisecond, "gateway CommitInterval for the latency run")
 	flag.IntVar(&p.snapAggs, "recovery-aggregates", 100_000, "snapshotted aggregates in the recovery run")
+	rate := flag.Float64("rate", 0, "commands/s for the latency run (default: half of the measured peak)")
+	flag.BoolVar(&verbose, "v", false, "print every round's figures")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the parts run (after the warm-up) to this file")
+	only := flag.String("only", "", "run only these parts, comma-separated: throughput, latency, recovery")
 	flag.Parse()
+	runs := func(part string) bool { return *only == "" || slices.Contains(strings.Split(*only, ","), part) }
 	p.partitions = int32(*partitions)
 
 	ctx := context.Background()
@@ -58,22 +66,43 @@ func main() {
 	_, err = rawLoop(ctx, c, warm)
 	check(err)
 
-	limit, err := rawLoop(ctx, c, p)
-	check(err)
-	gw, err := gatewayThroughput(ctx, c, p)
-	check(err)
-	row("gateway throughput (commands/s, EOS)", gw, "raw franz-go transactional loop", limit, 0.70)
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		check(err)
+		check(pprof.StartCPUProfile(f))
+		defer pprof.StopCPUProfile()
+	}
 
-	lat, err := gatewayLatency(ctx, c, p, gw/2)
-	check(err)
-	fmt.Printf("%-44s p50 %6.1f ms  p99 %6.1f ms  at %.0f commands/s (half of peak), commit interval %v: p99/interval = %.1f (target < 3)\n",
-		"gateway latency (Send round trip)", ms(lat.p50), ms(lat.p99), gw/2, p.interval, float64(lat.p99)/float64(p.interval))
+	var gw float64
+	if runs("throughput") || runs("latency") && *rate == 0 {
+		limit, err := rawLoop(ctx, c, p)
+		check(err)
+		gw, err = gatewayThroughput(ctx, c, p)
+		check(err)
+		row("gateway throughput (commands/s, EOS)", gw, "raw franz-go transactional loop", limit, 0.70)
+	}
 
+	if runs("latency") {
+		r, what := *rate, "given rate"
+		if r == 0 {
+			r, what = gw/2, "half of peak"
+		}
+		lat, err := gatewayLatency(ctx, c, p, r)
+		check(err)
+		fmt.Printf("%-44s p50 %6.1f ms  p99 %6.1f ms  at %.0f commands/s (%s), commit interval %v: p99/interval = %.1f (target < 3)\n",
+			"gateway latency (Send round trip)", ms(lat.p50), ms(lat.p99), r, what, p.interval, float64(lat.p99)/float64(p.interval))
+	}
+
+	if !runs("recovery") {
+		return
+	}
 	rec, raw, err := recovery(ctx, c, p)
 	check(err)
 	fmt.Printf("%-44s %8.2f s   raw read of the snapshot partition %8.2f s   ratio %.2f (target <= 1.5)\n",
 		fmt.Sprintf("recovery of %d snapshotted aggregates", p.snapAggs), rec.Seconds(), raw.Seconds(), rec.Seconds()/raw.Seconds())
 }
+
+var verbose bool
 
 func row(name string, v float64, peer string, pv float64, target float64) {
 	fmt.Printf("%-44s %10.0f   %s %10.0f   ratio %.2f (target >= %.2f)\n", name, v, peer, pv, v/pv, target)

@@ -36,6 +36,10 @@ type Gateway[S, C, E any] struct {
 
 	restoredMu sync.Mutex
 	restored   []Recovery
+
+	// txnMu is held while a transaction is open: by each batch, and by the checkpoints
+	// written on revoke, which use the same transactional producer.
+	txnMu sync.Mutex
 }
 
 // New validates cfg and returns a gateway; Run starts it.
@@ -102,7 +106,12 @@ func (g *Gateway[S, C, E]) Run(ctx context.Context) error {
 				g.startRestore(p)
 			}
 		}),
-		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { g.drop(m) }),
+		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
+			if cfg.Snapshots.OnRevoke {
+				g.checkpointRevoked(ctx, cl, m[g.topics.commands])
+			}
+			g.drop(m)
+		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { g.drop(m) }),
 		kgo.WithLogger(kgoLogger{cfg.Logger}),
 	}, cfg.ClientOptions...)

@@ -86,6 +86,8 @@ func (g *Gateway[S, C, E]) processBatch(ctx context.Context, sess *kgo.GroupTran
 	// what was handled rather than leaving it to time out.
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.TransactionTimeout)
 	defer cancel()
+	g.txnMu.Lock()
+	defer g.txnMu.Unlock()
 	if err := sess.Begin(); err != nil {
 		return fmt.Errorf("gateway: begin transaction: %w", err)
 	}
@@ -374,21 +376,14 @@ func (g *Gateway[S, C, E]) stageSnapshots(ctx context.Context, sess *kgo.GroupTr
 			if e == nil {
 				e = sh.aggs[id]
 			}
-			if e == nil || e.version == 0 || e.lazy != nil {
+			if e == nil || e.version == 0 || e.isLazy {
 				continue // nothing to snapshot, or its snapshot is current
 			}
 			last = max(last, e.eventOffset)
-			st, err := g.cfg.States.Encode(e.state)
+			kr, err := g.snapshotRecord(p, id, e)
 			if err != nil {
-				g.cfg.Logger.Warn("cannot encode state for a snapshot; skipped", "aggregate_id", id, "err", err)
+				g.cfg.Logger.Warn("cannot write a snapshot; skipped", "aggregate_id", id, "err", err)
 				checkpoint = false // the checkpoint would claim a snapshot that is not there
-				continue
-			}
-			rec := snapshot.Record{AggregateID: id, Version: e.version, EventOffset: e.eventOffset, Commands: e.commands,
-				StateType: st.Type, StateFingerprint: st.Fingerprint, State: st.Data}
-			kr, err := rec.KafkaRecord(g.topics.snapshots, p)
-			if err != nil {
-				checkpoint = false
 				continue
 			}
 			b.produce(sess, ctx, kr)
@@ -405,6 +400,17 @@ func (g *Gateway[S, C, E]) stageSnapshots(ctx context.Context, sess *kgo.GroupTr
 			}
 		}
 	}
+}
+
+// snapshotRecord is the snapshot record of an aggregate's entry.
+func (g *Gateway[S, C, E]) snapshotRecord(p int32, id string, e *entry[S]) (*kgo.Record, error) {
+	st, err := g.cfg.States.Encode(e.state)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the state: %w", err)
+	}
+	rec := snapshot.Record{AggregateID: id, Version: e.version, EventOffset: e.eventOffset, Commands: e.commands,
+		StateType: st.Type, StateFingerprint: st.Fingerprint, State: st.Data}
+	return rec.KafkaRecord(g.topics.snapshots, p)
 }
 
 // apply merges a committed batch into the shards that are still owned.

@@ -21,10 +21,12 @@ type entry[S any] struct {
 	eventOffset int64 // offset of the aggregate's last event in the events partition; -1: none
 	commands    []snapshot.Command
 	snapVersion int64 // version of the aggregate's latest snapshot
-	// lazy holds the snapshot an entry was restored from until the state is first needed:
-	// a shard restore then reads snapshots without decoding every state, and aggregates
-	// that get no command before the next rebalance are never decoded at all.
-	lazy *snapshot.Record
+	// lazy holds the encoded state of the snapshot an entry was restored from until the
+	// state is first needed: a shard restore then reads snapshots without decoding every
+	// state, and aggregates that get no command before the next rebalance are never
+	// decoded at all. isLazy says that state is still to be decoded from lazy.
+	lazy   Encoded
+	isLazy bool
 }
 
 // clone copies an entry so a batch can change it without touching the committed one.
@@ -92,18 +94,53 @@ type Recovery struct {
 func (g *Gateway[S, C, E]) restore(ctx context.Context, p int32) (*shard[S], Recovery, error) {
 	start := time.Now()
 	cfg := g.cfg
-	snaps, err := snapshot.Restore(ctx, cfg.Brokers, g.topics.snapshots, p, cfg.Logger, cfg.ClientOptions...)
+	// One client reads both partitions, and one request finds both ends: the events end is
+	// final already, since this instance is the shard's only writer and has not begun.
+	rd, err := partition.NewReader(cfg.Brokers, cfg.ClientOptions...)
 	if err != nil {
-		return nil, Recovery{}, err
+		return nil, Recovery{}, fmt.Errorf("gateway: restore shard %d: %w", p, err)
 	}
-	sh := &shard[S]{partition: p, aggs: map[string]*entry[S]{}, dirty: map[string]struct{}{}, lastEventOffset: -1, lastCheckpoint: time.Now()}
-	for id, rec := range snaps.Snapshots {
-		rec := rec
-		sh.aggs[id] = &entry[S]{version: rec.Version, eventOffset: rec.EventOffset, commands: rec.Commands, snapVersion: rec.Version, lazy: &rec}
+	defer rd.Close()
+	rd.Prefetch(g.topics.snapshots, p, 0)
+	ends, err := rd.Ends(ctx, g.topics.snapshots, g.topics.events)
+	if err != nil {
+		return nil, Recovery{}, fmt.Errorf("gateway: restore shard %d: %w", p, err)
+	}
+	snapEnd, err := partition.End(ends, g.topics.snapshots, p)
+	if err != nil {
+		return nil, Recovery{}, fmt.Errorf("gateway: restore shard %d: %w", p, err)
+	}
+	eventsEnd, err := partition.End(ends, g.topics.events, p)
+	if err != nil {
+		return nil, Recovery{}, fmt.Errorf("gateway: restore shard %d: %w", p, err)
+	}
+	// The snapshots partition's end offset bounds its number of aggregates (compaction
+	// only lowers it): sizing the map from it saves rehashing 100,000s of entries, and the
+	// cap bounds the waste when compaction has removed most records.
+	sh := &shard[S]{partition: p, aggs: make(map[string]*entry[S], min(snapEnd, 1<<18)), dirty: map[string]struct{}{}, lastEventOffset: -1, lastCheckpoint: time.Now()}
+	// Entries are allocated 256 at a time: a restore creates one per aggregate, often
+	// 100,000s of them, and the allocator and the GC are most of its CPU time.
+	var slab []entry[S]
+	scan := snapshot.NewScan(func(rec *snapshot.Record) {
+		if len(slab) == 0 {
+			slab = make([]entry[S], 256)
+		}
+		e := &slab[0]
+		slab = slab[1:]
+		*e = entry[S]{version: rec.Version, eventOffset: rec.EventOffset, commands: rec.Commands, snapVersion: rec.Version,
+			lazy: Encoded{Type: rec.StateType, Fingerprint: rec.StateFingerprint, Data: rec.State}, isLazy: true}
+		sh.aggs[rec.AggregateID] = e
+	}, func(id string) { delete(sh.aggs, id) })
+	snapRead, err := rd.Read(ctx, g.topics.snapshots, p, 0, snapEnd, func(r *kgo.Record) error { scan.Add(r); return nil })
+	if err != nil {
+		return nil, Recovery{}, fmt.Errorf("gateway: restore shard %d: snapshots: %w", p, err)
+	}
+	if scan.Ignored > 0 {
+		cfg.Logger.Warn("snapshot records ignored; the shard's events are replayed from the start",
+			"partition", p, "ignored", scan.Ignored, "first", scan.Err())
 	}
 
-	from := snaps.EventsFrom()
-	st, err := partition.ReadToEnd(ctx, cfg.Brokers, g.topics.events, p, from, func(r *kgo.Record) error {
+	st, err := rd.Read(ctx, g.topics.events, p, scan.UsableCheckpoint()+1, eventsEnd, func(r *kgo.Record) error {
 		md, err := producer.Metadata(r.Headers)
 		if err != nil {
 			return &kastor.UndecodableError{What: "event", Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
@@ -136,7 +173,7 @@ func (g *Gateway[S, C, E]) restore(ctx context.Context, p int32) (*shard[S], Rec
 		sh.dirty[id] = struct{}{}
 		sh.sinceCheckpoint++
 		return nil
-	}, cfg.ClientOptions...)
+	})
 	if err != nil {
 		var ue *kastor.UndecodableError
 		if errors.As(err, &ue) {
@@ -148,20 +185,19 @@ func (g *Gateway[S, C, E]) restore(ctx context.Context, p int32) (*shard[S], Rec
 		// The tail ended in transaction markers; new events go after them.
 		sh.lastEventOffset = st.End - 1
 	}
-	return sh, Recovery{Partition: p, SnapshotRecords: snaps.Read.Records, EventRecords: st.Records, Aggregates: len(sh.aggs), Duration: time.Since(start)}, nil
+	return sh, Recovery{Partition: p, SnapshotRecords: snapRead.Records, EventRecords: st.Records, Aggregates: len(sh.aggs), Duration: time.Since(start)}, nil
 }
 
 // materialize decodes a lazily restored entry's state. A snapshot whose state cannot be
 // decoded (its schema no longer resolves) is a cache miss: the aggregate is rebuilt from
 // all of its events instead.
 func (g *Gateway[S, C, E]) materialize(ctx context.Context, p int32, id string, e *entry[S]) error {
-	if e.lazy == nil {
+	if !e.isLazy {
 		return nil
 	}
-	rec := e.lazy
-	state, err := g.cfg.States.Decode(Encoded{Type: rec.StateType, Fingerprint: rec.StateFingerprint, Data: rec.State})
+	state, err := g.cfg.States.Decode(e.lazy)
 	if err == nil {
-		e.state, e.lazy = state, nil
+		e.state, e.lazy, e.isLazy = state, Encoded{}, false
 		return nil
 	}
 	g.cfg.Logger.Warn("snapshot state cannot be decoded; replaying the aggregate's events",

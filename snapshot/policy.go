@@ -13,6 +13,14 @@ type Policy struct {
 	// CheckpointInterval writes a shard checkpoint at least this often while the shard
 	// changes (default 1 minute).
 	CheckpointInterval time.Duration
+	// OnRevoke writes a checkpoint of every shard the instance hands over in a rebalance
+	// or a graceful shutdown: snapshots of the aggregates changed since the shard's last
+	// checkpoint, then the checkpoint, in one transaction. The next owner then restores
+	// from snapshots alone, reading no event tail: what rolling restarts want. It costs
+	// the handover the time to write those snapshots (bounded by CheckpointEvery and
+	// CheckpointInterval). Not done when partitions are lost (the session timed out):
+	// the instance is no longer their owner then.
+	OnRevoke bool
 }
 
 // WithDefaults returns p with zero fields set to their defaults.

@@ -25,7 +25,9 @@ type Record struct {
 	// StateType is the state's type name; StateFingerprint its writer schema.
 	StateType        string
 	StateFingerprint uint64
-	// State is the Avro encoding of the state with that writer schema.
+	// State is the Avro encoding of the state with that writer schema. A restored
+	// record's State, AggregateID and command IDs alias the buffer of the Kafka record it
+	// was read from, which must not change.
 	State []byte
 }
 
@@ -92,25 +94,37 @@ func (r *Record) Encode() ([]byte, error) {
 	})
 }
 
-// decodeSnapshot decodes a snapshot value (see wire.go).
-func decodeSnapshot(key string, value []byte) (Record, error) {
-	rd := reader{b: value}
+// decodeSnapshot decodes a snapshot value (see wire.go). State aliases value: Kafka
+// record buffers are never reused, and copying 100,000 states cost a restore more than
+// reading them.
+func decodeSnapshot(key string, value []byte, seen *names, slab *[]Command) (Record, error) {
+	rd := reader{b: value, slab: slab}
 	r := Record{AggregateID: key}
 	var fp int64
 	var err error
-	steps := []func() error{
-		func() (err error) { r.Version, err = rd.long(); return },
-		func() (err error) { r.EventOffset, err = rd.long(); return },
-		func() (err error) { r.Commands, err = rd.commands(); return },
-		func() (err error) { r.StateType, err = rd.str(); return },
-		func() (err error) { fp, err = rd.long(); return },
-		func() (err error) { r.State, err = rd.bytes(); return },
+	field := "version"
+	if r.Version, err = rd.long(); err != nil {
+		goto bad
 	}
-	names := []string{"version", "eventOffset", "commands", "stateType", "stateFingerprint", "state"}
-	for i, step := range steps {
-		if err = step(); err != nil {
-			return Record{}, fmt.Errorf("field %s: %w", names[i], err)
-		}
+	field = "eventOffset"
+	if r.EventOffset, err = rd.long(); err != nil {
+		goto bad
+	}
+	field = "commands"
+	if r.Commands, err = rd.commands(); err != nil {
+		goto bad
+	}
+	field = "stateType"
+	if r.StateType, err = rd.name(seen); err != nil {
+		goto bad
+	}
+	field = "stateFingerprint"
+	if fp, err = rd.long(); err != nil {
+		goto bad
+	}
+	field = "state"
+	if r.State, err = rd.bytes(); err != nil {
+		goto bad
 	}
 	if len(rd.b) > 0 {
 		return Record{}, fmt.Errorf("%d bytes after the record", len(rd.b))
@@ -120,6 +134,8 @@ func decodeSnapshot(key string, value []byte) (Record, error) {
 		return Record{}, fmt.Errorf("version %d, event offset %d: not a snapshot of written events", r.Version, r.EventOffset)
 	}
 	return r, nil
+bad:
+	return Record{}, fmt.Errorf("field %s: %w", field, err)
 }
 
 // KafkaRecord returns the record to write to the snapshots topic, in partition (the

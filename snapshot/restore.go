@@ -38,6 +38,85 @@ func (s *Shard) Drop(aggregateID string) {
 	s.Checkpoint = -1
 }
 
+// Scan folds the records of one snapshots partition, fed to Add in offset order, into the
+// latest snapshot of each aggregate and the shard's checkpoint. Restore uses it to fill a
+// map; the gateway uses it to restore straight into its own shard state, without a map in
+// between.
+type Scan struct {
+	// Put receives each aggregate's snapshot as it is read; a later call for the same
+	// aggregate replaces the earlier one.
+	Put func(rec *Record)
+	// Delete is called for a tombstone, and for a record that cannot be decoded: the
+	// aggregate has no usable snapshot (anymore).
+	Delete func(aggregateID string)
+
+	// Checkpoint is the shard's checkpoint so far (-1: none). After the last record it is
+	// the checkpoint recovery may use: -1 once any record was ignored.
+	Checkpoint int64
+	// Ignored counts records that could not be decoded.
+	Ignored  int
+	firstBad error
+	types    names
+	commands []Command // slab for the records' command arrays
+}
+
+// NewScan returns a Scan handing snapshots to put and deletions to del.
+func NewScan(put func(*Record), del func(aggregateID string)) *Scan {
+	return &Scan{Put: put, Delete: del, Checkpoint: -1}
+}
+
+// Add folds the next record of the partition in.
+//
+// The records' buffers must not change afterwards: the snapshots handed to Put alias them
+// (IDs and states), as fetched Kafka records can be, rather than copying them.
+func (s *Scan) Add(r *kgo.Record) {
+	key := alias(r.Key)
+	if key == CheckpointKey {
+		if r.Value == nil {
+			s.Checkpoint = -1
+			return
+		}
+		off, err := decodeCheckpoint(r.Value)
+		if err != nil {
+			s.bad(r, TypeCheckpoint, err)
+			return
+		}
+		s.Checkpoint = off
+		return
+	}
+	if r.Value == nil { // a tombstone: the snapshot was deleted
+		s.Delete(key)
+		return
+	}
+	rec, err := decodeSnapshot(key, r.Value, &s.types, &s.commands)
+	if err != nil {
+		s.Delete(key)
+		s.bad(r, TypeSnapshot, err)
+		return
+	}
+	s.Put(&rec)
+}
+
+// Err is the first record that could not be decoded, as an *kastor.UndecodableError, or
+// nil. Once there is one, the checkpoint is unusable: snapshots are a cache, and the
+// events are the truth.
+func (s *Scan) Err() error { return s.firstBad }
+
+// UsableCheckpoint is the checkpoint recovery may start the events from (-1: none).
+func (s *Scan) UsableCheckpoint() int64 {
+	if s.Ignored > 0 {
+		return -1
+	}
+	return s.Checkpoint
+}
+
+func (s *Scan) bad(r *kgo.Record, what string, err error) {
+	s.Ignored++
+	if s.firstBad == nil {
+		s.firstBad = &kastor.UndecodableError{What: "snapshot", Type: what, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
+	}
+}
+
 // Restore reads snapshots partition p of topic to its end (read_committed) and returns the
 // shard's latest snapshots and checkpoint. Records it cannot decode are ignored (counted,
 // logged once per call) and make the checkpoint unusable: snapshots are a cache, and the
@@ -47,52 +126,16 @@ func Restore(ctx context.Context, seeds []string, topic string, p int32, logger 
 		logger = slog.Default()
 	}
 	s := &Shard{Topic: topic, Partition: p, Snapshots: map[string]Record{}, Checkpoint: -1}
-	var firstBad error
-	st, err := partition.ReadToEnd(ctx, seeds, topic, p, 0, func(r *kgo.Record) error {
-		key := string(r.Key)
-		if key == CheckpointKey {
-			if r.Value == nil {
-				s.Checkpoint = -1
-				return nil
-			}
-			off, err := decodeCheckpoint(r.Value)
-			if err != nil {
-				s.Ignored++
-				firstBad = badRecord(firstBad, r, TypeCheckpoint, err)
-				return nil
-			}
-			s.Checkpoint = off
-			return nil
-		}
-		if r.Value == nil { // a tombstone: the snapshot was deleted
-			delete(s.Snapshots, key)
-			return nil
-		}
-		rec, err := decodeSnapshot(key, r.Value)
-		if err != nil {
-			s.Ignored++
-			delete(s.Snapshots, key)
-			firstBad = badRecord(firstBad, r, TypeSnapshot, err)
-			return nil
-		}
-		s.Snapshots[key] = rec
-		return nil
-	}, opts...)
+	scan := NewScan(func(r *Record) { s.Snapshots[r.AggregateID] = *r }, func(id string) { delete(s.Snapshots, id) })
+	st, err := partition.ReadToEnd(ctx, seeds, topic, p, 0, func(r *kgo.Record) error { scan.Add(r); return nil }, opts...)
 	s.Read = st
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: restore %s/%d: %w", topic, p, err)
 	}
+	s.Checkpoint, s.Ignored = scan.UsableCheckpoint(), scan.Ignored
 	if s.Ignored > 0 {
-		s.Checkpoint = -1
 		logger.Warn("snapshot records ignored; the shard's events are replayed from the start",
-			"topic", topic, "partition", p, "ignored", s.Ignored, "first", firstBad)
+			"topic", topic, "partition", p, "ignored", s.Ignored, "first", scan.Err())
 	}
 	return s, nil
-}
-
-func badRecord(first error, r *kgo.Record, what string, err error) error {
-	if first != nil {
-		return first
-	}
-	return &kastor.UndecodableError{What: "snapshot", Type: what, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
 }

@@ -54,7 +54,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	if kr.Partition != 3 || string(kr.Key) != "acct-1" {
 		t.Fatalf("record %+v", kr)
 	}
-	got, err := decodeSnapshot("acct-1", kr.Value)
+	got, err := decodeSnapshot("acct-1", kr.Value, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func FuzzDecodeSnapshot(f *testing.F) {
 		if len(b) > 1<<16 {
 			return
 		}
-		_, _ = decodeSnapshot("k", b) // must not panic
+		_, _ = decodeSnapshot("k", b, nil, nil) // must not panic
 		_, _ = decodeCheckpoint(b)
 	})
 }
@@ -174,7 +174,7 @@ func TestWireMatchesGoavro(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := decodeSnapshot("k", v)
+	got, err := decodeSnapshot("k", v, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func TestWireMatchesGoavro(t *testing.T) {
 	if err != nil {
 		t.Fatalf("test vector is not valid Avro: %v", err)
 	}
-	rec, err := decodeSnapshot("k", multi)
+	rec, err := decodeSnapshot("k", multi, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,34 @@ func TestWireMatchesGoavro(t *testing.T) {
 	}
 	// A count far beyond the data is refused without allocating for it.
 	huge := []byte{0x02, 0x00, 0xfe, 0xff, 0xff, 0xff, 0x0f}
-	if _, err := decodeSnapshot("k", huge); err == nil {
+	if _, err := decodeSnapshot("k", huge, nil, nil); err == nil {
 		t.Fatal("a 2^31-item array in 7 bytes was accepted")
+	}
+}
+
+// A Scan shares one backing array among the records' command lists: growing one list must
+// not write over the next record's.
+func TestScanSharesCommandSlabSafely(t *testing.T) {
+	got := map[string]*Record{}
+	scan := NewScan(func(r *Record) { got[r.AggregateID] = r }, func(id string) { delete(got, id) })
+	for i, id := range []string{"a", "b", "c"} {
+		r := Record{AggregateID: id, Version: 1, EventOffset: int64(i), StateType: "t", State: []byte{byte(i)},
+			Commands: []Command{{ID: id + "-1", From: 1, To: 1}, {ID: id + "-2", From: 2, To: 1}}}
+		kr, err := r.KafkaRecord("snaps", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kr.Offset = int64(i)
+		scan.Add(kr)
+	}
+	if len(got) != 3 || scan.Ignored != 0 {
+		t.Fatalf("scanned %d records, %d ignored", len(got), scan.Ignored)
+	}
+	got["a"].Commands = append(got["a"].Commands, Command{ID: "overwrite", From: 9, To: 9})
+	if c := got["b"].Commands; len(c) != 2 || c[0].ID != "b-1" || c[1].ID != "b-2" {
+		t.Fatalf("b's commands after appending to a's: %+v", c)
+	}
+	if got["c"].StateType != "t" || got["b"].StateType != "t" {
+		t.Fatal("state types lost")
 	}
 }

@@ -20,55 +20,120 @@ type Stats struct {
 	End int64
 }
 
-// ReadToEnd reads topic/partition with read_committed isolation from offset from (0 or
-// less: the start of the log) up to the partition's last stable offset as of the call,
-// handing each committed data record to fn in offset order. It stops at the first error
-// from fn. seeds are the bootstrap brokers; opts are extra client options (TLS, SASL).
-//
-// The end is captured first so the read terminates while writers keep appending; records
-// of transactions still open at that moment are after the end and are not read.
-func ReadToEnd(ctx context.Context, seeds []string, topic string, partition int32, from int64, fn func(*kgo.Record) error, opts ...kgo.Opt) (Stats, error) {
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, opts...)...)
+// ErrStop can be returned by a read callback to end the read early without an error.
+var ErrStop = errors.New("partition: stop")
+
+// Reader reads partitions to their ends, one after another, over one client: a shard
+// restore reads the snapshots partition and then the events partition without paying for
+// a second client's connections and metadata.
+type Reader struct {
+	cl      *kgo.Client
+	adm     *kadm.Client
+	started *started // the partition Prefetch started, if any
+}
+
+type started struct {
+	topic     string
+	partition int32
+	from      int64
+}
+
+// NewReader returns a Reader of committed records. seeds are the bootstrap brokers; opts
+// are extra client options (TLS, SASL).
+func NewReader(seeds []string, opts ...kgo.Opt) (*Reader, error) {
+	// Control records (transaction markers) are kept so a read can see that it reached
+	// the end: the last offset before a last stable offset is a marker or a visible record,
+	// never an aborted one, since every finished transaction ends with its marker.
+	cl, err := kgo.NewClient(append([]kgo.Opt{
+		kgo.SeedBrokers(seeds...),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+	}, opts...)...)
 	if err != nil {
-		return Stats{}, err
+		return nil, err
 	}
-	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, topic)
+	return &Reader{cl: cl, adm: kadm.NewClient(cl)}, nil
+}
+
+// Prefetch starts fetching topic/partition from offset from now, so that the metadata
+// and offset lookups and the first fetch overlap with what the caller does before Read
+// (finding the end offsets, typically). A Read of the same partition from the same offset
+// continues it; Prefetch before each Read at most.
+func (r *Reader) Prefetch(topic string, partition int32, from int64) {
+	r.cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: startAt(from)}})
+	r.started = &started{topic, partition, from}
+}
+
+func startAt(from int64) kgo.Offset {
+	if from > 0 {
+		return kgo.NewOffset().At(from)
+	}
+	return kgo.NewOffset().AtStart()
+}
+
+// Close closes the Reader's client.
+func (r *Reader) Close() { r.cl.Close() }
+
+// Ends returns the last stable offsets of every partition of topics, in one request per
+// broker: the ends that reads started now would stop at.
+func (r *Reader) Ends(ctx context.Context, topics ...string) (kadm.ListedOffsets, error) {
+	ends, err := r.adm.ListCommittedOffsets(ctx, topics...)
 	if err == nil {
 		err = ends.Error()
 	}
 	if err != nil {
-		return Stats{}, fmt.Errorf("end offset of %s/%d: %w", topic, partition, err)
+		return nil, fmt.Errorf("end offsets of %v: %w", topics, err)
 	}
-	endOffset, ok := ends.Lookup(topic, partition)
+	return ends, nil
+}
+
+// End returns the last stable offset of topic/partition.
+func End(ends kadm.ListedOffsets, topic string, partition int32) (int64, error) {
+	o, ok := ends.Lookup(topic, partition)
 	if !ok {
-		return Stats{}, fmt.Errorf("%s has no partition %d", topic, partition)
+		return 0, fmt.Errorf("%s has no partition %d", topic, partition)
 	}
-	st := Stats{End: endOffset.Offset}
-	start := kgo.NewOffset().AtStart()
-	if from > 0 {
-		start = kgo.NewOffset().At(from)
+	return o.Offset, nil
+}
+
+// ReadToEnd reads topic/partition from offset from (0 or less: the start of the log) up to
+// its last stable offset as of the call; see Read.
+func (r *Reader) ReadToEnd(ctx context.Context, topic string, partition int32, from int64, fn func(*kgo.Record) error) (Stats, error) {
+	ends, err := r.Ends(ctx, topic)
+	if err != nil {
+		return Stats{}, err
 	}
-	if st.End == 0 || from >= st.End {
+	end, err := End(ends, topic, partition)
+	if err != nil {
+		return Stats{}, err
+	}
+	return r.Read(ctx, topic, partition, from, end, fn)
+}
+
+// Read reads topic/partition with read_committed isolation from offset from (0 or less:
+// the start of the log) up to offset end (exclusive), which must be a last stable offset
+// (see Ends), handing each committed data record to fn in offset order. It stops at the
+// first error from fn; ErrStop ends the read without an error.
+func (r *Reader) Read(ctx context.Context, topic string, partition int32, from, end int64, fn func(*kgo.Record) error) (Stats, error) {
+	st := Stats{End: end}
+	prefetched := r.started != nil && *r.started == started{topic, partition, from}
+	if r.started != nil {
+		// Removing the partition also drops what was fetched past the end, so the next
+		// read of this Reader starts clean.
+		defer r.cl.RemoveConsumePartitions(map[string][]int32{r.started.topic: {r.started.partition}})
+		r.started = nil
+	}
+	if end == 0 || from >= end {
 		return st, nil
 	}
-	// Control records (transaction markers) are kept so the read can see that it reached
-	// the end: the last offset before a last stable offset is a marker or a visible record,
-	// never an aborted one, since every finished transaction ends with its marker.
-	reader, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(seeds...),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: start}}),
-	}, opts...)...)
-	if err != nil {
-		return st, err
+	if !prefetched {
+		r.cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: startAt(from)}})
+		defer r.cl.RemoveConsumePartitions(map[string][]int32{topic: {partition}})
 	}
-	defer reader.Close()
 	for {
-		fs := reader.PollFetches(ctx)
+		fs := r.cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			return st, fmt.Errorf("reading %s/%d to offset %d: %w", topic, partition, st.End, err)
+			return st, fmt.Errorf("reading %s/%d to offset %d: %w", topic, partition, end, err)
 		}
 		var stop error
 		done := false
@@ -80,19 +145,22 @@ func ReadToEnd(ctx context.Context, seeds []string, topic string, partition int3
 		if stop != nil {
 			return st, stop
 		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if done || stop != nil || r.Offset >= st.End {
+		fs.EachRecord(func(rec *kgo.Record) {
+			if done || stop != nil || rec.Topic != topic || rec.Partition != partition {
+				return
+			}
+			if rec.Offset >= end {
 				done = true
 				return
 			}
-			if !r.Attrs.IsControl() {
+			if !rec.Attrs.IsControl() {
 				st.Records++
-				if err := fn(r); err != nil {
+				if err := fn(rec); err != nil {
 					stop = err
 					return
 				}
 			}
-			if r.Offset+1 >= st.End {
+			if rec.Offset+1 >= end {
 				done = true
 			}
 		})
@@ -108,5 +176,19 @@ func ReadToEnd(ctx context.Context, seeds []string, topic string, partition int3
 	}
 }
 
-// ErrStop can be returned by a ReadToEnd callback to end the read early without an error.
-var ErrStop = errors.New("partition: stop")
+// ReadToEnd reads topic/partition with read_committed isolation from offset from (0 or
+// less: the start of the log) up to the partition's last stable offset as of the call,
+// handing each committed data record to fn in offset order, with a client of its own. It
+// stops at the first error from fn. seeds are the bootstrap brokers; opts are extra client
+// options (TLS, SASL).
+//
+// The end is captured first so the read terminates while writers keep appending; records
+// of transactions still open at that moment are after the end and are not read.
+func ReadToEnd(ctx context.Context, seeds []string, topic string, partition int32, from int64, fn func(*kgo.Record) error, opts ...kgo.Opt) (Stats, error) {
+	r, err := NewReader(seeds, opts...)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer r.Close()
+	return r.ReadToEnd(ctx, topic, partition, from, fn)
+}

@@ -1,0 +1,88 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kastor-dev/kastor/snapshot"
+)
+
+// checkpointRevoked writes, for each revoked shard that changed since its last checkpoint,
+// the snapshots of its changed aggregates and a checkpoint, in one transaction
+// (snapshot.Policy.OnRevoke). It runs in the revoke callback, before the partitions are
+// handed over, so the instance is still their only writer; and only when no batch is in
+// flight: the session aborts such a batch anyway, and its producer cannot hold two
+// transactions. Failing here costs the next owner an event tail, nothing else: it is
+// logged and the handover goes on.
+func (g *Gateway[S, C, E]) checkpointRevoked(ctx context.Context, cl *kgo.Client, revoked []int32) {
+	if !g.txnMu.TryLock() {
+		g.cfg.Logger.Info("no checkpoint on revoke: a batch is in flight", "partitions", revoked)
+		return
+	}
+	defer g.txnMu.Unlock()
+	var recs []*kgo.Record
+	var shards []*shard[S]
+	for _, p := range revoked {
+		sh := g.shard(p)
+		if sh == nil || sh.sinceCheckpoint == 0 && len(sh.dirty) == 0 {
+			continue
+		}
+		complete := true
+		for id := range sh.dirty {
+			e := sh.aggs[id]
+			if e == nil || e.isLazy {
+				continue
+			}
+			kr, err := g.snapshotRecord(p, id, e)
+			if err != nil {
+				g.cfg.Logger.Warn("no checkpoint on revoke: cannot write a snapshot", "partition", p, "aggregate_id", id, "err", err)
+				complete = false
+				break
+			}
+			recs = append(recs, kr)
+		}
+		if !complete || sh.lastEventOffset < 0 {
+			continue
+		}
+		cp, err := snapshot.CheckpointRecord(g.topics.snapshots, p, sh.lastEventOffset)
+		if err != nil {
+			continue
+		}
+		recs = append(recs, cp)
+		shards = append(shards, sh)
+	}
+	if len(shards) == 0 {
+		return
+	}
+	start := time.Now()
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.TransactionTimeout)
+	defer cancel()
+	if err := g.writeTransaction(tctx, cl, recs); err != nil {
+		g.cfg.Logger.Warn("no checkpoint on revoke", "partitions", revoked, "err", err)
+		return
+	}
+	g.metrics.snapshots.Add(float64(len(recs) - len(shards)))
+	g.cfg.Logger.Info("checkpointed revoked shards", "shards", len(shards), "snapshots", len(recs)-len(shards),
+		"took", time.Since(start).Round(time.Millisecond))
+}
+
+// writeTransaction writes recs in one transaction of the session's producer, aborting it
+// on any failure.
+func (g *Gateway[S, C, E]) writeTransaction(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
+	if err := cl.BeginTransaction(); err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	results := cl.ProduceSync(ctx, recs...)
+	commit := kgo.TryCommit
+	err := results.FirstErr()
+	if err != nil {
+		commit = kgo.TryAbort
+	}
+	if endErr := cl.EndTransaction(ctx, commit); endErr != nil && err == nil {
+		err = fmt.Errorf("end: %w", endErr)
+	}
+	return err
+}

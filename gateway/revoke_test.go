@@ -1,0 +1,91 @@
+package gateway_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/gateway"
+	"github.com/kastor-dev/kastor/kafkatest"
+	"github.com/kastor-dev/kastor/producer"
+	"github.com/kastor-dev/kastor/snapshot"
+)
+
+// TestCheckpointOnRevoke: with Policy.OnRevoke, an instance that hands its shards over
+// (graceful stop here) writes their snapshots and checkpoints, so the next owner reads no
+// event at all; without it, the next owner reads the event tail. Both halves check the
+// snapshots read back from the topic and the restored state.
+func TestCheckpointOnRevoke(t *testing.T) {
+	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+		for _, onRevoke := range []bool{true, false} {
+			t.Run(fmt.Sprintf("OnRevoke=%v", onRevoke), func(t *testing.T) {
+				const partitions, aggs = 3, 12
+				r := newRig(t, c, partitions)
+				// No snapshot by count or time: only the revoke can write one.
+				pol := snapshot.Policy{Every: -1, CheckpointEvery: 1 << 40, CheckpointInterval: time.Hour, OnRevoke: onRevoke}
+				withPolicy := func(cfg *gateway.Config[account, command, kastor.Event]) { cfg.Snapshots = pol }
+				_, stop := r.start(r.config(withPolicy))
+				for i := range aggs {
+					id := fmt.Sprintf("acct-%02d", i)
+					r.submit(id, "open-"+id, openAccount{})
+					r.submit(id, "dep-"+id, deposit{int64(10 + i)})
+				}
+				for i := range aggs {
+					if rep := r.reply(fmt.Sprintf("dep-acct-%02d", i)); rep.Status != gateway.StatusOK || rep.To != 2 {
+						t.Fatalf("deposit %d: %+v", i, rep)
+					}
+				}
+				stop()
+
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				snaps := 0
+				for p := range int32(partitions) {
+					sh, err := snapshot.Restore(ctx, c.Brokers(), r.snapshots, p, quietLogger())
+					if err != nil {
+						t.Fatal(err)
+					}
+					snaps += len(sh.Snapshots)
+					if !onRevoke {
+						continue
+					}
+					if sh.Checkpoint < 0 {
+						t.Errorf("partition %d: no checkpoint after a graceful handover", p)
+					}
+					for id, rec := range sh.Snapshots {
+						if producer.PartitionFor([]byte(id), partitions) != p || rec.Version != 2 || len(rec.Commands) != 2 {
+							t.Errorf("partition %d: snapshot %+v", p, rec)
+						}
+					}
+				}
+				if want := map[bool]int{true: aggs, false: 0}[onRevoke]; snaps != want {
+					t.Fatalf("%d snapshots written, want %d", snaps, want)
+				}
+
+				g, _ := r.start(r.config(withPolicy))
+				for i := range aggs {
+					id := fmt.Sprintf("acct-%02d", i)
+					// The restored state: the whole balance can be withdrawn, and no more.
+					if rep := r.send(id, "w-"+id, withdraw{int64(10 + i + 1)}); rep.Status != gateway.StatusRejected {
+						t.Fatalf("%s: withdrawing more than the balance gave %+v", id, rep)
+					}
+					if rep := r.send(id, "w2-"+id, withdraw{int64(10 + i)}); rep.Status != gateway.StatusOK || rep.From != 3 {
+						t.Fatalf("%s: withdrawing the balance gave %+v, want OK at version 3", id, rep)
+					}
+				}
+				read := 0
+				for _, rec := range g.Recoveries() {
+					read += rec.EventRecords
+				}
+				if onRevoke && read != 0 {
+					t.Fatalf("restores read %d events after a checkpointed handover, want 0", read)
+				}
+				if !onRevoke && read != 2*aggs {
+					t.Fatalf("restores read %d events without checkpoints, want all %d", read, 2*aggs)
+				}
+			})
+		}
+	})
+}
