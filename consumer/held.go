@@ -2,11 +2,11 @@ package consumer
 
 import "context"
 
-// loadHeld rebuilds, for newly owned partitions, the set of aggregates held behind a
-// parked event (ParkAggregate): the dead letters of this projection version that no
-// replay has resolved yet. The set must survive restarts and rebalances, or an
-// aggregate's later events would overtake its parked one; the dead-letter topic is where
-// it is durable.
+// loadHeld reads, for newly owned partitions, the unresolved dead letters of this
+// projection version: the records to skip as already parked, and with ParkAggregate the
+// aggregates held behind a parked event. Both must survive restarts and rebalances, or
+// an aggregate's later events would overtake its parked one and a parked event met again
+// would be applied outside Replay; the dead-letter topic is where they are durable.
 func (r *Reader[E]) loadHeld(ctx context.Context, sts []*partState) error {
 	letters, err := ReadDeadLetters(ctx, r.cfg.Brokers, r.dlq, r.cfg.Name, r.cfg.Version, r.cfg.ClientOptions...)
 	if err != nil {
@@ -15,6 +15,7 @@ func (r *Reader[E]) loadHeld(ctx context.Context, sts []*partState) error {
 	byTP := map[TopicPartition]*partState{}
 	for _, st := range sts {
 		byTP[st.tp] = st
+		st.letters = map[int64]bool{}
 		st.held = map[string]int64{}
 	}
 	for _, d := range letters {
@@ -22,16 +23,18 @@ func (r *Reader[E]) loadHeld(ctx context.Context, sts []*partState) error {
 		if st == nil {
 			continue
 		}
-		agg := d.aggregateID()
-		if agg == "" {
+		st.letters[d.Offset] = true
+		if r.cfg.OnFailure != ParkAggregate {
 			continue
 		}
-		if o, ok := st.held[agg]; !ok || d.Offset < o {
-			st.held[agg] = d.Offset
+		if agg := d.aggregateID(); agg != "" {
+			if o, ok := st.held[agg]; !ok || d.Offset < o {
+				st.held[agg] = d.Offset
+			}
 		}
 	}
 	for _, st := range sts {
-		st.heldLoaded = true
+		st.loaded = true
 	}
 	return nil
 }

@@ -89,6 +89,26 @@ type ev struct {
 	tags  []string
 }
 
+// mix returns n events over naggs aggregates acc-0.., in turn: an aggregate's first
+// event opens it, the others deposit amount(i).
+func (r *rig) mix(n, naggs int, amount func(i int) int64) []ev {
+	known := map[string]bool{}
+	for k, v := range r.versions {
+		known[k] = v > 0
+	}
+	out := make([]ev, n)
+	for i := range n {
+		agg := fmt.Sprintf("acc-%d", i%naggs)
+		if known[agg] {
+			out[i] = deposited(agg, amount(i))
+		} else {
+			out[i] = opened(agg)
+			known[agg] = true
+		}
+	}
+	return out
+}
+
 func opened(agg string) ev             { return ev{agg: agg, event: bank.Opened{Owner: "o-" + agg}} }
 func deposited(agg string, n int64) ev { return ev{agg: agg, event: bank.Deposited{Amount: n}} }
 
@@ -264,7 +284,7 @@ func (r *rig) readDLQ() []consumer.DeadLetter {
 		return nil
 	}
 	cl := r.c.Client(r.t, kgo.ConsumeTopics(r.dlq), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.KeepControlRecords())
 	got := map[int32]int64{}
 	for {
 		done := true
@@ -282,6 +302,9 @@ func (r *rig) readDLQ() []consumer.DeadLetter {
 		}
 		fs.EachRecord(func(rec *kgo.Record) {
 			got[rec.Partition] = rec.Offset + 1
+			if rec.Attrs.IsControl() {
+				return
+			}
 			d, err := consumer.ParseDeadLetter(rec)
 			if err != nil {
 				r.t.Errorf("not a dead letter: %v", err)

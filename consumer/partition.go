@@ -48,6 +48,7 @@ const (
 	kindFiltered
 	kindApply
 	kindPark
+	kindLettered // parked before: skipped as parked
 )
 
 // run applies recs (one partition, offset order). It returns ok when every record was
@@ -90,6 +91,8 @@ func (w *worker[E]) run(recs []*kgo.Record) (rewind int64, ok bool) {
 			case kindControl:
 			case kindFiltered:
 				skipped = append(skipped, Skipped{Metadata: it.md, Offset: it.rec.Offset})
+			case kindLettered:
+				skipped = append(skipped, Skipped{Metadata: it.md, Offset: it.rec.Offset, Parked: true})
 			case kindApply:
 				if single && len(evs) == 1 {
 					break collect
@@ -216,13 +219,15 @@ func (w *worker[E]) classify(it *item[E]) kind {
 	switch {
 	case it.control:
 		return kindControl
+	case w.st.letters[it.rec.Offset]:
+		return kindLettered
 	case it.bad != nil:
 		return kindPark
 	case it.filtered:
 		return kindFiltered
 	}
 	if w.r.cfg.OnFailure == ParkAggregate {
-		if _, held := w.st.held[it.md.AggregateID]; held {
+		if at, held := w.st.held[it.md.AggregateID]; held && it.rec.Offset > at {
 			return kindPark
 		}
 	}
@@ -288,6 +293,10 @@ func (w *worker[E]) park(it *item[E], l letter) error {
 	default:
 		log.Error("event parked on the dead-letter topic", "reason", l.reason, "attempts", l.attempts, "err", l.err)
 	}
+	if w.st.letters == nil {
+		w.st.letters = map[int64]bool{}
+	}
+	w.st.letters[it.rec.Offset] = true
 	if r.cfg.OnFailure == ParkAggregate && agg != "" {
 		if w.st.held == nil {
 			w.st.held = map[string]int64{}

@@ -53,8 +53,15 @@ type partState struct {
 	committed int64 // last offset committed by this reader, -1 for none
 	end       int64 // last stable offset as of the last fetch, -1 unknown
 
-	held       map[string]int64 // ParkAggregate: aggregate ID -> offset of its parked event
-	heldLoaded bool
+	// letters are the offsets of records with an unresolved dead letter of this
+	// projection version: met again (after a crash, a rewind, or by a fresh in-memory
+	// model), they are skipped as parked, never applied nor parked twice. A parked event
+	// takes effect only through Replay.
+	letters map[int64]bool
+	// held maps, with ParkAggregate, an aggregate ID to the offset of its first parked
+	// event: its records after that offset are held.
+	held   map[string]int64
+	loaded bool // letters and held were read from the dead-letter topic
 
 	failOffset   int64 // the event being retried, and how often it failed
 	failAttempts int
@@ -415,7 +422,7 @@ func (r *Reader[E]) round(ctx context.Context, fetches kgo.Fetches, produce prod
 		if len(fp.Records) == 0 {
 			return
 		}
-		if r.cfg.OnFailure == ParkAggregate && !st.heldLoaded {
+		if !st.loaded {
 			load = append(load, st)
 		}
 		jobs = append(jobs, job{st, fp.Records})
@@ -427,8 +434,8 @@ func (r *Reader[E]) round(ctx context.Context, fetches kgo.Fetches, produce prod
 	rewinds := map[string]map[int32]kgo.EpochOffset{}
 	if len(load) > 0 {
 		if err := r.loadHeld(ctx, load); err != nil {
-			// Without the held set, events of parked aggregates would overtake them:
-			// apply nothing of these partitions this round.
+			// Without the dead letters, events of parked aggregates could overtake them
+			// and parked events be applied: apply nothing of these partitions this round.
 			r.cfg.Logger.Error("reading the dead-letter topic for parked aggregates; retrying", "err", err)
 			r.metrics.failures.WithLabelValues("dlq").Inc()
 			loaded := map[*partState]bool{}

@@ -76,16 +76,7 @@ func TestMissingTopicsAreErrors(t *testing.T) {
 func TestResumeAfterRestart(t *testing.T) {
 	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 3)
-		var batch []ev
-		for i := range 30 {
-			agg := fmt.Sprintf("acc-%d", i%7)
-			if r.versions[agg] == 0 {
-				batch = append(batch, opened(agg))
-			}
-			batch = append(batch, deposited(agg, 10))
-			_ = i
-		}
-		r.write(batch...)
+		r.write(r.mix(30, 7, func(int) int64 { return 10 })...)
 		aborted := r.record(deposited("ghost", 1))
 		r.versions["ghost"] = 0
 		r.writeRecords(false, aborted)
@@ -129,16 +120,7 @@ func TestResumeAfterRestart(t *testing.T) {
 func TestCrashDuplicatesBounded(t *testing.T) {
 	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 2)
-		var batch []ev
-		for i := range 200 {
-			agg := fmt.Sprintf("acc-%d", i%10)
-			if r.versions[agg] == 0 {
-				batch = append(batch, opened(agg))
-			} else {
-				batch = append(batch, deposited(agg, 1))
-			}
-		}
-		r.write(batch...)
+		r.write(r.mix(200, 10, func(int) int64 { return 1 })...)
 		const round = 40
 		cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.MaxPollRecords = round })
 		s := newSeen()
@@ -198,16 +180,7 @@ func TestMemoryFoldEqualsTopic(t *testing.T) {
 	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 3)
 		for i := range 5 {
-			var batch []ev
-			for j := range 20 {
-				agg := fmt.Sprintf("acc-%d", (i*20+j)%9)
-				if r.versions[agg] == 0 {
-					batch = append(batch, opened(agg))
-				} else {
-					batch = append(batch, deposited(agg, int64(i*100+j)))
-				}
-			}
-			r.write(batch...)
+			r.write(r.mix(20, 9, func(j int) int64 { return int64(i*100 + j) })...)
 		}
 		r.writeRecords(false, r.record(deposited("acc-1", 1_000_000))) // aborted
 		r.versions["acc-1"]--
@@ -591,16 +564,7 @@ func TestRebalanceTwoReaders(t *testing.T) {
 		defer stopB()
 		writeSome := func(n int) {
 			for range n {
-				var batch []ev
-				for j := range 20 {
-					agg := fmt.Sprintf("acc-%d", j)
-					if r.versions[agg] == 0 {
-						batch = append(batch, opened(agg))
-					} else {
-						batch = append(batch, deposited(agg, 1))
-					}
-				}
-				r.write(batch...)
+				r.write(r.mix(20, 20, func(int) int64 { return 1 })...)
 			}
 		}
 		writeSome(5)
@@ -680,4 +644,48 @@ func TestMemoryWaitForParkedVersion(t *testing.T) {
 	if err := mem.WaitForVersion(testCtx(t), "a", 1); err != nil {
 		t.Errorf("WaitForVersion before the parked version: %v", err)
 	}
+}
+
+// A fresh model meets a parked event again: it skips it as parked (no second dead
+// letter, no apply outside Replay), and a replay into it resolves it.
+func TestFreshMemorySkipsParkedEvents(t *testing.T) {
+	c := kafkatest.StartEmbedded(t)
+	r := newRig(t, c, 1)
+	r.write(opened("a"), deposited("a", 1), deposited("a", 2))
+	var broken atomic.Bool
+	broken.Store(true)
+	apply := func(m *balances, e kastor.Envelope[kastor.Event]) error {
+		if e.Version == 2 && broken.Load() {
+			return errors.New("no")
+		}
+		return foldBalance(m, e)
+	}
+	cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.AllPartitions = true })
+	first := consumer.NewMemory(balances{}, apply)
+	_, stop := r.start(cfg, first)
+	if err := first.WaitFor(testCtx(t), r.ends()); err != nil {
+		t.Fatal(err)
+	}
+	_ = stop()
+	broken.Store(false) // fixed code, restarted process
+	fresh := consumer.NewMemory(balances{}, apply)
+	r.start(cfg, fresh)
+	if err := fresh.WaitForVersion(testCtx(t), "a", 3); !errors.Is(err, consumer.ErrParked) {
+		t.Errorf("fresh model: WaitForVersion past the parked event: %v, want ErrParked", err)
+	}
+	if n := len(r.readDLQ()); n != 1 {
+		t.Errorf("%d dead letters after a restart, want 1", n)
+	}
+	res, err := consumer.Replay(testCtx(t), cfg, fresh)
+	if err != nil || res.Resolved != 1 {
+		t.Fatalf("replay: %+v, %v", res, err)
+	}
+	if err := fresh.WaitForVersion(testCtx(t), "a", 3); err != nil {
+		t.Errorf("after the replay: %v", err)
+	}
+	fresh.Read(func(m *balances) {
+		if m.Balance["a"] != 3 || m.Events != 3 {
+			t.Errorf("model after replay %+v", *m)
+		}
+	})
 }

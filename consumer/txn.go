@@ -45,6 +45,10 @@ func (r *Reader[E]) runTransactional(ctx context.Context) error {
 			break
 		}
 		rewinds := r.round(ctx, fetches, produce)
+		if r.crash != nil && r.crash() {
+			sess.CloseAllowingRebalance() // the open transaction is left to be aborted
+			return errCrashed
+		}
 		try := kgo.TryCommit
 		if len(rewinds) > 0 {
 			try = kgo.TryAbort
@@ -63,7 +67,7 @@ func (r *Reader[E]) runTransactional(ctx context.Context) error {
 			} else {
 				// The session went back to the committed offsets; what the round did
 				// in Kafka is aborted, so forget it (and the dead letters it wrote).
-				st.next, st.held, st.heldLoaded = st.committed, nil, false
+				st.next, st.letters, st.held, st.loaded = st.committed, nil, nil, false
 			}
 		}
 		r.mu.Unlock()
