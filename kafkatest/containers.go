@@ -12,15 +12,13 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
-	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
-	tclog "github.com/testcontainers/testcontainers-go/log"
 	tcnetwork "github.com/testcontainers/testcontainers-go/network"
+
+	"github.com/kastor-dev/kastor/internal/dockerenv"
 )
 
 // The label marks every container and network the harness starts, so leftovers of a killed
@@ -48,47 +46,6 @@ type dockerNode struct {
 	container *testcontainers.DockerContainer
 }
 
-var setupOnce sync.Once
-
-// dockerDefaults applies environment defaults before testcontainers reads its configuration
-// (it reads it once per process).
-func dockerDefaults(ctx context.Context) {
-	setupOnce.Do(func() {
-		// Ryuk, testcontainers' reaper, is an image pulled from Docker Hub. Where it is not
-		// available locally, a pull may be impossible (offline machines): run without it; the
-		// harness removes its containers itself and labels them for manual clean-up.
-		if os.Getenv("TESTCONTAINERS_RYUK_DISABLED") == "" && !imagePresent(ctx, "testcontainers/ryuk") {
-			os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
-		}
-		tclog.SetDefault(tclog.NewNoopLogger())
-	})
-}
-
-func imagePresent(ctx context.Context, ref string) bool {
-	cli, err := client.New(client.FromEnv)
-	if err != nil {
-		return false
-	}
-	defer cli.Close()
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	res, err := cli.ImageList(ctx, client.ImageListOptions{Filters: make(client.Filters).Add("reference", ref)})
-	if err != nil {
-		return false
-	}
-	return len(res.Items) > 0
-}
-
-func dockerClient(ctx context.Context) (*testcontainers.DockerClient, error) {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	cli, err := testcontainers.NewDockerClientWithOpts(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNoDocker, err)
-	}
-	return cli, nil
-}
-
 // chooseImage applies the documented order: Image option, KAFKA_IMAGE, the official image
 // when present or pullable, the offline-built local image when only that one is present.
 func chooseImage(ctx context.Context, cfg config) string {
@@ -98,17 +55,17 @@ func chooseImage(ctx context.Context, cfg config) string {
 	if env := os.Getenv("KAFKA_IMAGE"); env != "" {
 		return env
 	}
-	if !imagePresent(ctx, OfficialImage) && imagePresent(ctx, LocalImage) {
+	if !dockerenv.ImagePresent(ctx, OfficialImage) && dockerenv.ImagePresent(ctx, LocalImage) {
 		return LocalImage
 	}
 	return OfficialImage
 }
 
 func startContainers(ctx context.Context, cfg config) (*dockerCluster, error) {
-	dockerDefaults(ctx)
-	cli, err := dockerClient(ctx)
+	dockerenv.Defaults(ctx)
+	cli, err := dockerenv.Client(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %v", ErrNoDocker, err)
 	}
 	dc := &dockerCluster{docker: cli, image: chooseImage(ctx, cfg)}
 	nw, err := tcnetwork.New(ctx, tcnetwork.WithLabels(map[string]string{harnessLabel: "1"}))

@@ -10,12 +10,10 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
-	"time"
 
-	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
-	tclog "github.com/testcontainers/testcontainers-go/log"
+
+	"github.com/kastor-dev/kastor/internal/dockerenv"
 )
 
 // The label marks every container the harness starts, the same as package kafkatest's, so
@@ -33,62 +31,6 @@ type pgContainer struct {
 	container *testcontainers.DockerContainer
 }
 
-var setupOnce sync.Once
-
-// dockerDefaults applies environment defaults before testcontainers reads its configuration
-// (it reads it once per process), as package kafkatest does.
-func dockerDefaults(ctx context.Context) {
-	setupOnce.Do(func() {
-		// Ryuk, testcontainers' reaper, is an image pulled from Docker Hub. Where it is not
-		// available locally, a pull may be impossible (offline machines): run without it; the
-		// harness removes its containers itself and labels them for manual clean-up.
-		if os.Getenv("TESTCONTAINERS_RYUK_DISABLED") == "" && !imagePresent(ctx, "testcontainers/ryuk") {
-			os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
-		}
-		tclog.SetDefault(tclog.NewNoopLogger())
-	})
-}
-
-func imagePresent(ctx context.Context, ref string) bool {
-	cli, err := client.New(client.FromEnv)
-	if err != nil {
-		return false
-	}
-	defer cli.Close()
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	res, err := cli.ImageList(ctx, client.ImageListOptions{Filters: make(client.Filters).Add("reference", ref)})
-	if err != nil {
-		return false
-	}
-	return len(res.Items) > 0
-}
-
-// checkDocker tells whether a Docker engine answers, as testcontainers finds it. An engine
-// named by DOCKER_HOST must answer itself: testcontainers would fall back to the default
-// socket, but a run that names an engine (such as DOCKER_HOST=unix:///nonexistent to run
-// without Docker) means that one.
-func checkDocker(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	if host := os.Getenv("DOCKER_HOST"); host != "" {
-		cli, err := client.New(client.FromEnv)
-		if err == nil {
-			_, err = cli.Ping(ctx, client.PingOptions{})
-			cli.Close()
-		}
-		if err != nil {
-			return fmt.Errorf("%w: DOCKER_HOST=%s: %v", ErrNoDocker, host, err)
-		}
-	}
-	cli, err := testcontainers.NewDockerClientWithOpts(ctx)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrNoDocker, err)
-	}
-	cli.Close()
-	return nil
-}
-
 // chooseImage applies the documented order: Image option, POSTGRES_IMAGE, the official image
 // when present or pullable, the offline-built local image when only that one is present.
 func chooseImage(ctx context.Context, cfg config) string {
@@ -98,16 +40,18 @@ func chooseImage(ctx context.Context, cfg config) string {
 	if env := os.Getenv("POSTGRES_IMAGE"); env != "" {
 		return env
 	}
-	if !imagePresent(ctx, OfficialImage) && imagePresent(ctx, LocalImage) {
+	if !dockerenv.ImagePresent(ctx, OfficialImage) && dockerenv.ImagePresent(ctx, LocalImage) {
 		return LocalImage
 	}
 	return OfficialImage
 }
 
 func startContainer(ctx context.Context, cfg config) (*pgContainer, error) {
-	dockerDefaults(ctx)
-	if err := checkDocker(ctx); err != nil {
-		return nil, err
+	dockerenv.Defaults(ctx)
+	if cli, err := dockerenv.Client(ctx); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoDocker, err)
+	} else {
+		cli.Close()
 	}
 	var b [12]byte
 	if _, err := rand.Read(b[:]); err != nil {
