@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -382,4 +383,45 @@ func producerMetadataHeaders(hs []kgo.RecordHeader) (kastor.Metadata, error) {
 
 func group(cfg consumer.Config[kastor.Event]) string {
 	return consumer.GroupName(cfg.Namespace, cfg.Name, cfg.Version)
+}
+
+// gathered returns the value of a metric given as name{label="value",...} (a subset of
+// its labels), summed over matching series; 0 when absent.
+func gathered(t *testing.T, reg *prometheus.Registry, metric string) float64 {
+	t.Helper()
+	name, sel, _ := strings.Cut(metric, "{")
+	sel = strings.TrimSuffix(sel, "}")
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			for _, kv := range strings.Split(sel, ",") {
+				if kv == "" {
+					continue
+				}
+				k, v, _ := strings.Cut(kv, "=")
+				if labels[k] != strings.Trim(v, `"`) {
+					continue series
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				sum += m.Counter.GetValue()
+			case m.Gauge != nil:
+				sum += m.Gauge.GetValue()
+			}
+		}
+	}
+	return sum
 }

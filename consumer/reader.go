@@ -168,6 +168,10 @@ func (r *Reader[E]) consumerOpts() []kgo.Opt {
 		// stable offset exactly (a rebuild's "caught up" and lag 0 need it); they are
 		// skipped, never applied.
 		kgo.KeepControlRecords(),
+		// A fetch waiting for data on the partitions already owned does not include newly
+		// assigned ones: a short wait bounds how long they stay unread after a rebalance
+		// (the default is 5s). Idle, it costs a fetch request per broker per wait.
+		kgo.FetchMaxWait(500 * time.Millisecond),
 		kgo.WithLogger(kgoLogger{r.cfg.Logger}),
 	}
 }
@@ -590,23 +594,84 @@ func (r *Reader[E]) Progress(ctx context.Context) (Progress, error) {
 	if cl == nil {
 		return out, nil
 	}
-	ends, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, r.topics...)
+	if err := fillEnds(ctx, kadm.NewClient(cl), r.topics, out.Partitions); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// fillEnds sets End and Lag of ps from the brokers' offsets. A partition with no
+// position yet starts at its log start, so its lag counts from there.
+func fillEnds(ctx context.Context, adm *kadm.Client, topics []string, ps []PartitionProgress) error {
+	ends, err := adm.ListCommittedOffsets(ctx, topics...)
 	if err == nil {
 		err = ends.Error()
 	}
 	if err != nil {
-		return out, fmt.Errorf("consumer: end offsets: %w", err)
+		return fmt.Errorf("consumer: end offsets: %w", err)
 	}
-	for i := range out.Partitions {
-		pp := &out.Partitions[i]
+	var starts kadm.ListedOffsets
+	for i := range ps {
+		pp := &ps[i]
 		if o, ok := ends.Lookup(pp.Topic, pp.Partition); ok {
 			pp.End = o.Offset
 		}
-		if pp.Applied >= 0 && pp.End >= 0 {
-			pp.Lag = max(pp.End-pp.Applied, 0)
+		from := pp.Applied
+		if from < 0 {
+			if starts == nil {
+				if starts, err = adm.ListStartOffsets(ctx, topics...); err == nil {
+					err = starts.Error()
+				}
+				if err != nil {
+					return fmt.Errorf("consumer: start offsets: %w", err)
+				}
+			}
+			if o, ok := starts.Lookup(pp.Topic, pp.Partition); ok {
+				from = o.Offset
+			}
+		}
+		if from >= 0 && pp.End >= 0 {
+			pp.Lag = max(pp.End-from, 0)
 		}
 	}
-	return out, nil
+	return nil
+}
+
+// GroupProgress is the progress of a projection's consumer group as the brokers know
+// it, whether or not a reader runs (for tools: `kastor projection status`). Applied and
+// Committed are the group's committed offsets (-1 for none: the projection starts at
+// the log start, and Lag counts from there). A sink that stores its own offsets may be
+// ahead of the group: the reader commits to the group after the sink.
+func GroupProgress(ctx context.Context, adm *kadm.Client, group string, topics ...string) (Progress, error) {
+	out := Progress{Group: group}
+	md, err := adm.Metadata(ctx, topics...)
+	if err != nil {
+		return out, fmt.Errorf("consumer: metadata: %w", err)
+	}
+	committed, err := adm.FetchOffsets(ctx, group)
+	if err == nil {
+		err = committed.Error()
+	}
+	if errors.Is(err, kerr.GroupIDNotFound) { // a group that never committed
+		committed, err = nil, nil
+	}
+	if err != nil {
+		return out, fmt.Errorf("consumer: committed offsets of %s: %w", group, err)
+	}
+	for _, t := range topics {
+		td, ok := md.Topics[t]
+		if !ok || td.Err != nil {
+			return out, missingTopic(t, "events")
+		}
+		for p := int32(0); p < int32(len(td.Partitions)); p++ {
+			pp := PartitionProgress{Topic: t, Partition: p, Applied: -1, Committed: -1, End: -1, Lag: -1}
+			if o, ok := committed.Lookup(t, p); ok && o.At >= 0 {
+				pp.Applied, pp.Committed = o.At, o.At
+			}
+			out.Partitions = append(out.Partitions, pp)
+		}
+	}
+	return out, fillEnds(ctx, adm, topics, out.Partitions)
 }
 
 type kgoLogger struct {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
@@ -106,6 +107,27 @@ func TestResumeAfterRestart(t *testing.T) {
 		}
 		if dups := s.check(t, want); dups != 0 {
 			t.Errorf("%d duplicates after a graceful restart, want 0", dups)
+		}
+		p, err := consumer.GroupProgress(testCtx(t), c.Admin(), group(cfg), r.events)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Partitions) != 3 || !p.CaughtUp(r.ends()) {
+			t.Errorf("group progress %+v has not caught up", p)
+		}
+		for _, pp := range p.Partitions {
+			if pp.Lag != 0 || pp.Committed != pp.End {
+				t.Errorf("partition %+v: want committed at the end, lag 0", pp)
+			}
+		}
+		p, err = consumer.GroupProgress(testCtx(t), c.Admin(), "nobody", r.events)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pp := range p.Partitions {
+			if pp.Committed != -1 || pp.Lag != pp.End {
+				t.Errorf("a group that never ran: %+v, want lag = end", pp)
+			}
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -344,11 +366,23 @@ func TestPoisonEventToDLQ(t *testing.T) {
 		r.write(opened("a"), opened("b"), deposited("a", 1), deposited("b", 2), deposited("a", 3), deposited("b", 4))
 		s := newSeen()
 		f := &failing{seen: s, bad: map[string]bool{"a/2": true}, err: errors.New("boom")}
-		cfg := r.config()
+		reg := prometheus.NewRegistry()
+		cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.Registerer = reg })
 		_, stop := r.start(cfg, f)
 		r.awaitCommitted(group(cfg), r.ends())
 		if err := stop(); err != nil {
 			t.Fatal(err)
+		}
+		for metric, want := range map[string]float64{
+			`kastor_consumer_events_total{result="applied"}`: 5,
+			`kastor_consumer_events_total{result="parked"}`:  1,
+			`kastor_consumer_parked_total{reason="failed"}`:  1,
+			`kastor_consumer_failures_total{kind="apply"}`:   3,
+			`kastor_consumer_lag_records{partition="0"}`:     0,
+		} {
+			if got := gathered(t, reg, metric); got != want {
+				t.Errorf("%s = %v, want %v", metric, got, want)
+			}
 		}
 		want := map[string]int64{"a": 3, "b": 3}
 		s.mu.Lock()
