@@ -723,3 +723,59 @@ func TestFreshMemorySkipsParkedEvents(t *testing.T) {
 		}
 	})
 }
+
+// A dead-letter topic that cannot be written stops the partition at the event to park:
+// nothing is committed past it, and once the topic is back the event is parked and the
+// partition goes on.
+func TestDLQOutageBlocksThePartition(t *testing.T) {
+	c := kafkatest.StartEmbedded(t)
+	r := newRig(t, c, 1)
+	r.write(opened("a"), opened("b"))
+	s := newSeen()
+	f := &failing{seen: s, bad: map[string]bool{"a/2": true}, err: errors.New("boom")}
+	reg := prometheus.NewRegistry()
+	cfg := r.config(func(c *consumer.Config[kastor.Event]) {
+		c.Registerer = reg
+		// Notice the topic's deletion and return quickly, for the test's speed.
+		c.ClientOptions = []kgo.Opt{kgo.MetadataMinAge(10 * time.Millisecond), kgo.MetadataMaxAge(100 * time.Millisecond),
+			kgo.RetryBackoffFn(func(int) time.Duration { return 10 * time.Millisecond })}
+	})
+	_, stop := r.start(cfg, f)
+	defer stop()
+	r.awaitCommitted(group(cfg), r.ends())
+	ctx := testCtx(t)
+	if _, err := c.Admin().DeleteTopics(ctx, r.dlq); err != nil {
+		t.Fatal(err)
+	}
+	r.write(deposited("a", 1), deposited("b", 2)) // a/2 fails, then b/2 waits behind it
+	poison := r.ends()[consumer.TopicPartition{Topic: r.events, Partition: 0}] - 3
+	for gathered(t, reg, `kastor_consumer_failures_total{kind="dlq"}`) < 2 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the reader never failed to write the dead letter")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	resp, err := c.Admin().FetchOffsets(ctx, group(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := resp.Lookup(r.events, 0); o.At > poison {
+		t.Fatalf("committed offset %d is past the unparked event at %d", o.At, poison)
+	}
+	s.mu.Lock()
+	if s.n["b/2"] != 0 {
+		t.Error("b/2 was applied past the unparked event")
+	}
+	s.mu.Unlock()
+	c.CreateTopic(t, r.dlq, 1, 1, nil)
+	r.awaitCommitted(group(cfg), r.ends())
+	if letters := r.readDLQ(); len(letters) != 1 || letters[0].Offset != poison {
+		t.Errorf("dead letters %+v, want the event at %d", letters, poison)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n["b/2"] != 1 {
+		t.Error("b/2 was not applied after the outage")
+	}
+}

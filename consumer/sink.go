@@ -133,7 +133,10 @@ type TxSink[E any] interface {
 	TransactionalID() string
 }
 
-// Handler returns an at-least-once sink that calls fn for each event in order. Offsets
+// Handler returns an at-least-once sink that calls fn for each event in order within a
+// partition; fn runs concurrently for different partitions (set Config.Concurrency to 1
+// for one call at a time). An error from fn blames that event (retried, then parked);
+// wrap it with Unavailable when the failure is fn's dependency being down. Offsets
 // are committed to the group after fn returned for the round's events, so after a crash
 // fn sees again the events since the last commit: drop them by aggregate ID and version.
 // After a Replay from the dead-letter topic, fn sees events older than what it applied
