@@ -205,8 +205,7 @@ func gatewayLatency(ctx context.Context, c *kafkatest.Cluster, p params, rate fl
 	if err != nil {
 		return latencies{}, fmt.Errorf("warm-up: %w", err)
 	}
-	const duration = 10 * time.Second
-	total := int(rate * duration.Seconds())
+	total := int(rate * latencyRun.Seconds())
 	interval := time.Duration(float64(time.Second) / rate)
 	var mu sync.Mutex
 	var lats []time.Duration
