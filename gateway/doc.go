@@ -6,5 +6,11 @@
 // commands sequentially per aggregate, committing events, snapshots, replies and command
 // offsets in one Kafka transaction per batch.
 //
-// Not implemented yet: this package is the subject of issue #3.
+// A Sender is the client side: Send appends a command and waits for its result on the
+// replies topic; Submit appends it and returns. Results are typed errors
+// (kastor.RejectedError, VersionConflictError, InvariantError, ...) callers test with
+// errors.Is and errors.As.
+//
+// docs/decisions.md records why the gateway fences by group generation (decision 10),
+// restores from shard checkpoints (11) and decodes snapshot states lazily (13).
 package gateway

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kastor-dev/kastor/internal/kgolog"
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/producer"
 )
@@ -113,7 +114,7 @@ func (g *Gateway[S, C, E]) Run(ctx context.Context) error {
 			g.drop(m)
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { g.drop(m) }),
-		kgo.WithLogger(kgoLogger{cfg.Logger}),
+		kgo.WithLogger(kgolog.New(cfg.Logger)),
 	}, cfg.ClientOptions...)
 	runCtx, cancelRestores := context.WithCancel(ctx)
 	defer cancelRestores()
@@ -355,15 +356,4 @@ func (g *Gateway[S, C, E]) shard(p int32) *shard[S] {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.shards[p]
-}
-
-type kgoLogger struct {
-	l interface{ Warn(string, ...any) }
-}
-
-func (k kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
-func (k kgoLogger) Log(level kgo.LogLevel, msg string, kv ...any) {
-	if level <= kgo.LogLevelWarn && level != kgo.LogLevelNone {
-		k.l.Warn(msg, kv...)
-	}
 }

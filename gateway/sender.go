@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kastor-dev/kastor/internal/kgolog"
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/topics"
@@ -146,7 +147,7 @@ func NewSender[C any](ctx context.Context, cfg SenderConfig[C]) (*Sender[C], err
 		// aborted batch's replies must never reach a caller.
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{s.repliesTopic: {s.partition: kgo.NewOffset().At(start)}}),
-		kgo.WithLogger(senderKgoLogger{s.logger}),
+		kgo.WithLogger(kgolog.New(s.logger)),
 	}, cfg.ClientOptions...)
 	s.replies, err = kgo.NewClient(opts...)
 	if err != nil {
@@ -454,18 +455,4 @@ func senderNewID() string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
-// senderKgoLogger sends the reply reader's warnings and errors to slog.
-type senderKgoLogger struct{ l *slog.Logger }
-
-func (a senderKgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
-
-func (a senderKgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
-	switch level {
-	case kgo.LogLevelError:
-		a.l.Error(msg, keyvals...)
-	case kgo.LogLevelWarn:
-		a.l.Warn(msg, keyvals...)
-	}
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kastor-dev/kastor/internal/kgolog"
 )
 
 // ErrUnknownTopic is returned (wrapped) when a record's topic does not exist. kastor never
@@ -94,7 +96,7 @@ func New(brokers []string, opts ...Option) (*Appender, error) {
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerLinger(cfg.linger),
-		kgo.WithLogger(slogAdapter{cfg.logger}),
+		kgo.WithLogger(kgolog.New(cfg.logger.With("component", "kastor.producer"))),
 	}
 	if cfg.txnID != "" {
 		kopts = append(kopts, kgo.TransactionalID(cfg.txnID), kgo.TransactionTimeout(cfg.txnTimeout))
@@ -264,17 +266,4 @@ func mapErr(err error) error {
 		return fmt.Errorf("%w: %w", ErrFenced, err)
 	}
 	return err
-}
-
-type slogAdapter struct{ l *slog.Logger }
-
-func (s slogAdapter) Level() kgo.LogLevel { return kgo.LogLevelWarn }
-
-func (s slogAdapter) Log(level kgo.LogLevel, msg string, keyvals ...any) {
-	switch level {
-	case kgo.LogLevelError:
-		s.l.Error(msg, append(keyvals, "component", "kastor.producer")...)
-	case kgo.LogLevelWarn:
-		s.l.Warn(msg, append(keyvals, "component", "kastor.producer")...)
-	}
 }
