@@ -13,8 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/kastor-dev/kastor/internal/kgolog"
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/internal/kgolog"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/topics"
 )
