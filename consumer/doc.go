@@ -38,5 +38,14 @@
 // cannot be written, makes the partition wait and retry without limit: nothing is
 // skipped and nothing committed past it.
 //
-// Replay re-applies a projection's unresolved dead letters and marks them resolved.
+// Replay re-applies a projection's unresolved dead letters, in order, and marks them
+// resolved; ReadDeadLetters and ParseDeadLetter read the dead-letter topic for tools.
+//
+// # Progress
+//
+// Reader.Progress gives a running reader's positions, end offsets and lag per partition;
+// GroupProgress gives a group's from its committed offsets, with no reader running;
+// Progress.CaughtUp compares either with end offsets captured earlier (a rebuild's
+// switch-over point). Metrics (Config.Registerer): kastor_consumer_events_total,
+// parked_total, failures_total, lag_records and apply_seconds.
 package consumer

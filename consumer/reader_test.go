@@ -779,3 +779,57 @@ func TestDLQOutageBlocksThePartition(t *testing.T) {
 		t.Error("b/2 was not applied after the outage")
 	}
 }
+
+// A rebalance interrupts a partition waiting for its sink: the reader rewinds it, commits
+// what it applied and lets the group rebalance; nothing is lost, duplicated or reordered.
+func TestRebalanceInterruptsWaitingPartition(t *testing.T) {
+	c := kafkatest.StartEmbedded(t)
+	r := newRig(t, c, 4)
+	r.write(r.mix(80, 8, func(int) int64 { return 1 })...)
+	s := newSeen()
+	var down atomic.Bool
+	down.Store(true)
+	sink := consumer.Handler(func(_ context.Context, e kastor.Envelope[kastor.Event]) error {
+		if e.Version == 5 && down.Load() {
+			return consumer.Unavailable(errors.New("database down"))
+		}
+		s.add(e)
+		return nil
+	})
+	reg := prometheus.NewRegistry()
+	cfg := r.config(func(c *consumer.Config[kastor.Event]) {
+		c.Registerer = reg
+		c.Retry.MaxBackoff = time.Minute // only the rebalance can end the wait early
+		c.Retry.InitialBackoff = time.Minute
+	})
+	a, stopA := r.start(cfg, sink)
+	defer stopA()
+	ctx := testCtx(t)
+	for gathered(t, reg, `kastor_consumer_failures_total{kind="unavailable"}`) < 1 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the sink was never called")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	b, stopB := r.start(cfg, sink)
+	defer stopB()
+	for {
+		pa, _ := a.Progress(ctx)
+		pb, _ := b.Progress(ctx)
+		if len(pa.Partitions) > 0 && len(pb.Partitions) > 0 && len(pa.Partitions)+len(pb.Partitions) == 4 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the rebalance did not complete while a partition waited for its sink")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	down.Store(false)
+	// The reader that still waits may sleep out its backoff; stopping it ends the wait.
+	_ = stopA()
+	r.awaitCommitted(group(cfg), r.ends())
+	if dups := s.check(t, r.versions); dups != 0 {
+		t.Errorf("%d duplicates", dups)
+	}
+}
