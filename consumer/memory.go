@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -18,7 +19,7 @@ type TopicPartition struct {
 // ErrParked is matched (errors.Is) by the error WaitForVersion returns when an event the
 // caller waits for, or one before it, was parked on the dead-letter topic: the model
 // does not reflect it until it is replayed.
-var ErrParked = fmt.Errorf("consumer: event parked on the dead-letter topic")
+var ErrParked = errors.New("consumer: event parked on the dead-letter topic")
 
 // ParkedError tells which aggregate version was parked.
 type ParkedError struct {
