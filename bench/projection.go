@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/consumer"
+	"github.com/kastor-dev/kastor/gateway"
+	"github.com/kastor-dev/kastor/kafkatest"
+	"github.com/kastor-dev/kastor/producer"
+)
+
+var eventCodec = jsonCodec[deposited]{typ: "bank.MoneyDeposited"}
+
+// preloadEvents appends p.events MoneyDeposited events, as the gateway writes them
+// (headers included), spread over p.aggregates accounts, and returns the topic's end
+// offsets.
+func preloadEvents(ctx context.Context, c *kafkatest.Cluster, ts topicSet, p params) (map[consumer.TopicPartition]int64, error) {
+	cl, err := c.NewClient(kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	enc, _ := eventCodec.Encode(deposited{Amount: 1})
+	versions := make([]int64, p.aggregates)
+	var firstErr atomic.Value
+	for i := range p.events {
+		a := i % p.aggregates
+		acct := fmt.Sprintf("acct-%06d", a)
+		versions[a]++
+		md := kastor.Metadata{AggregateType: accountAggregate.Type, AggregateID: acct, Version: versions[a], Type: enc.Type,
+			Fingerprint: enc.Fingerprint, CommandID: fmt.Sprintf("cmd-%08d", i)}
+		cl.Produce(ctx, &kgo.Record{Topic: ts.events, Partition: producer.PartitionFor([]byte(acct), p.partitions),
+			Key: []byte(acct), Value: enc.Data, Headers: producer.Headers(&md)}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				firstErr.CompareAndSwap(nil, err)
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return nil, err
+	}
+	if err, _ := firstErr.Load().(error); err != nil {
+		return nil, err
+	}
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, ts.events)
+	if err != nil {
+		return nil, err
+	}
+	out := map[consumer.TopicPartition]int64{}
+	ends.Each(func(o kadm.ListedOffset) { out[consumer.TopicPartition{Topic: o.Topic, Partition: o.Partition}] = o.Offset })
+	return out, nil
+}
+
+// rawConsume is the projection limit: a franz-go consumer reading the events topic
+// (read_committed) from the start to the given ends, touching nothing. Events per second.
+func rawConsume(ctx context.Context, c *kafkatest.Cluster, topic string, ends map[consumer.TopicPartition]int64) (float64, error) {
+	start := time.Now()
+	cl, err := c.NewClient(kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	var total int64
+	for _, e := range ends {
+		total += e
+	}
+	n := int64(0)
+	for n < total {
+		fs := cl.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			return 0, err
+		}
+		n += int64(fs.NumRecords())
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// memoryProjection runs a reader with the in-memory sink folding balances over the same
+// topic and reports events per second until it has applied every event.
+func memoryProjection(ctx context.Context, c *kafkatest.Cluster, ts topicSet, p params, ends map[consumer.TopicPartition]int64) (float64, error) {
+	start := time.Now()
+	mem := consumer.NewMemory(map[string]int64{}, func(m *map[string]int64, ev kastor.Envelope[deposited]) error {
+		(*m)[ev.AggregateID] += ev.Event.Amount
+		return nil
+	})
+	r, err := consumer.New(consumer.Config[deposited]{
+		Name: "bench-balances", Version: 1, Namespace: ts.ns, AggregateTypes: []string{accountAggregate.Type},
+		Events: eventCodec, Brokers: c.Brokers(), AllPartitions: true,
+	}, mem)
+	if err != nil {
+		return 0, err
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- r.Run(rctx) }()
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer wcancel()
+	if err := mem.WaitFor(wctx, ends); err != nil {
+		return 0, fmt.Errorf("memory projection: %w", err)
+	}
+	took := time.Since(start)
+	var sum int64
+	mem.Read(func(m *map[string]int64) {
+		for _, v := range *m {
+			sum += v
+		}
+	})
+	cancel()
+	if err := <-errc; err != nil {
+		return 0, err
+	}
+	if sum != int64(p.events) {
+		return 0, fmt.Errorf("memory projection: balances sum to %d, want %d", sum, p.events)
+	}
+	return float64(p.events) / took.Seconds(), nil
+}
+
+// endToEnd measures, through a gateway and an in-memory projection, the time from a
+// Send's acknowledgement to the projection having applied the command's event
+// (read-your-writes: Memory.WaitForVersion).
+func endToEnd(ctx context.Context, c *kafkatest.Cluster, p params, rate float64) (latencies, error) {
+	ts, err := newTopicSet(ctx, c, p.partitions)
+	if err != nil {
+		return latencies{}, err
+	}
+	if err := c.CreateTopicContext(ctx, consumer.DLQTopic(ts.ns, "bench-e2e"), p.partitions, 1, nil); err != nil {
+		return latencies{}, err
+	}
+	cfg := gatewayConfig(c, ts, p)
+	cfg.CommitInterval = p.interval
+	g, err := gateway.New(cfg)
+	if err != nil {
+		return latencies{}, err
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = g.Run(rctx) }()
+	mem := consumer.NewMemory(map[string]int64{}, func(m *map[string]int64, ev kastor.Envelope[deposited]) error {
+		(*m)[ev.AggregateID] += ev.Event.Amount
+		return nil
+	})
+	r, err := consumer.New(consumer.Config[deposited]{
+		Name: "bench-e2e", Version: 1, Namespace: ts.ns, AggregateTypes: []string{accountAggregate.Type},
+		Events: eventCodec, Brokers: c.Brokers(), AllPartitions: true,
+	}, mem)
+	if err != nil {
+		return latencies{}, err
+	}
+	go func() { defer wg.Done(); _ = r.Run(rctx) }()
+	s, err := gateway.NewSender(ctx, gateway.SenderConfig[deposit]{Brokers: c.Brokers(), Namespace: ts.ns, AggregateType: accountAggregate.Type, Commands: cmdCodec})
+	if err != nil {
+		return latencies{}, err
+	}
+	defer s.Close()
+	wctx, wcancel := context.WithTimeout(ctx, time.Minute)
+	res, err := s.Send(wctx, kastor.NewCommand("warm-up", deposit{Amount: 1}))
+	if err == nil {
+		err = mem.WaitForVersion(wctx, "warm-up", res.To)
+	}
+	wcancel()
+	if err != nil {
+		return latencies{}, fmt.Errorf("warm-up: %w", err)
+	}
+	total := int(rate * latencyRun.Seconds())
+	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
+	defer tick.Stop()
+	var mu sync.Mutex
+	var lats []time.Duration
+	var sendErr atomic.Value
+	var sends sync.WaitGroup
+	for i := range total {
+		<-tick.C
+		sends.Add(1)
+		go func() {
+			defer sends.Done()
+			sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
+			defer scancel()
+			id := fmt.Sprintf("acct-%06d", i%p.aggregates)
+			res, err := s.Send(sctx, kastor.NewCommand(id, deposit{Amount: 1}))
+			if err != nil {
+				sendErr.CompareAndSwap(nil, err)
+				return
+			}
+			acked := time.Now()
+			if err := mem.WaitForVersion(sctx, id, res.To); err != nil {
+				sendErr.CompareAndSwap(nil, err)
+				return
+			}
+			d := time.Since(acked)
+			mu.Lock()
+			lats = append(lats, d)
+			mu.Unlock()
+		}()
+	}
+	sends.Wait()
+	if err, _ := sendErr.Load().(error); err != nil {
+		return latencies{}, err
+	}
+	slices.Sort(lats)
+	return latencies{p50: lats[len(lats)/2], p99: lats[len(lats)*99/100]}, nil
+}
+
+// projectionBench runs the projection figures.
+func projectionBench(ctx context.Context, c *kafkatest.Cluster, p params) error {
+	ts, err := newTopicSet(ctx, c, p.partitions)
+	if err != nil {
+		return err
+	}
+	if err := c.CreateTopicContext(ctx, consumer.DLQTopic(ts.ns, "bench-balances"), p.partitions, 1, nil); err != nil {
+		return err
+	}
+	ends, err := preloadEvents(ctx, c, ts, p)
+	if err != nil {
+		return err
+	}
+	// Alternate, and keep the medians.
+	var raws, mems []float64
+	for range projectionRounds {
+		raw, err := rawConsume(ctx, c, ts.events, ends)
+		if err != nil {
+			return err
+		}
+		mem, err := memoryProjection(ctx, c, ts, p, ends)
+		if err != nil {
+			return err
+		}
+		raws, mems = append(raws, raw), append(mems, mem)
+	}
+	if verbose {
+		fmt.Printf("  projection rounds: raw %.0f, memory %.0f\n", raws, mems)
+	}
+	row(fmt.Sprintf("projection, in-memory sink (events/s, %d events)", p.events), medianF(mems), "raw franz-go consumer", medianF(raws), 0.80)
+	e2e, err := endToEnd(ctx, c, p, 200)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%-44s p50 %6.1f ms  p99 %6.1f ms  at 200 commands/s, from Send acknowledged to applied in the in-memory projection\n",
+		"end to end (command -> projection)", ms(e2e.p50), ms(e2e.p99))
+	return nil
+}
+
+const projectionRounds = 3
+
+func medianF(v []float64) float64 {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
