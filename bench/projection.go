@@ -56,7 +56,9 @@ func preloadEvents(ctx context.Context, c *kafkatest.Cluster, ts topicSet, p par
 		return nil, err
 	}
 	out := map[consumer.TopicPartition]int64{}
-	ends.Each(func(o kadm.ListedOffset) { out[consumer.TopicPartition{Topic: o.Topic, Partition: o.Partition}] = o.Offset })
+	ends.Each(func(o kadm.ListedOffset) {
+		out[consumer.TopicPartition{Topic: o.Topic, Partition: o.Partition}] = o.Offset
+	})
 	return out, nil
 }
 
@@ -261,4 +263,3 @@ func medianF(v []float64) float64 {
 	slices.Sort(v)
 	return v[len(v)/2]
 }
-
