@@ -1,0 +1,85 @@
+// Package pgsink is a PostgreSQL sink for kastor's readers (package consumer): a
+// projection's read-model rows and its offsets are written in one database transaction,
+// so each event takes effect in the database exactly once.
+//
+// The projection's code is one function, Config.Apply, that writes an event's rows in
+// the transaction it is given:
+//
+//	if err := pgsink.Migrate(ctx, pool, `CREATE TABLE IF NOT EXISTS account_balances (
+//		account_id text PRIMARY KEY, balance bigint NOT NULL, version bigint NOT NULL)`); err != nil {
+//		return err
+//	}
+//	sink, err := pgsink.New(ctx, pool, pgsink.Config[kastor.Event]{
+//		Name: "balances", Version: 1, // as the reader's consumer.Config
+//		Apply: func(ctx context.Context, tx pgx.Tx, ev kastor.Envelope[kastor.Event]) error {
+//			switch e := ev.Event.(type) {
+//			case account.Opened:
+//				_, err := tx.Exec(ctx, `INSERT INTO account_balances VALUES ($1, 0, $2)`, ev.AggregateID, ev.Version)
+//				return err
+//			case account.Deposited:
+//				_, err := tx.Exec(ctx, `UPDATE account_balances SET balance = balance + $2, version = $3
+//					WHERE account_id = $1`, ev.AggregateID, e.Amount, ev.Version)
+//				return err
+//			}
+//			return nil
+//		},
+//	})
+//	...
+//	reader, err := consumer.New(consumer.Config[kastor.Event]{Name: "balances", Version: 1, ...}, sink)
+//
+// # Offsets
+//
+// Offsets live in the table Config.OffsetsTable (default kastor_projection_offsets,
+// created by New when missing; see OffsetsTableDDL), one row per projection name,
+// version, topic and partition, holding the next offset to read. The sink implements
+// consumer.OffsetStore: a reader resumes each partition from that row, whatever its
+// consumer group committed, so a read model restored from a backup resumes from where the
+// backup stands. Versions keep separate rows, so a rebuild into new tables (version v+1
+// reading from the earliest offsets) runs beside the version serving reads; WaitFor tells
+// when it has caught up.
+//
+// # Transactions
+//
+// One transaction per batch (a run of consecutive records of one partition, up to
+// consumer.Config.MaxPollRecords): BEGIN; lock the partition's offsets row and read its
+// offset; Apply each event at or after that offset; store Batch.Next; COMMIT. The row
+// lock serializes the transactions of one partition, and events below the stored offset
+// are dropped, not applied again. That is what keeps exactly-once true when a COMMIT's
+// acknowledgement is lost (the connection breaks after the server committed: the reader
+// retries the batch, and the retry finds it applied) and when two readers briefly own
+// the same partition (an instance paused past its session timeout keeps applying until
+// it notices). Partitions have separate rows and never wait for each other.
+//
+// The isolation level is read committed by default (Config.IsoLevel). Read-model writes
+// are usually upserts and increments of rows keyed by aggregate ID, which are atomic per
+// row under read committed, and the partition's row lock orders the batches that touch
+// the same aggregate (an aggregate's events are all in one partition). Stronger levels
+// buy nothing for such models and add serialization failures between partitions; choose
+// them when Apply reads rows that other partitions write and decides on what it read.
+// Conflicts (serialization failures, deadlocks, lock timeouts) are retried
+// (Config.ConflictRetries), never blamed on an event.
+//
+// # Failures
+//
+// The sink follows the contract of consumer.Sink:
+//
+//   - An error from Apply for Events[i] rolls the transaction back; the sink then applies
+//     Events[:i] again in a new transaction that stores Events[i].Offset, and returns
+//     *consumer.ApplyError{Index: i}. The reader retries Events[i] alone and parks it on
+//     the dead-letter topic if it keeps failing; nothing of it reaches the database, and
+//     the events before it are not applied twice. (Returning a plain error instead,
+//     "nothing took effect", would make the reader apply the batch again one event at a
+//     time up to the culprit; savepoints per event would avoid the second transaction
+//     but cost two round trips per event and a subtransaction each, which degrades the
+//     whole server past 64 per transaction.) A panic in Apply is the event's error.
+//   - A database that cannot be used (connection refused or broken, server shutting down
+//     or starting, out of connections or disk, read-only after a failover, Timeout run
+//     out; see Unreachable) makes Apply return an error matching
+//     consumer.ErrUnavailable: the reader keeps the partition waiting and retries without
+//     limit, so a database outage shows as lag and never parks an event. Failures of the
+//     sink's own statements (the offsets table dropped, permissions revoked) are reported
+//     the same way. Apply may return consumer.Unavailable(err) itself for another
+//     dependency.
+//   - A replay from the dead-letter topic (Batch.Replay, Next -1) is applied in a
+//     transaction that does not touch the offsets.
+package pgsink
