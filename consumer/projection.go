@@ -1,0 +1,225 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+)
+
+// ProjectionConfig configures a Projection: a projection run by name across its
+// versions, rebuilt without downtime.
+type ProjectionConfig[E any] struct {
+	// Reader is the configuration of each version's Reader. Its Version and Group are
+	// set by the Projection (each version has its own group, GroupName) and must be zero.
+	Reader Config[E]
+	// Version is the version that serves when the registry does not know the projection
+	// yet (its first run). Afterwards the registry says which version serves: an
+	// instance follows it, so NewSink must build any version the registry may name.
+	Version int
+	// NewSink returns a new, empty sink for version: the serving version's at the start,
+	// and a fresh one for the version a rebuild builds.
+	NewSink func(version int) (Sink[E], error)
+	// OnSwitch, when set, is called after the projection switched from version from to
+	// version to in this instance: Serving returns the new version's sink from then on,
+	// and queries holding the old one should let it go. It is also called at the start,
+	// with from 0, once the serving version's reader is started.
+	OnSwitch func(from, to int)
+	// Instance names this instance in the registry (default: host name and process ID).
+	Instance string
+	// Interval is how often a rebuild's progress is checked and reported, and a retired
+	// group's deletion retried (default 1s).
+	Interval time.Duration
+}
+
+// Projection runs a projection by name in an application process: the serving version's
+// Reader, and during a rebuild the next version's Reader beside it, following the
+// projection registry (RegistryTopic) that every instance of the application and the
+// kastor CLI share.
+//
+// A rebuild (Rebuild, or `kastor projection rebuild`) captures the events topics' end
+// offsets, records them in the registry, and starts version v+1 from the earliest
+// offsets under its own consumer group, into a fresh sink from NewSink, while version v
+// keeps serving. When v+1's applied offsets reach the captured ends (its group's
+// committed offsets: a view across all instances; with Config.AllPartitions, this
+// instance's own reader) the switch is recorded; every instance then makes v+1 the
+// serving version (OnSwitch), stops v's reader, and v's consumer group is deleted once
+// empty. Transitions go through the registry's single partition and carry an epoch, so
+// when instances propose the same one at once the first wins everywhere: the switch
+// happens once.
+//
+// A replay request (`kastor dlq replay`) is executed by one running instance, the
+// first to claim it, with Replay through its serving sink.
+type Projection[E any] struct {
+	cfg      ProjectionConfig[E]
+	topics   []string
+	instance string
+	interval time.Duration
+
+	mu        sync.RWMutex
+	serving   int
+	sink      Sink[E]
+	state     ProjectionState
+	haveState bool
+	reg       *registryClient // set while Run runs
+	running   bool
+}
+
+// NewProjection validates cfg and returns a projection; Run starts it.
+func NewProjection[E any](cfg ProjectionConfig[E]) (*Projection[E], error) {
+	var errs []error
+	if cfg.Reader.Version != 0 {
+		errs = append(errs, errors.New("ProjectionConfig.Reader.Version is set: the Projection sets each reader's version (use ProjectionConfig.Version)"))
+	}
+	if cfg.Reader.Group != "" {
+		errs = append(errs, errors.New("ProjectionConfig.Reader.Group is set: each version has its own group, GroupName(ns, name, version)"))
+	}
+	if cfg.Version < 1 {
+		errs = append(errs, fmt.Errorf("ProjectionConfig.Version is %d; versions start at 1", cfg.Version))
+	}
+	if cfg.NewSink == nil {
+		errs = append(errs, errors.New("ProjectionConfig.NewSink is nil"))
+	}
+	rc := cfg.Reader
+	rc.Version = max(cfg.Version, 1)
+	c, err := rc.withDefaults()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("consumer: %w", errors.Join(errs...))
+	}
+	p := &Projection[E]{cfg: cfg, topics: c.topicNames(), instance: cfg.Instance, interval: cfg.Interval}
+	if p.instance == "" {
+		host, _ := os.Hostname()
+		p.instance = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), newID()[:4])
+	}
+	if p.interval <= 0 {
+		p.interval = time.Second
+	}
+	return p, nil
+}
+
+// Serving returns the version serving in this instance and its sink (nil before Run
+// started it). Queries go to that sink; after OnSwitch, call Serving again.
+func (p *Projection[E]) Serving() (int, Sink[E]) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.serving, p.sink
+}
+
+// State returns the projection's registry record as this instance last read it, and
+// false before Run has read the registry.
+func (p *Projection[E]) State() (ProjectionState, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.state, p.haveState
+}
+
+// Rebuild asks every running instance of the projection (this one included) to build
+// version Serving+1 and switch to it once caught up, as `kastor projection rebuild`
+// does, and returns the request's ID. It returns at once; the outcome is recorded in
+// the registry (WatchRegistry, Registry.Request). It needs Run to be running, since the
+// request is executed by the running instances.
+func (p *Projection[E]) Rebuild(ctx context.Context) (string, error) {
+	p.mu.RLock()
+	reg := p.reg
+	p.mu.RUnlock()
+	if reg == nil {
+		return "", errors.New("consumer: Rebuild needs the projection to be running (call Run first)")
+	}
+	req := Request{ID: newID(), Kind: RequestRebuild, Namespace: p.cfg.Reader.Namespace, Name: p.cfg.Reader.Name,
+		Status: StatusPending, By: p.instance, RequestedAt: time.Now().UTC()}
+	req.UpdatedAt = req.RequestedAt
+	return req.ID, reg.write(ctx, requestKey(req.Namespace, req.Name, req.ID), req)
+}
+
+// readerConfig is the reader configuration of version v.
+func (p *Projection[E]) readerConfig(v int) Config[E] {
+	c := p.cfg.Reader
+	c.Version = v
+	return c
+}
+
+// versionRun is one version's reader running in this instance.
+type versionRun[E any] struct {
+	version int
+	sink    Sink[E]
+	reader  *Reader[E]
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when Run returned, err set
+	err     error
+}
+
+// startVersion starts version v's reader with a new sink.
+func (p *Projection[E]) startVersion(ctx context.Context, v int) (*versionRun[E], error) {
+	sink, err := p.cfg.NewSink(v)
+	if err != nil {
+		return nil, fmt.Errorf("consumer: NewSink(%d): %w", v, err)
+	}
+	rd, err := New(p.readerConfig(v), sink)
+	if err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	run := &versionRun[E]{version: v, sink: sink, reader: rd, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		run.err = rd.Run(rctx)
+		close(run.done)
+	}()
+	return run, nil
+}
+
+// stop stops the reader and waits for it, then closes the sink when it has a Close
+// method (an io.Closer): nothing will use it again.
+func (r *versionRun[E]) stop() error {
+	r.cancel()
+	<-r.done
+	if c, ok := r.sink.(interface{ Close() error }); ok {
+		_ = c.Close()
+	}
+	return r.err
+}
+
+// Run runs the projection until ctx ends, then stops its readers and returns nil. It
+// returns an error when it cannot start: the registry topic (RegistryTopic) missing, an
+// events or dead-letter topic missing, a sink that cannot be made, or a reader that
+// stops with an error.
+func (p *Projection[E]) Run(ctx context.Context) error {
+	p.mu.Lock()
+	if p.running {
+		p.mu.Unlock()
+		return errors.New("consumer: Run was already called on this projection")
+	}
+	p.running = true
+	p.mu.Unlock()
+	rc := p.cfg.Reader
+	reg, err := newRegistryClient(ctx, rc.Brokers, rc.ClientOptions...)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer reg.close()
+	adm := kadm.NewClient(reg.prod)
+	c := &controller[E]{p: p, reg: reg, adm: adm, log: rc.Logger}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	c.log = c.log.With("component", "kastor.projection", "projection", rc.Name, "instance", p.instance)
+	p.mu.Lock()
+	p.reg = reg
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.reg = nil
+		p.mu.Unlock()
+	}()
+	return c.run(ctx)
+}

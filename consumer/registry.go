@@ -1,0 +1,464 @@
+package consumer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// RegistryTopic is the projection registry: a compacted topic with one partition, shared
+// by every namespace, that holds each projection's state (the version serving, the one
+// being built, the end offsets captured when the build started) and the requests tools
+// make of the running projections (rebuild, replay dead letters) with their outcomes.
+// One partition gives every record one total order, which is what makes the registry a
+// compare-and-set log (see ProjectionState.Epoch).
+//
+// kastor creates no topic implicitly: create it with `kastor projection init`, or
+// CreateRegistry. Records are JSON (an operator reads them with kcat; they are few and
+// small, and need no schema registry to decode).
+const RegistryTopic = "_kastor.projections"
+
+// RegistryTopicConfigs are the configs of RegistryTopic: compacted, so the registry keeps
+// one record per projection, request and progress report, forever.
+func RegistryTopicConfigs() map[string]string {
+	return map[string]string{"cleanup.policy": "compact"}
+}
+
+// ErrNoRegistry is matched by the error returned when RegistryTopic does not exist.
+var ErrNoRegistry = errors.New("consumer: the projection registry topic does not exist")
+
+type noRegistryError struct{}
+
+func (noRegistryError) Error() string {
+	return fmt.Sprintf("consumer: the projection registry topic %q does not exist (kastor creates no topic implicitly): "+
+		"create it with `kastor projection init` (1 partition, cleanup.policy=compact)", RegistryTopic)
+}
+func (noRegistryError) Is(target error) bool { return target == ErrNoRegistry }
+
+// CreateRegistry creates RegistryTopic (1 partition, compacted) with the replication
+// factor given (-1: the broker default). A topic that already exists is not an error;
+// nothing else is created or changed.
+func CreateRegistry(ctx context.Context, adm *kadm.Client, replicationFactor int16) error {
+	cfg := map[string]*string{}
+	for k, v := range RegistryTopicConfigs() {
+		cfg[k] = &v
+	}
+	resp, err := adm.CreateTopic(ctx, 1, replicationFactor, cfg, RegistryTopic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("consumer: creating %s: %w", RegistryTopic, err)
+	}
+	return nil
+}
+
+// Phase is where a projection is in its life cycle.
+type Phase string
+
+// The phases of a projection.
+const (
+	// PhaseServing: one version serves; nothing is being built.
+	PhaseServing Phase = "serving"
+	// PhaseRebuilding: Serving serves while Building catches up from the earliest offsets
+	// under its own group, up to the end offsets captured when the rebuild started.
+	PhaseRebuilding Phase = "rebuilding"
+	// PhaseSwitched: Building caught up and now serves; the previous version's readers are
+	// stopping and its consumer group is deleted once they have all left.
+	PhaseSwitched Phase = "switched"
+)
+
+// PartitionOffset is an offset in one partition.
+type PartitionOffset struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
+}
+
+// ProjectionState is a projection's record in the registry, keyed "<ns>/<name>".
+type ProjectionState struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Epoch numbers the state's transitions. A record is accepted only when its epoch is
+	// the current one plus one, so when several instances propose the same transition at
+	// once the first in the registry wins and the others are ignored by everyone.
+	Epoch   int64 `json:"epoch"`
+	Phase   Phase `json:"phase"`
+	Serving int   `json:"serving"`
+	// Building is the version being built, 0 for none.
+	Building int `json:"building,omitempty"`
+	// Previous is the version Serving replaced, being retired (PhaseSwitched) or retired.
+	Previous int `json:"previous,omitempty"`
+	// Starts and Ends are the log start and end (last stable) offsets captured when the
+	// rebuild started: Building has caught up when its applied offsets reach Ends.
+	Starts []PartitionOffset `json:"starts,omitempty"`
+	Ends   []PartitionOffset `json:"ends,omitempty"`
+	// RequestID is the rebuild request being (or last) executed.
+	RequestID string `json:"requestId,omitempty"`
+	// Topics are the events topics the projection reads.
+	Topics []string `json:"topics"`
+	// SinkOffsets is true when the serving sink stores its own offsets (OffsetStore):
+	// resetting the consumer group does not reset it.
+	SinkOffsets bool `json:"sinkOffsets,omitempty"`
+	// AllPartitions is true when every instance reads every partition (no consumer group).
+	AllPartitions bool      `json:"allPartitions,omitempty"`
+	Instance      string    `json:"instance,omitempty"`
+	StartedAt     time.Time `json:"startedAt,omitzero"`
+	SwitchedAt    time.Time `json:"switchedAt,omitzero"`
+	UpdatedAt     time.Time `json:"updatedAt"`
+}
+
+// EndOffsets returns Ends as a map.
+func (s *ProjectionState) EndOffsets() map[TopicPartition]int64 { return offsetMap(s.Ends) }
+
+func offsetMap(ps []PartitionOffset) map[TopicPartition]int64 {
+	m := make(map[TopicPartition]int64, len(ps))
+	for _, p := range ps {
+		m[TopicPartition{p.Topic, p.Partition}] = p.Offset
+	}
+	return m
+}
+
+// RequestKind is what a request asks.
+type RequestKind string
+
+// The kinds of requests.
+const (
+	// RequestRebuild asks the running instances to build version Serving+1 and switch.
+	RequestRebuild RequestKind = "rebuild"
+	// RequestReplay asks one running instance to replay the serving version's dead letters
+	// into its sink (consumer.Replay): only the application has the sink.
+	RequestReplay RequestKind = "replay"
+	// RequestPurge records that a tool marked dead letters resolved without applying them.
+	RequestPurge RequestKind = "purge"
+)
+
+// RequestStatus is where a request stands.
+type RequestStatus string
+
+// The statuses of a request. Done and failed are final: the first final record of a
+// request is its outcome.
+const (
+	StatusPending RequestStatus = "pending"
+	StatusRunning RequestStatus = "running"
+	StatusDone    RequestStatus = "done"
+	StatusFailed  RequestStatus = "failed"
+)
+
+// Request is a request of a tool or of code to the running instances of a projection,
+// keyed "<ns>/<name>/request/<id>"; its outcome is written under the same key, so the
+// compacted registry keeps the outcome.
+type Request struct {
+	ID        string        `json:"id"`
+	Kind      RequestKind   `json:"kind"`
+	Namespace string        `json:"namespace"`
+	Name      string        `json:"name"`
+	Status    RequestStatus `json:"status"`
+	// Version is the version concerned: for a replay or purge the dead letters' version;
+	// for a rebuild the version built (set when it starts).
+	Version int `json:"version,omitempty"`
+	// By says who asked (a user and host for the CLI).
+	By string `json:"by,omitempty"`
+	// Instance is the instance that executed (or is executing) the request.
+	Instance string `json:"instance,omitempty"`
+	Error    string `json:"error,omitempty"`
+	// From and To are a rebuild's versions.
+	From int `json:"from,omitempty"`
+	To   int `json:"to,omitempty"`
+	// Resolved, Failed and Kept count a replay's or purge's dead letters (see ReplayResult).
+	Resolved    int       `json:"resolved,omitempty"`
+	Failed      int       `json:"failed,omitempty"`
+	Kept        int       `json:"kept,omitempty"`
+	RequestedAt time.Time `json:"requestedAt"`
+	UpdatedAt   time.Time `json:"updatedAt"`
+}
+
+// Final reports whether the request has its outcome.
+func (r *Request) Final() bool { return r.Status == StatusDone || r.Status == StatusFailed }
+
+// RebuildProgress is a rebuild's progress as an instance last reported it, keyed
+// "<ns>/<name>/progress": Done of Total offsets between the start offsets and the end
+// offsets captured at the start.
+type RebuildProgress struct {
+	Namespace string    `json:"namespace"`
+	Name      string    `json:"name"`
+	Version   int       `json:"version"`
+	Done      int64     `json:"done"`
+	Total     int64     `json:"total"`
+	CaughtUp  bool      `json:"caughtUp"`
+	Instance  string    `json:"instance,omitempty"`
+	At        time.Time `json:"at"`
+}
+
+func stateKey(ns, name string) string       { return ns + "/" + name }
+func progressKey(ns, name string) string    { return ns + "/" + name + "/progress" }
+func requestKey(ns, name, id string) string { return ns + "/" + name + "/request/" + id }
+func requestPrefix(ns, name string) string  { return ns + "/" + name + "/request/" }
+func newID() string                         { b := make([]byte, 8); _, _ = rand.Read(b); return hex.EncodeToString(b) }
+func registryRecord(key string, v any) *kgo.Record {
+	data, _ := json.Marshal(v) // plain structs: Marshal cannot fail
+	return &kgo.Record{Topic: RegistryTopic, Partition: 0, Key: []byte(key), Value: data}
+}
+
+// Registry is the registry's content folded up to some offset: every record was
+// applied in order, by the rules every reader of the registry shares, so instances
+// that read the same prefix agree.
+type Registry struct {
+	states   map[string]*ProjectionState
+	requests map[string]*Request
+	progress map[string]*RebuildProgress
+	next     int64
+}
+
+func newRegistry() *Registry {
+	return &Registry{states: map[string]*ProjectionState{}, requests: map[string]*Request{}, progress: map[string]*RebuildProgress{}}
+}
+
+// State returns the state of projection name in namespace ns.
+func (g *Registry) State(ns, name string) (ProjectionState, bool) {
+	s, ok := g.states[stateKey(ns, name)]
+	if !ok {
+		return ProjectionState{}, false
+	}
+	return *s, true
+}
+
+// States returns the states of the projections of namespace ns ("" for all), by name.
+func (g *Registry) States(ns string) []ProjectionState {
+	var out []ProjectionState
+	for _, s := range g.states {
+		if ns == "" || s.Namespace == ns {
+			out = append(out, *s)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Namespace < out[j].Namespace || out[i].Namespace == out[j].Namespace && out[i].Name < out[j].Name
+	})
+	return out
+}
+
+// Request returns request id of projection name.
+func (g *Registry) Request(ns, name, id string) (Request, bool) {
+	r, ok := g.requests[requestKey(ns, name, id)]
+	if !ok {
+		return Request{}, false
+	}
+	return *r, true
+}
+
+// Requests returns the requests of projection name not final yet, oldest first.
+func (g *Registry) pending(ns, name string) []*Request {
+	var out []*Request
+	prefix := requestPrefix(ns, name)
+	for k, r := range g.requests {
+		if strings.HasPrefix(k, prefix) && !r.Final() {
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].RequestedAt.Before(out[j].RequestedAt) })
+	return out
+}
+
+// Progress returns the last progress reported for projection name's rebuild.
+func (g *Registry) Progress(ns, name string) (RebuildProgress, bool) {
+	p, ok := g.progress[progressKey(ns, name)]
+	if !ok {
+		return RebuildProgress{}, false
+	}
+	return *p, true
+}
+
+// apply folds one registry record in. Records that do not parse are ignored: the
+// registry is shared, and one bad record must not stop every projection.
+func (g *Registry) apply(r *kgo.Record) {
+	g.next = r.Offset + 1
+	key := string(r.Key)
+	switch {
+	case strings.Contains(key, "/request/"):
+		if r.Value == nil {
+			delete(g.requests, key)
+			return
+		}
+		var req Request
+		if json.Unmarshal(r.Value, &req) != nil {
+			return
+		}
+		cur := g.requests[key]
+		switch {
+		case cur == nil:
+		case cur.Final():
+			return // the first outcome stands
+		case req.Status == StatusPending:
+			return // already known
+		case req.Status == StatusRunning && cur.Status == StatusRunning:
+			return // the first claim wins
+		}
+		g.requests[key] = &req
+	case strings.HasSuffix(key, "/progress"):
+		var p RebuildProgress
+		if r.Value != nil && json.Unmarshal(r.Value, &p) == nil {
+			g.progress[key] = &p
+		}
+	case strings.Count(key, "/") == 1:
+		if r.Value == nil {
+			delete(g.states, key)
+			return
+		}
+		var s ProjectionState
+		if json.Unmarshal(r.Value, &s) != nil {
+			return
+		}
+		if cur := g.states[key]; cur != nil && s.Epoch != cur.Epoch+1 {
+			return // a concurrent proposal of a transition that already happened
+		}
+		g.states[key] = &s
+	}
+}
+
+// registryClient reads and writes the registry.
+type registryClient struct {
+	brokers []string
+	opts    []kgo.Opt
+	prod    *kgo.Client
+}
+
+func newRegistryClient(ctx context.Context, brokers []string, opts ...kgo.Opt) (*registryClient, error) {
+	prod, err := kgo.NewClient(append([]kgo.Opt{
+		kgo.SeedBrokers(brokers...),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(0),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+	}, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("consumer: %w", err)
+	}
+	c := &registryClient{brokers: brokers, opts: opts, prod: prod}
+	if err := c.check(ctx); err != nil {
+		prod.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *registryClient) close() { c.prod.Close() }
+
+func (c *registryClient) check(ctx context.Context) error {
+	mctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	m, err := kadm.NewClient(c.prod).Metadata(mctx, RegistryTopic)
+	if err != nil {
+		return fmt.Errorf("consumer: cannot read the metadata of %s from %v: %w", RegistryTopic, c.brokers, err)
+	}
+	if td, ok := m.Topics[RegistryTopic]; !ok || td.Err != nil {
+		return noRegistryError{}
+	}
+	return nil
+}
+
+func (c *registryClient) write(ctx context.Context, key string, v any) error {
+	if err := c.prod.ProduceSync(ctx, registryRecord(key, v)).FirstErr(); err != nil {
+		return fmt.Errorf("consumer: writing to %s: %w", RegistryTopic, err)
+	}
+	return nil
+}
+
+// watch reads the registry from its start and calls fn with the folded registry once it
+// has read up to the end as of the call, then after each later fetch, until fn returns
+// true, fn returns an error, or ctx ends. fn must not keep g.
+func (c *registryClient) watch(ctx context.Context, fn func(g *Registry) (bool, error)) error {
+	adm := kadm.NewClient(c.prod)
+	ends, err := adm.ListEndOffsets(ctx, RegistryTopic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("consumer: end offset of %s: %w", RegistryTopic, err)
+	}
+	end := int64(0)
+	if o, ok := ends.Lookup(RegistryTopic, 0); ok {
+		end = o.Offset
+	}
+	cl, err := kgo.NewClient(append([]kgo.Opt{
+		kgo.SeedBrokers(c.brokers...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{RegistryTopic: {0: kgo.NewOffset().AtStart()}}),
+		kgo.FetchMaxWait(200 * time.Millisecond),
+	}, c.opts...)...)
+	if err != nil {
+		return fmt.Errorf("consumer: %w", err)
+	}
+	defer cl.Close()
+	g := newRegistry()
+	for {
+		if g.next >= end {
+			done, err := fn(g)
+			if done || err != nil {
+				return err
+			}
+		}
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		fs.EachError(func(_ string, _ int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				time.Sleep(100 * time.Millisecond) // a transient fetch error: pace the retries
+			}
+		})
+		fs.EachRecord(g.apply)
+	}
+}
+
+// ReadRegistry reads the projection registry to its end (as of the call). brokers are
+// the bootstrap brokers, opts extra client options (TLS, SASL). It fails with
+// ErrNoRegistry when RegistryTopic does not exist.
+func ReadRegistry(ctx context.Context, brokers []string, opts ...kgo.Opt) (*Registry, error) {
+	return WatchRegistry(ctx, brokers, func(*Registry) (bool, error) { return true, nil }, opts...)
+}
+
+// WatchRegistry reads the projection registry and calls fn with its content once it is
+// read to its end as of the call, then after each change, until fn returns true or an
+// error, or ctx ends; it returns the registry fn last saw. Tools use it to wait for a
+// request's outcome and to follow a rebuild's progress.
+func WatchRegistry(ctx context.Context, brokers []string, fn func(g *Registry) (bool, error), opts ...kgo.Opt) (*Registry, error) {
+	c, err := newRegistryClient(ctx, brokers, opts...)
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	var last *Registry
+	err = c.watch(ctx, func(g *Registry) (bool, error) { last = g; return fn(g) })
+	return last, err
+}
+
+// Submit writes a request for the running instances of projection req.Name (a rebuild
+// or a replay), or the record of a purge, and returns it with its ID and times set.
+// Follow its outcome with WatchRegistry and Registry.Request.
+func Submit(ctx context.Context, brokers []string, req Request, opts ...kgo.Opt) (Request, error) {
+	c, err := newRegistryClient(ctx, brokers, opts...)
+	if err != nil {
+		return req, err
+	}
+	defer c.close()
+	if req.ID == "" {
+		req.ID = newID()
+	}
+	if req.Status == "" {
+		req.Status = StatusPending
+	}
+	now := time.Now().UTC()
+	if req.RequestedAt.IsZero() {
+		req.RequestedAt = now
+	}
+	req.UpdatedAt = now
+	return req, c.write(ctx, requestKey(req.Namespace, req.Name, req.ID), req)
+}
