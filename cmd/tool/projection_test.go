@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	ks "github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/consumer"
+	"github.com/kastor-dev/kastor/examples/bank/account"
+	"github.com/kastor-dev/kastor/kafkatest"
+	"github.com/kastor-dev/kastor/producer"
+	"github.com/kastor-dev/kastor/schema"
+)
+
+// TestProjectionAndDLQCommands runs a projection as an application would (a
+// consumer.Projection in the test process) and drives it with the projection and dlq
+// commands: status, list, reset refused while members are live, dead letters listed,
+// shown, replayed and purged, a rebuild followed to its switch with -o json, and the
+// errors once the application is stopped.
+func TestProjectionAndDLQCommands(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c *kafkatest.Cluster) {
+		ns := namespace(t)
+		file := writeFile(t, oneNodeYAML(ns))
+		brokers := strings.Join(c.Brokers(), ",")
+		cli := func(args ...string) result {
+			return kastor(t, append(args, "-f", file, "--brokers", brokers)...)
+		}
+		if r := cli("topics", "apply"); r.code != exitOK {
+			t.Fatalf("topics apply: %d", r.code)
+		}
+		if r := cli("projection", "init", "--replication-factor", "1"); r.code != exitOK {
+			t.Fatalf("projection init: %d %s", r.code, r.stderr)
+		}
+		c.CreateTopic(t, consumer.DLQTopic(ns, "balances"), 3, 1, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		codecs, err := account.NewCodecs(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl := c.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		if err := schema.Publish(ctx, cl, codecs.Registry, account.Schemas()...); err != nil {
+			t.Fatal(err)
+		}
+		versions := map[string]int64{}
+		write := func(id string, ev ks.Event) {
+			enc, err := codecs.Events.Encode(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			versions[id]++
+			md := ks.Metadata{AggregateType: account.Type, AggregateID: id, Version: versions[id], Type: enc.Type, Fingerprint: enc.Fingerprint}
+			rec := &kgo.Record{Topic: ns + ".bank.account.events", Partition: producer.PartitionFor([]byte(id), 3), Key: []byte(id), Value: enc.Data, Headers: producer.Headers(&md)}
+			if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range 10 {
+			for _, id := range []string{"acct-a", "acct-b", "acct-c"} {
+				if i == 0 {
+					write(id, account.Opened{Owner: id})
+				} else {
+					write(id, account.Deposited{Amount: int64(i)})
+				}
+			}
+		}
+		write("acct-bad", account.Deposited{Amount: 7})
+
+		// The application: a projection whose handler fails on acct-bad while failing is set.
+		var failing atomic.Bool
+		failing.Store(true)
+		p, err := consumer.NewProjection(consumer.ProjectionConfig[ks.Event]{
+			Reader: consumer.Config[ks.Event]{Name: "balances", Namespace: ns, AggregateTypes: []string{account.Type},
+				Events: codecs.Events, Brokers: c.Brokers(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+				Retry: consumer.Retry{Attempts: 1}},
+			Version: 1, Instance: "app-1", Interval: 100 * time.Millisecond,
+			NewSink: func(int) (consumer.Sink[ks.Event], error) {
+				return consumer.Handler(func(_ context.Context, e ks.Envelope[ks.Event]) error {
+					if e.AggregateID == "acct-bad" && failing.Load() {
+						return errBad
+					}
+					return nil
+				}), nil
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pctx, stopApp := context.WithCancel(context.Background())
+		appDone := make(chan error, 1)
+		go func() { appDone <- p.Run(pctx) }()
+		stop := func() {
+			stopApp()
+			if err := <-appDone; err != nil {
+				t.Errorf("Projection.Run: %v", err)
+			}
+			appDone <- nil
+		}
+		t.Cleanup(stop)
+
+		// status: wait for the serving version to catch up (lag 0 everywhere).
+		var st projectionStatus
+		until(t, ctx, "v1 caught up", func() bool {
+			r := cli("projection", "status", "balances", "-o", "json")
+			if r.code != exitOK || json.Unmarshal([]byte(r.stdout), &st) != nil || len(st.Versions) == 0 {
+				return false
+			}
+			v := st.Versions[0]
+			return st.Serving == 1 && v.Lag == 0 && len(v.Partitions) == 3 && len(v.Members) == 1
+		})
+		if st.Phase != consumer.PhaseServing || st.Offsets != "group" || st.Versions[0].Role != "serving" {
+			t.Errorf("status: %+v", st)
+		}
+		if r := cli("projection", "status", "balances"); r.code != exitOK || !strings.Contains(r.stdout, "serving v1") || !strings.Contains(r.stdout, "1 member(s)") {
+			t.Errorf("status text: %q", r.stdout)
+		}
+		var rows []listRow
+		if r := cli("projection", "list", "-o", "json"); r.code != exitOK || json.Unmarshal([]byte(r.stdout), &rows) != nil ||
+			len(rows) != 1 || rows[0].Name != "balances" || rows[0].Serving != 1 || rows[0].Members != 1 {
+			t.Errorf("list: %d %q", r.code, r.stdout)
+		}
+
+		// reset needs the group idle.
+		if r := cli("projection", "reset", "balances", "--yes"); r.code != exitUsage || !strings.Contains(r.stderr, "--in-place") {
+			t.Errorf("reset without --in-place: %d %q", r.code, r.stderr)
+		}
+		if r := cli("projection", "reset", "balances", "--in-place", "--yes"); r.code != exitError || !strings.Contains(r.stderr, "1 live member(s)") {
+			t.Errorf("reset with live members: %d %q", r.code, r.stderr)
+		}
+
+		// Dead letters: listed, shown decoded, replayed by the application.
+		var counts []dlqCount
+		if r := cli("dlq", "list", "-o", "json"); r.code != exitOK || json.Unmarshal([]byte(r.stdout), &counts) != nil ||
+			len(counts) != 1 || counts[0].Unresolved != 1 || counts[0].Version != 1 {
+			t.Errorf("dlq list: %d %q", r.code, r.stdout)
+		}
+		var letters []letterOut
+		if r := cli("dlq", "show", "balances", "-o", "json"); r.code != exitOK || json.Unmarshal([]byte(r.stdout), &letters) != nil ||
+			len(letters) != 1 || letters[0].Reason != consumer.ReasonFailed || letters[0].AggregateID != "acct-bad" ||
+			!strings.Contains(strings.ReplaceAll(string(letters[0].Event), " ", ""), `"amount":7`) || !strings.Contains(letters[0].Error, "bad account") {
+			t.Errorf("dlq show: %d %q", r.code, r.stdout)
+		}
+		failing.Store(false)
+		var rep replayResult
+		if r := cli("dlq", "replay", "balances", "-o", "json"); r.code != exitOK || json.Unmarshal([]byte(r.stdout), &rep) != nil ||
+			rep.Applied != 1 || rep.Failed != 0 || rep.Instance != "app-1" {
+			t.Errorf("dlq replay: %d %q %q", r.code, r.stdout, r.stderr)
+		}
+
+		// rebuild -o json: progress lines, then the result; v2 serves.
+		r := cli("projection", "rebuild", "balances", "-o", "json")
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		var res rebuildResult
+		if r.code != exitOK || json.Unmarshal([]byte(lines[len(lines)-1]), &res) != nil ||
+			res.Type != "result" || res.Status != consumer.StatusDone || res.From != 1 || res.To != 2 {
+			t.Fatalf("rebuild: %d %q %q", r.code, r.stdout, r.stderr)
+		}
+		for _, l := range lines[:len(lines)-1] {
+			var pl progressLine
+			if json.Unmarshal([]byte(l), &pl) != nil || pl.Type != "progress" || pl.Version != 2 || pl.Total != 31 || pl.Done > pl.Total {
+				t.Errorf("progress line %q", l)
+			}
+		}
+		until(t, ctx, "v2 serving", func() bool { v, _ := p.Serving(); return v == 2 })
+
+		// purge: a new dead letter of v2, refused without --yes, then resolved.
+		failing.Store(true)
+		write("acct-bad", account.Deposited{Amount: 8})
+		until(t, ctx, "a v2 dead letter", func() bool {
+			r := cli("dlq", "list", "-o", "json")
+			counts = nil
+			_ = json.Unmarshal([]byte(r.stdout), &counts)
+			for _, c := range counts {
+				if c.Version == 2 && c.Unresolved == 1 {
+					return true
+				}
+			}
+			return false
+		})
+		if r := cli("dlq", "purge", "balances"); r.code != exitError || !strings.Contains(r.stderr, "re-run with --yes") {
+			t.Errorf("purge without --yes: %d %q", r.code, r.stderr)
+		}
+		var pur purgeResult
+		if r := cli("dlq", "purge", "balances", "--yes", "-o", "json"); r.code != exitOK || json.Unmarshal([]byte(r.stdout), &pur) != nil || pur.Resolved != 1 || pur.Version != 2 {
+			t.Errorf("purge: %d %q", r.code, r.stdout)
+		}
+		if r := cli("dlq", "show", "balances", "-o", "json"); r.code != exitOK || strings.TrimSpace(r.stdout) != "[]" {
+			t.Errorf("dlq show after the purge: %q", r.stdout)
+		}
+
+		// The application stopped: nothing can execute a rebuild; the idle group resets.
+		stop()
+		if r := cli("projection", "rebuild", "balances"); r.code != exitError || !strings.Contains(r.stderr, "no instance is running projection balances") {
+			t.Errorf("rebuild with no instance: %d %q", r.code, r.stderr)
+		}
+		var reset resetResult
+		if r := cli("projection", "reset", "balances", "--in-place", "--yes", "-o", "json"); r.code != exitOK ||
+			json.Unmarshal([]byte(r.stdout), &reset) != nil || reset.Version != 2 || len(reset.Offsets) != 3 {
+			t.Errorf("reset: %d %q %q", r.code, r.stdout, r.stderr)
+		}
+		until(t, ctx, "v2 reset", func() bool {
+			r := cli("projection", "status", "balances", "-o", "json")
+			return json.Unmarshal([]byte(r.stdout), &st) == nil && len(st.Versions) > 0 && st.Versions[len(st.Versions)-1].Lag == 32
+		})
+	})
+}
+
+var errBad = errorString("bad account")
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
+
+// until polls cond until it holds or ctx ends.
+func until(t *testing.T, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: never happened", what)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
