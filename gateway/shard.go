@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
@@ -94,8 +95,8 @@ type Recovery struct {
 func (g *Gateway[S, C, E]) restore(ctx context.Context, p int32) (*shard[S], Recovery, error) {
 	start := time.Now()
 	cfg := g.cfg
-	// One client reads both partitions, and one request finds both ends: the events end is
-	// final already, since this instance is the shard's only writer and has not begun.
+	// One client reads both partitions, and one request finds both ends. The events end,
+	// once settled, is final: this instance is the shard's only writer and has not begun.
 	rd, err := partition.NewReader(cfg.Brokers, cfg.ClientOptions...)
 	if err != nil {
 		return nil, Recovery{}, fmt.Errorf("gateway: restore shard %d: %w", p, err)
@@ -110,7 +111,7 @@ func (g *Gateway[S, C, E]) restore(ctx context.Context, p int32) (*shard[S], Rec
 	if err != nil {
 		return nil, Recovery{}, fmt.Errorf("gateway: restore shard %d: %w", p, err)
 	}
-	eventsEnd, err := partition.End(ends, g.topics.events, p)
+	eventsEnd, err := g.settledEventsEnd(ctx, rd, ends, p)
 	if err != nil {
 		return nil, Recovery{}, fmt.Errorf("gateway: restore shard %d: %w", p, err)
 	}
@@ -186,6 +187,34 @@ func (g *Gateway[S, C, E]) restore(ctx context.Context, p int32) (*shard[S], Rec
 		sh.lastEventOffset = st.End - 1
 	}
 	return sh, Recovery{Partition: p, SnapshotRecords: snapRead.Records, EventRecords: st.Records, Aggregates: len(sh.aggs), Duration: time.Since(start)}, nil
+}
+
+// settledEventsEnd is where the restore of shard p stops reading events: the events
+// partition's last stable offset once no transaction is open there. The previous owner's
+// last transaction can have its command offsets committed and stable (awaitStableOffset)
+// while the marker that makes its events readable is not yet written or replicated; a
+// restore stopping before them would write their versions again (the W2 test caught it).
+// Only previous owners write this partition, and this instance has not begun, so an open
+// transaction there is theirs: one that committed settles in milliseconds, a paused
+// owner's is aborted by the broker after its timeout.
+func (g *Gateway[S, C, E]) settledEventsEnd(ctx context.Context, rd *partition.Reader, ends kadm.ListedOffsets, p int32) (int64, error) {
+	lso, err := partition.End(ends, g.topics.events, p)
+	if err != nil {
+		return 0, err
+	}
+	// The broker looks for timed-out transactions every 10 s by default.
+	sctx, cancel := context.WithTimeout(ctx, g.cfg.TransactionTimeout+time.Minute)
+	defer cancel()
+	start := time.Now()
+	settled, err := rd.Settled(sctx, g.topics.events, p)
+	if err != nil {
+		return 0, err
+	}
+	if settled != lso {
+		g.cfg.Logger.Info("waited for a previous owner's transaction to settle before restoring", "partition", p,
+			"from_offset", lso, "to_offset", settled, "took", time.Since(start).Round(time.Millisecond))
+	}
+	return settled, nil
 }
 
 // materialize decodes a lazily restored entry's state. A snapshot whose state cannot be

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -85,6 +86,47 @@ func (r *Reader) Ends(ctx context.Context, topics ...string) (kadm.ListedOffsets
 		return nil, fmt.Errorf("end offsets of %v: %w", topics, err)
 	}
 	return ends, nil
+}
+
+// Settled waits until no transaction is open in topic/partition, that is until its last
+// stable offset reaches its high watermark, and returns that offset. A read to it then
+// misses no record of a transaction that has committed: a commit's marker reaches each
+// partition of the transaction separately, so a transaction can be committed (its offsets
+// visible, say) while the marker that makes its records here readable is not written, or
+// not replicated, yet. A transaction that stays open (its producer paused or dead) holds
+// this up until the broker aborts it after its timeout: bound ctx accordingly.
+func (r *Reader) Settled(ctx context.Context, topic string, partition int32) (int64, error) {
+	backoff := 5 * time.Millisecond
+	for {
+		stable, err := r.Ends(ctx, topic)
+		if err != nil {
+			return 0, err
+		}
+		lso, err := End(stable, topic, partition)
+		if err != nil {
+			return 0, err
+		}
+		hws, err := r.adm.ListEndOffsets(ctx, topic)
+		if err == nil {
+			err = hws.Error()
+		}
+		if err != nil {
+			return 0, fmt.Errorf("high watermark of %s/%d: %w", topic, partition, err)
+		}
+		hw, err := End(hws, topic, partition)
+		if err != nil {
+			return 0, err
+		}
+		if lso >= hw {
+			return lso, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%s/%d: a transaction is still open at offset %d (high watermark %d): %w", topic, partition, lso, hw, ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 200*time.Millisecond)
+	}
 }
 
 // End returns the last stable offset of topic/partition.

@@ -96,3 +96,74 @@ func TestReadToEndStopsAtCapturedEnd(t *testing.T) {
 		})
 	}
 }
+
+// TestSettledWaitsForOpenTransactions: Settled returns only once no transaction is open in
+// the partition, with an end that includes the transaction's records; and one Reader reads
+// two partitions in turn.
+func TestSettledWaitsForOpenTransactions(t *testing.T) {
+	for _, b := range []struct {
+		name string
+		get  func(*testing.T) *kafkatest.Cluster
+	}{
+		{"embedded", func(t *testing.T) *kafkatest.Cluster { return kafkatest.StartEmbedded(t) }},
+		{"kafka", func(t *testing.T) *kafkatest.Cluster { return realKafka.Get(t) }},
+	} {
+		t.Run(b.name, func(t *testing.T) {
+			c := b.get(t)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			topic := kafkatest.TopicName(t)
+			c.CreateTopic(t, topic, 2, 1, nil)
+			cl := c.Client(t, kgo.TransactionalID(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+			if err := cl.BeginTransaction(); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 5 {
+				if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 0, Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rd, err := partition.NewReader(c.Brokers())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rd.Close()
+			// Open: Settled must wait.
+			sctx, scancel := context.WithTimeout(ctx, 500*time.Millisecond)
+			if end, err := rd.Settled(sctx, topic, 0); err == nil {
+				t.Fatalf("Settled returned %d while a transaction was open", end)
+			}
+			scancel()
+			settled := make(chan int64, 1)
+			go func() {
+				end, err := rd.Settled(ctx, topic, 0)
+				if err != nil {
+					t.Error(err)
+				}
+				settled <- end
+			}()
+			if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+				t.Fatal(err)
+			}
+			end := <-settled
+			if end != 6 { // five records and the commit marker
+				t.Fatalf("settled end %d, want 6", end)
+			}
+			var got []string
+			st, err := rd.Read(ctx, topic, 0, 0, end, func(r *kgo.Record) error { got = append(got, string(r.Value)); return nil })
+			if err != nil || st.Records != 5 || got[4] != "4" {
+				t.Fatalf("read %v (%+v, %v), want 0..4", got, st, err)
+			}
+			// The same Reader goes on with the other partition.
+			c2 := c.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+			if err := c2.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 1, Value: []byte("p1")}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			got = got[:0]
+			st, err = rd.ReadToEnd(ctx, topic, 1, 0, func(r *kgo.Record) error { got = append(got, string(r.Value)); return nil })
+			if err != nil || st.Records != 1 || got[0] != "p1" {
+				t.Fatalf("second partition: %v (%+v, %v)", got, st, err)
+			}
+		})
+	}
+}
