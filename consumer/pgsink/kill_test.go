@@ -277,9 +277,6 @@ func (r *rig) generate(t *testing.T, naccts int, stop <-chan struct{}, committed
 				failure = err
 				return
 			}
-			if os.Getenv("PGSINK_TEST_LOG") != "" {
-				t.Logf("transaction of %d events, commit %v", len(recs), commit)
-			}
 			if commit {
 				for id, a := range next {
 					state[id] = a
@@ -372,30 +369,33 @@ func readModel(t *testing.T, pool *pgxpool.Pool) map[string]*account {
 // fold of the events topic read back: every committed event applied exactly once,
 // aborted ones never, nothing parked.
 func TestKill9ReadModelEqualsFold(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("kills processes for about 30s")
 	}
+	start := time.Now()
 	r := newRig(t, 6)
 	dsn, pool := newDB(t)
+	t.Logf("%v: Kafka and PostgreSQL ready", time.Since(start).Round(time.Millisecond))
 	env := []string{"CHILD_BROKERS=" + strings.Join(r.c.Brokers(), ","), "CHILD_NS=" + r.ns, "CHILD_DSN=" + dsn}
-	children := []*child{spawn(t, "a", env...), spawn(t, "b", env...)}
-
 	stop := make(chan struct{})
 	var committed atomic.Int64
 	load := r.generate(t, 60, stop, &committed)
+	children := []*child{spawn(t, "a", env...), spawn(t, "b", env...)}
 	// Kill only under load: once the first transactions are in.
 	for deadline := time.Now().Add(60 * time.Second); committed.Load() < 50; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the load has not started after 60s")
 		}
 	}
+	t.Logf("%v: the load runs", time.Since(start).Round(time.Millisecond))
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
-	const kills = 4
+	const kills = 6
 	for k := range kills {
 		time.Sleep(time.Duration(800+rng.IntN(1700)) * time.Millisecond)
 		i := rng.IntN(len(children))
 		children[i].kill(t)
-		t.Logf("kill %d: child %d killed", k+1, i)
+		t.Logf("%v: kill %d: child %d killed and restarted", time.Since(start).Round(time.Millisecond), k+1, i)
 		children[i] = spawn(t, fmt.Sprintf("%c%d", 'a'+i, k+1), env...)
 	}
 	time.Sleep(time.Second)
@@ -405,7 +405,7 @@ func TestKill9ReadModelEqualsFold(t *testing.T) {
 	close(stop)
 	state, written := load()
 	ends := r.ends()
-	t.Logf("load stopped after %d events", written)
+	t.Logf("%v: load stopped after %d events", time.Since(start).Round(time.Millisecond), written)
 	t0 := time.Now()
 
 	// The parent's own handle on the projection's offsets (the table exists: New only

@@ -55,6 +55,7 @@ func (s *spy) Apply(ctx context.Context, b consumer.Batch[kastor.Event]) error {
 // the offsets the sink stored, not from its group's: with a group that never committed,
 // and without a group (AllPartitions). Each event is applied exactly once.
 func TestResumeFromStoredOffsets(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, 4)
 	dsn, pool := newDB(t)
 	migrate(t, pool, countingSchema...)
@@ -116,6 +117,7 @@ func TestResumeFromStoredOffsets(t *testing.T) {
 // database, and the rest flows; a replay, once the projection is fixed, applies it
 // without moving the offsets.
 func TestFailedEventParked(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, 4)
 	_, pool := newDB(t)
 	migrate(t, pool, countingSchema...)
@@ -197,6 +199,7 @@ func TestFailedEventParked(t *testing.T) {
 // nothing is parked nor applied; once the database is back, it catches up and every
 // event is applied exactly once.
 func TestReaderWaitsForDatabase(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, 4)
 	dsn, direct := newDB(t)
 	migrate(t, direct, countingSchema...)

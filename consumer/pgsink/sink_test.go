@@ -70,6 +70,7 @@ func sameOffsets(got []int64, want ...int64) bool {
 }
 
 func TestConfigErrors(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	_, err := pgsink.New(ctx, nil, pgsink.Config[kastor.Event]{Name: "bad name", Version: 0, Timeout: -1, IsoLevel: "chaos"})
 	if err == nil {
@@ -88,6 +89,7 @@ func TestConfigErrors(t *testing.T) {
 // New creates the offsets table (also in a schema of its own) and refuses a table that
 // is not one.
 func TestOffsetsTable(t *testing.T) {
+	t.Parallel()
 	_, pool := newDB(t)
 	migrate(t, pool, countingSchema...)
 	ctx := testCtx(t, 30*time.Second)
@@ -126,6 +128,7 @@ func TestOffsetsTable(t *testing.T) {
 
 // Several instances starting at once create the table once, without errors.
 func TestNewConcurrently(t *testing.T) {
+	t.Parallel()
 	_, pool := newDB(t)
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
@@ -147,6 +150,7 @@ func TestNewConcurrently(t *testing.T) {
 // A batch applies its events and records Next in one transaction; versions keep
 // separate offsets; a batch of skipped records only moves the offset.
 func TestApplyRecordsNext(t *testing.T) {
+	t.Parallel()
 	_, pool := newDB(t)
 	migrate(t, pool, countingSchema...)
 	ctx := testCtx(t, 30*time.Second)
@@ -191,6 +195,7 @@ func TestApplyRecordsNext(t *testing.T) {
 // A batch, or part of one, that is already applied is not applied again: a retry after a
 // commit whose acknowledgement was lost, or a second reader on the same partition.
 func TestApplyDropsAppliedEvents(t *testing.T) {
+	t.Parallel()
 	_, pool := newDB(t)
 	migrate(t, pool, countingSchema...)
 	ctx := testCtx(t, 30*time.Second)
@@ -211,6 +216,7 @@ func TestApplyDropsAppliedEvents(t *testing.T) {
 // Two appliers of one partition at the same time (a zombie reader and its successor)
 // apply every event once, in order: the offsets row serializes them.
 func TestConcurrentAppliersOfOnePartition(t *testing.T) {
+	t.Parallel()
 	_, pool := newDB(t)
 	migrate(t, pool, countingSchema...)
 	slow := func(ctx context.Context, tx pgx.Tx, ev kastor.Envelope[kastor.Event]) error {
@@ -266,6 +272,7 @@ func TestConcurrentAppliersOfOnePartition(t *testing.T) {
 // An event whose Apply fails: the batch before it is applied and recorded up to its
 // offset, nothing of it is in the database, and Apply returns *ApplyError with its index.
 func TestApplyErrorRecordsPrefix(t *testing.T) {
+	t.Parallel()
 	_, pool := newDB(t)
 	migrate(t, pool, countingSchema...)
 	ctx := testCtx(t, 30*time.Second)
@@ -340,6 +347,7 @@ func TestApplyErrorRecordsPrefix(t *testing.T) {
 
 // A replay applies its event without moving the offsets; a failing one is blamed.
 func TestReplayLeavesOffsets(t *testing.T) {
+	t.Parallel()
 	_, pool := newDB(t)
 	migrate(t, pool, countingSchema...)
 	ctx := testCtx(t, 30*time.Second)
@@ -381,6 +389,7 @@ func TestReplayLeavesOffsets(t *testing.T) {
 
 // Apply cannot end the sink's transaction; savepoints work.
 func TestApplyCannotEndTransaction(t *testing.T) {
+	t.Parallel()
 	_, pool := newDB(t)
 	migrate(t, pool, countingSchema...)
 	ctx := testCtx(t, 30*time.Second)
@@ -416,6 +425,7 @@ func TestApplyCannotEndTransaction(t *testing.T) {
 // Conflicts between transactions are retried, never blamed on an event; past
 // ConflictRetries the batch is unavailable.
 func TestConflictsRetried(t *testing.T) {
+	t.Parallel()
 	_, pool := newDB(t)
 	migrate(t, pool, countingSchema...)
 	ctx := testCtx(t, 30*time.Second)
@@ -492,6 +502,7 @@ func TestConflictsRetried(t *testing.T) {
 // A failure at COMMIT (a deferred constraint) is not blamed on an event nor on the
 // database: nothing took effect, and the reader isolates the culprit.
 func TestCommitFailure(t *testing.T) {
+	t.Parallel()
 	_, pool := newDB(t)
 	migrate(t, pool, countingSchema...)
 	migrate(t, pool, `CREATE TABLE parent (id int PRIMARY KEY)`,
@@ -533,6 +544,7 @@ func TestCommitFailure(t *testing.T) {
 // and StoredOffsets report ErrUnavailable; nothing is blamed on an event, and nothing of
 // the batch is applied.
 func TestUnavailable(t *testing.T) {
+	t.Parallel()
 	dsn, direct := newDB(t)
 	migrate(t, direct, countingSchema...)
 	pool, px := proxiedPool(t, dsn)
@@ -611,6 +623,7 @@ func mustDDL(t *testing.T) string {
 }
 
 func TestUnreachable(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		err  error
 		want bool
