@@ -43,7 +43,8 @@ func (p FailurePolicy) String() string {
 }
 
 // Retry is how an event that fails to apply is retried before it is parked. The delay
-// doubles after each failed attempt, from InitialBackoff up to MaxBackoff.
+// doubles after each failed attempt, from InitialBackoff up to MaxBackoff, less a random
+// jitter of up to a fifth so that partitions failing together do not retry in step.
 type Retry struct {
 	// Attempts is how many times an event is tried in all, the first included (default
 	// 5). 1 parks an event at its first failure.
@@ -113,9 +114,15 @@ type Config[E any] struct {
 	// Events of one partition are always applied one batch at a time, in offset order;
 	// a sink must accept concurrent Apply calls for different partitions, or set 1.
 	Concurrency int
-	// MaxPollRecords is the most records taken from Kafka per round (default 1000). A
-	// round applies them, commits and only then lets the group rebalance, so smaller
-	// rounds mean faster rebalances and fewer duplicates after a crash.
+	// MaxPollRecords is the most records taken from Kafka per round. A round applies
+	// them, commits and only then lets the group rebalance; after a crash, an
+	// at-least-once sink (Handler) sees the last round again, so smaller rounds mean fewer
+	// duplicates. Default: 1000 for an at-least-once sink and for a TxSink (one
+	// transaction per round, never cut short); for a sink that stores its offsets
+	// (OffsetStore, as Memory) or with AllPartitions, everything the client has buffered,
+	// since a crash duplicates nothing there and a round ends early, at a batch
+	// boundary (at most 1000 events per Apply), when the group wants to rebalance. Large
+	// rounds apply partitions in parallel and overlap the next fetch with the applying.
 	MaxPollRecords int
 
 	// Logger receives the reader's logs (default slog.Default()).
@@ -135,9 +142,10 @@ func GroupName(ns, name string, version int) string {
 
 // DLQTopic is the dead-letter topic of projection name, shared by its versions (records
 // carry the version in a header): "<ns>.proj.<name>.dlq". kastor never creates topics
-// implicitly; create it like the other topics, with the partition count and replication
-// of your events topics. A reader refuses to start without it.
-func DLQTopic(ns, name string) string { return ns + ".proj." + name + ".dlq" }
+// implicitly: list the projection under projections: in kastor.yaml and `kastor topics
+// apply` plans it (topics.ProjectionDLQTopic), or create it like the other topics (any
+// partition count: readers locate letters by their origin headers). A reader refuses to start without it.
+func DLQTopic(ns, name string) string { return topics.ProjectionDLQTopic(ns, name) }
 
 var legalName = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
 

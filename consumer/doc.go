@@ -23,8 +23,10 @@
 //   - Memory and other OffsetStore sinks record Batch.Next with what they applied and
 //     the reader resumes from their offsets: exactly once into the sink. A new Memory
 //     starts from the earliest offsets.
-//   - TxSink sinks (a Kafka table) write in the reader's Kafka transaction, with the
-//     consumed offsets and the round's dead letters.
+//   - TxSink sinks write in the reader's Kafka transaction, with the consumed offsets
+//     and the round's dead letters. KafkaTable (NewKafkaTable, NewKafkaTableCodec) is
+//     one: a compacted output topic of rows, tombstones for deletes, exactly once for
+//     read_committed readers; ReadTable reads it back into a map.
 //
 // # Failures
 //

@@ -26,6 +26,9 @@ import (
 var realKafka = kafkatest.NewShared()
 
 func TestMain(m *testing.M) {
+	if os.Getenv(tableChildEnv) != "" {
+		os.Exit(runTableChild())
+	}
 	code := m.Run()
 	if err := realKafka.Close(); err != nil {
 		fmt.Fprintln(os.Stderr, err)

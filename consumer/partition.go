@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
@@ -26,19 +27,29 @@ type worker[E any] struct {
 	// call under way, so an applied batch is also recorded.
 	work    context.Context
 	produce produceFunc
+	// tx is set in a transactional reader: a round there commits or aborts whole, so a
+	// pending rebalance does not cut it short (it would abort everything applied).
+	tx      bool
+	headers headerParser
 }
+
+// maxBatch caps the events of one Sink.Apply call. A round may hold many more (all the
+// client had buffered): a bounded batch keeps a sink's lock or transaction short, and
+// between batches a worker notices a pending rebalance and ends its share of the round.
+const maxBatch = 1000
 
 // item is a record with what the worker learnt of it; decoding is lazy so that filtered
 // and held records are never decoded.
 type item[E any] struct {
 	rec      *kgo.Record
 	control  bool
-	md       kastor.Metadata
 	bad      error // the headers are missing or malformed
 	filtered bool
 	decoded  bool
-	env      kastor.Envelope[E]
-	decErr   error
+	// env holds the metadata read from the headers from the start (env.Metadata, also
+	// for records never decoded), and the event once decoded.
+	env    kastor.Envelope[E]
+	decErr error
 }
 
 type kind int
@@ -54,13 +65,39 @@ const (
 // run applies recs (one partition, offset order). It returns ok when every record was
 // applied, skipped or parked; otherwise the offset to read again from next round
 // (everything before it is recorded and will be committed).
+//
+// A round may hand a worker tens of thousands of records (everything buffered): they are
+// taken maxBatch at a time, so that only a window's items are alive at once (less for the
+// garbage collector to scan), and between windows the worker notices a pending
+// rebalance. The first window is always applied, so a partition progresses even when
+// rebalances follow each other.
 func (w *worker[E]) run(recs []*kgo.Record) (rewind int64, ok bool) {
-	items := make([]*item[E], 0, len(recs))
+	items := make([]item[E], 0, min(len(recs), maxBatch))
+	for i := 0; i < len(recs); i += maxBatch {
+		if i > 0 && !w.tx && w.hurried() {
+			// A rebalance waits: end this partition's share of the round here (all
+			// before is recorded) and read the rest next round, or its new owner will.
+			return recs[i].Offset, false
+		}
+		if at, ok := w.runWindow(recs[i:min(i+maxBatch, len(recs))], items[:0]); !ok {
+			return at, false
+		}
+	}
+	return 0, true
+}
+
+// runWindow applies recs (at most maxBatch records) with items as scratch; it returns
+// as run does.
+func (w *worker[E]) runWindow(recs []*kgo.Record, items []item[E]) (rewind int64, ok bool) {
 	for _, rec := range recs {
 		if w.st.next >= 0 && rec.Offset < w.st.next {
 			continue // already applied: a fetch from before a rewind or an adjustment
 		}
-		items = append(items, w.prepare(rec))
+		items = append(items, item[E]{rec: rec})
+		w.prepare(&items[len(items)-1])
+	}
+	if len(items) == 0 {
+		return 0, true
 	}
 	pos := 0
 	single := false     // after a failure, events are applied one at a time to isolate it
@@ -76,8 +113,12 @@ func (w *worker[E]) run(recs []*kgo.Record) (rewind int64, ok bool) {
 			return rewindAt() // shutting down: keep what is recorded, read the rest next time
 		}
 		// Collect a run of records to apply or skip, up to the next one to park.
-		var evs []kastor.Envelope[E]
-		var at []int // index in items of each event
+		limit := min(maxBatch, len(items)-pos)
+		if single {
+			limit = 1
+		}
+		evs := make([]kastor.Envelope[E], 0, limit)
+		at := make([]int, 0, limit) // index in items of each event
 		skipped := carry
 		last := int64(-1)
 		if len(carry) > 0 {
@@ -86,15 +127,15 @@ func (w *worker[E]) run(recs []*kgo.Record) (rewind int64, ok bool) {
 		j := pos
 	collect:
 		for ; j < len(items); j++ {
-			it := items[j]
+			it := &items[j]
 			switch w.classify(it) {
 			case kindControl:
 			case kindFiltered:
-				skipped = append(skipped, Skipped{Metadata: it.md, Offset: it.rec.Offset})
+				skipped = append(skipped, Skipped{Metadata: it.env.Metadata, Offset: it.rec.Offset})
 			case kindLettered:
-				skipped = append(skipped, Skipped{Metadata: it.md, Offset: it.rec.Offset, Parked: true})
+				skipped = append(skipped, Skipped{Metadata: it.env.Metadata, Offset: it.rec.Offset, Parked: true})
 			case kindApply:
-				if single && len(evs) == 1 {
+				if len(evs) == limit {
 					break collect
 				}
 				evs = append(evs, it.env)
@@ -147,7 +188,7 @@ func (w *worker[E]) run(recs []*kgo.Record) (rewind int64, ok bool) {
 				continue
 			}
 			// Out of retries: park the event and go on.
-			it := items[at[k]]
+			it := &items[at[k]]
 			if err := w.park(it, letter{rec: it.rec, reason: ReasonFailed, err: err, attempts: w.st.failAttempts}); err != nil {
 				if !w.pause(err, "dlq") {
 					return rewindAt()
@@ -155,12 +196,12 @@ func (w *worker[E]) run(recs []*kgo.Record) (rewind int64, ok bool) {
 				continue
 			}
 			w.st.failOffset, w.st.failAttempts = -1, 0
-			carry = append(carry, Skipped{Metadata: it.md, Offset: it.rec.Offset, Parked: true})
+			carry = append(carry, Skipped{Metadata: it.env.Metadata, Offset: it.rec.Offset, Parked: true})
 			pos, single = at[k]+1, false
 			continue
 		}
 		// items[pos] is to be parked: undecodable, or held behind its aggregate's parked event.
-		it := items[pos]
+		it := &items[pos]
 		l := w.letterFor(it)
 		if err := w.park(it, l); err != nil {
 			if !w.pause(err, "dlq") {
@@ -168,7 +209,7 @@ func (w *worker[E]) run(recs []*kgo.Record) (rewind int64, ok bool) {
 			}
 			continue
 		}
-		carry = append(carry, Skipped{Metadata: it.md, Offset: it.rec.Offset, Parked: true})
+		carry = append(carry, Skipped{Metadata: it.env.Metadata, Offset: it.rec.Offset, Parked: true})
 		pos++
 	}
 	return 0, true
@@ -183,24 +224,32 @@ func skippedBefore(s []Skipped, offset int64) []Skipped {
 	return s
 }
 
+// hurried reports whether a rebalance waits for the round.
+func (w *worker[E]) hurried() bool {
+	select {
+	case <-w.hurry:
+		return true
+	default:
+		return false
+	}
+}
+
 // prepare reads a record's headers and applies the filter.
-func (w *worker[E]) prepare(rec *kgo.Record) *item[E] {
-	it := &item[E]{rec: rec}
+func (w *worker[E]) prepare(it *item[E]) {
+	rec := it.rec
 	if rec.Attrs.IsControl() {
 		it.control = true
-		return it
+		return
 	}
-	hs := make([]kastor.Header, len(rec.Headers))
-	for i, h := range rec.Headers {
-		hs[i] = kastor.Header{Key: h.Key, Value: h.Value}
-	}
-	it.md, it.bad = kastor.ParseHeaders(hs)
+	it.env = kastor.Envelope[E]{Timestamp: rec.Timestamp, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}
+	it.env.Metadata, it.bad = w.headers.parse(rec.Headers)
 	if it.bad == nil {
+		md := &it.env.Metadata
 		var missing []error
 		for _, m := range []struct {
 			ok   bool
 			name string
-		}{{it.md.AggregateID != "", kastor.HeaderAggregateID}, {it.md.Version != 0, kastor.HeaderVersion}, {it.md.Type != "", kastor.HeaderType}} {
+		}{{md.AggregateID != "", kastor.HeaderAggregateID}, {md.Version != 0, kastor.HeaderVersion}, {md.Type != "", kastor.HeaderType}} {
 			if !m.ok {
 				missing = append(missing, fmt.Errorf("header %s is missing", m.name))
 			}
@@ -208,9 +257,8 @@ func (w *worker[E]) prepare(rec *kgo.Record) *item[E] {
 		it.bad = errors.Join(missing...)
 	}
 	if it.bad == nil {
-		it.filtered = !w.r.cfg.Filter.match(&it.md)
+		it.filtered = !w.r.cfg.Filter.match(&it.env.Metadata)
 	}
-	return it
 }
 
 // classify says what to do with an item now; held status depends on what was parked
@@ -227,13 +275,13 @@ func (w *worker[E]) classify(it *item[E]) kind {
 		return kindFiltered
 	}
 	if w.r.cfg.OnFailure == ParkAggregate {
-		if at, held := w.st.held[it.md.AggregateID]; held && it.rec.Offset > at {
+		if at, held := w.st.held[it.env.AggregateID]; held && it.rec.Offset > at {
 			return kindPark
 		}
 	}
 	if !it.decoded {
 		it.decoded = true
-		it.env, it.decErr = w.decode(it)
+		it.env.Event, it.decErr = w.decode(it)
 	}
 	if it.decErr != nil {
 		return kindPark
@@ -241,20 +289,18 @@ func (w *worker[E]) classify(it *item[E]) kind {
 	return kindApply
 }
 
-func (w *worker[E]) decode(it *item[E]) (env kastor.Envelope[E], err error) {
-	rec := it.rec
-	env = kastor.Envelope[E]{Metadata: it.md, Timestamp: rec.Timestamp, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}
+func (w *worker[E]) decode(it *item[E]) (ev E, err error) {
+	rec, md := it.rec, &it.env.Metadata
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("the codec panicked: %v", p)
 		}
 		if err != nil {
-			err = &kastor.UndecodableError{What: "event", Type: it.md.Type, Fingerprint: it.md.Fingerprint,
+			err = &kastor.UndecodableError{What: "event", Type: md.Type, Fingerprint: md.Fingerprint,
 				Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Err: err}
 		}
 	}()
-	env.Event, err = w.r.cfg.Events.Decode(kastor.Encoded{Type: it.md.Type, Fingerprint: it.md.Fingerprint, Data: rec.Value})
-	return env, err
+	return w.r.cfg.Events.Decode(kastor.Encoded{Type: md.Type, Fingerprint: md.Fingerprint, Data: rec.Value})
 }
 
 // letterFor is the dead letter of an item classified kindPark.
@@ -262,12 +308,12 @@ func (w *worker[E]) letterFor(it *item[E]) letter {
 	switch {
 	case it.bad != nil:
 		return letter{rec: it.rec, reason: ReasonUndecodable, attempts: 0,
-			err: &kastor.UndecodableError{What: "event", Type: it.md.Type, Fingerprint: it.md.Fingerprint,
+			err: &kastor.UndecodableError{What: "event", Type: it.env.Type, Fingerprint: it.env.Fingerprint,
 				Topic: it.rec.Topic, Partition: it.rec.Partition, Offset: it.rec.Offset, Err: it.bad}}
 	case it.decErr != nil:
 		return letter{rec: it.rec, reason: ReasonUndecodable, err: it.decErr}
 	}
-	return letter{rec: it.rec, reason: ReasonHeld, heldBehind: w.st.held[it.md.AggregateID]}
+	return letter{rec: it.rec, reason: ReasonHeld, heldBehind: w.st.held[it.env.AggregateID]}
 }
 
 // park writes a dead letter and, with ParkAggregate, holds the aggregate.
@@ -281,12 +327,12 @@ func (w *worker[E]) park(it *item[E], l letter) error {
 	}
 	r.metrics.events.WithLabelValues("parked").Inc()
 	r.metrics.parked.WithLabelValues(l.reason).Inc()
-	agg := it.md.AggregateID
+	agg := it.env.AggregateID
 	if agg == "" {
 		agg = aggregateOf(it.rec.Headers, it.rec.Key)
 	}
 	log := r.cfg.Logger.With("topic", it.rec.Topic, "partition", it.rec.Partition, "offset", it.rec.Offset,
-		"aggregate", agg, "version", it.md.Version, "type", it.md.Type, "dlq", r.dlq)
+		"aggregate", agg, "version", it.env.Version, "type", it.env.Type, "dlq", r.dlq)
 	switch l.reason {
 	case ReasonHeld:
 		log.Info("event held behind its aggregate's parked event", "behind", l.heldBehind)
@@ -340,12 +386,25 @@ func (w *worker[E]) failed(ev kastor.Envelope[E], err error) bool {
 // pause waits after a failure of the sink or the dead-letter topic. It returns false
 // when interrupted.
 func (w *worker[E]) pause(err error, kind string) bool {
+	if w.tx && fenced(err) {
+		// Another instance took over the transactional ID: this client can never write
+		// again. Stop; the reader ends with an error.
+		w.r.fenced.Store(true)
+		return false
+	}
 	w.st.unavailable++
 	w.r.metrics.failures.WithLabelValues(kind).Inc()
 	d := w.r.cfg.Retry.backoff(w.st.unavailable)
 	w.r.cfg.Logger.Error("the partition waits: nothing is committed past this point until it succeeds",
 		"topic", w.st.tp.Topic, "partition", w.st.tp.Partition, "failures", w.st.unavailable, "retry_in", d, "err", err)
 	return sleep(w.stop, w.hurry, d)
+}
+
+// fenced reports whether err says the transactional producer was fenced by a newer one
+// with the same transactional ID.
+func fenced(err error) bool {
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) ||
+		errors.Is(err, kerr.TransactionalIDAuthorizationFailed)
 }
 
 func (w *worker[E]) setNext(o int64) {

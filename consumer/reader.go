@@ -13,12 +13,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kastor-dev/kastor/internal/kgolog"
 )
 
 // Reader runs a projection: it reads the events topics, applies events to its sink in
 // order per partition (so per aggregate), partitions in parallel, and records progress.
 //
-// Each round polls up to MaxPollRecords records, applies every partition's share,
+// Each round polls up to MaxPollRecords records (by default, for a sink that stores its
+// offsets, everything the client has buffered), applies every partition's share,
 // commits the offsets of what was applied or parked (never beyond), and only then lets
 // the group rebalance (kgo.BlockRebalanceOnPoll): a partition changes owner only at a
 // point where everything its previous owner applied is committed.
@@ -30,8 +33,13 @@ type Reader[E any] struct {
 	topics  []string
 	dlq     string
 	metrics *metrics
+	// poll is the most records a round takes: Config.MaxPollRecords, or, left at zero
+	// for a sink that does not need a bound (see Config.MaxPollRecords), -1: everything
+	// the client has buffered.
+	poll int
 
 	running atomic.Bool
+	fenced  atomic.Bool // a transactional reader's producer was fenced by another instance
 
 	mu      sync.Mutex
 	parts   map[TopicPartition]*partState
@@ -84,6 +92,15 @@ func New[E any](cfg Config[E], sink Sink[E]) (*Reader[E], error) {
 	r := &Reader[E]{cfg: c, sink: sink, topics: c.topicNames(), dlq: c.dlqTopic(), parts: map[TopicPartition]*partState{}}
 	r.store, _ = sink.(OffsetStore)
 	r.tx, _ = sink.(TxSink[E])
+	r.poll = c.MaxPollRecords
+	if cfg.MaxPollRecords == 0 && r.tx == nil && (r.store != nil || c.AllPartitions) {
+		// No duplicates to bound (the sink stores its offsets) and rounds end early for a
+		// rebalance: take everything buffered. Partitions then come together (a bounded
+		// poll takes them one after the other, so they could not be applied in
+		// parallel), and the client fetches the next data while this is applied
+		// (franz-go refetches only once its buffer is drained).
+		r.poll = -1
+	}
 	switch {
 	case c.AllPartitions && r.store == nil:
 		return nil, errors.New("consumer: Config.AllPartitions needs a sink that stores its offsets (OffsetStore, as Memory): without a group nothing else would remember them")
@@ -172,7 +189,7 @@ func (r *Reader[E]) consumerOpts() []kgo.Opt {
 		// assigned ones: a short wait bounds how long they stay unread after a rebalance
 		// (the default is 5s). Idle, it costs a fetch request per broker per wait.
 		kgo.FetchMaxWait(500 * time.Millisecond),
-		kgo.WithLogger(kgoLogger{r.cfg.Logger}),
+		kgo.WithLogger(kgolog.New(r.cfg.Logger)),
 	}
 }
 
@@ -208,7 +225,7 @@ func (r *Reader[E]) runGroup(ctx context.Context) error {
 	r.cfg.Logger.Info("reader started", "group", r.cfg.Group, "topics", r.topics)
 	produce := func(ctx context.Context, rec *kgo.Record) error { return dlq.ProduceSync(ctx, rec).FirstErr() }
 	for {
-		fetches := cl.PollRecords(ctx, r.cfg.MaxPollRecords)
+		fetches := cl.PollRecords(ctx, r.poll)
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			break
 		}
@@ -264,7 +281,7 @@ func (r *Reader[E]) runAllPartitions(ctx context.Context, counts map[string]int3
 	r.cfg.Logger.Info("reader started on all partitions", "topics", r.topics)
 	produce := func(ctx context.Context, rec *kgo.Record) error { return dlq.ProduceSync(ctx, rec).FirstErr() }
 	for {
-		fetches := cl.PollRecords(ctx, r.cfg.MaxPollRecords)
+		fetches := cl.PollRecords(ctx, r.poll)
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			break
 		}
@@ -281,7 +298,7 @@ func (r *Reader[E]) dlqProducer() (*kgo.Client, error) {
 		kgo.SeedBrokers(r.cfg.Brokers...),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
-		kgo.WithLogger(kgoLogger{r.cfg.Logger}),
+		kgo.WithLogger(kgolog.New(r.cfg.Logger)),
 	}, r.cfg.ClientOptions...)...)
 	if err != nil {
 		return nil, fmt.Errorf("consumer: dead-letter producer: %w", err)
@@ -466,7 +483,7 @@ func (r *Reader[E]) round(ctx context.Context, fetches kgo.Fetches, produce prod
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			w := &worker[E]{r: r, st: j.st, stop: ctx, hurry: hurry, work: work, produce: produce}
+			w := &worker[E]{r: r, st: j.st, stop: ctx, hurry: hurry, work: work, produce: produce, tx: r.tx != nil}
 			if at, ok := w.run(j.recs); !ok {
 				mu.Lock()
 				addRewind(rewinds, j.st.tp, at)
@@ -672,15 +689,4 @@ func GroupProgress(ctx context.Context, adm *kadm.Client, group string, topics .
 		}
 	}
 	return out, fillEnds(ctx, adm, topics, out.Partitions)
-}
-
-type kgoLogger struct {
-	l interface{ Warn(string, ...any) }
-}
-
-func (k kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
-func (k kgoLogger) Log(level kgo.LogLevel, msg string, kv ...any) {
-	if level <= kgo.LogLevelWarn && level != kgo.LogLevelNone {
-		k.l.Warn(msg, kv...)
-	}
 }

@@ -2,17 +2,24 @@ package consumer
 
 import (
 	"context"
+	"math/rand/v2"
 	"time"
 )
 
 // backoff is the pause after the n-th consecutive failure (n >= 1): InitialBackoff
-// doubling per failure, capped at MaxBackoff.
+// doubling per failure, capped at MaxBackoff, less a random jitter of up to a fifth.
+// The jitter spreads the retries of partitions (and instances) that failed together on
+// a shared dependency, so they do not hit it again in step when it comes back.
 func (r Retry) backoff(n int) time.Duration {
 	d := r.InitialBackoff
 	for i := 1; i < n && d < r.MaxBackoff; i++ {
 		d *= 2
 	}
-	return min(d, r.MaxBackoff)
+	d = min(d, r.MaxBackoff)
+	if j := int64(d) / 5; j > 0 {
+		d -= time.Duration(rand.Int64N(j + 1))
+	}
+	return d
 }
 
 // sleep pauses for d. It returns false when interrupted first: ctx ended (shutdown) or

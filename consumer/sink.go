@@ -121,6 +121,15 @@ type OffsetStore interface {
 // produced through the client (the sink's output and any dead-letter records) and the
 // consumed offsets commit in one Kafka transaction, or abort together, in which case the
 // round is read again. That gives exactly-once output without an OffsetStore.
+//
+// Check an event before producing anything for it: a record produced in the open
+// transaction cannot be taken back except by aborting the whole round. A sink that
+// produced part of an event's output and then returned an error blaming the event would
+// have that partial output committed (with the event's dead letter, or with a retry's
+// output again). Compute everything first, produce only when the event is accepted, and
+// report a failed produce with Unavailable (the round is then aborted and read again).
+// KafkaTable follows this rule. If the producer is fenced (another instance took the
+// transactional ID), the reader's Run returns an error.
 type TxSink[E any] interface {
 	Sink[E]
 	// Transactional is called once, before the first Apply, with the client of the

@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -31,7 +32,7 @@ func (r *Reader[E]) runTransactional(ctx context.Context) error {
 	produce := func(ctx context.Context, rec *kgo.Record) error { return cl.ProduceSync(ctx, rec).FirstErr() }
 	var runErr error
 	for {
-		fetches := sess.PollRecords(ctx, r.cfg.MaxPollRecords)
+		fetches := sess.PollRecords(ctx, r.poll)
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			break
 		}
@@ -56,7 +57,13 @@ func (r *Reader[E]) runTransactional(ctx context.Context) error {
 		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		committed, err := sess.End(ectx, try)
 		cancel()
+		if err == nil && r.fenced.Load() {
+			err = errors.New("fenced")
+		}
 		if err != nil {
+			if r.fenced.Load() || fenced(err) {
+				err = fmt.Errorf("the producer was fenced: another instance runs with the transactional ID %q (%w)", r.tx.TransactionalID(), err)
+			}
 			runErr = fmt.Errorf("consumer: end transaction: %w", err)
 			break
 		}

@@ -1,0 +1,186 @@
+package consumer
+
+import (
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kastor-dev/kastor"
+)
+
+// headerParser reads kastor's metadata from record headers, as kastor.ParseHeaders does,
+// with two string allocations per record instead of one per header plus a copy of the
+// header slice: the reader parses every record it reads, so this is on the hot path.
+// Aggregate and event type names are few: they are interned. The aggregate ID gets its
+// own string, since models keep it (as a map key) and it must not pin anything else;
+// the other values (command, correlation, causation IDs, tags) are substrings of one
+// string. Anything it does not accept as well formed (a version or fingerprint that does
+// not parse) falls back to kastor.ParseHeaders, so errors and edge cases stay kastor's.
+type headerParser struct {
+	buf    []byte            // scratch: the other values of one record, concatenated
+	intern map[string]string // type names seen, at most maxInterned
+}
+
+const maxInterned = 1024
+
+func (p *headerParser) name(b []byte) string {
+	if s, ok := p.intern[string(b)]; ok { // no allocation for the lookup
+		return s
+	}
+	s := string(b)
+	if len(p.intern) < maxInterned {
+		if p.intern == nil {
+			p.intern = map[string]string{}
+		}
+		p.intern[s] = s
+	}
+	return s
+}
+
+func (p *headerParser) parse(hs []kgo.RecordHeader) (kastor.Metadata, error) {
+	var m kastor.Metadata
+	p.buf = p.buf[:0]
+	type span struct{ key, from, to int }
+	var spans [16]span
+	n, tags := 0, 0
+	for _, h := range hs {
+		k := headerKind(h.Key)
+		switch k {
+		case hNone:
+			continue
+		case hVersion:
+			v, ok := parseVersion(h.Value)
+			if !ok {
+				return p.slow(hs)
+			}
+			m.Version = v
+			continue
+		case hSchema:
+			v, ok := parseFingerprint(h.Value)
+			if !ok {
+				return p.slow(hs)
+			}
+			m.Fingerprint = v
+			continue
+		case hAggregateType:
+			m.AggregateType = p.name(h.Value)
+			continue
+		case hType:
+			m.Type = p.name(h.Value)
+			continue
+		case hAggregateID:
+			m.AggregateID = string(h.Value)
+			continue
+		case hTag:
+			tags++
+		}
+		if n == len(spans) {
+			return p.slow(hs) // unusual: more headers than the fast path keeps
+		}
+		spans[n] = span{k, len(p.buf), len(p.buf) + len(h.Value)}
+		n++
+		p.buf = append(p.buf, h.Value...)
+	}
+	all := string(p.buf)
+	if tags > 0 {
+		m.Tags = make([]string, 0, tags)
+	}
+	for _, s := range spans[:n] {
+		v := all[s.from:s.to]
+		switch s.key {
+		case hCommandID:
+			m.CommandID = v
+		case hCorrelationID:
+			m.CorrelationID = v
+		case hCausationID:
+			m.CausationID = v
+		case hTag:
+			m.Tags = append(m.Tags, v)
+		}
+	}
+	return m, nil
+}
+
+// slow is kastor.ParseHeaders itself.
+func (p *headerParser) slow(hs []kgo.RecordHeader) (kastor.Metadata, error) {
+	kh := make([]kastor.Header, len(hs))
+	for i, h := range hs {
+		kh[i] = kastor.Header{Key: h.Key, Value: h.Value}
+	}
+	return kastor.ParseHeaders(kh)
+}
+
+const (
+	hNone = iota
+	hAggregateType
+	hAggregateID
+	hVersion
+	hType
+	hSchema
+	hCommandID
+	hCorrelationID
+	hCausationID
+	hTag
+)
+
+func headerKind(k string) int {
+	switch k {
+	case kastor.HeaderAggregateType:
+		return hAggregateType
+	case kastor.HeaderAggregateID:
+		return hAggregateID
+	case kastor.HeaderVersion:
+		return hVersion
+	case kastor.HeaderType:
+		return hType
+	case kastor.HeaderSchema:
+		return hSchema
+	case kastor.HeaderCommandID:
+		return hCommandID
+	case kastor.HeaderCorrelationID:
+		return hCorrelationID
+	case kastor.HeaderCausationID:
+		return hCausationID
+	case kastor.HeaderTag:
+		return hTag
+	}
+	return hNone
+}
+
+// parseVersion accepts what kastor.ParseHeaders accepts for a version, restricted to
+// plain decimal digits without sign or leading zero (what kastor writes); anything else
+// goes to the slow path.
+func parseVersion(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 || b[0] == '0' {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// parseFingerprint accepts exactly 16 hex digits, as kastor.ParseHeaders does.
+func parseFingerprint(b []byte) (uint64, bool) {
+	if len(b) != 16 {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range b {
+		var d byte
+		switch {
+		case c >= '0' && c <= '9':
+			d = c - '0'
+		case c >= 'a' && c <= 'f':
+			d = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			d = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		n = n<<4 | uint64(d)
+	}
+	return n, true
+}

@@ -1,0 +1,60 @@
+package consumer
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kastor-dev/kastor"
+)
+
+// The reader's header parser is an allocation-saving copy of kastor.ParseHeaders: it
+// must agree with it on every input, errors included.
+func FuzzHeaderParser(f *testing.F) {
+	f.Add("kastor.version", "12", "kastor.schema", "00ff00ff00ff00ff", "kastor.tag", "a")
+	f.Add("kastor.version", "012", "kastor.schema", "00FF00ff00ff00ff", "kastor.aggregate.id", "x")
+	f.Add("kastor.version", "-1", "kastor.schema", "zz", "kastor.type", "T")
+	f.Add("kastor.version", "+5", "kastor.schema", "00ff00ff00ff00f", "kastor.command.id", "")
+	f.Add("kastor.version", "99999999999999999999", "other", "v", "kastor.tag", "b")
+	f.Fuzz(func(t *testing.T, k1, v1, k2, v2, k3, v3 string) {
+		md := kastor.Metadata{AggregateType: "acct", AggregateID: "a-1", Version: 3, Type: "Deposited", Fingerprint: 42,
+			CommandID: "c", CorrelationID: "r", CausationID: "s", Tags: []string{"t1"}}
+		var hs []kgo.RecordHeader
+		for _, h := range md.AppendHeaders(nil) {
+			hs = append(hs, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+		}
+		hs = append(hs, kgo.RecordHeader{Key: k1, Value: []byte(v1)}, kgo.RecordHeader{Key: k2, Value: []byte(v2)}, kgo.RecordHeader{Key: k3, Value: []byte(v3)})
+		var p headerParser
+		got, gotErr := p.parse(hs)
+		want, wantErr := p.slow(hs)
+		if (gotErr == nil) != (wantErr == nil) || gotErr != nil && gotErr.Error() != wantErr.Error() {
+			t.Fatalf("error %v, kastor.ParseHeaders says %v", gotErr, wantErr)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("parsed %+v, kastor.ParseHeaders says %+v", got, want)
+		}
+	})
+}
+
+func BenchmarkHeaderParser(b *testing.B) {
+	md := kastor.Metadata{AggregateType: "acct", AggregateID: "acct-000001", Version: 3, Type: "bank.MoneyDeposited", Fingerprint: 42, CommandID: "cmd-00000001"}
+	var hs []kgo.RecordHeader
+	for _, h := range md.AppendHeaders(nil) {
+		hs = append(hs, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+	}
+	b.Run("fast", func(b *testing.B) {
+		var p headerParser
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = p.parse(hs)
+		}
+	})
+	b.Run("kastor.ParseHeaders", func(b *testing.B) {
+		var p headerParser
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = p.slow(hs)
+		}
+	})
+}
