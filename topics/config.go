@@ -53,9 +53,30 @@ type Config struct {
 	// SchemasReplicationFactor is the replication factor of the shared _kastor.schemas
 	// topic; 0 means Defaults.ReplicationFactor.
 	SchemasReplicationFactor int16
+	// Projections lists the application's projections (readers), so that the plan
+	// creates their dead-letter topics (ProjectionDLQTopic): a reader never creates a
+	// topic and refuses to start without its dead-letter topic.
+	Projections []Projection
 	// File is where the configuration was read from, for messages; it may be empty.
 	File string
 }
+
+// Projection is a projection whose dead-letter topic the plan creates.
+type Projection struct {
+	// Name is the projection's name, as in consumer.Config.Name.
+	Name string
+	// Partitions of the dead-letter topic; 0 means DefaultDLQPartitions. Readers read the
+	// whole topic when partitions are assigned (letters are located by their origin
+	// headers, not by partition), so more partitions only spread a very large backlog.
+	Partitions int32
+	// ReplicationFactor of the dead-letter topic; 0 means Defaults.ReplicationFactor.
+	ReplicationFactor int16
+}
+
+// DefaultDLQPartitions is the partition count of a dead-letter topic: one. Letters are
+// rare, every reader reads the topic in full on assignment, and one partition keeps
+// them in the order they were parked.
+const DefaultDLQPartitions = 1
 
 // Settings are the per-aggregate topic settings.
 type Settings struct {
@@ -144,11 +165,18 @@ func (c *Config) Validate() error {
 // The raw* types mirror the YAML. Scalars are kept as nodes so that every value can be
 // checked, and reported, with its line.
 type rawConfig struct {
-	Namespace  node           `yaml:"namespace"`
-	Brokers    []node         `yaml:"brokers"`
-	Defaults   *rawSettings   `yaml:"defaults"`
-	Aggregates []rawAggregate `yaml:"aggregates"`
-	Schemas    *rawSchemas    `yaml:"schemas"`
+	Namespace   node            `yaml:"namespace"`
+	Brokers     []node          `yaml:"brokers"`
+	Defaults    *rawSettings    `yaml:"defaults"`
+	Aggregates  []rawAggregate  `yaml:"aggregates"`
+	Schemas     *rawSchemas     `yaml:"schemas"`
+	Projections []rawProjection `yaml:"projections"`
+}
+
+type rawProjection struct {
+	Name              node `yaml:"name"`
+	Partitions        node `yaml:"partitions"`
+	ReplicationFactor node `yaml:"replicationFactor"`
 }
 
 type rawSettings struct {
@@ -248,7 +276,11 @@ func (p *parser) yamlErr(err error) error {
 func expectedFor(goType string) string {
 	switch goType {
 	case "topics.rawConfig":
-		return "a mapping with namespace, aggregates and optional brokers, defaults, schemas"
+		return "a mapping with namespace, aggregates and optional brokers, defaults, schemas, projections"
+	case "topics.rawProjection":
+		return "a mapping with a name and optional partitions, replicationFactor"
+	case "[]topics.rawProjection":
+		return "a list of projections (- name: balances)"
 	case "topics.rawSettings":
 		return "a mapping of settings (" + strings.Join(yamlKeys(reflect.TypeOf(rawSettings{})), ", ") + ")"
 	case "topics.rawSchemas":
@@ -276,6 +308,8 @@ func describeType(goType string) (string, []string) {
 		t, section = reflect.TypeOf(rawAggregate{}), "in an aggregate"
 	case "topics.rawSchemas":
 		t, section = reflect.TypeOf(rawSchemas{}), "in schemas"
+	case "topics.rawProjection":
+		t, section = reflect.TypeOf(rawProjection{}), "in a projection"
 	default:
 		return goType, nil
 	}
@@ -338,6 +372,28 @@ func (p *parser) build(raw *rawConfig) *Config {
 		a.Type = p.str(field+".type", ra.Type)
 		p.settings(field, &ra.rawSettings, &a.Settings)
 		cfg.Aggregates = append(cfg.Aggregates, a)
+	}
+	for i := range raw.Projections {
+		rp := &raw.Projections[i]
+		field := fmt.Sprintf("projections[%d]", i)
+		pr := Projection{Name: p.str(field+".name", rp.Name)}
+		if rp.Partitions.set() {
+			if n, ok := p.int(field+".partitions", rp.Partitions, math.MaxInt32); ok {
+				pr.Partitions = int32(n)
+				if n < 1 {
+					p.fail(rp.Partitions.line(), field+".partitions", "must be at least 1, got %d", n)
+				}
+			}
+		}
+		if rp.ReplicationFactor.set() {
+			if n, ok := p.int(field+".replicationFactor", rp.ReplicationFactor, math.MaxInt16); ok {
+				pr.ReplicationFactor = int16(n)
+				if n < 1 {
+					p.fail(rp.ReplicationFactor.line(), field+".replicationFactor", "must be at least 1, got %d", n)
+				}
+			}
+		}
+		cfg.Projections = append(cfg.Projections, pr)
 	}
 	if raw.Schemas != nil {
 		if rf, ok := p.int("schemas.replicationFactor", raw.Schemas.ReplicationFactor, math.MaxInt16); ok {
@@ -498,10 +554,35 @@ func (c *Config) validate(p *parser) {
 			seen[norm] = field
 		}
 	}
+	names := map[string]string{}
+	for i, pr := range c.Projections {
+		field := fmt.Sprintf("projections[%d]", i)
+		switch {
+		case pr.Name == "":
+			p.fail(p.lineOf(field+".name"), field+".name", "required: the projection's name, as in consumer.Config.Name")
+			continue
+		case !projectionNameRE.MatchString(pr.Name):
+			p.fail(p.lineOf(field+".name"), field+".name", "%q is not a valid projection name: use letters, digits, '.', '_' and '-'", pr.Name)
+			continue
+		case len(ProjectionDLQTopic(c.Namespace, pr.Name)) > MaxTopicNameLength:
+			p.fail(p.lineOf(field+".name"), field+".name", "topic name %q is longer than %d characters", ProjectionDLQTopic(c.Namespace, pr.Name), MaxTopicNameLength)
+			continue
+		}
+		norm := strings.ReplaceAll(pr.Name, ".", "_")
+		if prev, ok := names[norm]; ok {
+			p.fail(p.lineOf(field+".name"), field+".name", "projection %q collides with %s (duplicate, or differs only in '.' versus '_')", pr.Name, prev)
+		}
+		names[norm] = field
+		if pr.Partitions < 0 || pr.ReplicationFactor < 0 {
+			p.fail(p.lineOf(field+".name"), field, "partitions and replicationFactor must be at least 1")
+		}
+	}
 	if rf := c.SchemasReplicationFactor; rf < 0 || (rf == 0 && p.lineOf("schemas.replicationFactor") > 0) {
 		p.fail(p.lineOf("schemas.replicationFactor"), "schemas.replicationFactor", "must be at least 1, got %d", rf)
 	}
 }
+
+var projectionNameRE = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
 
 func indexOf(field string) int {
 	i, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(field, "aggregates["), "]"))

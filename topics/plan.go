@@ -31,7 +31,18 @@ const (
 	// latest record per key is all there is) and has one partition so that a reader can
 	// load every schema by reading one partition to its end.
 	RoleSchemas Role = "schemas"
+	// RoleDLQ topics are projections' dead-letter topics (ProjectionDLQTopic): the events
+	// a projection parked or held, and the markers resolving them. They are the durable
+	// park state, so they are kept forever (retention.ms=-1) and never compacted (a
+	// resolution marker shares its letter's key; compaction would erase the letter).
+	RoleDLQ Role = "dlq"
 )
+
+// ProjectionDLQTopic is the dead-letter topic of projection name, shared by its
+// versions: <namespace>.proj.<name>.dlq (consumer.DLQTopic returns the same).
+func ProjectionDLQTopic(namespace, name string) string {
+	return namespace + ".proj." + name + ".dlq"
+}
 
 // aggregateRoles are the topics of every aggregate type, in plan order.
 var aggregateRoles = []Role{RoleCommands, RoleEvents, RoleSnapshots, RoleReplies}
@@ -56,9 +67,11 @@ func TopicName(namespace, aggregate string, role Role) string {
 
 // TopicSpec is one topic as the plan wants it.
 type TopicSpec struct {
-	Name              string `json:"name"`
-	Role              Role   `json:"role"`
-	Aggregate         string `json:"aggregate,omitempty"` // empty for _kastor.schemas
+	Name      string `json:"name"`
+	Role      Role   `json:"role"`
+	Aggregate string `json:"aggregate,omitempty"` // empty for _kastor.schemas and dead-letter topics
+	// Projection names the projection of a dead-letter topic.
+	Projection        string `json:"projection,omitempty"`
 	Partitions        int32  `json:"partitions"`
 	ReplicationFactor int16  `json:"replicationFactor"`
 	// Configs are the topic configs kastor sets at creation and compares afterwards. Keys it
@@ -118,6 +131,28 @@ func NewPlan(cfg *Config) Plan {
 				ConfigRetentionMs:   millis(a.RepliesRetention),
 			}),
 		)
+	}
+	for _, pr := range cfg.Projections {
+		parts, prf := pr.Partitions, pr.ReplicationFactor
+		if parts <= 0 {
+			parts = DefaultDLQPartitions
+		}
+		if prf <= 0 {
+			prf = cfg.Defaults.ReplicationFactor
+		}
+		p.Topics = append(p.Topics, TopicSpec{
+			Name:              ProjectionDLQTopic(cfg.Namespace, pr.Name),
+			Role:              RoleDLQ,
+			Projection:        pr.Name,
+			Partitions:        parts,
+			ReplicationFactor: prf,
+			Configs: map[string]string{
+				ConfigCleanupPolicy:     "delete",
+				ConfigRetentionMs:       "-1",
+				ConfigRetentionBytes:    "-1",
+				ConfigMinInsyncReplicas: strconv.Itoa(min(cfg.Defaults.MinInsyncReplicas, int(prf))),
+			},
+		})
 	}
 	rf := cfg.SchemasReplicationFactor
 	if rf <= 0 {

@@ -88,3 +88,47 @@ func TestPlanSchemasTopicDefaults(t *testing.T) {
 		}
 	}
 }
+
+// projections: in kastor.yaml plans each projection's dead-letter topic, with the name
+// the reader expects, one partition by default, kept forever and never compacted.
+func TestPlanProjectionDLQ(t *testing.T) {
+	cfg, err := Parse([]byte(`namespace: demo
+defaults: {replicationFactor: 1, minInsyncReplicas: 1}
+aggregates: [{type: bank.account}]
+projections:
+  - name: balances
+  - name: audit
+    partitions: 3
+`), "kastor.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dlqs []TopicSpec
+	for _, s := range NewPlan(cfg).Topics {
+		if s.Role == RoleDLQ {
+			dlqs = append(dlqs, s)
+		}
+	}
+	if len(dlqs) != 2 {
+		t.Fatalf("%d dead-letter topics planned, want 2", len(dlqs))
+	}
+	b := dlqs[0]
+	if b.Name != "demo.proj.balances.dlq" || b.Projection != "balances" || b.Partitions != 1 || b.ReplicationFactor != 1 ||
+		b.Configs[ConfigCleanupPolicy] != "delete" || b.Configs[ConfigRetentionMs] != "-1" || b.Configs[ConfigMinInsyncReplicas] != "1" {
+		t.Errorf("balances: %+v", b)
+	}
+	if dlqs[1].Name != "demo.proj.audit.dlq" || dlqs[1].Partitions != 3 {
+		t.Errorf("audit: %+v", dlqs[1])
+	}
+	for _, bad := range []string{
+		"projections: [{name: ''}]",
+		"projections: [{name: 'a b'}]",
+		"projections: [{name: x}, {name: x}]",
+		"projections: [{name: x, partitions: 0}]",
+		"projections: [{name: x, colour: red}]",
+	} {
+		if _, err := Parse([]byte("namespace: demo\naggregates: [{type: a}]\n"+bad+"\n"), "k.yaml"); err == nil {
+			t.Errorf("%s: parsed, want an error", bad)
+		}
+	}
+}
