@@ -14,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kastor-dev/kastor/topics"
 )
 
 // RegistryTopic is the projection registry: a compacted topic with one partition, shared
@@ -23,10 +25,11 @@ import (
 // One partition gives every record one total order, which is what makes the registry a
 // compare-and-set log (see ProjectionState.Epoch).
 //
-// kastor creates no topic implicitly: create it with `kastor projection init`, or
-// CreateRegistry. Records are JSON (an operator reads them with kcat; they are few and
-// small, and need no schema registry to decode).
-const RegistryTopic = "_kastor.projections"
+// kastor creates no topic implicitly: `kastor topics apply` creates it when kastor.yaml
+// declares projections; `kastor projection init` or CreateRegistry also do. Records are
+// JSON (an operator reads them with kcat; they are few and small, and need no schema
+// registry to decode).
+const RegistryTopic = topics.ProjectionsTopic
 
 // RegistryTopicConfigs are the configs of RegistryTopic: compacted, so the registry keeps
 // one record per projection, request and progress report, forever.
@@ -41,7 +44,7 @@ type noRegistryError struct{}
 
 func (noRegistryError) Error() string {
 	return fmt.Sprintf("consumer: the projection registry topic %q does not exist (kastor creates no topic implicitly): "+
-		"create it with `kastor projection init` (1 partition, cleanup.policy=compact)", RegistryTopic)
+		"declare the projection in kastor.yaml and run `kastor topics apply`, or run `kastor projection init` (1 partition, cleanup.policy=compact)", RegistryTopic)
 }
 func (noRegistryError) Is(target error) bool { return target == ErrNoRegistry }
 

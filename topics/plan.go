@@ -36,6 +36,11 @@ const (
 	// park state, so they are kept forever (retention.ms=-1) and never compacted (a
 	// resolution marker shares its letter's key; compaction would erase the letter).
 	RoleDLQ Role = "dlq"
+	// RoleRegistry is the shared _kastor.projections topic (ProjectionsTopic): each
+	// projection's state (serving and building versions) and the requests tools make of
+	// running projections. Compacted, one partition: one total order for every record,
+	// which makes it a compare-and-set log (package consumer, docs/decisions.md 19).
+	RoleRegistry Role = "registry"
 )
 
 // ProjectionDLQTopic is the dead-letter topic of projection name, shared by its
@@ -46,6 +51,11 @@ func ProjectionDLQTopic(namespace, name string) string {
 
 // aggregateRoles are the topics of every aggregate type, in plan order.
 var aggregateRoles = []Role{RoleCommands, RoleEvents, RoleSnapshots, RoleReplies}
+
+// ProjectionsTopic is the projection registry, shared by every namespace on the cluster
+// (package consumer's RegistryTopic). The plan includes it when kastor.yaml declares
+// projections.
+const ProjectionsTopic = "_kastor.projections"
 
 // SchemasTopic is the topic that holds every writer schema of every namespace on the
 // cluster. It is shared across namespaces because schemas are identified by fingerprint,
@@ -97,7 +107,8 @@ func (p Plan) Names() []string {
 // NewPlan derives the topic set from a validated Config: four topics per aggregate type,
 // all with the aggregate's partition count, since a partition of each is the same shard
 // (a gateway owning commands partition p writes events, snapshots and replies to
-// partition p of the others), plus the shared schemas topic.
+// partition p of the others), each declared projection's dead-letter topic, the shared
+// projection registry when there are projections, and the shared schemas topic.
 func NewPlan(cfg *Config) Plan {
 	p := Plan{Namespace: cfg.Namespace}
 	for _, a := range cfg.Aggregates {
@@ -159,6 +170,18 @@ func NewPlan(cfg *Config) Plan {
 		rf = cfg.Defaults.ReplicationFactor
 	}
 	minISR := min(cfg.Defaults.MinInsyncReplicas, int(rf))
+	if len(cfg.Projections) > 0 {
+		p.Topics = append(p.Topics, TopicSpec{
+			Name:              ProjectionsTopic,
+			Role:              RoleRegistry,
+			Partitions:        1,
+			ReplicationFactor: rf,
+			Configs: map[string]string{
+				ConfigCleanupPolicy:     "compact",
+				ConfigMinInsyncReplicas: strconv.Itoa(minISR),
+			},
+		})
+	}
 	p.Topics = append(p.Topics, TopicSpec{
 		Name:              SchemasTopic,
 		Role:              RoleSchemas,

@@ -104,10 +104,20 @@ projections:
 		t.Fatal(err)
 	}
 	var dlqs []TopicSpec
+	registry := 0
 	for _, s := range NewPlan(cfg).Topics {
-		if s.Role == RoleDLQ {
+		switch s.Role {
+		case RoleDLQ:
 			dlqs = append(dlqs, s)
+		case RoleRegistry:
+			registry++
+			if s.Name != ProjectionsTopic || s.Partitions != 1 || s.Configs[ConfigCleanupPolicy] != "compact" || s.ReplicationFactor != 1 {
+				t.Errorf("registry topic: %+v", s)
+			}
 		}
+	}
+	if registry != 1 {
+		t.Errorf("%d registry topics planned, want 1", registry)
 	}
 	if len(dlqs) != 2 {
 		t.Fatalf("%d dead-letter topics planned, want 2", len(dlqs))

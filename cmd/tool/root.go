@@ -42,15 +42,20 @@ func usagef(cmd *cobra.Command, format string, args ...any) error {
 
 const rootLong = `kastor runs event-sourced services on Apache Kafka, with Kafka as the only
 infrastructure: the event store, the command router, the snapshot store and the bus.
-This tool runs a development broker and creates the topics an application needs.
+This tool runs a development broker, creates the topics an application needs, reads
+aggregates' events, and operates projections (status, rebuild without downtime, reset)
+and their dead letters.
 
-Topic layout, for namespace <ns> and each aggregate type <agg> of kastor.yaml:
+Topic layout, for namespace <ns>, each aggregate type <agg> and each projection <p> of
+kastor.yaml:
 
   <ns>.<agg>.commands    commands, key aggregate ID        delete, short retention
   <ns>.<agg>.events      events: the source of truth       delete, kept forever, never compacted
   <ns>.<agg>.snapshots   latest state per aggregate        compact
   <ns>.<agg>.replies     command results, key caller ID    delete, short retention
+  <ns>.proj.<p>.dlq      a projection's dead letters       delete, kept forever, 1 partition
   _kastor.schemas        Avro writer schemas (shared)      compact, 1 partition
+  _kastor.projections    projection registry (shared)      compact, 1 partition
 
 All four topics of an aggregate type have the same partition count: a partition is a
 shard with a single writer. kastor creates topics but never changes existing ones; a
