@@ -3,10 +3,15 @@
 //
 //	go run ./examples/bank demo                          # everything in one process, on the embedded broker
 //	go run ./examples/bank gateway -brokers host:9092    # a gateway process (run several)
+//	go run ./examples/bank projection -brokers host:9092 -postgres postgres://...
+//	                                                     # the balances projection into PostgreSQL
 //
 // The demo starts the embedded broker (franz-go's kfake, not Apache Kafka), creates the
 // topics of examples/kastor.yaml, publishes the Avro schemas, runs a gateway and sends a
-// few commands, printing each command, its result, the events it wrote and the state.
+// few commands, printing each command, its result, the events it wrote and the state;
+// then it starts the account-balances projection, which catches up from the earliest
+// offsets, and queries it (read-your-writes: a query waits for the version a command
+// wrote).
 package main
 
 import (
@@ -22,11 +27,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/consumer"
 	"github.com/kastor-dev/kastor/devbroker"
 	"github.com/kastor-dev/kastor/examples/bank/account"
+	"github.com/kastor-dev/kastor/examples/bank/balance"
 	"github.com/kastor-dev/kastor/gateway"
 	"github.com/kastor-dev/kastor/schema"
 	"github.com/kastor-dev/kastor/topics"
@@ -34,12 +42,13 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bank demo [-f kastor.yaml] | bank gateway -brokers host:port [-f kastor.yaml]")
+		fmt.Fprintln(os.Stderr, "usage: bank demo [-f kastor.yaml] | bank gateway -brokers host:port [-f kastor.yaml] | bank projection -brokers host:port -postgres DSN [-f kastor.yaml]")
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	file := fs.String("f", "examples/kastor.yaml", "topic file (namespace and topic layout)")
-	brokers := fs.String("brokers", os.Getenv("KAFKA_BROKERS"), "bootstrap brokers (gateway)")
+	brokers := fs.String("brokers", os.Getenv("KAFKA_BROKERS"), "bootstrap brokers (gateway, projection)")
+	dsn := fs.String("postgres", os.Getenv("POSTGRES_DSN"), "PostgreSQL connection string (projection)")
 	_ = fs.Parse(os.Args[2:])
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -53,6 +62,12 @@ func main() {
 			break
 		}
 		err = runGateway(ctx, strings.Split(*brokers, ","), *file, slog.Default(), nil)
+	case "projection":
+		if *brokers == "" || *dsn == "" {
+			err = errors.New("projection needs -brokers (or KAFKA_BROKERS) and -postgres (or POSTGRES_DSN)")
+			break
+		}
+		err = runPostgresProjection(ctx, strings.Split(*brokers, ","), *file, *dsn, slog.Default())
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -175,9 +190,100 @@ func demo(ctx context.Context, out io.Writer, file string) error {
 		}
 		fmt.Fprintf(out, "    state %+v\n", state)
 	}
+	if err := demoProjection(ctx, out, brokers, cfg.Namespace, codecs, sender, quiet); err != nil {
+		return err
+	}
 	stopGateway()
 	if err := <-errc; err != nil {
 		return err
 	}
 	return nil
+}
+
+// readerConfig is the account-balances projection's reader.
+func readerConfig(ns string, brokers []string, codecs *account.Codecs, logger *slog.Logger) consumer.Config[kastor.Event] {
+	return consumer.Config[kastor.Event]{
+		Name: balance.Name, Version: balance.Version, Namespace: ns,
+		AggregateTypes: []string{account.Type}, Events: codecs.Events, Brokers: brokers, Logger: logger,
+	}
+}
+
+// demoProjection starts the balances projection after the commands, so it catches up
+// from the earliest offsets, then shows a query that waits for a command's version.
+func demoProjection(ctx context.Context, out io.Writer, brokers []string, ns string, codecs *account.Codecs,
+	sender *gateway.Sender[account.Command], logger *slog.Logger) error {
+	for _, c := range []account.Command{account.Open{Owner: "Bob"}, account.Deposit{Amount: 250}} {
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		_, err := sender.Send(sctx, kastor.NewCommand[account.Command]("acct-bob", c))
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(out, "\nprojection %s v%d (in memory): catching up from the earliest offsets\n", balance.Name, balance.Version)
+	mem := balance.NewMemory()
+	cfg := readerConfig(ns, brokers, codecs, logger)
+	cfg.AllPartitions = true // this process holds every account
+	reader, err := consumer.New(cfg, mem.Sink())
+	if err != nil {
+		return err
+	}
+	rctx, stopReader := context.WithCancel(ctx)
+	defer stopReader()
+	rerr := make(chan error, 1)
+	go func() { rerr <- reader.Run(rctx) }()
+
+	start := time.Now()
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := mem.WaitForVersion(wctx, "acct-bob", 2); err != nil {
+		return fmt.Errorf("the projection did not catch up: %w", err)
+	}
+	if err := mem.WaitForVersion(wctx, "acct-alice", 5); err != nil {
+		return fmt.Errorf("the projection did not catch up: %w", err)
+	}
+	fmt.Fprintf(out, "caught up in %v:\n", time.Since(start).Round(time.Millisecond))
+	for _, b := range mem.All() {
+		fmt.Fprintf(out, "    %-10s balance %4d  version %d  open %v\n", b.AccountID, b.Balance, b.Version, b.Open)
+	}
+
+	// Read-your-writes: the query waits until the projection has the command's version.
+	res, err := sender.Send(wctx, kastor.NewCommand[account.Command]("acct-bob", account.Withdraw{Amount: 75}))
+	if err != nil {
+		return err
+	}
+	if err := mem.WaitForVersion(wctx, "acct-bob", res.To); err != nil {
+		return err
+	}
+	b, _ := mem.Get("acct-bob")
+	fmt.Fprintf(out, "account.Withdraw{Amount:75} to acct-bob: ok, version %d; query after it: balance %d (version %d)\n", res.To, b.Balance, b.Version)
+	stopReader()
+	return <-rerr
+}
+
+// runPostgresProjection runs the balances projection into PostgreSQL until ctx ends: the
+// table account_balances and the reader's offsets commit in one transaction per batch.
+func runPostgresProjection(ctx context.Context, brokers []string, file, dsn string, logger *slog.Logger) error {
+	cfg, err := topics.Load(file)
+	if err != nil {
+		return err
+	}
+	codecs, err := account.NewCodecs(nil)
+	if err != nil {
+		return err
+	}
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	proj, err := balance.NewPostgres(ctx, pool)
+	if err != nil {
+		return err
+	}
+	reader, err := consumer.New(readerConfig(cfg.Namespace, brokers, codecs, logger), proj.Sink())
+	if err != nil {
+		return err
+	}
+	return reader.Run(ctx)
 }

@@ -22,6 +22,10 @@ func TestDemo(t *testing.T) {
 		"rejected: cannot close with a balance of 70",
 		"event v5 bank.AccountClosed",
 		"state {Owner:Alice Balance:0 Open:false Closed:true}",
+		"projection account-balances v1 (in memory): catching up",
+		"acct-alice balance    0  version 5  open false",
+		"acct-bob   balance  250  version 2  open true",
+		"query after it: balance 175 (version 3)",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, got)
