@@ -15,6 +15,7 @@ import (
 	"github.com/kastor-dev/kastor/consumer"
 	"github.com/kastor-dev/kastor/gateway"
 	"github.com/kastor-dev/kastor/kafkatest"
+	"github.com/kastor-dev/kastor/pgtest"
 	"github.com/kastor-dev/kastor/producer"
 )
 
@@ -223,16 +224,23 @@ func projectionBench(ctx context.Context, c *kafkatest.Cluster, p params) error 
 	if err != nil {
 		return err
 	}
-	if err := c.CreateTopicContext(ctx, consumer.DLQTopic(ts.ns, "bench-balances"), p.partitions, 1, nil); err != nil {
-		return err
+	for _, name := range []string{"bench-balances", "bench-pg"} {
+		if err := c.CreateTopicContext(ctx, consumer.DLQTopic(ts.ns, name), 1, 1, nil); err != nil {
+			return err
+		}
 	}
 	ends, err := preloadEvents(ctx, c, ts, p)
 	if err != nil {
 		return err
 	}
+	db, err := pgtest.New(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
 	// Alternate, and keep the medians.
-	var raws, mems []float64
-	for range projectionRounds {
+	var raws, mems, pgs []float64
+	for round := range projectionRounds {
 		raw, err := rawConsume(ctx, c, ts.events, ends)
 		if err != nil {
 			return err
@@ -241,12 +249,18 @@ func projectionBench(ctx context.Context, c *kafkatest.Cluster, p params) error 
 		if err != nil {
 			return err
 		}
-		raws, mems = append(raws, raw), append(mems, mem)
+		pg, err := postgresProjection(ctx, c, db, ts, p, ends, round)
+		if err != nil {
+			return err
+		}
+		raws, mems, pgs = append(raws, raw), append(mems, mem), append(pgs, pg)
 	}
 	if verbose {
-		fmt.Printf("  projection rounds: raw %.0f, memory %.0f\n", raws, mems)
+		fmt.Printf("  projection rounds: raw %.0f, memory %.0f, postgres %.0f\n", raws, mems, pgs)
 	}
 	row(fmt.Sprintf("projection, in-memory sink (events/s, %d events)", p.events), medianF(mems), "raw franz-go consumer", medianF(raws), 0.80)
+	fmt.Printf("%-44s %10.0f   %s %10.0f   ratio %.2f (no target: one upsert per event, exactly once)\n",
+		"projection, PostgreSQL sink (events/s)", medianF(pgs), "raw franz-go consumer", medianF(raws), medianF(pgs)/medianF(raws))
 	e2e, err := endToEnd(ctx, c, p, 200)
 	if err != nil {
 		return err
