@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -61,8 +62,15 @@ func (r *Reader[E]) runTransactional(ctx context.Context) error {
 			err = errors.New("fenced")
 		}
 		if err != nil {
-			if r.fenced.Load() || fenced(err) {
+			switch {
+			case r.fenced.Load() || fenced(err):
 				err = fmt.Errorf("the producer was fenced: another instance runs with the transactional ID %q (%w)", r.tx.TransactionalID(), err)
+			case errors.Is(err, kerr.InvalidTxnState):
+				// What a producer is told when a newer one with its transactional ID
+				// aborted its open transaction between its writes and its End (Kafka 4,
+				// transactions v2), rather than PRODUCER_FENCED.
+				err = fmt.Errorf("the transaction was aborted from outside, most likely because the producer was fenced: "+
+					"another instance runs with the transactional ID %q (%w)", r.tx.TransactionalID(), err)
 			}
 			runErr = fmt.Errorf("consumer: end transaction: %w", err)
 			break
