@@ -50,9 +50,11 @@ func Unreachable(err error) bool {
 	if pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
 		return true
 	}
-	// pgxpool's "closed pool" and pgx's "conn closed" carry no type of their own.
-	msg := err.Error()
-	return strings.Contains(msg, "closed pool") || strings.Contains(msg, "conn closed")
+	if errors.Is(err, pgconn.ErrConnClosed) {
+		return true
+	}
+	// A closed pool (puddle.ErrClosedPool, not re-exported by pgxpool).
+	return strings.Contains(err.Error(), "closed pool")
 }
 
 func unreachableCode(code string) bool {

@@ -246,3 +246,51 @@ func TestReaderWaitsForDatabase(t *testing.T) {
 		}
 	}
 }
+
+// A reader started while the database is down: in a group, the reader rejoins until
+// the sink's StoredOffsets answers, then applies from the stored offsets. With
+// AllPartitions, Run returns an error matching ErrUnavailable at once (the reader reads
+// the stored offsets before it starts), and a new reader started later catches up.
+func TestReaderStartsWhileDatabaseDown(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 4)
+	dsn, direct := newDB(t)
+	migrate(t, direct, countingSchema...)
+	pool, px := proxiedPool(t, dsn)
+	sink := newSink(t, pool, func(c *pgsink.Config[kastor.Event]) { c.Timeout = time.Second })
+	r.write(r.deposits(40, 10, func(int) int64 { return 1 })...)
+
+	px.set("down")
+	_, stop := r.start(r.config(), sink)
+	time.Sleep(3 * time.Second)
+	px.set("up")
+	waitFor(t, sink, r.ends(), 60*time.Second)
+	if err := stop(); err != nil {
+		t.Errorf("Run: %v", err)
+	}
+
+	r.write(r.deposits(40, 10, func(int) int64 { return 1 })...)
+	px.set("down")
+	rd, err := consumer.New(r.config(func(c *consumer.Config[kastor.Event]) { c.AllPartitions = true }), sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rd.Run(testCtx(t, 30*time.Second)); !errors.Is(err, consumer.ErrUnavailable) {
+		t.Errorf("Run with AllPartitions and the database down: %v, want an error matching ErrUnavailable", err)
+	}
+	px.set("up")
+	_, stop = r.start(r.config(func(c *consumer.Config[kastor.Event]) { c.AllPartitions = true }), sink)
+	waitFor(t, sink, r.ends(), 60*time.Second)
+	if err := stop(); err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	counts, total, dups := counted(t, direct)
+	if total != 80 || dups != 0 {
+		t.Errorf("%d events applied, %d twice; want 80", total, dups)
+	}
+	for agg, v := range r.versions {
+		if counts[agg] != v {
+			t.Errorf("%s: %d applied, want %d", agg, counts[agg], v)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kastor-dev/kastor"
@@ -272,13 +273,13 @@ func (s *Sink[E]) attempt(ctx context.Context, b consumer.Batch[E], n int, next 
 		ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 		defer cancel()
 		if _, err := s.pool.Exec(ctx, s.advance, s.cfg.Name, s.cfg.Version, b.Topic, b.Partition, next); err != nil {
-			return s.sinkError(b, "recording the offset", err)
+			return s.sinkError(b, "recording the offset in "+s.table, err)
 		}
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: s.cfg.IsoLevel})
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return s.sinkError(b, "beginning a transaction", err)
 	}
@@ -292,7 +293,7 @@ func (s *Sink[E]) attempt(ctx context.Context, b consumer.Batch[E], n int, next 
 	stored := int64(-1)
 	if next >= 0 {
 		if err := tx.QueryRow(ctx, s.lock, s.cfg.Name, s.cfg.Version, b.Topic, b.Partition).Scan(&stored); err != nil {
-			return s.sinkError(b, "locking the offsets row", err)
+			return s.sinkError(b, "locking the partition's row in "+s.table, err)
 		}
 	}
 	utx := userTx{tx}
@@ -312,7 +313,7 @@ func (s *Sink[E]) attempt(ctx context.Context, b consumer.Batch[E], n int, next 
 	}
 	if next >= 0 {
 		if _, err := tx.Exec(ctx, s.update, s.cfg.Name, s.cfg.Version, b.Topic, b.Partition, max(next, stored)); err != nil {
-			return s.sinkError(b, "recording the offset", err)
+			return s.sinkError(b, "recording the offset in "+s.table, err)
 		}
 	}
 	done = true
@@ -337,7 +338,7 @@ func (s *Sink[E]) sinkError(b consumer.Batch[E], what string, err error) error {
 	if conflict(err) {
 		return err
 	}
-	return consumer.Unavailable(fmt.Errorf("pgsink: %s/%d: %s in %s: %w", b.Topic, b.Partition, what, s.table, err))
+	return consumer.Unavailable(fmt.Errorf("pgsink: %s/%d: %s: %w", b.Topic, b.Partition, what, err))
 }
 
 // call runs Config.Apply, turning a panic into the event's error.
@@ -374,19 +375,20 @@ func pause(ctx context.Context, d time.Duration) bool {
 // projection version has recorded (consumer.OffsetStore). Errors of an unreachable
 // database match consumer.ErrUnavailable.
 func (s *Sink[E]) StoredOffsets(ctx context.Context, topic string) (map[int32]int64, error) {
-	rows, err := s.pool.Query(ctx, s.stored, s.cfg.Name, s.cfg.Version, topic)
-	if err != nil {
-		return nil, s.readError(err)
-	}
 	out := map[int32]int64{}
-	var p int32
-	var o int64
-	_, err = pgx.ForEachRow(rows, []any{&p, &o}, func() error {
-		out[p] = o
-		return nil
+	err := s.read(ctx, func(ctx context.Context) error {
+		clear(out)
+		rows, _ := s.pool.Query(ctx, s.stored, s.cfg.Name, s.cfg.Version, topic)
+		var p int32
+		var o int64
+		_, err := pgx.ForEachRow(rows, []any{&p, &o}, func() error {
+			out[p] = o
+			return nil
+		})
+		return err
 	})
 	if err != nil {
-		return nil, s.readError(err)
+		return nil, err
 	}
 	return out, nil
 }
@@ -394,21 +396,65 @@ func (s *Sink[E]) StoredOffsets(ctx context.Context, topic string) (map[int32]in
 // Offsets returns the next offset to read of every partition the projection version has
 // recorded, of all its topics: where its read model stands.
 func (s *Sink[E]) Offsets(ctx context.Context) (map[consumer.TopicPartition]int64, error) {
-	rows, err := s.pool.Query(ctx, s.all, s.cfg.Name, s.cfg.Version)
-	if err != nil {
-		return nil, s.readError(err)
-	}
 	out := map[consumer.TopicPartition]int64{}
-	var tp consumer.TopicPartition
-	var o int64
-	_, err = pgx.ForEachRow(rows, []any{&tp.Topic, &tp.Partition, &o}, func() error {
-		out[tp] = o
-		return nil
+	err := s.read(ctx, func(ctx context.Context) error {
+		clear(out)
+		rows, _ := s.pool.Query(ctx, s.all, s.cfg.Name, s.cfg.Version)
+		var tp consumer.TopicPartition
+		var o int64
+		_, err := pgx.ForEachRow(rows, []any{&tp.Topic, &tp.Partition, &o}, func() error {
+			out[tp] = o
+			return nil
+		})
+		return err
 	})
 	if err != nil {
-		return nil, s.readError(err)
+		return nil, err
 	}
 	return out, nil
+}
+
+// read runs a query within Config.Timeout, again at once when it failed on a connection
+// that broke while idle in the pool (see stale).
+func (s *Sink[E]) read(ctx context.Context, query func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	var err error
+	for range s.pool.Config().MaxConns + 1 {
+		if err = query(ctx); !s.stale(ctx, err) {
+			break
+		}
+	}
+	if err != nil {
+		return s.readError(err)
+	}
+	return nil
+}
+
+// begin starts a transaction, again at once when BEGIN failed on a connection that
+// broke while idle in the pool (see stale).
+func (s *Sink[E]) begin(ctx context.Context) (pgx.Tx, error) {
+	var err error
+	for range s.pool.Config().MaxConns + 1 {
+		var tx pgx.Tx
+		if tx, err = s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: s.cfg.IsoLevel}); !s.stale(ctx, err) {
+			return tx, err
+		}
+	}
+	return nil, err
+}
+
+// stale reports whether err is a pooled connection found broken (the server restarted
+// or a proxy dropped it while it sat idle): trying another connection may succeed at
+// once. After a database restart every idle connection of the pool is broken; pgx
+// learns it only when it uses them, and drops each one that failed. A connection that
+// cannot be opened, or a context that ended, is not stale: the database is down.
+func (s *Sink[E]) stale(ctx context.Context, err error) bool {
+	if err == nil || ctx.Err() != nil || !Unreachable(err) || errors.Is(err, consumer.ErrUnavailable) {
+		return false
+	}
+	var ce *pgconn.ConnectError
+	return !errors.As(err, &ce)
 }
 
 func (s *Sink[E]) readError(err error) error {
@@ -430,6 +476,7 @@ func (s *Sink[E]) WaitFor(ctx context.Context, offsets map[consumer.TopicPartiti
 	var last error
 	for {
 		got, err := s.Offsets(ctx)
+		last = err
 		if err == nil {
 			done := true
 			for tp, want := range offsets {
@@ -441,8 +488,6 @@ func (s *Sink[E]) WaitFor(ctx context.Context, offsets map[consumer.TopicPartiti
 			if done {
 				return nil
 			}
-		} else {
-			last = err
 		}
 		if !pause(ctx, d) {
 			if last != nil {
