@@ -79,7 +79,10 @@
 //     limit, so a database outage shows as lag and never parks an event. Failures of the
 //     sink's own statements (the offsets table dropped, permissions revoked) are reported
 //     the same way. Apply may return consumer.Unavailable(err) itself for another
-//     dependency.
+//     dependency. After a database restart every idle connection of the pool is broken:
+//     BEGIN and the offset reads try the next connection at once rather than fail.
+//   - An Apply that ignores the error of a failed statement leaves the transaction
+//     aborted; the event it last ran for is blamed, and the reader narrows it down.
 //   - A replay from the dead-letter topic (Batch.Replay, Next -1) is applied in a
 //     transaction that does not touch the offsets.
 package pgsink

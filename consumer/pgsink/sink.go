@@ -188,7 +188,7 @@ func (s *Sink[E]) setup(ctx context.Context) error {
 	return nil
 }
 
-// Name returns the projection's name, Version its version.
+// Name returns the projection's name.
 func (s *Sink[E]) Name() string { return s.cfg.Name }
 
 // Version returns the projection's version.
@@ -297,10 +297,12 @@ func (s *Sink[E]) attempt(ctx context.Context, b consumer.Batch[E], n int, next 
 		}
 	}
 	utx := userTx{tx}
+	last := -1 // the last event applied
 	for i, ev := range b.Events[:n] {
 		if ev.Offset < stored {
 			continue // applied by an earlier transaction
 		}
+		last = i
 		if err := s.call(ctx, utx, ev); err != nil {
 			switch {
 			case conflict(err):
@@ -313,6 +315,11 @@ func (s *Sink[E]) attempt(ctx context.Context, b consumer.Batch[E], n int, next 
 	}
 	if next >= 0 {
 		if _, err := tx.Exec(ctx, s.update, s.cfg.Name, s.cfg.Version, b.Topic, b.Partition, max(next, stored)); err != nil {
+			if aborted(err) && last >= 0 {
+				// A statement of Apply failed and Apply returned nil: blame the last event
+				// (applying shorter prefixes finds the one that did it).
+				return &eventError{index: last, err: fmt.Errorf("pgsink: a statement failed and Apply returned nil: %w", err)}
+			}
 			return s.sinkError(b, "recording the offset in "+s.table, err)
 		}
 	}
@@ -330,6 +337,13 @@ func (s *Sink[E]) attempt(ctx context.Context, b consumer.Batch[E], n int, next 
 		return fmt.Errorf("pgsink: %s/%d: commit (nothing was applied): %w", b.Topic, b.Partition, err)
 	}
 	return nil
+}
+
+// aborted reports whether err says the transaction was aborted by an earlier failed
+// statement (SQLSTATE 25P02).
+func aborted(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "25P02"
 }
 
 // sinkError classifies the failure of one of the sink's own statements: never an

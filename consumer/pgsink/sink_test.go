@@ -345,6 +345,37 @@ func TestApplyErrorRecordsPrefix(t *testing.T) {
 	}
 }
 
+// An Apply that swallows the error of a failed statement (the transaction is then
+// aborted) gets its event blamed, not the database.
+func TestApplySwallowingAnError(t *testing.T) {
+	t.Parallel()
+	_, pool := newDB(t)
+	migrate(t, pool, countingSchema...)
+	ctx := testCtx(t, 30*time.Second)
+	s := newSink(t, pool, func(c *pgsink.Config[kastor.Event]) {
+		c.Apply = func(ctx context.Context, tx pgx.Tx, ev kastor.Envelope[kastor.Event]) error {
+			if ev.Offset == 5 {
+				_, _ = tx.Exec(ctx, `SELECT 1/0`)
+				return nil
+			}
+			return countEvent(ctx, tx, ev)
+		}
+	})
+	for _, b := range []consumer.Batch[kastor.Event]{batch(0, 3, 4, 5, 6, 7), batch(0, 3, 4, 5)} {
+		err := s.Apply(ctx, b)
+		var ae *consumer.ApplyError
+		if !errors.As(err, &ae) || ae.Index != 2 || errors.Is(err, consumer.ErrUnavailable) {
+			t.Errorf("Apply: %v, want *ApplyError{Index: 2}", err)
+		}
+	}
+	if got := appliedOffsets(t, pool, 0); !sameOffsets(got, 3, 4) {
+		t.Errorf("applied %v, want 3 4", got)
+	}
+	if got := stored(t, s); got[0] != 5 {
+		t.Errorf("stored %v, want partition 0 at 5", got)
+	}
+}
+
 // A replay applies its event without moving the offsets; a failing one is blamed.
 func TestReplayLeavesOffsets(t *testing.T) {
 	t.Parallel()
