@@ -82,7 +82,8 @@
 //     dependency. After a database restart every idle connection of the pool is broken:
 //     BEGIN and the offset reads try the next connection at once rather than fail.
 //   - An Apply that ignores the error of a failed statement leaves the transaction
-//     aborted; the event it last ran for is blamed, and the reader narrows it down.
+//     aborted (SQLSTATE 25P02): the sink narrows the failure down to that event, by the
+//     shorter prefixes above, and blames it.
 //   - A replay from the dead-letter topic (Batch.Replay, Next -1) is applied in a
 //     transaction that does not touch the offsets.
 package pgsink
