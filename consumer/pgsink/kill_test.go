@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -90,6 +91,17 @@ func runChild() int {
 	if err != nil {
 		return fail(err)
 	}
+	if k, _ := strconv.Atoi(os.Getenv("CHILD_CRASH_AFTER")); k > 0 {
+		// Die right after the k-th commit, before Apply returns: the database has the
+		// batch, the reader does not know it.
+		var n atomic.Int64
+		pgsink.AfterCommit(sink, func() {
+			if n.Add(1) == int64(k) && ctx.Err() == nil { // not while stopping
+				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				select {}
+			}
+		})
+	}
 	rd, err := consumer.New(consumer.Config[kastor.Event]{
 		Name: projection, Version: 1, Namespace: os.Getenv("CHILD_NS"), AggregateTypes: []string{bank.Type},
 		Events: codecs.Events, Brokers: brokers, Logger: logger, MaxPollRecords: 100,
@@ -128,46 +140,130 @@ func (l *lockedBuilder) String() string {
 	return l.b.String()
 }
 
-func spawn(t *testing.T, name string, env ...string) *child {
-	t.Helper()
+func startChild(env []string) (*child, error) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(append(os.Environ(), childEnv+"=1"), env...)
 	ch := &child{cmd: cmd, out: &lockedBuilder{}, done: make(chan struct{})}
 	cmd.Stderr = ch.out
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	go func() { _ = cmd.Wait(); close(ch.done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-ch.done
-		if t.Failed() {
-			t.Logf("child %s (pid %d) stderr:\n%s", name, cmd.Process.Pid, ch.out.String())
-		}
-	})
-	return ch
+	return ch, nil
 }
 
-func (c *child) kill(t *testing.T) {
+// slot keeps one projection process running: whenever it dies (killed by the test, or
+// by itself after a commit), the slot starts a new one, until it is closed.
+type slot struct {
+	name    string
+	env     []string
+	crashes *atomic.Int32 // how many more children may be told to kill themselves
+	rng     *rand.Rand
+
+	mu      sync.Mutex
+	cur     *child
+	all     []*child
+	deaths  int
+	closing bool
+	err     error
+	done    chan struct{}
+}
+
+func newSlot(t *testing.T, name string, env []string, crashes *atomic.Int32, seed uint64) *slot {
 	t.Helper()
-	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatalf("kill: %v", err)
+	s := &slot{name: name, env: env, crashes: crashes, rng: rand.New(rand.NewPCG(seed, 3)), done: make(chan struct{})}
+	c, err := startChild(s.childEnv())
+	if err != nil {
+		t.Fatal(err)
 	}
+	s.cur, s.all = c, []*child{c}
+	go s.supervise()
+	t.Cleanup(func() {
+		s.mu.Lock()
+		s.closing = true
+		s.mu.Unlock()
+		for _, c := range s.all {
+			_ = c.cmd.Process.Kill()
+			<-c.done
+		}
+		<-s.done
+		if t.Failed() {
+			for i, c := range s.all {
+				t.Logf("child %s%d (pid %d) stderr:\n%s", name, i, c.cmd.Process.Pid, c.out.String())
+			}
+		}
+	})
+	return s
+}
+
+// childEnv is the environment of the next child: the first, and then one in two, are
+// told to kill themselves after a few commits, while the crash budget lasts.
+func (s *slot) childEnv() []string {
+	env := append([]string(nil), s.env...)
+	if (len(s.all) == 0 || s.rng.IntN(2) == 0) && s.crashes.Add(-1) >= 0 {
+		env = append(env, fmt.Sprintf("CHILD_CRASH_AFTER=%d", 2+s.rng.IntN(30)))
+	}
+	return env
+}
+
+func (s *slot) supervise() {
+	defer close(s.done)
+	for {
+		s.mu.Lock()
+		c := s.cur
+		s.mu.Unlock()
+		<-c.done
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			return
+		}
+		s.deaths++
+		next, err := startChild(s.childEnv())
+		if err != nil {
+			s.err = err
+			s.mu.Unlock()
+			return
+		}
+		s.cur = next
+		s.all = append(s.all, next)
+		s.mu.Unlock()
+	}
+}
+
+// kill kills the running child with SIGKILL; the slot restarts it.
+func (s *slot) kill() {
+	s.mu.Lock()
+	c := s.cur
+	s.mu.Unlock()
+	_ = c.cmd.Process.Signal(syscall.SIGKILL)
 	<-c.done
 }
 
-// terminate stops the child with SIGTERM and waits for it.
-func (c *child) terminate(t *testing.T) {
+// stop stops the running child with SIGTERM, restarting no more, and returns how many
+// children died before.
+func (s *slot) stop(t *testing.T) int {
 	t.Helper()
+	s.mu.Lock()
+	s.closing = true
+	c := s.cur
+	s.mu.Unlock()
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-c.done:
 		if code := c.cmd.ProcessState.ExitCode(); code != 0 {
-			t.Errorf("child exited with %d:\n%s", code, c.out.String())
+			t.Errorf("child %s exited with %d:\n%s", s.name, code, c.out.String())
 		}
 	case <-time.After(60 * time.Second):
-		t.Errorf("child still running 60s after SIGTERM")
+		t.Errorf("child %s still running 60s after SIGTERM", s.name)
 	}
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		t.Errorf("restarting child %s: %v", s.name, s.err)
+	}
+	return s.deaths
 }
 
 // account is an account as the load generator and the fold see it.
@@ -363,11 +459,12 @@ func readModel(t *testing.T, pool *pgxpool.Pool) map[string]*account {
 	return out
 }
 
-// Two projection processes share the partitions; under a steady load of events, one or
-// the other is killed with SIGKILL at random moments and restarted. Once the load stops
-// and the projection has caught up with the topic, the PostgreSQL read model equals a
-// fold of the events topic read back: every committed event applied exactly once,
-// aborted ones never, nothing parked.
+// Two projection processes share the partitions. Under a steady load of events, they
+// die with SIGKILL: killed by the test at random moments, or by themselves right after
+// a database commit (before the reader learns of it); each is restarted at once. Once
+// the load stops and the projection has caught up with the topic, the PostgreSQL read
+// model equals a fold of the events topic read back: every committed event applied
+// exactly once, aborted ones never, nothing parked.
 func TestKill9ReadModelEqualsFold(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -381,7 +478,11 @@ func TestKill9ReadModelEqualsFold(t *testing.T) {
 	stop := make(chan struct{})
 	var committed atomic.Int64
 	load := r.generate(t, 60, stop, &committed)
-	children := []*child{spawn(t, "a", env...), spawn(t, "b", env...)}
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	var crashes atomic.Int32
+	crashes.Store(4)
+	slots := []*slot{newSlot(t, "a", env, &crashes, seed), newSlot(t, "b", env, &crashes, seed+1)}
 	// Kill only under load: once the first transactions are in.
 	for deadline := time.Now().Add(60 * time.Second); committed.Load() < 50; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -389,14 +490,13 @@ func TestKill9ReadModelEqualsFold(t *testing.T) {
 		}
 	}
 	t.Logf("%v: the load runs", time.Since(start).Round(time.Millisecond))
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
-	const kills = 6
+	rng := rand.New(rand.NewPCG(seed, 2))
+	const kills = 5
 	for k := range kills {
 		time.Sleep(time.Duration(800+rng.IntN(1700)) * time.Millisecond)
-		i := rng.IntN(len(children))
-		children[i].kill(t)
-		t.Logf("%v: kill %d: child %d killed and restarted", time.Since(start).Round(time.Millisecond), k+1, i)
-		children[i] = spawn(t, fmt.Sprintf("%c%d", 'a'+i, k+1), env...)
+		i := rng.IntN(len(slots))
+		slots[i].kill()
+		t.Logf("%v: kill %d: child %s killed", time.Since(start).Round(time.Millisecond), k+1, slots[i].name)
 	}
 	time.Sleep(time.Second)
 	for deadline := time.Now().Add(30 * time.Second); committed.Load() < 500 && time.Now().Before(deadline); {
@@ -413,8 +513,9 @@ func TestKill9ReadModelEqualsFold(t *testing.T) {
 	sink := newSink(t, pool, func(c *pgsink.Config[kastor.Event]) { c.Apply = applyBalance })
 	waitFor(t, sink, ends, 90*time.Second)
 	t.Logf("caught up %v after the load stopped", time.Since(t0))
-	for _, c := range children {
-		c.terminate(t)
+	deaths := 0
+	for _, s := range slots {
+		deaths += s.stop(t)
 	}
 
 	want, n := r.foldTopic(t, ends)
@@ -422,7 +523,11 @@ func TestKill9ReadModelEqualsFold(t *testing.T) {
 		t.Errorf("the topic holds %d committed events, the load wrote %d", n, written)
 	}
 	got := readModel(t, pool)
-	t.Logf("%d events over %d accounts, %d kills", n, len(want), kills)
+	t.Logf("%d events over %d accounts; %d processes died: %d killed by the test, %d by themselves after a commit",
+		n, len(want), deaths, kills, deaths-kills)
+	if deaths <= kills {
+		t.Logf("no child killed itself after a commit this time")
+	}
 	if len(got) != len(want) {
 		t.Errorf("the read model has %d accounts, the fold %d", len(got), len(want))
 	}

@@ -75,6 +75,8 @@ type Sink[E any] struct {
 	advance string
 	stored  string
 	all     string
+
+	afterCommit func() // tests: called after each commit (export_test.go)
 }
 
 var (
@@ -275,6 +277,9 @@ func (s *Sink[E]) attempt(ctx context.Context, b consumer.Batch[E], n int, next 
 		if _, err := s.pool.Exec(ctx, s.advance, s.cfg.Name, s.cfg.Version, b.Topic, b.Partition, next); err != nil {
 			return s.sinkError(b, "recording the offset in "+s.table, err)
 		}
+		if s.afterCommit != nil {
+			s.afterCommit()
+		}
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
@@ -335,6 +340,9 @@ func (s *Sink[E]) attempt(ctx context.Context, b consumer.Batch[E], n int, next 
 			return consumer.Unavailable(fmt.Errorf("pgsink: %s/%d: commit: %w", b.Topic, b.Partition, err))
 		}
 		return fmt.Errorf("pgsink: %s/%d: commit (nothing was applied): %w", b.Topic, b.Partition, err)
+	}
+	if s.afterCommit != nil {
+		s.afterCommit()
 	}
 	return nil
 }
