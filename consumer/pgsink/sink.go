@@ -88,7 +88,8 @@ var legalName = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
 
 // New returns a sink writing through pool. It checks the configuration, creates the
 // offsets table when it is missing (through Migrate) and checks that an existing one has
-// the expected columns; it fails when the database cannot be reached.
+// the expected columns. It fails when the database cannot be reached (Unreachable holds
+// for the error then: a service may retry).
 //
 // Size the pool for the reader: each partition applied concurrently
 // (consumer.Config.Concurrency, default 8) holds a connection for its transaction.
