@@ -19,6 +19,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kastor-dev/kastor/devbroker"
+
+	"github.com/kastor-dev/kastor/internal/dockerenv"
 )
 
 // Backend names what runs a Cluster's brokers.
@@ -79,24 +81,12 @@ func Start(t testing.TB, opts ...Option) *Cluster {
 // saying how to run it, or fails when CI or KASTOR_REQUIRE_DOCKER is set; other errors fail it.
 func Use(t testing.TB, c *Cluster, err error) *Cluster {
 	t.Helper()
-	if errors.Is(err, ErrNoDocker) {
-		if requireDocker() {
-			t.Fatalf("%v, and CI or KASTOR_REQUIRE_DOCKER is set, so integration tests may not be skipped", err)
-		}
-		t.Skipf("%v: %s", err, howToRun)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	dockerenv.Require(t, err, ErrNoDocker, howToRun)
 	return c
 }
 
 const howToRun = "integration tests need real Kafka: run `make test` (it installs and starts Docker " +
 	"and builds the Kafka image when they are missing), or point KAFKA_BROKERS at a running cluster"
-
-func requireDocker() bool {
-	return os.Getenv("CI") != "" || os.Getenv("KASTOR_REQUIRE_DOCKER") != ""
-}
 
 // New starts a cluster (or connects to KAFKA_BROKERS) without a testing.TB, for TestMain and
 // programs. The caller must Close it. It returns an error wrapping ErrNoDocker when it would

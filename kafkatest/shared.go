@@ -2,9 +2,9 @@ package kafkatest
 
 import (
 	"context"
-	"sync"
 	"testing"
-	"time"
+
+	"github.com/kastor-dev/kastor/internal/dockerenv"
 )
 
 // Shared is one cluster for all the tests of a package that ask for it: started on the
@@ -25,9 +25,7 @@ import (
 //	}
 type Shared struct {
 	opts []Option
-	once sync.Once
-	c    *Cluster
-	err  error
+	s    dockerenv.Shared[*Cluster]
 }
 
 // NewShared prepares a shared cluster started with opts on first use.
@@ -37,19 +35,9 @@ func NewShared(opts ...Option) *Shared { return &Shared{opts: opts} }
 // test when no Docker engine is reachable, or fails it under CI or KASTOR_REQUIRE_DOCKER.
 func (s *Shared) Get(t testing.TB) *Cluster {
 	t.Helper()
-	s.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		s.c, s.err = New(ctx, s.opts...)
-	})
-	return Use(t, s.c, s.err)
+	c, err := s.s.Get(func(ctx context.Context) (*Cluster, error) { return New(ctx, s.opts...) })
+	return Use(t, c, err)
 }
 
 // Close stops the cluster if it was started. Call it from TestMain after m.Run.
-func (s *Shared) Close() error {
-	s.once.Do(func() {}) // a Get after Close starts nothing
-	if s.c == nil {
-		return nil
-	}
-	return s.c.Close()
-}
+func (s *Shared) Close() error { return s.s.Close() }

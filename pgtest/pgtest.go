@@ -16,6 +16,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/kastor-dev/kastor/internal/dockerenv"
 )
 
 // Backend names what runs the server.
@@ -71,24 +73,12 @@ func Start(t testing.TB, opts ...Option) *DB {
 // errors fail it.
 func Use(t testing.TB, db *DB, err error) *DB {
 	t.Helper()
-	if errors.Is(err, ErrNoDocker) {
-		if requireDocker() {
-			t.Fatalf("%v, and CI or KASTOR_REQUIRE_DOCKER is set, so integration tests may not be skipped", err)
-		}
-		t.Skipf("%v: %s", err, howToRun)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	dockerenv.Require(t, err, ErrNoDocker, howToRun)
 	return db
 }
 
 const howToRun = "integration tests need real PostgreSQL: run `make test` (it installs and starts Docker " +
 	"and builds the PostgreSQL image when they are missing), or point POSTGRES_DSN at a running server"
-
-func requireDocker() bool {
-	return os.Getenv("CI") != "" || os.Getenv("KASTOR_REQUIRE_DOCKER") != ""
-}
 
 // New starts a server (or connects to POSTGRES_DSN) without a testing.TB, for TestMain and
 // programs. The caller must Close it. It returns an error wrapping ErrNoDocker when it would

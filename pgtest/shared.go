@@ -2,9 +2,9 @@ package pgtest
 
 import (
 	"context"
-	"sync"
 	"testing"
-	"time"
+
+	"github.com/kastor-dev/kastor/internal/dockerenv"
 )
 
 // Shared is one server for all the tests of a package that ask for it: started on the first
@@ -12,9 +12,7 @@ import (
 // documentation). Tests keep apart by creating their own databases with NewDatabase.
 type Shared struct {
 	opts []Option
-	once sync.Once
-	db   *DB
-	err  error
+	s    dockerenv.Shared[*DB]
 }
 
 // NewShared prepares a shared server started with opts on first use.
@@ -24,19 +22,9 @@ func NewShared(opts ...Option) *Shared { return &Shared{opts: opts} }
 // test when no Docker engine is reachable, or fails it under CI or KASTOR_REQUIRE_DOCKER.
 func (s *Shared) Get(t testing.TB) *DB {
 	t.Helper()
-	s.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		s.db, s.err = New(ctx, s.opts...)
-	})
-	return Use(t, s.db, s.err)
+	db, err := s.s.Get(func(ctx context.Context) (*DB, error) { return New(ctx, s.opts...) })
+	return Use(t, db, err)
 }
 
 // Close stops the server if it was started. Call it from TestMain after m.Run.
-func (s *Shared) Close() error {
-	s.once.Do(func() {}) // a Get after Close starts nothing
-	if s.db == nil {
-		return nil
-	}
-	return s.db.Close()
-}
+func (s *Shared) Close() error { return s.s.Close() }
