@@ -101,6 +101,7 @@ func (w *worker[E]) runWindow(recs []*kgo.Record, items []item[E]) (rewind int64
 	}
 	pos := 0
 	single := false     // after a failure, events are applied one at a time to isolate it
+	singleUntil := -1   // ... up to this index in items: the end of the batch that failed
 	var carry []Skipped // parked records not yet reported to the sink
 	rewindAt := func() (int64, bool) {
 		if len(carry) > 0 {
@@ -155,7 +156,12 @@ func (w *worker[E]) runWindow(recs []*kgo.Record, items []item[E]) (rewind int64
 				if len(evs) > 0 && w.st.failOffset >= evs[0].Offset {
 					w.st.failOffset, w.st.failAttempts = -1, 0
 				}
-				pos, carry, single = j, nil, false
+				pos, carry = j, nil
+				// A sink that fails a batch without saying which event (no ApplyError)
+				// is fed one event at a time up to the end of that batch: going back to
+				// full batches after the first success would apply the batch again for
+				// each event before the culprit.
+				single = pos <= singleUntil
 				continue
 			}
 			var ae *ApplyError
@@ -174,7 +180,7 @@ func (w *worker[E]) runWindow(recs []*kgo.Record, items []item[E]) (rewind int64
 				continue
 			}
 			if !blamed && len(evs) > 1 {
-				single = true // find the culprit: one event at a time
+				single, singleUntil = true, at[len(at)-1] // find the culprit: one event at a time
 				continue
 			}
 			if blamed {
@@ -197,7 +203,9 @@ func (w *worker[E]) runWindow(recs []*kgo.Record, items []item[E]) (rewind int64
 			}
 			w.st.failOffset, w.st.failAttempts = -1, 0
 			carry = append(carry, Skipped{Metadata: it.env.Metadata, Offset: it.rec.Offset, Parked: true})
-			pos, single = at[k]+1, false
+			// The culprit is parked: back to full batches (another culprit in them would
+			// be isolated the same way).
+			pos, single, singleUntil = at[k]+1, false, -1
 			continue
 		}
 		// items[pos] is to be parked: undecodable, or held behind its aggregate's parked event.
