@@ -248,7 +248,8 @@ func (r *Reader[E]) runGroup(ctx context.Context) error {
 func (r *Reader[E]) runAllPartitions(ctx context.Context, counts map[string]int32) error {
 	start := map[string]map[int32]kgo.Offset{}
 	for _, t := range r.topics {
-		stored, err := r.store.StoredOffsets(ctx, t)
+		// Nothing else to do until the sink answers: wait for it as long as Run runs.
+		stored, err := r.storedOffsets(ctx, t, 0)
 		if err != nil {
 			return fmt.Errorf("consumer: stored offsets of %s: %w", t, err)
 		}
@@ -346,7 +347,10 @@ func (r *Reader[E]) dropped(_ context.Context, _ *kgo.Client, m map[string][]int
 func (r *Reader[E]) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	if r.store != nil {
 		for t, ps := range offsets {
-			stored, err := r.store.StoredOffsets(ctx, t)
+			// Inside the group's sync: wait a while for a sink that is down rather than
+			// leave and rejoin at once, which would rebalance every instance again and
+			// again; past the bound, rejoin (and try again then).
+			stored, err := r.storedOffsets(ctx, t, storedOffsetsPatience)
 			if err != nil {
 				r.cfg.Logger.Error("reading the sink's stored offsets; rejoining", "topic", t, "err", err)
 				return nil, fmt.Errorf("consumer: stored offsets of %s: %w", t, err)
@@ -379,6 +383,33 @@ func (r *Reader[E]) adjustOffsets(ctx context.Context, offsets map[string]map[in
 		}
 	}
 	return offsets, nil
+}
+
+// storedOffsetsPatience bounds how long an assignment waits for a sink that is down
+// before the reader rejoins the group; it stays well under franz-go's default rebalance
+// timeout (60 s), which the other members wait on.
+const storedOffsetsPatience = 20 * time.Second
+
+// storedOffsets reads the sink's offsets of topic, retrying errors matching
+// ErrUnavailable with the reader's backoff for up to patience (0: until ctx ends).
+func (r *Reader[E]) storedOffsets(ctx context.Context, topic string, patience time.Duration) (map[int32]int64, error) {
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		stored, err := r.store.StoredOffsets(ctx, topic)
+		if err == nil || !errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
+			return stored, err
+		}
+		d := r.cfg.Retry.backoff(attempt)
+		if patience > 0 && time.Since(start)+d > patience {
+			return nil, err
+		}
+		r.cfg.Logger.Warn("the sink cannot give its stored offsets; waiting", "topic", topic, "attempt", attempt, "retry_in", d, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(d):
+		}
+	}
 }
 
 // hurryUp is called when a rebalance waits for the round: retries and backoffs stop,
