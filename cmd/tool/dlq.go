@@ -340,19 +340,11 @@ again (they stay unresolved: see 'kastor dlq show').`,
 		Args: nameArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			t, err := a.connectTarget(ctx, f)
+			t, st, err := a.knownProjection(ctx, f, args[0])
 			if err != nil {
 				return err
 			}
 			defer t.adm.Close()
-			g, err := a.registry(ctx, t)
-			if err != nil {
-				return err
-			}
-			st, err := projectionState(g, t.ns, args[0])
-			if err != nil {
-				return err
-			}
 			mctx, cancel := context.WithTimeout(ctx, a.timeout)
 			err = requireRunning(mctx, t, st, "replay")
 			cancel()

@@ -489,6 +489,24 @@ func requireRunning(ctx context.Context, t *target, st consumer.ProjectionState,
 	return nil
 }
 
+// knownProjection connects, reads the registry and returns the state of projection name:
+// the start of every command that acts on a running projection. The caller closes t.adm.
+func (a *app) knownProjection(ctx context.Context, f *projFlags, name string) (*target, consumer.ProjectionState, error) {
+	t, err := a.connectTarget(ctx, f)
+	if err != nil {
+		return nil, consumer.ProjectionState{}, err
+	}
+	g, err := a.registry(ctx, t)
+	if err == nil {
+		var st consumer.ProjectionState
+		if st, err = projectionState(g, t.ns, name); err == nil {
+			return t, st, nil
+		}
+	}
+	t.adm.Close()
+	return nil, consumer.ProjectionState{}, err
+}
+
 func projectionState(g *consumer.Registry, ns, name string) (consumer.ProjectionState, error) {
 	st, ok := g.State(ns, name)
 	if !ok {

@@ -62,19 +62,11 @@ see 'kastor projection reset --in-place'.`,
 		Args: nameArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			t, err := a.connectTarget(ctx, f)
+			t, st, err := a.knownProjection(ctx, f, args[0])
 			if err != nil {
 				return err
 			}
 			defer t.adm.Close()
-			g, err := a.registry(ctx, t)
-			if err != nil {
-				return err
-			}
-			st, err := projectionState(g, t.ns, args[0])
-			if err != nil {
-				return err
-			}
 			if st.Phase == consumer.PhaseRebuilding {
 				return fmt.Errorf("projection %s is already rebuilding version %d (request %s): follow it with `kastor projection status %s`", st.Name, st.Building, st.RequestID, st.Name)
 			}
