@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/gateway"
 	"github.com/kastor-dev/kastor/kafkatest"
@@ -86,6 +88,41 @@ func TestCheckpointOnRevoke(t *testing.T) {
 					t.Fatalf("restores read %d events without checkpoints, want all %d", read, 2*aggs)
 				}
 			})
+		}
+	})
+}
+
+// A snapshot record that cannot be decoded at all (not only its state), covered by a
+// checkpoint, is a cache miss for its aggregate alone: restores keep snapshot records
+// undecoded until an aggregate is needed, then replay that aggregate from its events.
+func TestCorruptSnapshotRecordReplaysTheAggregate(t *testing.T) {
+	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+		r := newRig(t, c, 1)
+		pol := snapshot.Policy{Every: -1, CheckpointEvery: 1 << 40, CheckpointInterval: time.Hour, OnRevoke: true}
+		withPolicy := func(cfg *gateway.Config[account, command, kastor.Event]) { cfg.Snapshots = pol }
+		_, stop := r.start(r.config(withPolicy))
+		r.send("acct", "open", openAccount{})
+		r.send("acct", "d1", deposit{10})
+		r.send("other", "open-o", openAccount{})
+		r.send("other", "d-o", deposit{7})
+		stop() // checkpoint on revoke: both snapshotted, events covered
+
+		md := kastor.Metadata{AggregateID: "acct", Version: 2, Type: snapshot.TypeSnapshot}
+		r.produce(&kgo.Record{Topic: r.snapshots, Partition: 0, Key: []byte("acct"), Value: []byte{0xff, 0xff, 0xff},
+			Headers: producer.Headers(&md)})
+
+		g, _ := r.start(r.config(withPolicy))
+		if rep := r.send("acct", "w1", withdraw{10}); rep.Status != gateway.StatusOK || rep.From != 3 {
+			t.Fatalf("withdraw 10 after a corrupt snapshot record: %+v, want OK at version 3", rep)
+		}
+		if rep := r.send("acct", "d1", deposit{10}); rep.Status != gateway.StatusDuplicate {
+			t.Fatalf("dedupe window lost in the replay: %+v", rep)
+		}
+		if rep := r.send("other", "w-o", withdraw{8}); rep.Status != gateway.StatusRejected {
+			t.Fatalf("other's snapshot: withdrawing 8 of 7 gave %+v", rep)
+		}
+		if rec := g.Recoveries(); len(rec) != 1 || rec[0].EventRecords != 0 {
+			t.Fatalf("recoveries %+v: the shard's tail should be empty (the checkpoint stays usable)", rec)
 		}
 	})
 }

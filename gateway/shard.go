@@ -22,6 +22,9 @@ type entry[S any] struct {
 	eventOffset int64 // offset of the aggregate's last event in the events partition; -1: none
 	commands    []snapshot.Command
 	snapVersion int64 // version of the aggregate's latest snapshot
+	// raw is the undecoded snapshot record the entry was restored from, until the
+	// aggregate is first needed (unpack): a restore then decodes nothing per snapshot.
+	raw []byte
 	// lazy holds the encoded state of the snapshot an entry was restored from until the
 	// state is first needed: a shard restore then reads snapshots without decoding every
 	// state, and aggregates that get no command before the next rebalance are never
@@ -122,16 +125,16 @@ func (g *Gateway[S, C, E]) restore(ctx context.Context, p int32) (*shard[S], Rec
 	// Entries are allocated 256 at a time: a restore creates one per aggregate, often
 	// 100,000s of them, and the allocator and the GC are most of its CPU time.
 	var slab []entry[S]
-	scan := snapshot.NewScan(func(rec *snapshot.Record) {
+	scan := snapshot.NewScan(nil, func(id string) { delete(sh.aggs, id) })
+	scan.PutEncoded = func(id string, value []byte) {
 		if len(slab) == 0 {
 			slab = make([]entry[S], 256)
 		}
 		e := &slab[0]
 		slab = slab[1:]
-		*e = entry[S]{version: rec.Version, eventOffset: rec.EventOffset, commands: rec.Commands, snapVersion: rec.Version,
-			lazy: Encoded{Type: rec.StateType, Fingerprint: rec.StateFingerprint, Data: rec.State}, isLazy: true}
-		sh.aggs[rec.AggregateID] = e
-	}, func(id string) { delete(sh.aggs, id) })
+		e.raw, e.isLazy = value, true
+		sh.aggs[id] = e
+	}
 	snapRead, err := rd.Read(ctx, g.topics.snapshots, p, 0, snapEnd, func(r *kgo.Record) error { scan.Add(r); return nil })
 	if err != nil {
 		return nil, Recovery{}, fmt.Errorf("gateway: restore shard %d: snapshots: %w", p, err)
@@ -153,6 +156,9 @@ func (g *Gateway[S, C, E]) restore(ctx context.Context, p int32) (*shard[S], Rec
 			sh.aggs[id] = e
 		}
 		sh.lastEventOffset = r.Offset
+		if err := g.unpack(ctx, p, id, e); err != nil {
+			return err
+		}
 		if r.Offset <= e.eventOffset {
 			return nil // included in the aggregate's snapshot
 		}
@@ -217,10 +223,36 @@ func (g *Gateway[S, C, E]) settledEventsEnd(ctx context.Context, rd *partition.R
 	return settled, nil
 }
 
+// unpack decodes the snapshot record a restored entry holds (version, event offset,
+// recent commands; the state stays encoded until materialize). A record that cannot be
+// decoded is a cache miss: the aggregate is rebuilt from all of its events.
+func (g *Gateway[S, C, E]) unpack(ctx context.Context, p int32, id string, e *entry[S]) error {
+	if e.raw == nil {
+		return nil
+	}
+	rec, err := snapshot.DecodeValue(id, e.raw)
+	if err == nil {
+		*e = entry[S]{version: rec.Version, eventOffset: rec.EventOffset, commands: rec.Commands, snapVersion: rec.Version,
+			lazy: Encoded{Type: rec.StateType, Fingerprint: rec.StateFingerprint, Data: rec.State}, isLazy: true}
+		return nil
+	}
+	g.cfg.Logger.Warn("snapshot record cannot be decoded; replaying the aggregate's events",
+		"partition", p, "aggregate_id", id, "err", err)
+	fresh, err := g.replay(ctx, p, id)
+	if err != nil {
+		return err
+	}
+	*e = *fresh
+	return nil
+}
+
 // materialize decodes a lazily restored entry's state. A snapshot whose state cannot be
 // decoded (its schema no longer resolves) is a cache miss: the aggregate is rebuilt from
 // all of its events instead.
 func (g *Gateway[S, C, E]) materialize(ctx context.Context, p int32, id string, e *entry[S]) error {
+	if err := g.unpack(ctx, p, id, e); err != nil {
+		return err
+	}
 	if !e.isLazy {
 		return nil
 	}

@@ -44,11 +44,19 @@ func (s *Shard) Drop(aggregateID string) {
 // between.
 type Scan struct {
 	// Put receives each aggregate's snapshot as it is read; a later call for the same
-	// aggregate replaces the earlier one.
-	Put func(rec *Record)
+	// aggregate replaces the earlier one. The record comes by value: a pointer would
+	// escape and cost an allocation per snapshot, 100,000s in a restore.
+	Put func(rec Record)
 	// Delete is called for a tombstone, and for a record that cannot be decoded: the
 	// aggregate has no usable snapshot (anymore).
 	Delete func(aggregateID string)
+	// PutEncoded, when set, receives each snapshot undecoded instead of Put: the caller
+	// decodes it with DecodeValue when the aggregate is first needed, so a restore costs
+	// no decoding for the aggregates that get no command. A record that then fails to
+	// decode is the caller's to handle (replaying the aggregate's events); it does not
+	// void the checkpoint as a record Put could not decode does. The value aliases the
+	// Kafka record's buffer.
+	PutEncoded func(aggregateID string, value []byte)
 
 	// Checkpoint is the shard's checkpoint so far (-1: none). After the last record it is
 	// the checkpoint recovery may use: -1 once any record was ignored.
@@ -61,7 +69,7 @@ type Scan struct {
 }
 
 // NewScan returns a Scan handing snapshots to put and deletions to del.
-func NewScan(put func(*Record), del func(aggregateID string)) *Scan {
+func NewScan(put func(Record), del func(aggregateID string)) *Scan {
 	return &Scan{Put: put, Delete: del, Checkpoint: -1}
 }
 
@@ -88,13 +96,23 @@ func (s *Scan) Add(r *kgo.Record) {
 		s.Delete(key)
 		return
 	}
+	if s.PutEncoded != nil {
+		s.PutEncoded(key, r.Value)
+		return
+	}
 	rec, err := decodeSnapshot(key, r.Value, &s.types, &s.commands)
 	if err != nil {
 		s.Delete(key)
 		s.bad(r, TypeSnapshot, err)
 		return
 	}
-	s.Put(&rec)
+	s.Put(rec)
+}
+
+// DecodeValue decodes the value of a snapshot record of aggregateID, as Scan.PutEncoded
+// hands it over. The record's strings and state alias value.
+func DecodeValue(aggregateID string, value []byte) (Record, error) {
+	return decodeSnapshot(aggregateID, value, nil, nil)
 }
 
 // Err is the first record that could not be decoded, as an *kastor.UndecodableError, or
@@ -126,7 +144,7 @@ func Restore(ctx context.Context, seeds []string, topic string, p int32, logger 
 		logger = slog.Default()
 	}
 	s := &Shard{Topic: topic, Partition: p, Snapshots: map[string]Record{}, Checkpoint: -1}
-	scan := NewScan(func(r *Record) { s.Snapshots[r.AggregateID] = *r }, func(id string) { delete(s.Snapshots, id) })
+	scan := NewScan(func(r Record) { s.Snapshots[r.AggregateID] = r }, func(id string) { delete(s.Snapshots, id) })
 	st, err := partition.ReadToEnd(ctx, seeds, topic, p, 0, func(r *kgo.Record) error { scan.Add(r); return nil }, opts...)
 	s.Read = st
 	if err != nil {

@@ -210,7 +210,7 @@ func TestWireMatchesGoavro(t *testing.T) {
 // not write over the next record's.
 func TestScanSharesCommandSlabSafely(t *testing.T) {
 	got := map[string]*Record{}
-	scan := NewScan(func(r *Record) { got[r.AggregateID] = r }, func(id string) { delete(got, id) })
+	scan := NewScan(func(r Record) { got[r.AggregateID] = &r }, func(id string) { delete(got, id) })
 	for i, id := range []string{"a", "b", "c"} {
 		r := Record{AggregateID: id, Version: 1, EventOffset: int64(i), StateType: "t", State: []byte{byte(i)},
 			Commands: []Command{{ID: id + "-1", From: 1, To: 1}, {ID: id + "-2", From: 2, To: 1}}}
