@@ -44,7 +44,7 @@ func main() {
 	rate := flag.Float64("rate", 0, "commands/s for the latency run (default: half of the measured peak)")
 	flag.BoolVar(&verbose, "v", false, "print every round's figures")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the parts run (after the warm-up) to this file")
-	only := flag.String("only", "", "run only these parts, comma-separated: throughput, latency, projection, recovery")
+	only := flag.String("only", "", "run only these parts, comma-separated: throughput, latency, projection, recovery, streams")
 	var brokerConfig []kafkatest.Option
 	flag.Func("broker-config", "a broker setting key=value for the test broker (repeatable), e.g. add.partitions.to.txn.retry.backoff.ms=1", func(s string) error {
 		k, v, ok := strings.Cut(s, "=")
@@ -93,6 +93,7 @@ func main() {
 		row("gateway throughput (commands/s, EOS)", gw, "raw franz-go transactional loop", limit, 0.70)
 	}
 
+	var gwLat latencies
 	if runs("latency") {
 		r, what := *rate, "given rate"
 		if r == 0 {
@@ -102,9 +103,14 @@ func main() {
 		check(err)
 		lat, err := gatewayLatency(ctx, c, p, r)
 		check(err)
+		gwLat = lat
 		fmt.Printf("%-44s p50 %6.1f ms  p99 %6.1f ms   raw franz-go request/reply p50 %6.1f ms  p99 %6.1f ms   at %.0f commands/s (%s), commit interval %v: p99/interval = %.1f (target < 3), p99/limit = %.2f\n",
 			"gateway latency (Send round trip)", ms(lat.p50), ms(lat.p99), ms(limit.p50), ms(limit.p99), r, what, p.interval,
 			float64(lat.p99)/float64(p.interval), float64(lat.p99)/float64(limit.p99))
+	}
+
+	if runs("streams") {
+		check(streamsBench(ctx, c, p, gw, gwLat, *rate))
 	}
 
 	if runs("projection") {
