@@ -44,7 +44,7 @@ func main() {
 	rate := flag.Float64("rate", 0, "commands/s for the latency run (default: half of the measured peak)")
 	flag.BoolVar(&verbose, "v", false, "print every round's figures")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the parts run (after the warm-up) to this file")
-	only := flag.String("only", "", "run only these parts, comma-separated: throughput, latency, projection, recovery, streams")
+	only := flag.String("only", "", "run only these parts, comma-separated: throughput, latency, projection, recovery, watermill, streams")
 	var brokerConfig []kafkatest.Option
 	flag.Func("broker-config", "a broker setting key=value for the test broker (repeatable), e.g. add.partitions.to.txn.retry.backoff.ms=1", func(s string) error {
 		k, v, ok := strings.Cut(s, "=")
@@ -107,6 +107,10 @@ func main() {
 		fmt.Printf("%-44s p50 %6.1f ms  p99 %6.1f ms   raw franz-go request/reply p50 %6.1f ms  p99 %6.1f ms   at %.0f commands/s (%s), commit interval %v: p99/interval = %.1f (target < 3), p99/limit = %.2f\n",
 			"gateway latency (Send round trip)", ms(lat.p50), ms(lat.p99), ms(limit.p50), ms(limit.p99), r, what, p.interval,
 			float64(lat.p99)/float64(p.interval), float64(lat.p99)/float64(limit.p99))
+	}
+
+	if runs("watermill") {
+		check(watermillPart(ctx, c, p, gw, gwLat, *rate))
 	}
 
 	if runs("streams") {
