@@ -45,7 +45,7 @@ func postgresProjection(ctx context.Context, c *kafkatest.Cluster, db *pgtest.DB
 	start := time.Now()
 	r, err := consumer.New(consumer.Config[deposited]{
 		Name: name, Version: 1, Namespace: ts.ns, AggregateTypes: []string{accountAggregate.Type},
-		Events: eventCodec, Brokers: c.Brokers(), Group: fmt.Sprintf("%s-pg-%d", ts.ns, round),
+		Events: avroEvents, Brokers: c.Brokers(), Group: fmt.Sprintf("%s-pg-%d", ts.ns, round),
 	}, sink)
 	if err != nil {
 		return 0, err

@@ -17,9 +17,20 @@ import (
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/pgtest"
 	"github.com/kastor-dev/kastor/producer"
+	"github.com/kastor-dev/kastor/schema"
 )
 
-var eventCodec = jsonCodec[deposited]{typ: "bank.MoneyDeposited"}
+// eventCodec is the gateway runs' JSON event codec; the projection throughput runs use
+// avroEvents, the Avro codec kastor applications use (package schema), so the figure
+// shows kastor's decoding rather than encoding/json's.
+var (
+	eventCodec = jsonCodec[deposited]{typ: "bank.MoneyDeposited"}
+	avroEvents = func() kastor.Codec[deposited] {
+		s := schema.MustParse(`{"type": "record", "name": "MoneyDeposited", "namespace": "bank",
+			"fields": [{"name": "amount", "type": "long"}]}`)
+		return schema.ValueCodec(schema.MustCodec[deposited](schema.NewRegistry(), s))
+	}()
+)
 
 // preloadEvents appends p.events MoneyDeposited events, as the gateway writes them
 // (headers included), spread over p.aggregates accounts, and returns the topic's end
@@ -30,7 +41,10 @@ func preloadEvents(ctx context.Context, c *kafkatest.Cluster, ts topicSet, p par
 		return nil, err
 	}
 	defer cl.Close()
-	enc, _ := eventCodec.Encode(deposited{Amount: 1})
+	enc, err := avroEvents.Encode(deposited{Amount: 1})
+	if err != nil {
+		return nil, err
+	}
 	versions := make([]int64, p.aggregates)
 	var firstErr atomic.Value
 	for i := range p.events {
@@ -98,7 +112,7 @@ func memoryProjection(ctx context.Context, c *kafkatest.Cluster, ts topicSet, p 
 	})
 	r, err := consumer.New(consumer.Config[deposited]{
 		Name: "bench-balances", Version: 1, Namespace: ts.ns, AggregateTypes: []string{accountAggregate.Type},
-		Events: eventCodec, Brokers: c.Brokers(), AllPartitions: true,
+		Events: avroEvents, Brokers: c.Brokers(), AllPartitions: true,
 	}, mem)
 	if err != nil {
 		return 0, err
