@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -166,8 +165,7 @@ func rawLatency(ctx context.Context, c *kafkatest.Cluster, p params, rate float6
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	slices.Sort(lats)
-	return latencies{p50: lats[len(lats)/2], p99: lats[len(lats)*99/100]}, nil
+	return percentiles(lats), nil
 }
 
 // latencyRun is how long each latency run sends commands.

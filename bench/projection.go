@@ -228,8 +228,7 @@ func endToEnd(ctx context.Context, c *kafkatest.Cluster, p params, rate float64)
 	if err, _ := sendErr.Load().(error); err != nil {
 		return latencies{}, err
 	}
-	slices.Sort(lats)
-	return latencies{p50: lats[len(lats)/2], p99: lats[len(lats)*99/100]}, nil
+	return percentiles(lats), nil
 }
 
 // projectionBench runs the projection figures.

@@ -175,6 +175,12 @@ func gatewayThroughput(ctx context.Context, c *kafkatest.Cluster, p params) (flo
 
 type latencies struct{ p50, p99 time.Duration }
 
+// percentiles sorts lats and returns their median and 99th percentile.
+func percentiles(lats []time.Duration) latencies {
+	slices.Sort(lats)
+	return latencies{p50: lats[len(lats)/2], p99: lats[len(lats)*99/100]}
+}
+
 // gatewayLatency sends commands through a Sender at the given rate and measures each
 // Send's round trip: append, gateway transaction, reply.
 func gatewayLatency(ctx context.Context, c *kafkatest.Cluster, p params, rate float64) (latencies, error) {
@@ -236,8 +242,7 @@ func gatewayLatency(ctx context.Context, c *kafkatest.Cluster, p params, rate fl
 	if err, _ := sendErr.Load().(error); err != nil {
 		return latencies{}, err
 	}
-	slices.Sort(lats)
-	return latencies{p50: lats[len(lats)/2], p99: lats[len(lats)*99/100]}, nil
+	return percentiles(lats), nil
 }
 
 // recovery writes p.snapAggs snapshotted aggregates (one event each, a snapshot each and a

@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -409,8 +408,7 @@ func streamsLatency(ctx context.Context, c *kafkatest.Cluster, p params, jar str
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	slices.Sort(lats)
-	return latencies{p50: lats[len(lats)/2], p99: lats[len(lats)*99/100]}, nil
+	return percentiles(lats), nil
 }
 
 // streamsBench prints the gateway beside Kafka Streams: throughput over the same preloaded

@@ -431,11 +431,10 @@ func watermillLatency(ctx context.Context, c *kafkatest.Cluster, p params, rate 
 	}
 	// A missing event counts as slower than every observed one.
 	all := slices.Clone(lats)
-	slices.Sort(all)
 	for range missing {
 		all = append(all, time.Duration(1<<62))
 	}
-	return latencies{p50: all[len(all)/2], p99: all[len(all)*99/100]}, missing, nil
+	return percentiles(all), missing, nil
 }
 
 // wmDrain is how long the latency run waits for the last events after the last send.
