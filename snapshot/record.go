@@ -97,8 +97,8 @@ func (r *Record) Encode() ([]byte, error) {
 // decodeSnapshot decodes a snapshot value (see wire.go). State aliases value: Kafka
 // record buffers are never reused, and copying 100,000 states cost a restore more than
 // reading them.
-func decodeSnapshot(key string, value []byte, seen *names, slab *[]Command) (Record, error) {
-	rd := reader{b: value, slab: slab}
+func decodeSnapshot(key string, value []byte) (Record, error) {
+	rd := reader{b: value}
 	r := Record{AggregateID: key}
 	var fp int64
 	var err error
@@ -115,7 +115,7 @@ func decodeSnapshot(key string, value []byte, seen *names, slab *[]Command) (Rec
 		goto bad
 	}
 	field = "stateType"
-	if r.StateType, err = rd.name(seen); err != nil {
+	if r.StateType, err = rd.str(); err != nil {
 		goto bad
 	}
 	field = "stateFingerprint"

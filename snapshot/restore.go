@@ -64,8 +64,6 @@ type Scan struct {
 	// Ignored counts records that could not be decoded.
 	Ignored  int
 	firstBad error
-	types    names
-	commands []Command // slab for the records' command arrays
 }
 
 // NewScan returns a Scan handing snapshots to put and deletions to del.
@@ -100,7 +98,7 @@ func (s *Scan) Add(r *kgo.Record) {
 		s.PutEncoded(key, r.Value)
 		return
 	}
-	rec, err := decodeSnapshot(key, r.Value, &s.types, &s.commands)
+	rec, err := decodeSnapshot(key, r.Value)
 	if err != nil {
 		s.Delete(key)
 		s.bad(r, TypeSnapshot, err)
@@ -112,7 +110,7 @@ func (s *Scan) Add(r *kgo.Record) {
 // DecodeValue decodes the value of a snapshot record of aggregateID, as Scan.PutEncoded
 // hands it over. The record's strings and state alias value.
 func DecodeValue(aggregateID string, value []byte) (Record, error) {
-	return decodeSnapshot(aggregateID, value, nil, nil)
+	return decodeSnapshot(aggregateID, value)
 }
 
 // Err is the first record that could not be decoded, as an *kastor.UndecodableError, or

@@ -54,7 +54,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	if kr.Partition != 3 || string(kr.Key) != "acct-1" {
 		t.Fatalf("record %+v", kr)
 	}
-	got, err := decodeSnapshot("acct-1", kr.Value, nil, nil)
+	got, err := decodeSnapshot("acct-1", kr.Value)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func FuzzDecodeSnapshot(f *testing.F) {
 		if len(b) > 1<<16 {
 			return
 		}
-		_, _ = decodeSnapshot("k", b, nil, nil) // must not panic
+		_, _ = decodeSnapshot("k", b) // must not panic
 		_, _ = decodeCheckpoint(b)
 	})
 }
@@ -174,7 +174,7 @@ func TestWireMatchesGoavro(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := decodeSnapshot("k", v, nil, nil)
+	got, err := decodeSnapshot("k", v)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func TestWireMatchesGoavro(t *testing.T) {
 	if err != nil {
 		t.Fatalf("test vector is not valid Avro: %v", err)
 	}
-	rec, err := decodeSnapshot("k", multi, nil, nil)
+	rec, err := decodeSnapshot("k", multi)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func TestWireMatchesGoavro(t *testing.T) {
 	}
 	// A count far beyond the data is refused without allocating for it.
 	huge := []byte{0x02, 0x00, 0xfe, 0xff, 0xff, 0xff, 0x0f}
-	if _, err := decodeSnapshot("k", huge, nil, nil); err == nil {
+	if _, err := decodeSnapshot("k", huge); err == nil {
 		t.Fatal("a 2^31-item array in 7 bytes was accepted")
 	}
 }

@@ -15,12 +15,7 @@ import (
 
 var errShort = errors.New("truncated")
 
-type reader struct {
-	b []byte
-	// slab, when set, backs the command arrays of many records: one allocation per few
-	// thousand commands instead of one per snapshot.
-	slab *[]Command
-}
+type reader struct{ b []byte }
 
 func (r *reader) long() (int64, error) {
 	u, n := binary.Uvarint(r.b)
@@ -58,28 +53,6 @@ func (r *reader) str() (string, error) {
 
 func alias(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
-// names interns the few state type names of a partition, so 100,000 snapshots share
-// them instead of allocating one each.
-type names []string
-
-// name reads a string, returning an interned copy when it was seen before.
-func (r *reader) name(seen *names) (string, error) {
-	b, err := r.bytes()
-	if err != nil || seen == nil {
-		return string(b), err
-	}
-	for _, s := range *seen {
-		if s == string(b) { // compared without a copy
-			return s, nil
-		}
-	}
-	s := string(b)
-	if len(*seen) < 16 {
-		*seen = append(*seen, s)
-	}
-	return s, nil
-}
-
 // commands reads an Avro array of Command records: blocks of (count, items), ended by a
 // zero count; a negative count is followed by the block's size in bytes.
 func (r *reader) commands() ([]Command, error) {
@@ -102,16 +75,6 @@ func (r *reader) commands() ([]Command, error) {
 		// that is corrupt, whatever it claims.
 		if n > int64(len(r.b))/3 {
 			return nil, fmt.Errorf("array of %d items with %d bytes left", n, len(r.b))
-		}
-		if out == nil && r.slab != nil {
-			if int64(cap(*r.slab)-len(*r.slab)) < n {
-				*r.slab = make([]Command, 0, max(4096, n))
-			}
-			s := *r.slab
-			// Capped at n: appending to one record's commands must reallocate, never
-			// write over the next record's.
-			out = s[len(s) : len(s) : len(s)+int(n)]
-			*r.slab = s[:len(s)+int(n)]
 		}
 		for range n {
 			var c Command
