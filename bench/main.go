@@ -38,7 +38,18 @@ func main() {
 	flag.IntVar(&p.aggregates, "aggregates", 10_000, "distinct aggregates the commands address")
 	partitions := flag.Int("partitions", 6, "partitions of every topic")
 	flag.IntVar(&p.batch, "batch", 500, "commands per transaction (gateway MaxBatch, raw loop poll size)")
-	flag.DurationVar(&p.interval, "commit-interval", 10*time.Millisecond, "gateway CommitInterval for the latency run")
+	intervals := []time.Duration{10 * time.Millisecond, 100 * time.Millisecond}
+	flag.Func("commit-interval", "gateway CommitInterval of the latency runs, comma-separated (default 10ms,100ms); the peers run at the first", func(s string) error {
+		intervals = intervals[:0]
+		for f := range strings.SplitSeq(s, ",") {
+			d, err := time.ParseDuration(strings.TrimSpace(f))
+			if err != nil || d <= 0 {
+				return fmt.Errorf("want positive durations like 10ms, got %q", f)
+			}
+			intervals = append(intervals, d)
+		}
+		return nil
+	})
 	flag.IntVar(&p.events, "events", 200_000, "events in the projection runs")
 	flag.IntVar(&p.snapAggs, "recovery-aggregates", 100_000, "snapshotted aggregates in the recovery run")
 	rate := flag.Float64("rate", 0, "commands/s for the latency run (default: half of the measured peak)")
@@ -57,6 +68,7 @@ func main() {
 	flag.Parse()
 	runs := func(part string) bool { return *only == "" || slices.Contains(strings.Split(*only, ","), part) }
 	p.partitions = int32(*partitions)
+	p.interval = intervals[0]
 
 	ctx := context.Background()
 	c, err := kafkatest.New(ctx, brokerConfig...)
@@ -99,14 +111,23 @@ func main() {
 		if r == 0 {
 			r, what = gw/2, "half of peak"
 		}
-		limit, err := rawLatency(ctx, c, p, r)
-		check(err)
-		lat, err := gatewayLatency(ctx, c, p, r)
-		check(err)
-		gwLat = lat
-		fmt.Printf("%-44s p50 %6.1f ms  p99 %6.1f ms   raw franz-go request/reply p50 %6.1f ms  p99 %6.1f ms   at %.0f commands/s (%s), commit interval %v: p99/interval = %.1f (target < 3), p99/limit = %.2f\n",
-			"gateway latency (Send round trip)", ms(lat.p50), ms(lat.p99), ms(limit.p50), ms(limit.p99), r, what, p.interval,
-			float64(lat.p99)/float64(p.interval), float64(lat.p99)/float64(limit.p99))
+		// The target is relative to the commit interval, so it is measured at a short
+		// interval (latency floor: Kafka's transaction commit dominates, decision 18) and at
+		// a long one (the interval dominates).
+		for i, iv := range intervals {
+			pi := p
+			pi.interval = iv
+			limit, err := rawLatency(ctx, c, pi, r)
+			check(err)
+			lat, err := gatewayLatency(ctx, c, pi, r)
+			check(err)
+			if i == 0 {
+				gwLat = lat
+			}
+			fmt.Printf("%-44s p50 %6.1f ms  p99 %6.1f ms   raw franz-go request/reply p50 %6.1f ms  p99 %6.1f ms   at %.0f commands/s (%s), commit interval %v: p99/interval = %.1f (target < 3), p99/limit = %.2f\n",
+				"gateway latency (Send round trip)", ms(lat.p50), ms(lat.p99), ms(limit.p50), ms(limit.p99), r, what, iv,
+				float64(lat.p99)/float64(iv), float64(lat.p99)/float64(limit.p99))
+		}
 	}
 
 	if runs("watermill") {
