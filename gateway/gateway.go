@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -41,6 +42,11 @@ type Gateway[S, C, E any] struct {
 	// txnMu is held while a transaction is open: by each batch, and by the checkpoints
 	// written on revoke, which use the same transactional producer.
 	txnMu sync.Mutex
+
+	// lostEndResponses is a fault injection for tests: that many transactions begun from
+	// now on report an error from their End if they commit, as when EndTxn's response is
+	// lost.
+	lostEndResponses atomic.Int32
 }
 
 // New validates cfg and returns a gateway; Run starts it.
@@ -91,6 +97,31 @@ func (g *Gateway[S, C, E]) checkTopics(ctx context.Context, cl *kgo.Client) (int
 // group and returns nil. It returns an error when it cannot go on: topics missing, a shard
 // whose events cannot be replayed, or the cluster unreachable beyond retries.
 func (g *Gateway[S, C, E]) Run(ctx context.Context) error {
+	for {
+		err := g.runSession(ctx)
+		var unknown *outcomeUnknownError
+		if !errors.As(err, &unknown) || ctx.Err() != nil {
+			return err
+		}
+		// The shards are forgotten (processBatch dropped them before the session closed,
+		// so no revoke checkpoint was written from them). Join again with the same
+		// transactional ID: its InitProducerID bumps the epoch, which completes or aborts
+		// the transaction in doubt, and the shards are restored from what Kafka committed.
+		g.cfg.Logger.Warn("the outcome of a transaction is unknown: rejoining the group and restoring every shard from Kafka", "err", unknown.err)
+	}
+}
+
+// outcomeUnknownError is a transaction end whose outcome the gateway cannot know.
+type outcomeUnknownError struct{ err error }
+
+func (e *outcomeUnknownError) Error() string {
+	return fmt.Sprintf("gateway: the outcome of a transaction is unknown: %v", e.err)
+}
+
+func (e *outcomeUnknownError) Unwrap() error { return e.err }
+
+// runSession is one group membership with one transactional producer session.
+func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
 	cfg := g.cfg
 	opts := append([]kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
@@ -303,6 +334,17 @@ func (g *Gateway[S, C, E]) drop(m map[string][]int32) {
 			delete(g.restoring, p)
 		}
 	}
+}
+
+// dropAll forgets every shard and stops every restore.
+func (g *Gateway[S, C, E]) dropAll() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for p, r := range g.restoring {
+		r.cancel()
+		delete(g.restoring, p)
+	}
+	clear(g.shards)
 }
 
 // RequestSnapshot asks for a snapshot of an aggregate. It is written in the next

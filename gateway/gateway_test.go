@@ -508,3 +508,34 @@ func TestUndecodableSnapshotFallsBackToEvents(t *testing.T) {
 		}
 	})
 }
+
+// TestUnknownTransactionOutcome: a transaction that committed but whose End reported an
+// error (a lost EndTxn response) is not handled again over states that lack it. The
+// gateway rejoins and restores its shards from Kafka: the next command continues the
+// versions, and the command in doubt is known as already applied.
+func TestUnknownTransactionOutcome(t *testing.T) {
+	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+		r := newRig(t, c, 2)
+		g, _ := r.start(r.config())
+		if rep := r.send("acct", "open", openAccount{}); rep.Status != gateway.StatusOK {
+			t.Fatalf("open: %+v", rep)
+		}
+		g.LoseEndResponses(1)
+		// Committed, so its reply (written in the same transaction) arrives.
+		if rep := r.send("acct", "d1", deposit{10}); rep.Status != gateway.StatusOK || rep.From != 2 {
+			t.Fatalf("deposit in doubt: %+v", rep)
+		}
+		if rep := r.send("acct", "d2", deposit{5}); rep.Status != gateway.StatusOK || rep.From != 3 || rep.To != 3 {
+			t.Fatalf("deposit after the transaction in doubt: %+v, want OK 3..3", rep)
+		}
+		if rep := r.send("acct", "d1", deposit{10}); rep.Status != gateway.StatusDuplicate || rep.From != 2 {
+			t.Fatalf("re-sent command in doubt: %+v, want DUPLICATE 2..2", rep)
+		}
+		if rep := r.send("acct", "w", withdraw{15}); rep.Status != gateway.StatusOK || rep.From != 4 {
+			t.Fatalf("withdraw the whole balance: %+v", rep)
+		}
+		if n := len(r.eventsOf()["acct"]); n != 4 {
+			t.Fatalf("%d events, want 4", n)
+		}
+	})
+}

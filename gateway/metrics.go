@@ -44,7 +44,7 @@ func newMetrics(reg prometheus.Registerer, aggregate string) (*metrics, error) {
 		}),
 		txns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "kastor", Subsystem: "gateway", Name: "transactions_total", ConstLabels: labels,
-			Help: "Transactions ended, by result (committed, aborted).",
+			Help: "Transactions ended, by result (committed, aborted, unknown: the gateway rejoined and restored its shards).",
 		}, []string{"result"}),
 		snapshots: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "kastor", Subsystem: "gateway", Name: "snapshots_total", ConstLabels: labels,

@@ -27,6 +27,8 @@ type batch[S, E any] struct {
 	snapshots    int
 	status       map[Status]int
 	started      []time.Time // append times of the commands, for latency
+	// staged records wait for the end of the batch; see send.
+	staged []*kgo.Record
 
 	mu         sync.Mutex
 	produceErr error
@@ -62,18 +64,34 @@ func (g *Gateway[S, C, E]) entry(ctx context.Context, b *batch[S, E], sh *shard[
 	return e, nil
 }
 
-func (b *batch[S, E]) produce(sess *kgo.GroupTransactSession, ctx context.Context, r *kgo.Record) {
-	b.wg.Add(1)
-	sess.Produce(ctx, r, func(_ *kgo.Record, err error) {
-		defer b.wg.Done()
-		if err != nil {
-			b.mu.Lock()
-			if b.produceErr == nil {
-				b.produceErr = err
+// errLostEndResponse is the error of an injected lost EndTxn response.
+var errLostEndResponse = errors.New("injected fault: the EndTxn response was lost")
+
+// stage queues a record of the transaction; send produces it.
+func (b *batch[S, E]) stage(r *kgo.Record) { b.staged = append(b.staged, r) }
+
+// send produces the staged records. Records are held back until the batch is handled
+// because the first produce of a transaction makes the partition leader register the
+// partition with the coordinator (KIP-890), and while the previous transaction's markers
+// are still being written the coordinator answers CONCURRENT_TRANSACTIONS and the leader
+// retries only after add.partitions.to.txn.retry.backoff.ms (20 ms by default). Producing
+// at the end of the commit interval gives the markers that interval to land; producing
+// each record as it is handled hit the backoff in most transactions (decision 22).
+func (b *batch[S, E]) send(sess *kgo.GroupTransactSession, ctx context.Context) {
+	for _, r := range b.staged {
+		b.wg.Add(1)
+		sess.Produce(ctx, r, func(_ *kgo.Record, err error) {
+			defer b.wg.Done()
+			if err != nil {
+				b.mu.Lock()
+				if b.produceErr == nil {
+					b.produceErr = err
+				}
+				b.mu.Unlock()
 			}
-			b.mu.Unlock()
-		}
-	})
+		})
+	}
+	b.staged = b.staged[:0]
 }
 
 // processBatch handles the commands of one poll in one transaction.
@@ -91,6 +109,7 @@ func (g *Gateway[S, C, E]) processBatch(ctx context.Context, sess *kgo.GroupTran
 	if err := sess.Begin(); err != nil {
 		return fmt.Errorf("gateway: begin transaction: %w", err)
 	}
+	loseEnd := g.lostEndResponses.Load() > 0 && g.lostEndResponses.Add(-1) >= 0
 	b := &batch[S, E]{
 		shards:  map[int32]*shard[S]{},
 		pending: map[int32]map[string]*entry[S]{},
@@ -114,7 +133,7 @@ func (g *Gateway[S, C, E]) processBatch(ctx context.Context, sess *kgo.GroupTran
 				}
 				b.shards[r.Partition] = sh
 			}
-			g.handle(tctx, sess, b, sh, r)
+			g.handle(tctx, b, sh, r)
 			handled++
 		}
 	}
@@ -141,13 +160,17 @@ func (g *Gateway[S, C, E]) processBatch(ctx context.Context, sess *kgo.GroupTran
 	if !abort && len(b.due) > 0 || !abort && g.checkpointsDue(b) {
 		// Snapshots name the offset of the last event they include: wait for the events'
 		// offsets, still inside the transaction.
+		b.send(sess, tctx)
 		if err := sess.Client().Flush(tctx); err != nil {
 			abort = true
 		}
 		b.wg.Wait()
 		if !abort && b.produceErr == nil {
-			g.stageSnapshots(tctx, sess, b)
+			g.stageSnapshots(tctx, b)
 		}
+	}
+	if !abort {
+		b.send(sess, tctx)
 	}
 	b.wg.Wait()
 	if b.produceErr != nil {
@@ -155,25 +178,23 @@ func (g *Gateway[S, C, E]) processBatch(ctx context.Context, sess *kgo.GroupTran
 		abort = true
 	}
 	committed, err := sess.End(tctx, kgo.TransactionEndTry(!abort))
+	if err == nil && committed && loseEnd {
+		err = errLostEndResponse
+	}
 	if err != nil {
-		g.metrics.txns.WithLabelValues("aborted").Inc()
 		if errors.Is(err, kgo.ErrClientClosed) {
+			g.metrics.txns.WithLabelValues("aborted").Inc()
 			return nil
 		}
-		cfg.Logger.Warn("ending the transaction failed; aborting it, its commands will be handled again", "err", err)
-		// A failed End can leave the transaction open (a flush cut short by the deadline):
-		// abort it before the next one begins.
-		for attempt := 1; ; attempt++ {
-			actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.TransactionTimeout)
-			_, aerr := sess.End(actx, kgo.TryAbort)
-			acancel()
-			if aerr == nil || errors.Is(aerr, kgo.ErrClientClosed) {
-				return nil
-			}
-			if attempt == 5 {
-				return fmt.Errorf("gateway: cannot abort the failed transaction: %w", aerr)
-			}
-		}
+		// The commit may have happened: an EndTxn cut short by the deadline, or a lost
+		// response, leaves its outcome unknown, and retrying End does not tell (franz-go
+		// answers a second End without asking the broker). Neither the shards in memory
+		// nor the session's command offsets can be trusted now: carrying on would handle
+		// the batch's commands again over states that may lack their committed events,
+		// and write their versions twice. Kafka knows the outcome, so start over from it.
+		g.metrics.txns.WithLabelValues("unknown").Inc()
+		g.dropAll() // before the session closes: no revoke checkpoint from these states
+		return &outcomeUnknownError{err: err}
 	}
 	if !committed {
 		g.metrics.txns.WithLabelValues("aborted").Inc()
@@ -208,7 +229,7 @@ func (g *Gateway[S, C, E]) processBatch(ctx context.Context, sess *kgo.GroupTran
 }
 
 // handle executes one command and stages its events and reply.
-func (g *Gateway[S, C, E]) handle(ctx context.Context, sess *kgo.GroupTransactSession, b *batch[S, E], sh *shard[S], r *kgo.Record) {
+func (g *Gateway[S, C, E]) handle(ctx context.Context, b *batch[S, E], sh *shard[S], r *kgo.Record) {
 	cfg := g.cfg
 	id := string(r.Key)
 	b.started = append(b.started, r.Timestamp)
@@ -225,7 +246,7 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, sess *kgo.GroupTransactSe
 			cfg.Logger.Error("encoding a reply", "err", err)
 			return
 		}
-		b.produce(sess, ctx, &kgo.Record{
+		b.stage(&kgo.Record{
 			Topic: g.topics.replies, Partition: producer.PartitionFor([]byte(ch.ReplyTo), g.partitions),
 			Key: []byte(ch.ReplyTo), Value: v,
 		})
@@ -310,7 +331,7 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, sess *kgo.GroupTransactSe
 			md.Tags = t.Tags()
 		}
 		rec := &kgo.Record{Topic: g.topics.events, Partition: sh.partition, Key: r.Key, Value: encoded[i].Data, Headers: producer.Headers(&md)}
-		b.produce(sess, ctx, rec)
+		b.stage(rec)
 		b.events = append(b.events, stagedEvent[E]{rec: rec, env: kastor.Envelope[E]{Metadata: md, Event: ev, Topic: g.topics.events, Partition: sh.partition}})
 	}
 	e.state, e.version = out.State, out.Version
@@ -353,7 +374,7 @@ func (g *Gateway[S, C, E]) checkpointDue(sh *shard[S], b *batch[S, E]) bool {
 
 // stageSnapshots writes the snapshots due and the shard checkpoints due, after the batch's
 // events have their offsets.
-func (g *Gateway[S, C, E]) stageSnapshots(ctx context.Context, sess *kgo.GroupTransactSession, b *batch[S, E]) {
+func (g *Gateway[S, C, E]) stageSnapshots(ctx context.Context, b *batch[S, E]) {
 	for _, se := range b.events {
 		e := b.pending[se.env.Partition][se.env.AggregateID]
 		e.eventOffset = max(e.eventOffset, se.rec.Offset)
@@ -386,7 +407,7 @@ func (g *Gateway[S, C, E]) stageSnapshots(ctx context.Context, sess *kgo.GroupTr
 				checkpoint = false // the checkpoint would claim a snapshot that is not there
 				continue
 			}
-			b.produce(sess, ctx, kr)
+			b.stage(kr)
 			b.snapshots++
 			if pe := b.pending[p][id]; pe != nil {
 				pe.snapVersion = e.version
@@ -395,7 +416,7 @@ func (g *Gateway[S, C, E]) stageSnapshots(ctx context.Context, sess *kgo.GroupTr
 		if checkpoint && last >= 0 {
 			cp, err := snapshot.CheckpointRecord(g.topics.snapshots, p, last)
 			if err == nil {
-				b.produce(sess, ctx, cp)
+				b.stage(cp)
 				b.checkpointed[p] = true
 			}
 		}
