@@ -144,8 +144,8 @@ implicitly, so an application's Projection refuses to start without it.`,
 // versionStatus is one version of a projection, as the brokers and the registry see it.
 type versionStatus struct {
 	Version    int                          `json:"version"`
-	Role       string                       `json:"role"` // serving, building, retired, unknown
-	Group      string                       `json:"group"`
+	Role       string                       `json:"role"`            // serving, building, retired, unknown
+	Group      string                       `json:"group,omitempty"` // none with AllPartitions
 	GroupState string                       `json:"groupState,omitempty"`
 	Members    []string                     `json:"members"`
 	Lag        int64                        `json:"lag"`
@@ -231,6 +231,15 @@ func (a *app) statusOf(ctx context.Context, t *target, g *consumer.Registry, nam
 		gnames = append(gnames, consumer.GroupName(t.ns, name, v))
 	}
 	sort.Ints(vs)
+	if st.Registry != nil && st.Registry.AllPartitions {
+		// Every instance reads every partition into its own model and keeps its offsets
+		// there: no group to describe, and no lag that one figure could state.
+		st.Offsets = "sink of each instance (all partitions, no consumer group)"
+		for _, v := range vs {
+			st.Versions = append(st.Versions, versionStatus{Version: v, Role: versions[v], Members: []string{}, Partitions: []consumer.PartitionProgress{}})
+		}
+		return st, nil
+	}
 	described, err := t.adm.DescribeGroups(ctx, gnames...)
 	if err != nil && len(described) == 0 {
 		return nil, fmt.Errorf("describing consumer groups: %w", err)
@@ -339,6 +348,10 @@ func printStatus(a *app, st *projectionStatus) error {
 		return err
 	}
 	for _, v := range st.Versions {
+		if v.Group == "" {
+			fmt.Fprintf(w, "v%d: no consumer group; each instance applies every partition and keeps its offsets in its sink\n", v.Version)
+			continue
+		}
 		members := "no live members"
 		if len(v.Members) > 0 {
 			members = fmt.Sprintf("%d member(s): %s", len(v.Members), strings.Join(v.Members, ", "))

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	ks "github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/consumer"
+	"github.com/kastor-dev/kastor/examples/bank/account"
+	"github.com/kastor-dev/kastor/kafkatest"
+	"github.com/kastor-dev/kastor/producer"
+	"github.com/kastor-dev/kastor/schema"
+)
+
+// balances is the read model of TestProjectionWithSinkOffsets: each account's balance.
+type balances map[string]int64
+
+// TestProjectionWithSinkOffsets drives a projection that holds its model in every
+// instance (AllPartitions, an in-memory sink that stores its own offsets, no consumer
+// group): status names the sink as the offsets' keeper, reset refuses (resetting a group
+// would not reset the sink), and a rebuild while events keep arriving ends with v2 equal
+// to the fold of the events topic.
+func TestProjectionWithSinkOffsets(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c *kafkatest.Cluster) {
+		ns := namespace(t)
+		file := writeFile(t, oneNodeYAML(ns))
+		brokers := strings.Join(c.Brokers(), ",")
+		cli := func(args ...string) result {
+			return kastor(t, append(args, "-f", file, "--brokers", brokers)...)
+		}
+		if r := cli("topics", "apply"); r.code != exitOK {
+			t.Fatalf("topics apply: %d", r.code)
+		}
+		if r := cli("projection", "init", "--replication-factor", "1"); r.code != exitOK {
+			t.Fatalf("projection init: %d %s", r.code, r.stderr)
+		}
+		c.CreateTopic(t, consumer.DLQTopic(ns, "balances"), 3, 1, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		codecs, err := account.NewCodecs(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl := c.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		if err := schema.Publish(ctx, cl, codecs.Registry, account.Schemas()...); err != nil {
+			t.Fatal(err)
+		}
+		want := balances{}
+		versions := map[string]int64{}
+		var written atomic.Int64
+		write := func(id string, amount int64) {
+			var ev ks.Event = account.Deposited{Amount: amount}
+			if versions[id] == 0 {
+				ev = account.Opened{Owner: id}
+			}
+			enc, err := codecs.Events.Encode(ev)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			versions[id]++
+			md := ks.Metadata{AggregateType: account.Type, AggregateID: id, Version: versions[id], Type: enc.Type, Fingerprint: enc.Fingerprint}
+			rec := &kgo.Record{Topic: ns + ".bank.account.events", Partition: producer.PartitionFor([]byte(id), 3), Key: []byte(id), Value: enc.Data, Headers: producer.Headers(&md)}
+			if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+				t.Error(err)
+				return
+			}
+			if _, ok := ev.(account.Deposited); ok {
+				want[id] += amount
+			} else {
+				want[id] = 0
+			}
+			written.Add(1)
+		}
+		ids := []string{"acct-a", "acct-b", "acct-c", "acct-d"}
+		for i := range 20 {
+			write(ids[i%len(ids)], int64(i))
+		}
+
+		p, err := consumer.NewProjection(consumer.ProjectionConfig[ks.Event]{
+			Reader: consumer.Config[ks.Event]{Name: "balances", Namespace: ns, AggregateTypes: []string{account.Type},
+				Events: codecs.Events, Brokers: c.Brokers(), AllPartitions: true,
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+			Version: 1, Instance: "app-1", Interval: 100 * time.Millisecond,
+			NewSink: func(int) (consumer.Sink[ks.Event], error) {
+				return consumer.NewMemory(balances{}, func(m *balances, e ks.Envelope[ks.Event]) error {
+					switch ev := e.Event.(type) {
+					case account.Opened:
+						(*m)[e.AggregateID] = 0
+					case account.Deposited:
+						(*m)[e.AggregateID] += ev.Amount
+					}
+					return nil
+				}), nil
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pctx, stopApp := context.WithCancel(context.Background())
+		appDone := make(chan error, 1)
+		go func() { appDone <- p.Run(pctx) }()
+		t.Cleanup(func() {
+			stopApp()
+			if err := <-appDone; err != nil {
+				t.Errorf("Projection.Run: %v", err)
+			}
+		})
+		model := func() (int, balances) {
+			v, sink := p.Serving()
+			out := balances{}
+			if m, ok := sink.(*consumer.Memory[balances, ks.Event]); ok {
+				m.Read(func(b *balances) {
+					for k, v := range *b {
+						out[k] = v
+					}
+				})
+			}
+			return v, out
+		}
+		until(t, ctx, "v1 holds every event", func() bool {
+			_, m := model()
+			return equalBalances(m, want)
+		})
+
+		var st projectionStatus
+		if r := cli("projection", "status", "balances", "-o", "json"); r.code != exitOK || json.Unmarshal([]byte(r.stdout), &st) != nil ||
+			!strings.HasPrefix(st.Offsets, "sink") || st.Serving != 1 || len(st.Versions) != 1 || st.Versions[0].Group != "" || st.Registry == nil || !st.Registry.AllPartitions {
+			t.Errorf("status: %d %q", r.code, r.stdout)
+		}
+		if r := cli("projection", "status", "balances"); r.code != exitOK || !strings.Contains(r.stdout, "v1: no consumer group") {
+			t.Errorf("status text: %d %q", r.code, r.stdout)
+		}
+		var rows []listRow
+		if r := cli("projection", "list", "-o", "json"); r.code != exitOK || json.Unmarshal([]byte(r.stdout), &rows) != nil ||
+			len(rows) != 1 || rows[0].Serving != 1 || rows[0].Members != 0 {
+			t.Errorf("list: %d %q", r.code, r.stdout)
+		}
+		// No group, no live members to refuse on: the sink's own offsets are the reason.
+		if r := cli("projection", "reset", "balances", "--in-place", "--yes"); r.code != exitError || !strings.Contains(r.stderr, "stores its own offsets") {
+			t.Errorf("reset of a sink that stores its offsets: %d %q", r.code, r.stderr)
+		}
+
+		// Rebuild while events keep arriving.
+		stopWriting := make(chan struct{})
+		writerDone := make(chan struct{})
+		go func() {
+			defer close(writerDone)
+			for i := 0; ; i++ {
+				select {
+				case <-stopWriting:
+					return
+				case <-time.After(20 * time.Millisecond):
+					write(ids[i%len(ids)], 100+int64(i))
+				}
+			}
+		}()
+		r := cli("projection", "rebuild", "balances", "-o", "json")
+		close(stopWriting)
+		<-writerDone
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		var res rebuildResult
+		if r.code != exitOK || json.Unmarshal([]byte(lines[len(lines)-1]), &res) != nil || res.Status != consumer.StatusDone || res.From != 1 || res.To != 2 {
+			t.Fatalf("rebuild: %d %q %q", r.code, r.stdout, r.stderr)
+		}
+		until(t, ctx, "v2 serves every event", func() bool {
+			v, m := model()
+			return v == 2 && equalBalances(m, want)
+		})
+		if written.Load() <= 20 {
+			t.Errorf("only %d events written: the rebuild did not run under writes", written.Load())
+		}
+	})
+}
+
+func equalBalances(a, b balances) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
