@@ -38,3 +38,22 @@ func (r *Reader[E]) loadHeld(ctx context.Context, sts []*partState) error {
 	}
 	return nil
 }
+
+// ReloadDeadLetters makes the reader read its partitions' dead letters again before it
+// applies their next records: a replay or a purge (here or in another instance) resolved
+// some, and the aggregates they held may flow again. Events of such an aggregate that
+// were held before the reload stay on the dead-letter topic until the next replay.
+func (r *Reader[E]) ReloadDeadLetters() { r.lettersStale.Store(true) }
+
+// forgetStaleLetters runs at the start of a round, in the round's goroutine (the only
+// one that reads partState.loaded outside r.mu).
+func (r *Reader[E]) forgetStaleLetters() {
+	if !r.lettersStale.Swap(false) {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, st := range r.parts {
+		st.loaded = false
+	}
+}

@@ -127,16 +127,27 @@ func (p *Projection[E]) State() (ProjectionState, bool) {
 // the registry (WatchRegistry, Registry.Request). It needs Run to be running, since the
 // request is executed by the running instances.
 func (p *Projection[E]) Rebuild(ctx context.Context) (string, error) {
+	return p.request(ctx, RequestRebuild)
+}
+
+// request writes a request of this instance to the registry.
+func (p *Projection[E]) request(ctx context.Context, kind RequestKind) (string, error) {
 	p.mu.RLock()
 	reg := p.reg
 	p.mu.RUnlock()
 	if reg == nil {
-		return "", errors.New("consumer: Rebuild needs the projection to be running (call Run first)")
+		return "", fmt.Errorf("consumer: a %s request needs the projection to be running (call Run first)", kind)
 	}
-	req := Request{ID: newID(), Kind: RequestRebuild, Namespace: p.cfg.Reader.Namespace, Name: p.cfg.Reader.Name,
+	req := Request{ID: newID(), Kind: kind, Namespace: p.cfg.Reader.Namespace, Name: p.cfg.Reader.Name,
 		Status: StatusPending, By: p.instance, RequestedAt: time.Now().UTC()}
 	req.UpdatedAt = req.RequestedAt
 	return req.ID, reg.write(ctx, requestKey(req.Namespace, req.Name, req.ID), req)
+}
+
+// CancelRebuild asks the running instances to abandon the rebuild in progress (see
+// RequestCancel) and returns the request's ID; its outcome is recorded in the registry.
+func (p *Projection[E]) CancelRebuild(ctx context.Context) (string, error) {
+	return p.request(ctx, RequestCancel)
 }
 
 // readerConfig is the reader configuration of version v.

@@ -40,6 +40,8 @@ type Reader[E any] struct {
 
 	running atomic.Bool
 	fenced  atomic.Bool // a transactional reader's producer was fenced by another instance
+	// lettersStale asks the next round to read the dead letters again (ReloadDeadLetters).
+	lettersStale atomic.Bool
 
 	mu      sync.Mutex
 	parts   map[TopicPartition]*partState
@@ -453,6 +455,7 @@ func (r *Reader[E]) round(ctx context.Context, fetches kgo.Fetches, produce prod
 		}
 	})
 	hurry := r.newRound()
+	r.forgetStaleLetters()
 	type job struct {
 		st   *partState
 		recs []*kgo.Record

@@ -490,6 +490,40 @@ func TestParkAggregate(t *testing.T) {
 	})
 }
 
+// A running reader told of a replay (ReloadDeadLetters; a Projection does it when the
+// registry records a replay or purge) stops holding the replayed aggregate: its next
+// events are applied, not held, without waiting for a new assignment.
+func TestParkedAggregateFlowsAfterReplayWhileRunning(t *testing.T) {
+	c := kafkatest.StartEmbedded(t)
+	r := newRig(t, c, 1)
+	r.write(opened("a"), deposited("a", 1), deposited("a", 2))
+	s := newSeen()
+	f := &failing{seen: s, bad: map[string]bool{"a/2": true}, err: errors.New("boom")}
+	cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.OnFailure = consumer.ParkAggregate })
+	rd, stop := r.start(cfg, f)
+	defer func() { _ = stop() }()
+	r.awaitCommitted(group(cfg), r.ends())
+	f.heal()
+	if res, err := consumer.Replay(testCtx(t), cfg, f); err != nil || res.Resolved != 2 {
+		t.Fatalf("replay: %+v, %v", res, err)
+	}
+	rd.ReloadDeadLetters()
+	r.write(deposited("a", 4))
+	r.awaitCommitted(group(cfg), r.ends())
+	letters, err := consumer.ReadDeadLetters(testCtx(t), c.Brokers(), r.dlq, cfg.Name, cfg.Version)
+	if err != nil || len(letters) != 0 {
+		t.Errorf("unresolved dead letters %v (%v), want none: a/4 was held again", letters, err)
+	}
+	if dups := s.check(t, r.versions); dups != 0 {
+		t.Errorf("%d duplicates", dups)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if fmt.Sprint(s.order["a"]) != "[1 2 3 4]" {
+		t.Errorf("a applied in order %v, want [1 2 3 4]", s.order["a"])
+	}
+}
+
 // A replay that fails again for an aggregate keeps its later letters in order.
 func TestReplayKeepsOrderOnFailure(t *testing.T) {
 	c := kafkatest.StartEmbedded(t)

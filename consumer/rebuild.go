@@ -26,8 +26,12 @@ type controller[E any] struct {
 	// and waits to read the outcome back.
 	proposed int64
 	claimed  map[string]bool // requests this instance wrote a claim or an outcome for
+	dropped  map[int]bool    // abandoned versions whose group this instance deleted
 	replays  chan replayOutcome
 	progress RebuildProgress // last written
+	// resolutions is the count of letter-resolving requests last acted on (see
+	// Registry.resolutions).
+	resolutions int
 }
 
 // view is what the controller needs of the registry, copied out of the watcher.
@@ -35,6 +39,8 @@ type view struct {
 	state    ProjectionState
 	known    bool
 	requests []Request
+	// resolutions counts the replays and purges that resolved dead letters.
+	resolutions int
 }
 
 type replayOutcome struct{ req Request }
@@ -44,6 +50,7 @@ func (c *controller[E]) name() string { return c.p.cfg.Reader.Name }
 
 func (c *controller[E]) run(ctx context.Context) error {
 	c.claimed = map[string]bool{}
+	c.dropped = map[int]bool{}
 	c.replays = make(chan replayOutcome, 4)
 	updates := make(chan view, 1)
 	tailErr := make(chan error, 1)
@@ -55,6 +62,7 @@ func (c *controller[E]) run(ctx context.Context) error {
 			for _, r := range g.pending(c.ns(), c.name()) {
 				v.requests = append(v.requests, *r)
 			}
+			v.resolutions = g.resolutions(c.ns(), c.name())
 			select { // keep only the latest view
 			case <-updates:
 			default:
@@ -144,6 +152,24 @@ func (c *controller[E]) step(ctx context.Context, v *view, ticked bool) error {
 	if err := c.follow(ctx, &st); err != nil {
 		return err
 	}
+	if c.building != nil && (st.Phase != PhaseRebuilding || st.Building != c.building.version) {
+		// A build that is no longer wanted: cancelled, or the registry moved on without it.
+		c.log.Info("stopping a build the registry no longer wants", "version", c.building.version, "phase", st.Phase)
+		if err := c.building.stop(); err != nil {
+			c.log.Warn("the abandoned build's reader stopped with an error", "version", c.building.version, "err", err)
+		}
+		c.building = nil
+	}
+	if v.resolutions != c.resolutions {
+		// A replay or purge resolved dead letters, maybe in another instance: the
+		// aggregates they held here may flow again.
+		c.resolutions = v.resolutions
+		for _, run := range []*versionRun[E]{c.serving, c.building} {
+			if run != nil {
+				run.reader.ReloadDeadLetters()
+			}
+		}
+	}
 	switch st.Phase {
 	case PhaseRebuilding:
 		if c.building == nil && st.Building > 0 {
@@ -163,6 +189,10 @@ func (c *controller[E]) step(ctx context.Context, v *view, ticked bool) error {
 	case PhaseSwitched:
 		if c.serving != nil && c.serving.version == st.Serving && c.proposed < st.Epoch+1 {
 			c.retire(ctx, &st)
+		}
+	case PhaseServing:
+		if ticked {
+			c.dropAbandoned(ctx, &st)
 		}
 	}
 	c.requests(ctx, &st, v.requests)
@@ -368,6 +398,8 @@ func (c *controller[E]) requests(ctx context.Context, st *ProjectionState, reqs 
 			c.rebuildRequest(ctx, st, r)
 		case RequestReplay:
 			c.replayRequest(ctx, st, r)
+		case RequestCancel:
+			c.cancelRequest(ctx, st, r)
 		}
 	}
 }
@@ -414,7 +446,8 @@ func (c *controller[E]) rebuildRequest(ctx context.Context, st *ProjectionState,
 		return
 	}
 	next := *st
-	next.Epoch, next.Phase, next.Building, next.RequestID = st.Epoch+1, PhaseRebuilding, st.Serving+1, r.ID
+	// Never st.Abandoned again: its group and sink hold a cancelled build's work.
+	next.Epoch, next.Phase, next.Building, next.RequestID = st.Epoch+1, PhaseRebuilding, max(st.Serving, st.Abandoned)+1, r.ID
 	next.Starts, next.Ends = listed(starts), listed(ends)
 	next.StartedAt, next.SwitchedAt = time.Now().UTC(), time.Time{}
 	if err := c.propose(ctx, next); err != nil {
@@ -424,6 +457,58 @@ func (c *controller[E]) rebuildRequest(ctx context.Context, st *ProjectionState,
 	}
 	r.Status, r.Version, r.From, r.To, r.Instance, r.UpdatedAt = StatusRunning, next.Building, st.Serving, next.Building, c.p.instance, time.Now().UTC()
 	_ = c.reg.write(ctx, requestKey(r.Namespace, r.Name, r.ID), r)
+}
+
+// cancelRequest abandons the rebuild in progress. The transition names the cancel
+// request, so every instance can tell whether the cancellation or a concurrent switch
+// won, and the outcome is recorded only once the registry has it.
+func (c *controller[E]) cancelRequest(ctx context.Context, st *ProjectionState, r Request) {
+	if r.Status != StatusPending || c.claimed[r.ID] {
+		return
+	}
+	switch {
+	case st.RequestID == r.ID:
+		c.claimed[r.ID] = true
+		if st.Cancelled != "" {
+			rb := Request{ID: st.Cancelled, Kind: RequestRebuild, Namespace: c.ns(), Name: c.name(), Status: StatusFailed,
+				Error: "cancelled by request " + r.ID, Version: st.Abandoned, From: st.Serving, To: st.Abandoned}
+			c.finish(ctx, rb, StatusFailed, rb.Error)
+		}
+		r.Version = st.Abandoned
+		c.finish(ctx, r, StatusDone, "")
+	case st.Phase != PhaseRebuilding:
+		c.claimed[r.ID] = true
+		c.finish(ctx, r, StatusFailed, fmt.Sprintf("no rebuild is running: version %d serves", st.Serving))
+	case c.proposed < st.Epoch+1:
+		next := *st
+		next.Epoch, next.Phase, next.Building, next.RequestID = st.Epoch+1, PhaseServing, 0, r.ID
+		next.Abandoned, next.Cancelled, next.Starts, next.Ends = st.Building, st.RequestID, nil, nil
+		if err := c.propose(ctx, next); err != nil {
+			c.log.Warn("recording a rebuild's cancellation failed; retrying", "err", err)
+			c.proposed = 0
+		}
+	}
+}
+
+// dropAbandoned deletes the consumer group of a cancelled build once its readers left it.
+func (c *controller[E]) dropAbandoned(ctx context.Context, st *ProjectionState) {
+	if st.Abandoned == 0 || st.AllPartitions || c.dropped[st.Abandoned] || c.building != nil {
+		return
+	}
+	group := GroupName(c.ns(), c.name(), st.Abandoned)
+	resp, err := c.adm.DeleteGroup(ctx, group)
+	if err == nil {
+		err = resp.Err
+	}
+	switch {
+	case err == nil, errors.Is(err, kerr.GroupIDNotFound):
+		c.dropped[st.Abandoned] = true
+		c.log.Info("deleted the consumer group of the cancelled build", "group", group)
+	case errors.Is(err, kerr.NonEmptyGroup):
+		// Instances are still stopping its reader: retried at the next tick.
+	default:
+		c.log.Warn("deleting the cancelled build's consumer group failed; retrying", "group", group, "err", err)
+	}
 }
 
 func listed(l kadm.ListedOffsets) []PartitionOffset {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -331,5 +332,101 @@ func TestProjectionSwitchOnceAcrossInstances(t *testing.T) {
 		if slices.Contains(groups.Groups(), consumer.GroupName(r.ns, projection, 1)) {
 			t.Errorf("version 1's group was not deleted")
 		}
+	})
+}
+
+// A cancelled rebuild leaves the serving version alone, stops the build, deletes its
+// consumer group, fails the rebuild request, and the next rebuild builds a new version
+// from the earliest offsets (never resuming the abandoned one).
+func TestProjectionRebuildCancel(t *testing.T) {
+	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+		r := newRig(t, c, 4)
+		createRegistry(t, c)
+		events := r.mix(100, 4, func(i int) int64 { return int64(i) })
+		r.write(events...)
+		p, err := consumer.NewProjection(consumer.ProjectionConfig[kastor.Event]{
+			Reader:   r.config(func(cfg *consumer.Config[kastor.Event]) { cfg.Version = 0 }),
+			Version:  1,
+			Instance: "a",
+			Interval: 100 * time.Millisecond,
+			NewSink: func(v int) (consumer.Sink[kastor.Event], error) {
+				if v == 2 {
+					return balanceSink(100 * time.Millisecond), nil // slow enough to be cancelled
+				}
+				return balanceSink(0), nil
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		startProjection(t, p)
+		awaitState(t, p, func(st consumer.ProjectionState) bool { return st.Serving == 1 })
+		r.awaitCommitted(consumer.GroupName(r.ns, projection, 1), r.ends())
+		ctx := testCtx(t)
+
+		if id, err := p.CancelRebuild(ctx); err != nil {
+			t.Fatal(err)
+		} else if res := awaitRequest(t, c, r.ns, id); res.Status != consumer.StatusFailed || !strings.Contains(res.Error, "no rebuild is running") {
+			t.Errorf("cancel with no rebuild: %+v", res)
+		}
+
+		rebuild, err := p.Rebuild(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		awaitState(t, p, func(st consumer.ProjectionState) bool {
+			return st.Phase == consumer.PhaseRebuilding && st.Building == 2
+		})
+		cancelID, err := p.CancelRebuild(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res := awaitRequest(t, c, r.ns, cancelID); res.Status != consumer.StatusDone || res.Version != 2 {
+			t.Fatalf("cancel: %+v", res)
+		}
+		if res := awaitRequest(t, c, r.ns, rebuild); res.Status != consumer.StatusFailed || !strings.Contains(res.Error, "cancelled by request "+cancelID) {
+			t.Errorf("cancelled rebuild request: %+v", res)
+		}
+		st := awaitState(t, p, func(st consumer.ProjectionState) bool { return st.Phase == consumer.PhaseServing && st.Abandoned == 2 })
+		if st.Serving != 1 || st.Building != 0 {
+			t.Errorf("state after the cancellation: %+v", st)
+		}
+		if v, _ := p.Serving(); v != 1 {
+			t.Errorf("serving v%d after the cancellation", v)
+		}
+		for {
+			groups, err := c.Admin().ListGroups(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(groups.Groups(), consumer.GroupName(r.ns, projection, 2)) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatal("the cancelled build's group was never deleted")
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+
+		// The next rebuild builds v3 from the earliest offsets.
+		rebuild, err = p.Rebuild(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res := awaitRequest(t, c, r.ns, rebuild); res.Status != consumer.StatusDone || res.From != 1 || res.To != 3 {
+			t.Fatalf("rebuild after the cancellation: %+v", res)
+		}
+		awaitState(t, p, func(st consumer.ProjectionState) bool { return st.Serving == 3 })
+		_, s := p.Serving()
+		m := s.(*consumer.Memory[rebuildModel, kastor.Event])
+		if err := m.WaitFor(ctx, r.ends()); err != nil {
+			t.Fatal(err)
+		}
+		m.Read(func(got *rebuildModel) {
+			if got.n != len(events) {
+				t.Errorf("version 3 applied %d events, %d were written", got.n, len(events))
+			}
+		})
 	})
 }

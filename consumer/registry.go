@@ -106,8 +106,13 @@ type ProjectionState struct {
 	// rebuild started: Building has caught up when its applied offsets reach Ends.
 	Starts []PartitionOffset `json:"starts,omitempty"`
 	Ends   []PartitionOffset `json:"ends,omitempty"`
-	// RequestID is the rebuild request being (or last) executed.
+	// RequestID is the rebuild request being (or last) executed, or the cancel request
+	// that abandoned it.
 	RequestID string `json:"requestId,omitempty"`
+	// Abandoned is the last version whose build was cancelled; Cancelled is the rebuild
+	// request that started it. The next rebuild builds max(Serving, Abandoned)+1.
+	Abandoned int    `json:"abandoned,omitempty"`
+	Cancelled string `json:"cancelled,omitempty"`
 	// Topics are the events topics the projection reads.
 	Topics []string `json:"topics"`
 	// SinkOffsets is true when the serving sink stores its own offsets (OffsetStore):
@@ -144,6 +149,11 @@ const (
 	RequestReplay RequestKind = "replay"
 	// RequestPurge records that a tool marked dead letters resolved without applying them.
 	RequestPurge RequestKind = "purge"
+	// RequestCancel asks the running instances to abandon the rebuild in progress: the
+	// serving version goes on, the building version's reader stops and its consumer
+	// group is deleted, and the next rebuild builds a later version number, so it never
+	// resumes the abandoned version's group or sink.
+	RequestCancel RequestKind = "cancel"
 )
 
 // RequestStatus is where a request stands.
@@ -270,6 +280,21 @@ func (g *Registry) pending(ns, name string) []*Request {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].RequestedAt.Before(out[j].RequestedAt) })
 	return out
+}
+
+// resolutions counts the replays and purges of projection name that resolved dead
+// letters: when it changes, readers read their dead letters again (aggregates they held
+// may flow).
+func (g *Registry) resolutions(ns, name string) int {
+	n := 0
+	prefix := requestPrefix(ns, name)
+	for k, r := range g.requests {
+		if strings.HasPrefix(k, prefix) && r.Status == StatusDone && r.Resolved > 0 &&
+			(r.Kind == RequestReplay || r.Kind == RequestPurge) {
+			n++
+		}
+	}
+	return n
 }
 
 // Progress returns the last progress reported for projection name's rebuild.

@@ -37,7 +37,7 @@ func requester() string {
 }
 
 func newProjectionRebuildCmd(a *app, f *projFlags) *cobra.Command {
-	var noWait bool
+	var noWait, cancelBuild bool
 	var wait time.Duration
 	cmd := &cobra.Command{
 		Use:   "rebuild NAME",
@@ -55,9 +55,15 @@ final {"type":"result",...}). Ctrl-C stops waiting, not the rebuild.
 
 It fails at once when no instance runs the projection (its serving group has no live
 members): nobody could execute the request. For a plain reset of a stopped projection,
-see 'kastor projection reset --in-place'.`,
+see 'kastor projection reset --in-place'.
+
+--cancel abandons the rebuild in progress: v keeps serving, the instances stop building
+v+1 and delete its consumer group, and the next rebuild builds v+2, so it never resumes
+the abandoned version's group or sink (an application that keeps sinks per version can
+drop v+1's).`,
 		Example: `  kastor projection rebuild balances -f kastor.yaml
   kastor projection rebuild balances --no-wait
+  kastor projection rebuild balances --cancel
   kastor projection rebuild balances -o json | tail -1 | jq .status`,
 		Args: nameArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -67,8 +73,11 @@ see 'kastor projection reset --in-place'.`,
 				return err
 			}
 			defer t.adm.Close()
+			if cancelBuild {
+				return a.cancelRebuild(ctx, t, st, wait)
+			}
 			if st.Phase == consumer.PhaseRebuilding {
-				return fmt.Errorf("projection %s is already rebuilding version %d (request %s): follow it with `kastor projection status %s`", st.Name, st.Building, st.RequestID, st.Name)
+				return fmt.Errorf("projection %s is already rebuilding version %d (request %s): follow it with `kastor projection status %s`, or cancel it with `kastor projection rebuild %s --cancel`", st.Name, st.Building, st.RequestID, st.Name, st.Name)
 			}
 			mctx, cancel := context.WithTimeout(ctx, a.timeout)
 			err = requireRunning(mctx, t, st, "rebuild")
@@ -141,6 +150,54 @@ see 'kastor projection reset --in-place'.`,
 		},
 	}
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "write the request and return without waiting for the switch")
+	cmd.Flags().BoolVar(&cancelBuild, "cancel", false, "cancel the rebuild in progress instead (v keeps serving)")
 	cmd.Flags().DurationVar(&wait, "wait-timeout", 0, "stop waiting after this long (0: until the switch or Ctrl-C)")
 	return cmd
+}
+
+// cancelRebuild asks the running instances to abandon the rebuild in progress and waits
+// for their answer.
+func (a *app) cancelRebuild(ctx context.Context, t *target, st consumer.ProjectionState, wait time.Duration) error {
+	if st.Phase != consumer.PhaseRebuilding {
+		return fmt.Errorf("projection %s is not rebuilding (v%d serves, phase %s): nothing to cancel", st.Name, st.Serving, st.Phase)
+	}
+	mctx, cancel := context.WithTimeout(ctx, a.timeout)
+	err := requireRunning(mctx, t, st, "cancellation")
+	cancel()
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	sctx, cancel := context.WithTimeout(ctx, a.timeout)
+	req, err := consumer.Submit(sctx, t.brokers, consumer.Request{Kind: consumer.RequestCancel, Namespace: t.ns, Name: st.Name, By: requester()})
+	cancel()
+	if err != nil {
+		return err
+	}
+	if wait <= 0 {
+		wait = a.timeout
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	res := rebuildResult{Type: "result", Request: req.ID, From: st.Serving, To: st.Building}
+	_, err = consumer.WatchRegistry(wctx, t.brokers, func(g *consumer.Registry) (bool, error) {
+		r, _ := g.Request(t.ns, st.Name, req.ID)
+		if !r.Final() {
+			return false, nil
+		}
+		res.Status, res.Error = r.Status, r.Error
+		return true, nil
+	})
+	res.ElapsedSeconds = time.Since(start).Seconds()
+	if err != nil {
+		return fmt.Errorf("stopped waiting for cancel request %s of %s: %w", req.ID, st.Name, err)
+	}
+	if res.Status == consumer.StatusFailed {
+		return fmt.Errorf("cancelling the rebuild of %s failed: %s", st.Name, res.Error)
+	}
+	if a.output == "json" {
+		return writeJSON(a.stdout, res)
+	}
+	_, err = fmt.Fprintf(a.stdout, "cancelled the rebuild of %s v%d; v%d keeps serving, and the next rebuild builds v%d\n", st.Name, st.Building, st.Serving, st.Building+1)
+	return err
 }

@@ -26,8 +26,8 @@ type balances map[string]int64
 // TestProjectionWithSinkOffsets drives a projection that holds its model in every
 // instance (AllPartitions, an in-memory sink that stores its own offsets, no consumer
 // group): status names the sink as the offsets' keeper, reset refuses (resetting a group
-// would not reset the sink), and a rebuild while events keep arriving ends with v2 equal
-// to the fold of the events topic.
+// would not reset the sink), a rebuild is cancelled, and the next rebuild, while events
+// keep arriving, ends with v3 equal to the fold of the events topic.
 func TestProjectionWithSinkOffsets(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, c *kafkatest.Cluster) {
 		ns := namespace(t)
@@ -90,8 +90,11 @@ func TestProjectionWithSinkOffsets(t *testing.T) {
 				Events: codecs.Events, Brokers: c.Brokers(), AllPartitions: true,
 				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
 			Version: 1, Instance: "app-1", Interval: 100 * time.Millisecond,
-			NewSink: func(int) (consumer.Sink[ks.Event], error) {
+			NewSink: func(v int) (consumer.Sink[ks.Event], error) {
 				return consumer.NewMemory(balances{}, func(m *balances, e ks.Envelope[ks.Event]) error {
+					if v == 2 {
+						time.Sleep(500 * time.Millisecond) // a build slow enough to cancel
+					}
 					switch ev := e.Event.(type) {
 					case account.Opened:
 						(*m)[e.AggregateID] = 0
@@ -149,6 +152,24 @@ func TestProjectionWithSinkOffsets(t *testing.T) {
 			t.Errorf("reset of a sink that stores its offsets: %d %q", r.code, r.stderr)
 		}
 
+		// A rebuild cancelled: v1 keeps serving, and the next rebuild builds v3.
+		if r := cli("projection", "rebuild", "balances", "--cancel"); r.code != exitError || !strings.Contains(r.stderr, "nothing to cancel") {
+			t.Errorf("cancel with no rebuild: %d %q", r.code, r.stderr)
+		}
+		if r := cli("projection", "rebuild", "balances", "--no-wait"); r.code != exitOK {
+			t.Fatalf("rebuild --no-wait: %d %q", r.code, r.stderr)
+		}
+		until(t, ctx, "v2 building", func() bool { st, ok := p.State(); return ok && st.Building == 2 })
+		var cres rebuildResult
+		if r := cli("projection", "rebuild", "balances", "--cancel", "-o", "json"); r.code != exitOK || json.Unmarshal([]byte(r.stdout), &cres) != nil ||
+			cres.Status != consumer.StatusDone || cres.From != 1 || cres.To != 2 {
+			t.Fatalf("rebuild --cancel: %d %q %q", r.code, r.stdout, r.stderr)
+		}
+		until(t, ctx, "the cancellation", func() bool { st, ok := p.State(); return ok && st.Phase == consumer.PhaseServing && st.Abandoned == 2 })
+		if v, _ := p.Serving(); v != 1 {
+			t.Errorf("serving v%d after the cancellation", v)
+		}
+
 		// Rebuild while events keep arriving.
 		stopWriting := make(chan struct{})
 		writerDone := make(chan struct{})
@@ -168,12 +189,12 @@ func TestProjectionWithSinkOffsets(t *testing.T) {
 		<-writerDone
 		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 		var res rebuildResult
-		if r.code != exitOK || json.Unmarshal([]byte(lines[len(lines)-1]), &res) != nil || res.Status != consumer.StatusDone || res.From != 1 || res.To != 2 {
+		if r.code != exitOK || json.Unmarshal([]byte(lines[len(lines)-1]), &res) != nil || res.Status != consumer.StatusDone || res.From != 1 || res.To != 3 {
 			t.Fatalf("rebuild: %d %q %q", r.code, r.stdout, r.stderr)
 		}
-		until(t, ctx, "v2 serves every event", func() bool {
+		until(t, ctx, "v3 serves every event", func() bool {
 			v, m := model()
-			return v == 2 && equalBalances(m, want)
+			return v == 3 && equalBalances(m, want)
 		})
 		if written.Load() <= 20 {
 			t.Errorf("only %d events written: the rebuild did not run under writes", written.Load())
