@@ -55,27 +55,56 @@ type Metadata struct {
 
 // AppendHeaders appends m's non-empty fields as headers to dst.
 func (m *Metadata) AppendHeaders(dst []Header) []Header {
+	m.EachHeader(func(k string, v []byte) { dst = append(dst, Header{Key: k, Value: v}) })
+	return dst
+}
+
+// EachHeader calls fn with each of m's non-empty fields as a header, in a fixed order.
+// The values share one allocation and are capped, so appending to one cannot overwrite
+// another; fn may keep them.
+func (m *Metadata) EachHeader(fn func(key string, value []byte)) {
+	n := len(m.AggregateType) + len(m.AggregateID) + len(m.Type) + len(m.CommandID) +
+		len(m.CorrelationID) + len(m.CausationID) + 20 + 16 // the longest version, the fingerprint
+	for _, t := range m.Tags {
+		n += len(t)
+	}
+	// One buffer for every value: a record's headers live as long as the record, and a
+	// gateway writes them for every event, so one allocation instead of up to nine counts.
+	buf := make([]byte, 0, n)
+	emit := func(k string, from int) {
+		fn(k, buf[from:len(buf):len(buf)])
+	}
 	add := func(k, v string) {
 		if v != "" {
-			dst = append(dst, Header{Key: k, Value: []byte(v)})
+			from := len(buf)
+			buf = append(buf, v...)
+			emit(k, from)
 		}
 	}
 	add(HeaderAggregateType, m.AggregateType)
 	add(HeaderAggregateID, m.AggregateID)
 	if m.Version != 0 {
-		add(HeaderVersion, strconv.FormatInt(m.Version, 10))
+		from := len(buf)
+		buf = strconv.AppendInt(buf, m.Version, 10)
+		emit(HeaderVersion, from)
 	}
 	add(HeaderType, m.Type)
 	if m.Fingerprint != 0 {
-		add(HeaderSchema, fmt.Sprintf("%016x", m.Fingerprint))
+		from := len(buf)
+		const hex = "0123456789abcdef"
+		for shift := 60; shift >= 0; shift -= 4 {
+			buf = append(buf, hex[(m.Fingerprint>>uint(shift))&0xf])
+		}
+		emit(HeaderSchema, from)
 	}
 	add(HeaderCommandID, m.CommandID)
 	add(HeaderCorrelationID, m.CorrelationID)
 	add(HeaderCausationID, m.CausationID)
 	for _, t := range m.Tags {
-		dst = append(dst, Header{Key: HeaderTag, Value: []byte(t)})
+		from := len(buf)
+		buf = append(buf, t...)
+		emit(HeaderTag, from)
 	}
-	return dst
 }
 
 // ParseHeaders reads kastor's headers into m, ignoring other headers. A malformed version

@@ -1,11 +1,11 @@
 package gateway
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strconv"
 	"time"
 
-	"github.com/linkedin/goavro/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
@@ -61,39 +61,81 @@ const ReplySchema = `{"type":"record","name":"Reply","namespace":"kastor","field
 	`{"name":"from","type":"long"},{"name":"to","type":"long"},` +
 	`{"name":"expected","type":"long"},{"name":"actual","type":"long"}]}`
 
-var replyCodec = func() *goavro.Codec {
-	c, err := goavro.NewCodec(ReplySchema)
-	if err != nil {
-		panic(err)
-	}
-	return c
-}()
-
-// Encode returns the reply's value bytes.
+// Encode returns the reply's value bytes: the Avro binary encoding of ReplySchema, written
+// by hand (strings and longs only) because the gateway writes one reply per command and a
+// generic encoder's map of fields cost more than the rest of the reply's path.
 func (r *Reply) Encode() ([]byte, error) {
-	return replyCodec.BinaryFromNative(nil, map[string]any{
-		"commandId": r.CommandID, "status": string(r.Status), "message": r.Message,
-		"aggregateId": r.AggregateID, "from": r.From, "to": r.To,
-		"expected": r.Expected, "actual": r.Actual,
-	})
+	b := make([]byte, 0, len(r.CommandID)+len(r.Status)+len(r.Message)+len(r.AggregateID)+4*2+4*10)
+	for _, s := range []string{r.CommandID, string(r.Status), r.Message, r.AggregateID} {
+		b = appendAvroLong(b, int64(len(s)))
+		b = append(b, s...)
+	}
+	for _, n := range []int64{r.From, r.To, r.Expected, r.Actual} {
+		b = appendAvroLong(b, n)
+	}
+	return b, nil
 }
 
-// DecodeReply decodes a reply value. The schema has no arrays or maps, so goavro cannot be
-// made to allocate beyond the input's size.
+// appendAvroLong appends n as an Avro long: zig-zag, then a base-128 varint.
+func appendAvroLong(b []byte, n int64) []byte {
+	return binary.AppendUvarint(b, uint64(n<<1)^uint64(n>>63))
+}
+
+// DecodeReply decodes a reply value (ReplySchema's Avro binary encoding). It never reads
+// past the input nor allocates beyond its size.
 func DecodeReply(b []byte) (Reply, error) {
-	native, rest, err := replyCodec.NativeFromBinary(b)
-	if err == nil && len(rest) > 0 {
-		err = fmt.Errorf("%d bytes after the reply", len(rest))
+	d := avroReader{b: b}
+	var r Reply
+	r.CommandID = d.string("commandId")
+	r.Status = Status(d.string("status"))
+	r.Message = d.string("message")
+	r.AggregateID = d.string("aggregateId")
+	r.From, r.To = d.long("from"), d.long("to")
+	r.Expected, r.Actual = d.long("expected"), d.long("actual")
+	if d.err == nil && len(d.b) > 0 {
+		d.err = fmt.Errorf("%d bytes after the reply", len(d.b))
 	}
-	if err != nil {
-		return Reply{}, &kastor.UndecodableError{What: "reply", Offset: -1, Err: err}
+	if d.err != nil {
+		return Reply{}, &kastor.UndecodableError{What: "reply", Offset: -1, Err: d.err}
 	}
-	m := native.(map[string]any)
-	return Reply{
-		CommandID: m["commandId"].(string), Status: Status(m["status"].(string)), Message: m["message"].(string),
-		AggregateID: m["aggregateId"].(string), From: m["from"].(int64), To: m["to"].(int64),
-		Expected: m["expected"].(int64), Actual: m["actual"].(int64),
-	}, nil
+	return r, nil
+}
+
+// avroReader reads Avro longs and strings, keeping the first error.
+type avroReader struct {
+	b   []byte
+	err error
+}
+
+func (d *avroReader) long(field string) int64 {
+	if d.err != nil {
+		return 0
+	}
+	u, n := binary.Uvarint(d.b)
+	switch {
+	case n == 0:
+		d.err = fmt.Errorf("field %s: truncated Avro long", field)
+		return 0
+	case n < 0:
+		d.err = fmt.Errorf("field %s: Avro long over 64 bits", field)
+		return 0
+	}
+	d.b = d.b[n:]
+	return int64(u>>1) ^ -int64(u&1)
+}
+
+func (d *avroReader) string(field string) string {
+	n := d.long(field)
+	if d.err != nil {
+		return ""
+	}
+	if n < 0 || n > int64(len(d.b)) {
+		d.err = fmt.Errorf("field %s: string length %d with %d bytes left", field, n, len(d.b))
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
 }
 
 // Err turns a reply into the typed error a caller receives, or nil for OK and DUPLICATE.

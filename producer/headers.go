@@ -1,6 +1,8 @@
 package producer
 
 import (
+	"slices"
+
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
@@ -13,9 +15,8 @@ func Headers(md *kastor.Metadata) []kgo.RecordHeader {
 
 // AppendHeaders appends md's envelope headers to dst.
 func AppendHeaders(dst []kgo.RecordHeader, md *kastor.Metadata) []kgo.RecordHeader {
-	for _, h := range md.AppendHeaders(nil) {
-		dst = append(dst, kgo.RecordHeader{Key: h.Key, Value: h.Value})
-	}
+	dst = slices.Grow(dst, 8+len(md.Tags))
+	md.EachHeader(func(k string, v []byte) { dst = append(dst, kgo.RecordHeader{Key: k, Value: v}) })
 	return dst
 }
 
