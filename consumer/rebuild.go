@@ -152,14 +152,6 @@ func (c *controller[E]) step(ctx context.Context, v *view, ticked bool) error {
 	if err := c.follow(ctx, &st); err != nil {
 		return err
 	}
-	if c.building != nil && (st.Phase != PhaseRebuilding || st.Building != c.building.version) {
-		// A build that is no longer wanted: cancelled, or the registry moved on without it.
-		c.log.Info("stopping a build the registry no longer wants", "version", c.building.version, "phase", st.Phase)
-		if err := c.building.stop(); err != nil {
-			c.log.Warn("the abandoned build's reader stopped with an error", "version", c.building.version, "err", err)
-		}
-		c.building = nil
-	}
 	if v.resolutions != c.resolutions {
 		// A replay or purge resolved dead letters, maybe in another instance: the
 		// aggregates they held here may flow again.
@@ -196,6 +188,16 @@ func (c *controller[E]) step(ctx context.Context, v *view, ticked bool) error {
 		}
 	}
 	c.requests(ctx, &st, v.requests)
+	// Last, since stopping a reader waits for its sink's Apply: a cancellation's outcome
+	// is recorded first.
+	if c.building != nil && (st.Phase != PhaseRebuilding || st.Building != c.building.version) {
+		// A build that is no longer wanted: cancelled, or the registry moved on without it.
+		c.log.Info("stopping a build the registry no longer wants", "version", c.building.version, "phase", st.Phase)
+		if err := c.building.stop(); err != nil {
+			c.log.Warn("the abandoned build's reader stopped with an error", "version", c.building.version, "err", err)
+		}
+		c.building = nil
+	}
 	return nil
 }
 

@@ -174,11 +174,12 @@ func (a *app) cancelRebuild(ctx context.Context, t *target, st consumer.Projecti
 	if err != nil {
 		return err
 	}
-	if wait <= 0 {
-		wait = a.timeout
+	wctx := ctx
+	if wait > 0 {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, wait)
+		defer cancel()
 	}
-	wctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
 	res := rebuildResult{Type: "result", Request: req.ID, From: st.Serving, To: st.Building}
 	_, err = consumer.WatchRegistry(wctx, t.brokers, func(g *consumer.Registry) (bool, error) {
 		r, _ := g.Request(t.ns, st.Name, req.ID)

@@ -93,7 +93,7 @@ func TestProjectionWithSinkOffsets(t *testing.T) {
 			NewSink: func(v int) (consumer.Sink[ks.Event], error) {
 				return consumer.NewMemory(balances{}, func(m *balances, e ks.Envelope[ks.Event]) error {
 					if v == 2 {
-						time.Sleep(500 * time.Millisecond) // a build slow enough to cancel
+						time.Sleep(200 * time.Millisecond) // a build slow enough to cancel
 					}
 					switch ev := e.Event.(type) {
 					case account.Opened:
