@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"runtime/pprof"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -53,7 +54,9 @@ func postgresProjection(ctx context.Context, c *kafkatest.Cluster, db *pgtest.DB
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 1)
-	go func() { errc <- r.Run(rctx) }()
+	pprof.Do(rctx, pprof.Labels("run", "postgres"), func(rctx context.Context) {
+		go func() { errc <- r.Run(rctx) }()
+	})
 	for deadline := time.Now().Add(10 * time.Minute); ; {
 		done := true
 		for tp, end := range ends {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -79,7 +80,16 @@ func preloadEvents(ctx context.Context, c *kafkatest.Cluster, ts topicSet, p par
 
 // rawConsume is the projection limit: a franz-go consumer reading the events topic
 // (read_committed) from the start to the given ends, touching nothing. Events per second.
-func rawConsume(ctx context.Context, c *kafkatest.Cluster, topic string, ends map[consumer.TopicPartition]int64) (float64, error) {
+func rawConsume(ctx context.Context, c *kafkatest.Cluster, topic string, ends map[consumer.TopicPartition]int64) (rate float64, err error) {
+	// Labelled, as the projections are, so that a -cpuprofile tells them apart
+	// (pprof -tagfocus run=raw); the client's goroutines inherit the label.
+	pprof.Do(ctx, pprof.Labels("run", "raw"), func(ctx context.Context) {
+		rate, err = rawConsumeLabelled(ctx, c, topic, ends)
+	})
+	return rate, err
+}
+
+func rawConsumeLabelled(ctx context.Context, c *kafkatest.Cluster, topic string, ends map[consumer.TopicPartition]int64) (float64, error) {
 	start := time.Now()
 	cl, err := c.NewClient(kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -120,7 +130,9 @@ func memoryProjection(ctx context.Context, c *kafkatest.Cluster, ts topicSet, p 
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 1)
-	go func() { errc <- r.Run(rctx) }()
+	pprof.Do(rctx, pprof.Labels("run", "memory"), func(rctx context.Context) {
+		go func() { errc <- r.Run(rctx) }()
+	})
 	wctx, wcancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer wcancel()
 	if err := mem.WaitFor(wctx, ends); err != nil {

@@ -245,23 +245,34 @@ func gatewayLatency(ctx context.Context, c *kafkatest.Cluster, p params, rate fl
 	return percentiles(lats), nil
 }
 
-// recovery writes p.snapAggs snapshotted aggregates (one event each, a snapshot each and a
-// shard checkpoint) into one partition, then times a gateway's restore of that shard
-// beside a raw read of the snapshot partition.
+// recovery writes p.snapAggs snapshotted aggregates into one partition, then times a
+// gateway's restore of that shard beside a raw read of the snapshot partition (medians of
+// recoveryRounds).
 func recovery(ctx context.Context, c *kafkatest.Cluster, p params) (time.Duration, time.Duration, error) {
-	ts, err := newTopicSet(ctx, c, 1)
+	ts, err := writeSnapshots(ctx, c, p)
 	if err != nil {
 		return 0, 0, err
 	}
+	return timeRestores(ctx, c, ts, p, recoveryRounds)
+}
+
+// writeSnapshots creates a one-partition topic set holding p.snapAggs aggregates, one event
+// each, a snapshot each and a shard checkpoint: a restore reads the snapshots and no event.
+// The aggregates are those preload addresses (acct-%06d), so commands can touch them.
+func writeSnapshots(ctx context.Context, c *kafkatest.Cluster, p params) (topicSet, error) {
+	ts, err := newTopicSet(ctx, c, 1)
+	if err != nil {
+		return ts, err
+	}
 	cl, err := c.NewClient(kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(5*time.Millisecond))
 	if err != nil {
-		return 0, 0, err
+		return ts, err
 	}
 	defer cl.Close()
 	ev, _ := json.Marshal(deposited{Amount: 1})
 	state, _ := json.Marshal(account{Balance: 1})
 	for i := range p.snapAggs {
-		id := fmt.Sprintf("acct-%07d", i)
+		id := fmt.Sprintf("acct-%06d", i)
 		md := kastor.Metadata{AggregateType: accountAggregate.Type, AggregateID: id, Version: 1, Type: "bank.MoneyDeposited", Fingerprint: 1, CommandID: "c-" + id}
 		hs := producer.Headers(&md)
 		cl.Produce(ctx, &kgo.Record{Topic: ts.events, Key: []byte(id), Value: ev, Headers: hs}, nil)
@@ -269,20 +280,21 @@ func recovery(ctx context.Context, c *kafkatest.Cluster, p params) (time.Duratio
 			StateType: "bank.Account", StateFingerprint: 1, State: state}
 		kr, err := rec.KafkaRecord(ts.snapshots, 0)
 		if err != nil {
-			return 0, 0, err
+			return ts, err
 		}
 		cl.Produce(ctx, kr, nil)
 	}
 	cp, _ := snapshot.CheckpointRecord(ts.snapshots, 0, int64(p.snapAggs-1))
 	cl.Produce(ctx, cp, nil)
-	if err := cl.Flush(ctx); err != nil {
-		return 0, 0, err
-	}
+	return ts, cl.Flush(ctx)
+}
 
-	// Alternate raw reads and restores, and take the medians: on a shared 2-core machine
-	// single runs move by a factor of 2.
+// timeRestores alternates raw reads of ts's snapshot partition and gateway restores of its
+// shard, rounds of each, and returns the median restore and raw read: on a shared 2-core
+// machine single runs move by a factor of 2.
+func timeRestores(ctx context.Context, c *kafkatest.Cluster, ts topicSet, p params, rounds int) (time.Duration, time.Duration, error) {
 	var raws, restores []time.Duration
-	for round := range recoveryRounds {
+	for round := range rounds {
 		t0 := time.Now()
 		if _, err := partition.ReadToEnd(ctx, c.Brokers(), ts.snapshots, 0, 0, func(*kgo.Record) error { return nil }); err != nil {
 			return 0, 0, err
@@ -295,7 +307,7 @@ func recovery(ctx context.Context, c *kafkatest.Cluster, p params) (time.Duratio
 		restores = append(restores, d)
 	}
 	if verbose {
-		fmt.Printf("  recovery rounds: raw %v, restore %v\n", raws, restores)
+		fmt.Printf("  recovery rounds (%d aggregates): raw %v, restore %v\n", p.snapAggs, raws, restores)
 	}
 	return median(restores), median(raws), nil
 }
@@ -313,24 +325,38 @@ func median(ds []time.Duration) time.Duration {
 func restoreOnce(ctx context.Context, c *kafkatest.Cluster, ts topicSet, p params, round int) (time.Duration, error) {
 	cfg := gatewayConfig(c, ts, p)
 	cfg.Group = fmt.Sprintf("%s-restore-%d", ts.ns, round)
-	g, err := gateway.New(cfg)
+	_, r, stop, err := startRestored(ctx, cfg, p.snapAggs)
 	if err != nil {
 		return 0, err
+	}
+	stop()
+	return r.Duration, nil
+}
+
+// startRestored runs a gateway until it has restored its first shard, which must hold
+// aggregates aggregates rebuilt from snapshots alone, and returns it running with that
+// restore; stop stops it.
+func startRestored(ctx context.Context, cfg gateway.Config[account, deposit, deposited], aggregates int) (*gateway.Gateway[account, deposit, deposited], gateway.Recovery, func(), error) {
+	g, err := gateway.New(cfg)
+	if err != nil {
+		return nil, gateway.Recovery{}, nil, err
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- g.Run(rctx) }()
-	defer func() { cancel(); <-errc }()
+	stop := func() { cancel(); <-errc }
 	deadline := time.Now().Add(5 * time.Minute)
 	for len(g.Recoveries()) == 0 {
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("no restore after 5 minutes")
+			stop()
+			return nil, gateway.Recovery{}, nil, fmt.Errorf("no restore after 5 minutes")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	r := g.Recoveries()[0]
-	if r.Aggregates != p.snapAggs || r.EventRecords != 0 {
-		return 0, fmt.Errorf("restore rebuilt %d aggregates reading %d events; want %d and 0", r.Aggregates, r.EventRecords, p.snapAggs)
+	if r.Aggregates != aggregates || r.EventRecords != 0 {
+		stop()
+		return nil, gateway.Recovery{}, nil, fmt.Errorf("restore rebuilt %d aggregates reading %d events; want %d and 0", r.Aggregates, r.EventRecords, aggregates)
 	}
-	return r.Duration, nil
+	return g, r, stop, nil
 }

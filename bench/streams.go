@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -38,6 +39,10 @@ const streamsDir = "streams"
 
 // streamsWarmUp is how long the latency run sends at its rate before it times commands.
 const streamsWarmUp = 3 * time.Second
+
+// peerRounds is how many throughput runs Kafka Streams' medians take: single runs move by
+// 10-40 % on the shared bench machine. A round of both commit intervals takes about 40 s.
+const peerRounds = 3
 
 // streamsJar builds bench/streams (offline first, then with the network) unless the jar
 // was built from the same pom.xml and sources, and returns the jar's path.
@@ -291,11 +296,7 @@ func streamsLatency(ctx context.Context, c *kafkatest.Cluster, p params, jar str
 		return latencies{}, err
 	}
 	defer cl.Close()
-	var mu sync.Mutex
-	sent := map[int64]time.Time{}
-	var lats []time.Duration
-	warm := 0
-	got := make(chan struct{}, 1)
+	tr := newTracker(func(id int64) bool { return id < 0 })
 	go func() {
 		for {
 			fs := cl.PollFetches(lctx)
@@ -303,28 +304,14 @@ func streamsLatency(ctx context.Context, c *kafkatest.Cluster, p params, jar str
 				return
 			}
 			now := time.Now()
-			mu.Lock()
 			fs.EachRecord(func(r *kgo.Record) {
 				for _, h := range r.Headers {
-					if h.Key != "bench.seq" || len(h.Value) != 8 {
-						continue
-					}
-					id := int64(binary.BigEndian.Uint64(h.Value))
-					t, ok := sent[id]
-					delete(sent, id)
-					switch {
-					case ok && id < 0:
-						warm++
-					case ok:
-						lats = append(lats, now.Sub(t))
+					if h.Key == "bench.seq" && len(h.Value) == 8 {
+						tr.seen(int64(binary.BigEndian.Uint64(h.Value)), now)
 					}
 				}
 			})
-			mu.Unlock()
-			select {
-			case got <- struct{}{}:
-			default:
-			}
+			tr.notify()
 		}
 	}()
 	enc, _ := cmdCodec.Encode(deposit{Amount: 1})
@@ -334,88 +321,37 @@ func streamsLatency(ctx context.Context, c *kafkatest.Cluster, p params, jar str
 		acct := fmt.Sprintf("acct-%06d", (i+p.aggregates)%p.aggregates)
 		md := kastor.Metadata{AggregateID: acct, CommandID: fmt.Sprintf("cmd-%d", i), Type: enc.Type, Fingerprint: enc.Fingerprint}
 		hs := producer.AppendHeaders([]kgo.RecordHeader{{Key: gateway.HeaderReplyTo, Value: []byte("bench")}, {Key: "bench.seq", Value: seq[:]}}, &md)
-		mu.Lock()
-		sent[int64(i)] = time.Now()
-		mu.Unlock()
+		tr.send(int64(i))
 		cl.Produce(lctx, &kgo.Record{Topic: ts.commands, Partition: producer.PartitionFor([]byte(acct), p.partitions),
 			Key: []byte(acct), Value: enc.Data, Headers: hs}, nil)
 	}
-	w := 0
-	for deadline := time.Now().Add(time.Minute); ; w++ {
-		if time.Now().After(deadline) {
-			return latencies{}, errors.New("streams peer: no warm-up event after a minute")
-		}
-		send(-1 - w)
-		select {
-		case <-got:
-		case <-time.After(time.Second):
-			continue
-		}
-		mu.Lock()
-		n := warm
-		mu.Unlock()
-		if n > 0 {
-			break
-		}
+	w, err := warmUp(tr.got, time.Minute, func(i int) error { send(-1 - i); return nil }, tr.ready)
+	if err != nil {
+		return latencies{}, fmt.Errorf("streams peer: %w", err)
 	}
 	// A fresh JVM interprets before its JIT compiles: send at the rate for a while and
 	// wait for those events, so the timed commands meet compiled code, as the gateway's do.
-	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
-	for range int(rate * streamsWarmUp.Seconds()) {
-		<-tick.C
-		w++
-		send(-1 - w)
+	pace(rate, int(rate*streamsWarmUp.Seconds()), func(i int) { send(-1 - w - i) })
+	noneSent := func() bool { _, _, pending := tr.counts(); return pending == 0 }
+	if ok, err := await(tr.got, time.Minute, noneSent, a.err); err != nil || !ok {
+		_, _, pending := tr.counts()
+		return latencies{}, cmp.Or(err, fmt.Errorf("streams peer: %d warm-up events missing after a minute", pending))
 	}
-	for deadline := time.Now().Add(time.Minute); ; {
-		mu.Lock()
-		n := len(sent)
-		mu.Unlock()
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			return latencies{}, fmt.Errorf("streams peer: %d warm-up events missing after a minute", n)
-		}
-		select {
-		case <-got:
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	tick.Reset(time.Duration(float64(time.Second) / rate))
 	total := int(rate * latencyRun.Seconds())
-	for i := range total {
-		<-tick.C
-		send(i)
+	pace(rate, total, send)
+	if ok, err := await(tr.got, 30*time.Second, tr.timedAtLeast(total), a.err); err != nil || !ok {
+		n, _, _ := tr.counts()
+		return latencies{}, cmp.Or(err, fmt.Errorf("streams peer latency: %d of %d events after 30 s", n, total))
 	}
-	tick.Stop()
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		mu.Lock()
-		n := len(lats)
-		mu.Unlock()
-		if n >= total {
-			break
-		}
-		if err := a.err(); err != nil {
-			return latencies{}, err
-		}
-		if time.Now().After(deadline) {
-			return latencies{}, fmt.Errorf("streams peer latency: %d of %d events after 30 s", n, total)
-		}
-		select {
-		case <-got:
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	return percentiles(lats), nil
+	return percentiles(tr.latencies()), nil
 }
 
 // streamsBench prints the gateway beside Kafka Streams: throughput over the same preloaded
 // commands (commit interval 100 ms, the EOS default, and 10 ms), and latency at the
 // gateway latency run's rate with the gateway's commit interval and with 100 ms. The
-// throughput runs use one stream thread (the default). gw and gwLat are the
-// gateway's figures from this run, when measured; otherwise they are measured here.
+// throughput figures are medians of peerRounds runs, each with one stream thread (the
+// default). gw and gwLat are the gateway's figures from this run, when measured;
+// otherwise they are measured here.
 func streamsBench(ctx context.Context, c *kafkatest.Cluster, p params, gw float64, gwLat latencies, rate float64) error {
 	jar, err := streamsJar()
 	if err != nil {
@@ -426,16 +362,24 @@ func streamsBench(ctx context.Context, c *kafkatest.Cluster, p params, gw float6
 			return err
 		}
 	}
-	for _, commit := range []time.Duration{100 * time.Millisecond, 10 * time.Millisecond} {
-		r, err := streamsThroughput(ctx, c, p, jar, commit, 1)
-		if err != nil {
-			return err
+	// Rounds alternate the commit intervals, so a change in the machine's load moves both.
+	commits := []time.Duration{100 * time.Millisecond, 10 * time.Millisecond}
+	rounds := make([][]float64, len(commits))
+	for round := range peerRounds {
+		for i, commit := range commits {
+			r, err := streamsThroughput(ctx, c, p, jar, commit, 1)
+			if err != nil {
+				return err
+			}
+			if verbose {
+				fmt.Printf("  streams round %d, commit %v: JVM launch to start() %v, start() to RUNNING %v; commands/s from start() %.0f, from RUNNING %.0f, from JVM launch %.0f\n",
+					round+1, commit, r.startup.Round(time.Millisecond), r.rebalance.Round(time.Millisecond), r.fromStart, r.fromRunning, r.fromLaunch)
+			}
+			rounds[i] = append(rounds[i], r.fromStart)
 		}
-		if verbose {
-			fmt.Printf("  streams commit %v: JVM launch to start() %v, start() to RUNNING %v; commands/s from start() %.0f, from RUNNING %.0f, from JVM launch %.0f\n",
-				commit, r.startup.Round(time.Millisecond), r.rebalance.Round(time.Millisecond), r.fromStart, r.fromRunning, r.fromLaunch)
-		}
-		peerRow("gateway throughput (commands/s, EOS)", gw, fmt.Sprintf("Kafka Streams EOS v2, commit %v", commit), r.fromStart)
+	}
+	for i, commit := range commits {
+		peerRow("gateway throughput (commands/s, EOS)", gw, fmt.Sprintf("Kafka Streams EOS v2, commit %v (median of %d)", commit, peerRounds), medianF(rounds[i]))
 	}
 	what := "given rate"
 	if rate == 0 {

@@ -16,27 +16,36 @@ import (
 // not parse) falls back to kastor.ParseHeaders, so errors and edge cases stay kastor's.
 type headerParser struct {
 	buf    []byte            // scratch: the other values of one record, concatenated
+	recent [8]string         // type names met last: compared as bytes, no hashing
+	next   int               // where the next name goes in recent
 	intern map[string]string // type names seen, at most maxInterned
 }
 
 const maxInterned = 1024
 
 func (p *headerParser) name(b []byte) string {
-	if s, ok := p.intern[string(b)]; ok { // no allocation for the lookup
-		return s
-	}
-	s := string(b)
-	if len(p.intern) < maxInterned {
-		if p.intern == nil {
-			p.intern = map[string]string{}
+	for _, s := range p.recent {
+		if string(b) == s { // no allocation for the comparison
+			return s
 		}
-		p.intern[s] = s
 	}
+	s, ok := p.intern[string(b)] // nor for the lookup
+	if !ok {
+		s = string(b)
+		if len(p.intern) < maxInterned {
+			if p.intern == nil {
+				p.intern = map[string]string{}
+			}
+			p.intern[s] = s
+		}
+	}
+	p.recent[p.next] = s
+	p.next = (p.next + 1) % len(p.recent)
 	return s
 }
 
-func (p *headerParser) parse(hs []kgo.RecordHeader) (kastor.Metadata, error) {
-	var m kastor.Metadata
+// parse reads hs into *m, which must be zero.
+func (p *headerParser) parse(hs []kgo.RecordHeader, m *kastor.Metadata) error {
 	p.buf = p.buf[:0]
 	type span struct{ key, from, to int }
 	var spans [16]span
@@ -49,14 +58,14 @@ func (p *headerParser) parse(hs []kgo.RecordHeader) (kastor.Metadata, error) {
 		case hVersion:
 			v, ok := parseVersion(h.Value)
 			if !ok {
-				return p.slow(hs)
+				return p.slow(hs, m)
 			}
 			m.Version = v
 			continue
 		case hSchema:
 			v, ok := parseFingerprint(h.Value)
 			if !ok {
-				return p.slow(hs)
+				return p.slow(hs, m)
 			}
 			m.Fingerprint = v
 			continue
@@ -73,11 +82,14 @@ func (p *headerParser) parse(hs []kgo.RecordHeader) (kastor.Metadata, error) {
 			tags++
 		}
 		if n == len(spans) {
-			return p.slow(hs) // unusual: more headers than the fast path keeps
+			return p.slow(hs, m) // unusual: more headers than the fast path keeps
 		}
 		spans[n] = span{k, len(p.buf), len(p.buf) + len(h.Value)}
 		n++
 		p.buf = append(p.buf, h.Value...)
+	}
+	if n == 0 {
+		return nil
 	}
 	all := string(p.buf)
 	if tags > 0 {
@@ -96,16 +108,18 @@ func (p *headerParser) parse(hs []kgo.RecordHeader) (kastor.Metadata, error) {
 			m.Tags = append(m.Tags, v)
 		}
 	}
-	return m, nil
+	return nil
 }
 
 // slow is kastor.ParseHeaders itself.
-func (p *headerParser) slow(hs []kgo.RecordHeader) (kastor.Metadata, error) {
+func (p *headerParser) slow(hs []kgo.RecordHeader, m *kastor.Metadata) error {
 	kh := make([]kastor.Header, len(hs))
 	for i, h := range hs {
 		kh[i] = kastor.Header{Key: h.Key, Value: h.Value}
 	}
-	return kastor.ParseHeaders(kh)
+	var err error
+	*m, err = kastor.ParseHeaders(kh)
+	return err
 }
 
 const (

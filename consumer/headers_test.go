@@ -26,8 +26,9 @@ func FuzzHeaderParser(f *testing.F) {
 		}
 		hs = append(hs, kgo.RecordHeader{Key: k1, Value: []byte(v1)}, kgo.RecordHeader{Key: k2, Value: []byte(v2)}, kgo.RecordHeader{Key: k3, Value: []byte(v3)})
 		var p headerParser
-		got, gotErr := p.parse(hs)
-		want, wantErr := p.slow(hs)
+		var got, want kastor.Metadata
+		gotErr := p.parse(hs, &got)
+		wantErr := p.slow(hs, &want)
 		if (gotErr == nil) != (wantErr == nil) || gotErr != nil && gotErr.Error() != wantErr.Error() {
 			t.Fatalf("error %v, kastor.ParseHeaders says %v", gotErr, wantErr)
 		}
@@ -47,14 +48,16 @@ func BenchmarkHeaderParser(b *testing.B) {
 		var p headerParser
 		b.ReportAllocs()
 		for b.Loop() {
-			_, _ = p.parse(hs)
+			var m kastor.Metadata
+			_ = p.parse(hs, &m)
 		}
 	})
 	b.Run("kastor.ParseHeaders", func(b *testing.B) {
 		var p headerParser
 		b.ReportAllocs()
 		for b.Loop() {
-			_, _ = p.slow(hs)
+			var m kastor.Metadata
+			_ = p.slow(hs, &m)
 		}
 	})
 }

@@ -12,6 +12,12 @@ func (r *Reader[E]) loadHeld(ctx context.Context, sts []*partState) error {
 	if err != nil {
 		return err
 	}
+	r.installLetters(sts, letters)
+	return nil
+}
+
+// installLetters gives sts the letters of their partitions and marks them loaded.
+func (r *Reader[E]) installLetters(sts []*partState, letters []DeadLetter) {
 	byTP := map[TopicPartition]*partState{}
 	for _, st := range sts {
 		byTP[st.tp] = st
@@ -36,7 +42,62 @@ func (r *Reader[E]) loadHeld(ctx context.Context, sts []*partState) error {
 	for _, st := range sts {
 		st.loaded = true
 	}
-	return nil
+}
+
+// letterLoad is a read of the dead-letter topic started as soon as partitions are
+// assigned, so that it overlaps with the first fetch instead of following it: the
+// first round that applies one of these partitions waits for it and installs what it
+// read (the round, not the load, writes the partition's state).
+type letterLoad struct {
+	done    chan struct{}
+	letters []DeadLetter
+	err     error
+}
+
+// preloadLetters starts reading the dead letters for sts; r.mu must be held.
+func (r *Reader[E]) preloadLetters(ctx context.Context, sts []*partState) {
+	if len(sts) == 0 {
+		return
+	}
+	l := &letterLoad{done: make(chan struct{})}
+	for _, st := range sts {
+		st.load = l
+	}
+	go func() {
+		defer close(l.done)
+		l.letters, l.err = ReadDeadLetters(ctx, r.cfg.Brokers, r.dlq, r.cfg.Name, r.cfg.Version, r.cfg.ClientOptions...)
+	}()
+}
+
+// awaitPreloads waits for the loads started for sts and installs their letters; a
+// partition whose load failed is left unloaded, for the round to read it again. It
+// returns early, leaving the rest, when ctx ends.
+func (r *Reader[E]) awaitPreloads(ctx context.Context, sts []*partState) {
+	loads := map[*letterLoad][]*partState{}
+	r.mu.Lock()
+	for _, st := range sts {
+		if !st.loaded && st.load != nil {
+			loads[st.load] = append(loads[st.load], st)
+		}
+	}
+	r.mu.Unlock()
+	for l, sts := range loads {
+		select {
+		case <-l.done:
+		case <-ctx.Done():
+			return
+		}
+		r.mu.Lock()
+		for _, st := range sts {
+			st.load = nil
+		}
+		r.mu.Unlock()
+		if l.err != nil {
+			r.cfg.Logger.Warn("reading the dead-letter topic for newly owned partitions; reading it again", "err", l.err)
+			continue
+		}
+		r.installLetters(sts, l.letters)
+	}
 }
 
 // ReloadDeadLetters makes the reader read its partitions' dead letters again before it

@@ -49,9 +49,12 @@ type Memory[M, E any] struct {
 	mu      sync.RWMutex
 	model   M
 	offsets map[TopicPartition]int64
-	passed  map[string]int64   // aggregate ID -> highest version applied or skipped
-	parked  map[string][]int64 // aggregate ID -> parked versions not yet replayed, ascending
-	changed chan struct{}      // closed and replaced on every change, to wake waiters
+	// passedAt maps an aggregate ID to its highest version applied or skipped, in
+	// versions: one map lookup per event instead of a read and a write.
+	passedAt map[string]int
+	versions []int64
+	parked   map[string][]int64 // aggregate ID -> parked versions not yet replayed, ascending
+	changed  chan struct{}      // closed and replaced on every change, to wake waiters
 }
 
 // NewMemory returns an in-memory sink holding initial, into which apply folds each
@@ -60,14 +63,18 @@ type Memory[M, E any] struct {
 // retried or parked.
 func NewMemory[M, E any](initial M, apply func(m *M, ev kastor.Envelope[E]) error) *Memory[M, E] {
 	return &Memory[M, E]{
-		apply:   apply,
-		model:   initial,
-		offsets: map[TopicPartition]int64{},
-		passed:  map[string]int64{},
-		parked:  map[string][]int64{},
-		changed: make(chan struct{}),
+		apply:    apply,
+		model:    initial,
+		offsets:  map[TopicPartition]int64{},
+		passedAt: map[string]int{},
+		parked:   map[string][]int64{},
+		changed:  make(chan struct{}),
 	}
 }
+
+// keepsNoBatch tells the reader that Apply keeps nothing of a batch (batchBorrower): apply
+// gets each envelope by value.
+func (m *Memory[M, E]) keepsNoBatch() {}
 
 // Apply folds the batch's events into the model (Sink).
 func (m *Memory[M, E]) Apply(_ context.Context, b Batch[E]) error {
@@ -76,8 +83,8 @@ func (m *Memory[M, E]) Apply(_ context.Context, b Batch[E]) error {
 	defer m.notifyLocked()
 	tp := TopicPartition{b.Topic, b.Partition}
 	skipped := b.Skipped
-	// pass records the skipped records before offset: they are behind the projection.
-	pass := func(before int64) {
+	// passSkipped records the skipped records before offset: they are behind the projection.
+	passSkipped := func(before int64) {
 		for len(skipped) > 0 && (before < 0 || skipped[0].Offset < before) {
 			s := skipped[0]
 			skipped = skipped[1:]
@@ -87,12 +94,13 @@ func (m *Memory[M, E]) Apply(_ context.Context, b Batch[E]) error {
 			if s.Parked && s.Version > 0 {
 				m.parked[s.AggregateID] = insertSorted(m.parked[s.AggregateID], s.Version)
 			}
-			m.passed[s.AggregateID] = max(m.passed[s.AggregateID], s.Version)
+			m.pass(s.AggregateID, s.Version)
 		}
 	}
-	for i, ev := range b.Events {
-		pass(ev.Offset)
-		if err := m.apply(&m.model, ev); err != nil {
+	for i := range b.Events {
+		ev := &b.Events[i] // not a copy: envelopes are large, and the loop runs per event
+		passSkipped(ev.Offset)
+		if err := m.apply(&m.model, *ev); err != nil {
 			if !b.Replay {
 				m.offsets[tp] = ev.Offset // the prefix and the skipped records before ev are in
 			}
@@ -109,13 +117,31 @@ func (m *Memory[M, E]) Apply(_ context.Context, b Batch[E]) error {
 				}
 			}
 		}
-		m.passed[id] = max(m.passed[id], ev.Version)
+		m.pass(id, ev.Version)
 	}
-	pass(-1)
+	passSkipped(-1)
 	if !b.Replay && b.Next >= 0 {
 		m.offsets[tp] = b.Next
 	}
 	return nil
+}
+
+// pass records that the model has passed version v of aggregate id.
+func (m *Memory[M, E]) pass(id string, v int64) {
+	if i, ok := m.passedAt[id]; ok {
+		m.versions[i] = max(m.versions[i], v)
+		return
+	}
+	m.passedAt[id] = len(m.versions)
+	m.versions = append(m.versions, v)
+}
+
+// passed returns the highest version of aggregate id the model has passed, 0 for none.
+func (m *Memory[M, E]) passed(id string) int64 {
+	if i, ok := m.passedAt[id]; ok {
+		return m.versions[i]
+	}
+	return 0
 }
 
 func insertSorted(vs []int64, v int64) []int64 {
@@ -186,7 +212,7 @@ func (m *Memory[M, E]) WaitFor(ctx context.Context, offsets map[TopicPartition]i
 // the model is then behind for that aggregate.
 func (m *Memory[M, E]) WaitForVersion(ctx context.Context, aggregateID string, version int64) error {
 	return m.wait(ctx, func() (bool, error) {
-		if m.passed[aggregateID] < version {
+		if m.passed(aggregateID) < version {
 			return false, nil
 		}
 		if vs := m.parked[aggregateID]; len(vs) > 0 && vs[0] <= version {
@@ -201,7 +227,7 @@ func (m *Memory[M, E]) WaitForVersion(ctx context.Context, aggregateID string, v
 func (m *Memory[M, E]) Version(aggregateID string) int64 {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return m.passed[aggregateID]
+	return m.passed(aggregateID)
 }
 
 func (m *Memory[M, E]) wait(ctx context.Context, done func() (bool, error)) error {

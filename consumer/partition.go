@@ -29,9 +29,21 @@ type worker[E any] struct {
 	produce produceFunc
 	// tx is set in a transactional reader: a round there commits or aborts whole, so a
 	// pending rebalance does not cut it short (it would abort everything applied).
-	tx      bool
-	headers headerParser
+	tx bool
+	// envs are the envelopes of the window's records other than control records, in
+	// offset order; a batch's Events are a slice of it when its events are consecutive
+	// there (no filtered or parked record between them), so an envelope is written once
+	// and never copied. A new array per window, since a sink may keep the Events it was
+	// given, except for the sinks of this package that keep nothing of a batch
+	// (batchBorrower): those get one array per partition, reused.
+	envs []kastor.Envelope[E]
 }
+
+// batchBorrower is implemented by this package's sinks that keep nothing of a Batch
+// (its Events and Skipped arrays) once Apply returned, so that the reader may reuse
+// the arrays: allocating a window's envelopes anew each time is most of what a reader
+// allocates per event beside the headers.
+type batchBorrower interface{ keepsNoBatch() }
 
 // maxBatch caps the events of one Sink.Apply call. A round may hold many more (all the
 // client had buffered): a bounded batch keeps a sink's lock or transaction short, and
@@ -39,17 +51,17 @@ type worker[E any] struct {
 const maxBatch = 1000
 
 // item is a record with what the worker learnt of it; decoding is lazy so that filtered
-// and held records are never decoded.
-type item[E any] struct {
+// and held records are never decoded. Its envelope is w.envs[env]: the metadata read
+// from the headers from the start (also for records never decoded), and the event once
+// decoded. Items are scratch reused across windows and rounds (partState.items); they
+// hold nothing generic, so they stay small.
+type item struct {
 	rec      *kgo.Record
-	control  bool
-	bad      error // the headers are missing or malformed
+	env      int32 // index in w.envs; -1 for a control record
 	filtered bool
 	decoded  bool
-	// env holds the metadata read from the headers from the start (env.Metadata, also
-	// for records never decoded), and the event once decoded.
-	env    kastor.Envelope[E]
-	decErr error
+	bad      error // the headers are missing or malformed
+	decErr   error
 }
 
 type kind int
@@ -72,13 +84,33 @@ const (
 // rebalance. The first window is always applied, so a partition progresses even when
 // rebalances follow each other.
 func (w *worker[E]) run(recs []*kgo.Record) (rewind int64, ok bool) {
-	items := make([]item[E], 0, min(len(recs), maxBatch))
+	if cap(w.st.items) < min(len(recs), maxBatch) {
+		w.st.items = make([]item, 0, min(len(recs), maxBatch))
+	}
+	items := w.st.items[:0]
+	var envs []kastor.Envelope[E] // reused by every window, for a batchBorrower sink
+	if w.r.borrower {
+		envs, _ = w.st.envs.([]kastor.Envelope[E])
+		if cap(envs) < min(len(recs), maxBatch) {
+			envs = make([]kastor.Envelope[E], 0, min(len(recs), maxBatch))
+		}
+	}
+	defer func() {
+		// The scratch must not keep the records (and the fetch buffers they point
+		// into) nor the events alive between rounds.
+		clear(items[:cap(items)])
+		if envs != nil {
+			clear(envs[:cap(envs)])
+			w.st.envs = envs[:0]
+		}
+	}()
 	for i := 0; i < len(recs); i += maxBatch {
 		if i > 0 && !w.tx && w.hurried() {
 			// A rebalance waits: end this partition's share of the round here (all
 			// before is recorded) and read the rest next round, or its new owner will.
 			return recs[i].Offset, false
 		}
+		w.envs = envs[:0]
 		if at, ok := w.runWindow(recs[i:min(i+maxBatch, len(recs))], items[:0]); !ok {
 			return at, false
 		}
@@ -88,12 +120,16 @@ func (w *worker[E]) run(recs []*kgo.Record) (rewind int64, ok bool) {
 
 // runWindow applies recs (at most maxBatch records) with items as scratch; it returns
 // as run does.
-func (w *worker[E]) runWindow(recs []*kgo.Record, items []item[E]) (rewind int64, ok bool) {
+func (w *worker[E]) runWindow(recs []*kgo.Record, items []item) (rewind int64, ok bool) {
+	if cap(w.envs) < len(recs) {
+		w.envs = make([]kastor.Envelope[E], 0, len(recs))
+	}
+	defer func() { w.envs = nil }()
 	for _, rec := range recs {
 		if w.st.next >= 0 && rec.Offset < w.st.next {
 			continue // already applied: a fetch from before a rewind or an adjustment
 		}
-		items = append(items, item[E]{rec: rec})
+		items = append(items, item{rec: rec, env: -1})
 		w.prepare(&items[len(items)-1])
 	}
 	if len(items) == 0 {
@@ -109,6 +145,7 @@ func (w *worker[E]) runWindow(recs []*kgo.Record, items []item[E]) (rewind int64
 		}
 		return items[pos].rec.Offset, false
 	}
+	var at []int // index in items of each event of the batch
 	for pos < len(items) || len(carry) > 0 {
 		if w.stop.Err() != nil {
 			return rewindAt() // shutting down: keep what is recorded, read the rest next time
@@ -118,8 +155,8 @@ func (w *worker[E]) runWindow(recs []*kgo.Record, items []item[E]) (rewind int64
 		if single {
 			limit = 1
 		}
-		evs := make([]kastor.Envelope[E], 0, limit)
-		at := make([]int, 0, limit) // index in items of each event
+		at = at[:0]
+		contiguous := true // the events are consecutive in w.envs
 		skipped := carry
 		last := int64(-1)
 		if len(carry) > 0 {
@@ -132,19 +169,33 @@ func (w *worker[E]) runWindow(recs []*kgo.Record, items []item[E]) (rewind int64
 			switch w.classify(it) {
 			case kindControl:
 			case kindFiltered:
-				skipped = append(skipped, Skipped{Metadata: it.env.Metadata, Offset: it.rec.Offset})
+				skipped = append(skipped, Skipped{Metadata: w.envs[it.env].Metadata, Offset: it.rec.Offset})
 			case kindLettered:
-				skipped = append(skipped, Skipped{Metadata: it.env.Metadata, Offset: it.rec.Offset, Parked: true})
+				skipped = append(skipped, Skipped{Metadata: w.envs[it.env].Metadata, Offset: it.rec.Offset, Parked: true})
 			case kindApply:
-				if len(evs) == limit {
+				if len(at) == limit {
 					break collect
 				}
-				evs = append(evs, it.env)
+				if len(at) > 0 && it.env != items[at[len(at)-1]].env+1 {
+					contiguous = false
+				}
 				at = append(at, j)
 			case kindPark:
 				break collect
 			}
 			last = it.rec.Offset
+		}
+		var evs []kastor.Envelope[E]
+		switch {
+		case len(at) == 0:
+		case contiguous:
+			from, to := items[at[0]].env, items[at[len(at)-1]].env+1
+			evs = w.envs[from:to:to] // full slice expression: an append by the sink copies
+		default:
+			evs = make([]kastor.Envelope[E], len(at))
+			for i, k := range at {
+				evs[i] = w.envs[items[k].env]
+			}
 		}
 		if j > pos || (pos == len(items) && len(carry) > 0) {
 			b := Batch[E]{Topic: w.st.tp.Topic, Partition: w.st.tp.Partition, Events: evs, Skipped: skipped, Next: last + 1}
@@ -202,7 +253,7 @@ func (w *worker[E]) runWindow(recs []*kgo.Record, items []item[E]) (rewind int64
 				continue
 			}
 			w.st.failOffset, w.st.failAttempts = -1, 0
-			carry = append(carry, Skipped{Metadata: it.env.Metadata, Offset: it.rec.Offset, Parked: true})
+			carry = append(carry, Skipped{Metadata: w.envs[it.env].Metadata, Offset: it.rec.Offset, Parked: true})
 			// The culprit is parked: back to full batches (another culprit in them would
 			// be isolated the same way).
 			pos, single, singleUntil = at[k]+1, false, -1
@@ -217,7 +268,7 @@ func (w *worker[E]) runWindow(recs []*kgo.Record, items []item[E]) (rewind int64
 			}
 			continue
 		}
-		carry = append(carry, Skipped{Metadata: it.env.Metadata, Offset: it.rec.Offset, Parked: true})
+		carry = append(carry, Skipped{Metadata: w.envs[it.env].Metadata, Offset: it.rec.Offset, Parked: true})
 		pos++
 	}
 	return 0, true
@@ -243,16 +294,18 @@ func (w *worker[E]) hurried() bool {
 }
 
 // prepare reads a record's headers and applies the filter.
-func (w *worker[E]) prepare(it *item[E]) {
+func (w *worker[E]) prepare(it *item) {
 	rec := it.rec
 	if rec.Attrs.IsControl() {
-		it.control = true
 		return
 	}
-	it.env = kastor.Envelope[E]{Timestamp: rec.Timestamp, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}
-	it.env.Metadata, it.bad = w.headers.parse(rec.Headers)
-	if it.bad == nil {
-		md := &it.env.Metadata
+	it.env = int32(len(w.envs))
+	w.envs = append(w.envs, kastor.Envelope[E]{Timestamp: rec.Timestamp, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset})
+	md := &w.envs[it.env].Metadata
+	if it.bad = w.st.headers.parse(rec.Headers, md); it.bad != nil {
+		return
+	}
+	if md.AggregateID == "" || md.Version == 0 || md.Type == "" {
 		var missing []error
 		for _, m := range []struct {
 			ok   bool
@@ -263,33 +316,33 @@ func (w *worker[E]) prepare(it *item[E]) {
 			}
 		}
 		it.bad = errors.Join(missing...)
+		return
 	}
-	if it.bad == nil {
-		it.filtered = !w.r.cfg.Filter.match(&it.env.Metadata)
-	}
+	it.filtered = !w.r.cfg.Filter.match(md)
 }
 
 // classify says what to do with an item now; held status depends on what was parked
 // before it, so it is decided when the item's turn comes.
-func (w *worker[E]) classify(it *item[E]) kind {
+func (w *worker[E]) classify(it *item) kind {
 	switch {
-	case it.control:
+	case it.env < 0:
 		return kindControl
-	case w.st.letters[it.rec.Offset]:
+	case len(w.st.letters) > 0 && w.st.letters[it.rec.Offset]:
 		return kindLettered
 	case it.bad != nil:
 		return kindPark
 	case it.filtered:
 		return kindFiltered
 	}
-	if w.r.cfg.OnFailure == ParkAggregate {
-		if at, held := w.st.held[it.env.AggregateID]; held && it.rec.Offset > at {
+	env := &w.envs[it.env]
+	if w.r.cfg.OnFailure == ParkAggregate && len(w.st.held) > 0 {
+		if at, held := w.st.held[env.AggregateID]; held && it.rec.Offset > at {
 			return kindPark
 		}
 	}
 	if !it.decoded {
 		it.decoded = true
-		it.env.Event, it.decErr = w.decode(it)
+		env.Event, it.decErr = w.decode(it.rec, &env.Metadata)
 	}
 	if it.decErr != nil {
 		return kindPark
@@ -297,8 +350,7 @@ func (w *worker[E]) classify(it *item[E]) kind {
 	return kindApply
 }
 
-func (w *worker[E]) decode(it *item[E]) (ev E, err error) {
-	rec, md := it.rec, &it.env.Metadata
+func (w *worker[E]) decode(rec *kgo.Record, md *kastor.Metadata) (ev E, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("the codec panicked: %v", p)
@@ -312,20 +364,21 @@ func (w *worker[E]) decode(it *item[E]) (ev E, err error) {
 }
 
 // letterFor is the dead letter of an item classified kindPark.
-func (w *worker[E]) letterFor(it *item[E]) letter {
+func (w *worker[E]) letterFor(it *item) letter {
+	md := &w.envs[it.env].Metadata
 	switch {
 	case it.bad != nil:
 		return letter{rec: it.rec, reason: ReasonUndecodable, attempts: 0,
-			err: &kastor.UndecodableError{What: "event", Type: it.env.Type, Fingerprint: it.env.Fingerprint,
+			err: &kastor.UndecodableError{What: "event", Type: md.Type, Fingerprint: md.Fingerprint,
 				Topic: it.rec.Topic, Partition: it.rec.Partition, Offset: it.rec.Offset, Err: it.bad}}
 	case it.decErr != nil:
 		return letter{rec: it.rec, reason: ReasonUndecodable, err: it.decErr}
 	}
-	return letter{rec: it.rec, reason: ReasonHeld, heldBehind: w.st.held[it.env.AggregateID]}
+	return letter{rec: it.rec, reason: ReasonHeld, heldBehind: w.st.held[md.AggregateID]}
 }
 
 // park writes a dead letter and, with ParkAggregate, holds the aggregate.
-func (w *worker[E]) park(it *item[E], l letter) error {
+func (w *worker[E]) park(it *item, l letter) error {
 	r := w.r
 	rec := dlqRecord(r.dlq, r.cfg.Name, r.cfg.Version, l)
 	ctx, cancel := context.WithTimeout(w.work, 30*time.Second)
@@ -335,12 +388,13 @@ func (w *worker[E]) park(it *item[E], l letter) error {
 	}
 	r.metrics.events.WithLabelValues("parked").Inc()
 	r.metrics.parked.WithLabelValues(l.reason).Inc()
-	agg := it.env.AggregateID
+	md := &w.envs[it.env].Metadata
+	agg := md.AggregateID
 	if agg == "" {
 		agg = aggregateOf(it.rec.Headers, it.rec.Key)
 	}
 	log := r.cfg.Logger.With("topic", it.rec.Topic, "partition", it.rec.Partition, "offset", it.rec.Offset,
-		"aggregate", agg, "version", it.env.Version, "type", it.env.Type, "dlq", r.dlq)
+		"aggregate", agg, "version", md.Version, "type", md.Type, "dlq", r.dlq)
 	switch l.reason {
 	case ReasonHeld:
 		log.Info("event held behind its aggregate's parked event", "behind", l.heldBehind)

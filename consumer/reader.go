@@ -37,6 +37,8 @@ type Reader[E any] struct {
 	// for a sink that does not need a bound (see Config.MaxPollRecords), -1: everything
 	// the client has buffered.
 	poll int
+	// borrower is set when the sink keeps nothing of a batch (batchBorrower).
+	borrower bool
 
 	running atomic.Bool
 	fenced  atomic.Bool // a transactional reader's producer was fenced by another instance
@@ -71,11 +73,18 @@ type partState struct {
 	// held maps, with ParkAggregate, an aggregate ID to the offset of its first parked
 	// event: its records after that offset are held.
 	held   map[string]int64
-	loaded bool // letters and held were read from the dead-letter topic
+	loaded bool        // letters and held were read from the dead-letter topic
+	load   *letterLoad // a read of them under way (guarded by Reader.mu)
 
 	failOffset   int64 // the event being retried, and how often it failed
 	failAttempts int
 	unavailable  int // consecutive failures of the sink or the dead-letter topic
+
+	// The worker's scratch, kept from round to round (one worker at a time per
+	// partition): the header parser's interned names, and the items of a window.
+	headers headerParser
+	items   []item
+	envs    any // []kastor.Envelope[E], for a batchBorrower sink
 }
 
 func newPartState(tp TopicPartition) *partState {
@@ -94,6 +103,7 @@ func New[E any](cfg Config[E], sink Sink[E]) (*Reader[E], error) {
 	r := &Reader[E]{cfg: c, sink: sink, topics: c.topicNames(), dlq: c.dlqTopic(), parts: map[TopicPartition]*partState{}}
 	r.store, _ = sink.(OffsetStore)
 	r.tx, _ = sink.(TxSink[E])
+	_, r.borrower = sink.(batchBorrower)
 	r.poll = c.MaxPollRecords
 	if cfg.MaxPollRecords == 0 && r.tx == nil && (r.store != nil || c.AllPartitions) {
 		// No duplicates to bound (the sink stores its offsets) and rounds end early for a
@@ -270,6 +280,13 @@ func (r *Reader[E]) runAllPartitions(ctx context.Context, counts map[string]int3
 		}
 		r.mu.Unlock()
 	}
+	r.mu.Lock()
+	sts := make([]*partState, 0, len(r.parts))
+	for _, st := range r.parts {
+		sts = append(sts, st)
+	}
+	r.preloadLetters(ctx, sts)
+	r.mu.Unlock()
 	cl, err := kgo.NewClient(append(append(r.consumerOpts(), kgo.ConsumePartitions(start)), r.cfg.ClientOptions...)...)
 	if err != nil {
 		return fmt.Errorf("consumer: %w", err)
@@ -315,18 +332,21 @@ func (r *Reader[E]) setClient(cl *kgo.Client) {
 	r.mu.Unlock()
 }
 
-// assigned starts fresh state for new partitions.
-func (r *Reader[E]) assigned(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+// assigned starts fresh state for new partitions, and the read of their dead letters.
+func (r *Reader[E]) assigned(ctx context.Context, _ *kgo.Client, m map[string][]int32) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	var fresh []*partState
 	for t, ps := range m {
 		for _, p := range ps {
 			tp := TopicPartition{t, p}
 			if r.parts[tp] == nil {
 				r.parts[tp] = newPartState(tp)
+				fresh = append(fresh, r.parts[tp])
 			}
 		}
 	}
+	r.preloadLetters(ctx, fresh)
 	r.cfg.Logger.Info("partitions assigned", "partitions", m)
 }
 
@@ -488,24 +508,37 @@ func (r *Reader[E]) round(ctx context.Context, fetches kgo.Fetches, produce prod
 	work := context.WithoutCancel(ctx)
 	rewinds := map[string]map[int32]kgo.EpochOffset{}
 	if len(load) > 0 {
-		if err := r.loadHeld(ctx, load); err != nil {
-			// Without the dead letters, events of parked aggregates could overtake them
-			// and parked events be applied: apply nothing of these partitions this round.
-			r.cfg.Logger.Error("reading the dead-letter topic for parked aggregates; retrying", "err", err)
-			r.metrics.failures.WithLabelValues("dlq").Inc()
-			loaded := map[*partState]bool{}
-			for _, st := range load {
-				loaded[st] = true
+		r.awaitPreloads(ctx, load)
+		// The partitions not loaded yet are read together with every other owned one
+		// that is not (and has no read under way): partitions whose records come in
+		// later rounds then cost no read of the dead-letter topic each.
+		load = load[:0]
+		r.mu.Lock()
+		for _, st := range r.parts {
+			if !st.loaded && st.load == nil {
+				load = append(load, st)
 			}
-			kept := jobs[:0]
-			for _, j := range jobs {
-				if loaded[j.st] {
-					addRewind(rewinds, j.st.tp, j.recs[0].Offset)
-					continue
-				}
-				kept = append(kept, j)
+		}
+		r.mu.Unlock()
+		var err error
+		if len(load) > 0 && ctx.Err() == nil {
+			if err = r.loadHeld(ctx, load); err != nil {
+				r.cfg.Logger.Error("reading the dead-letter topic for parked aggregates; retrying", "err", err)
+				r.metrics.failures.WithLabelValues("dlq").Inc()
 			}
-			jobs = kept
+		}
+		// Without the dead letters, events of parked aggregates could overtake them and
+		// parked events be applied: apply nothing of a partition not loaded this round.
+		kept := jobs[:0]
+		for _, j := range jobs {
+			if !j.st.loaded {
+				addRewind(rewinds, j.st.tp, j.recs[0].Offset)
+				continue
+			}
+			kept = append(kept, j)
+		}
+		jobs = kept
+		if err != nil {
 			sleep(ctx, hurry, r.cfg.Retry.MaxBackoff)
 		}
 	}

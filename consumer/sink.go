@@ -156,6 +156,9 @@ func Handler[E any](fn func(ctx context.Context, ev kastor.Envelope[E]) error) S
 
 type handler[E any] func(ctx context.Context, ev kastor.Envelope[E]) error
 
+// keepsNoBatch: fn gets each envelope by value (batchBorrower).
+func (h handler[E]) keepsNoBatch() {}
+
 func (h handler[E]) Apply(ctx context.Context, b Batch[E]) error {
 	for i, ev := range b.Events {
 		if err := h(ctx, ev); err != nil {

@@ -178,16 +178,19 @@ func (c *Codec[T]) readDirect(data []byte) (T, error) {
 	if len(data) > c.limits.MaxBytes {
 		return out, malformed(0, "%d bytes exceed the limit of %d", len(data), c.limits.MaxBytes)
 	}
-	s := &scanner{buf: data, lim: c.limits}
-	if err := c.bind.read(s, reflect.ValueOf(&out).Elem()); err != nil {
-		var zero T
-		return zero, err
+	// The datum and the scanner both escape (through reflect and the bound read
+	// functions): one allocation holds both. Readers decode a datum per event.
+	d := &struct {
+		out T
+		s   scanner
+	}{s: scanner{buf: data, lim: c.limits}}
+	if err := c.bind.read(&d.s, reflect.ValueOf(&d.out).Elem()); err != nil {
+		return out, err
 	}
-	if s.pos != len(data) {
-		var zero T
-		return zero, malformed(s.pos, "%d trailing bytes after the datum", len(data)-s.pos)
+	if d.s.pos != len(data) {
+		return out, malformed(d.s.pos, "%d trailing bytes after the datum", len(data)-d.s.pos)
 	}
-	return out, nil
+	return d.out, nil
 }
 
 // decodeNative decodes with goavro, upcasts and resolves, then binds the native value.
