@@ -10,14 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	ks "github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/consumer"
 	"github.com/kastor-dev/kastor/examples/bank/account"
 	"github.com/kastor-dev/kastor/kafkatest"
-	"github.com/kastor-dev/kastor/producer"
-	"github.com/kastor-dev/kastor/schema"
 )
 
 // balances is the read model of TestProjectionWithSinkOffsets: each account's balance.
@@ -30,46 +26,18 @@ type balances map[string]int64
 // keep arriving, ends with v3 equal to the fold of the events topic.
 func TestProjectionWithSinkOffsets(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, c *kafkatest.Cluster) {
-		ns := namespace(t)
-		file := writeFile(t, oneNodeYAML(ns))
-		brokers := strings.Join(c.Brokers(), ",")
-		cli := func(args ...string) result {
-			return kastor(t, append(args, "-f", file, "--brokers", brokers)...)
-		}
-		if r := cli("topics", "apply"); r.code != exitOK {
-			t.Fatalf("topics apply: %d", r.code)
-		}
-		if r := cli("projection", "init", "--replication-factor", "1"); r.code != exitOK {
-			t.Fatalf("projection init: %d %s", r.code, r.stderr)
-		}
-		c.CreateTopic(t, consumer.DLQTopic(ns, "balances"), 3, 1, nil)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		codecs, err := account.NewCodecs(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cl := c.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
-		if err := schema.Publish(ctx, cl, codecs.Registry, account.Schemas()...); err != nil {
-			t.Fatal(err)
-		}
+		pr := newProjRig(t, ctx, c)
+		cli := pr.cli
 		want := balances{}
-		versions := map[string]int64{}
 		var written atomic.Int64
 		write := func(id string, amount int64) {
 			var ev ks.Event = account.Deposited{Amount: amount}
-			if versions[id] == 0 {
+			if pr.versions[id] == 0 {
 				ev = account.Opened{Owner: id}
 			}
-			enc, err := codecs.Events.Encode(ev)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			versions[id]++
-			md := ks.Metadata{AggregateType: account.Type, AggregateID: id, Version: versions[id], Type: enc.Type, Fingerprint: enc.Fingerprint}
-			rec := &kgo.Record{Topic: ns + ".bank.account.events", Partition: producer.PartitionFor([]byte(id), 3), Key: []byte(id), Value: enc.Data, Headers: producer.Headers(&md)}
-			if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+			if err := pr.write(id, ev); err != nil {
 				t.Error(err)
 				return
 			}
@@ -86,8 +54,8 @@ func TestProjectionWithSinkOffsets(t *testing.T) {
 		}
 
 		p, err := consumer.NewProjection(consumer.ProjectionConfig[ks.Event]{
-			Reader: consumer.Config[ks.Event]{Name: "balances", Namespace: ns, AggregateTypes: []string{account.Type},
-				Events: codecs.Events, Brokers: c.Brokers(), AllPartitions: true,
+			Reader: consumer.Config[ks.Event]{Name: "balances", Namespace: pr.ns, AggregateTypes: []string{account.Type},
+				Events: pr.codecs.Events, Brokers: c.Brokers(), AllPartitions: true,
 				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
 			Version: 1, Instance: "app-1", Interval: 100 * time.Millisecond,
 			NewSink: func(v int) (consumer.Sink[ks.Event], error) {
@@ -108,15 +76,7 @@ func TestProjectionWithSinkOffsets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pctx, stopApp := context.WithCancel(context.Background())
-		appDone := make(chan error, 1)
-		go func() { appDone <- p.Run(pctx) }()
-		t.Cleanup(func() {
-			stopApp()
-			if err := <-appDone; err != nil {
-				t.Errorf("Projection.Run: %v", err)
-			}
-		})
+		runApp(t, p)
 		model := func() (int, balances) {
 			v, sink := p.Serving()
 			out := balances{}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,39 +28,12 @@ import (
 // errors once the application is stopped.
 func TestProjectionAndDLQCommands(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, c *kafkatest.Cluster) {
-		ns := namespace(t)
-		file := writeFile(t, oneNodeYAML(ns))
-		brokers := strings.Join(c.Brokers(), ",")
-		cli := func(args ...string) result {
-			return kastor(t, append(args, "-f", file, "--brokers", brokers)...)
-		}
-		if r := cli("topics", "apply"); r.code != exitOK {
-			t.Fatalf("topics apply: %d", r.code)
-		}
-		if r := cli("projection", "init", "--replication-factor", "1"); r.code != exitOK {
-			t.Fatalf("projection init: %d %s", r.code, r.stderr)
-		}
-		c.CreateTopic(t, consumer.DLQTopic(ns, "balances"), 3, 1, nil)
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()
-		codecs, err := account.NewCodecs(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cl := c.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
-		if err := schema.Publish(ctx, cl, codecs.Registry, account.Schemas()...); err != nil {
-			t.Fatal(err)
-		}
-		versions := map[string]int64{}
+		pr := newProjRig(t, ctx, c)
+		ns, cli, codecs := pr.ns, pr.cli, pr.codecs
 		write := func(id string, ev ks.Event) {
-			enc, err := codecs.Events.Encode(ev)
-			if err != nil {
-				t.Fatal(err)
-			}
-			versions[id]++
-			md := ks.Metadata{AggregateType: account.Type, AggregateID: id, Version: versions[id], Type: enc.Type, Fingerprint: enc.Fingerprint}
-			rec := &kgo.Record{Topic: ns + ".bank.account.events", Partition: producer.PartitionFor([]byte(id), 3), Key: []byte(id), Value: enc.Data, Headers: producer.Headers(&md)}
-			if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+			if err := pr.write(id, ev); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -94,17 +68,7 @@ func TestProjectionAndDLQCommands(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pctx, stopApp := context.WithCancel(context.Background())
-		appDone := make(chan error, 1)
-		go func() { appDone <- p.Run(pctx) }()
-		stop := func() {
-			stopApp()
-			if err := <-appDone; err != nil {
-				t.Errorf("Projection.Run: %v", err)
-			}
-			appDone <- nil
-		}
-		t.Cleanup(stop)
+		stop := runApp(t, p)
 
 		// status: wait for the serving version to catch up (lag 0 everywhere).
 		var st projectionStatus
@@ -211,6 +175,77 @@ func TestProjectionAndDLQCommands(t *testing.T) {
 			return json.Unmarshal([]byte(r.stdout), &st) == nil && len(st.Versions) > 0 && st.Versions[len(st.Versions)-1].Lag == 32
 		})
 	})
+}
+
+// runApp runs p as the application would, until stop (called at cleanup too).
+func runApp(t *testing.T, p *consumer.Projection[ks.Event]) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Projection.Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// projRig is a namespace with the bank topics, the projection registry and the balances
+// projection's dead-letter topic, the bank schemas published, and a writer of events.
+type projRig struct {
+	t        *testing.T
+	ctx      context.Context
+	ns       string
+	codecs   *account.Codecs
+	cl       *kgo.Client
+	versions map[string]int64
+	file     string
+	brokers  string
+}
+
+func newProjRig(t *testing.T, ctx context.Context, c *kafkatest.Cluster) *projRig {
+	r := &projRig{t: t, ctx: ctx, ns: namespace(t), versions: map[string]int64{}, brokers: strings.Join(c.Brokers(), ",")}
+	if res := r.cli("topics", "apply"); res.code != exitOK {
+		t.Fatalf("topics apply: %d", res.code)
+	}
+	if res := r.cli("projection", "init", "--replication-factor", "1"); res.code != exitOK {
+		t.Fatalf("projection init: %d %s", res.code, res.stderr)
+	}
+	c.CreateTopic(t, consumer.DLQTopic(r.ns, "balances"), 3, 1, nil)
+	var err error
+	if r.codecs, err = account.NewCodecs(nil); err != nil {
+		t.Fatal(err)
+	}
+	r.cl = c.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err := schema.Publish(ctx, r.cl, r.codecs.Registry, account.Schemas()...); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// cli runs the kastor command against the rig's namespace and cluster.
+func (r *projRig) cli(args ...string) result {
+	if r.file == "" {
+		r.file = writeFile(r.t, oneNodeYAML(r.ns))
+	}
+	return kastor(r.t, append(args, "-f", r.file, "--brokers", r.brokers)...)
+}
+
+// write appends ev as aggregate id's next event.
+func (r *projRig) write(id string, ev ks.Event) error {
+	enc, err := r.codecs.Events.Encode(ev)
+	if err != nil {
+		return err
+	}
+	r.versions[id]++
+	md := ks.Metadata{AggregateType: account.Type, AggregateID: id, Version: r.versions[id], Type: enc.Type, Fingerprint: enc.Fingerprint}
+	rec := &kgo.Record{Topic: r.ns + ".bank.account.events", Partition: producer.PartitionFor([]byte(id), 3), Key: []byte(id), Value: enc.Data, Headers: producer.Headers(&md)}
+	return r.cl.ProduceSync(r.ctx, rec).FirstErr()
 }
 
 var errBad = errorString("bad account")
