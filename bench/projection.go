@@ -284,7 +284,7 @@ func projectionBench(ctx context.Context, c *kafkatest.Cluster, p params) error 
 		fmt.Printf("  projection rounds: raw %.0f, memory %.0f, postgres %.0f\n", raws, mems, pgs)
 	}
 	row(fmt.Sprintf("projection, in-memory sink (events/s, %d events)", p.events), medianF(mems), "raw franz-go consumer", medianF(raws), 0.80)
-	fmt.Printf("%-44s %10.0f   %s %10.0f   ratio %.2f (no target: one upsert per event, exactly once)\n",
+	fmt.Printf("%-44s %10.0f   %s %10.0f   ratio %.2f (no target: an upsert per event, pipelined per batch, exactly once)\n",
 		"projection, PostgreSQL sink (events/s)", medianF(pgs), "raw franz-go consumer", medianF(raws), medianF(pgs)/medianF(raws))
 	e2e, err := endToEnd(ctx, c, p, 200)
 	if err != nil {
