@@ -45,6 +45,7 @@ func postgresProjection(ctx context.Context, c *kafkatest.Cluster, db *pgtest.DB
 	if err != nil {
 		return 0, err
 	}
+	collect()
 	start := time.Now()
 	r, err := consumer.New(consumer.Config[deposited]{
 		Name: name, Version: 1, Namespace: ts.ns, AggregateTypes: []string{accountAggregate.Type},
