@@ -34,15 +34,18 @@ func postgresProjection(ctx context.Context, c *kafkatest.Cluster, db *pgtest.DB
 	}
 	const name = "bench-pg"
 	sink, err := pgsink.New(ctx, pool, pgsink.Config[deposited]{Name: name, Version: 1,
-		Apply: func(ctx context.Context, tx pgx.Tx, ev kastor.Envelope[deposited]) error {
-			_, err := tx.Exec(ctx, `INSERT INTO balances VALUES ($1, $2, $3)
+		// Queued: a batch's upserts go in one round trip (pgx.Batch), in the transaction
+		// that records the offsets.
+		Queue: func(b *pgx.Batch, ev kastor.Envelope[deposited]) error {
+			b.Queue(`INSERT INTO balances VALUES ($1, $2, $3)
 				ON CONFLICT (account_id) DO UPDATE SET balance = balances.balance + $2, version = $3`,
 				ev.AggregateID, ev.Event.Amount, ev.Version)
-			return err
+			return nil
 		}})
 	if err != nil {
 		return 0, err
 	}
+	collect()
 	start := time.Now()
 	r, err := consumer.New(consumer.Config[deposited]{
 		Name: name, Version: 1, Namespace: ts.ns, AggregateTypes: []string{accountAggregate.Type},

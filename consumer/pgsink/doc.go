@@ -27,6 +27,11 @@
 //	...
 //	reader, err := consumer.New(consumer.Config[kastor.Event]{Name: "balances", Version: 1, ...}, sink)
 //
+// Apply's statements take a round trip each. When an event's statements need no result
+// of earlier ones (upserts, increments), set Config.Queue instead: it queues them on a
+// pgx.Batch, and the sink sends a whole batch's statements in one round trip, in the
+// same transaction as the offsets.
+//
 // # Offsets
 //
 // Offsets live in the table Config.OffsetsTable (default kastor_projection_offsets,

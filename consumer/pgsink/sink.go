@@ -37,6 +37,16 @@ type Config[E any] struct {
 	// on the event: the partition waits for the database. Return an error wrapped with
 	// consumer.Unavailable to make the partition wait for another reason.
 	Apply func(ctx context.Context, tx pgx.Tx, ev kastor.Envelope[E]) error
+	// Queue, set instead of Apply, queues the statements of one event's read-model rows
+	// on batch. The sink sends the statements of all the events of a batch together
+	// (pgx.Batch: one round trip for them all, where Apply takes one per statement) in
+	// the transaction that records the offsets, so each event still takes effect
+	// exactly once. Use it when an event's statements need no result of the statements
+	// before them; results can be read with the QueuedQuery callbacks (Exec, Query,
+	// QueryRow), which run in order. A failing statement, or an error from Queue or
+	// from a callback, blames the event, as an error from Apply does; Queue must have
+	// no effects outside batch, as it may run more than once for an event.
+	Queue func(batch *pgx.Batch, ev kastor.Envelope[E]) error
 
 	// OffsetsTable is the table of offsets, "table" or "schema.table" (default
 	// DefaultOffsetsTable). New creates it when missing (OffsetsTableDDL).
@@ -108,8 +118,11 @@ func New[E any](ctx context.Context, pool *pgxpool.Pool, cfg Config[E]) (*Sink[E
 	if cfg.Version < 1 {
 		fail("Config.Version is %d; versions start at 1", cfg.Version)
 	}
-	if cfg.Apply == nil {
-		fail("Config.Apply is nil")
+	switch {
+	case cfg.Apply == nil && cfg.Queue == nil:
+		fail("Config.Apply and Config.Queue are nil: set one")
+	case cfg.Apply != nil && cfg.Queue != nil:
+		fail("Config.Apply and Config.Queue are both set: set one")
 	}
 	if cfg.Timeout < 0 {
 		fail("Config.Timeout is negative (%v)", cfg.Timeout)
@@ -302,21 +315,32 @@ func (s *Sink[E]) attempt(ctx context.Context, b consumer.Batch[E], n int, next 
 			return s.sinkError(b, "locking the partition's row in "+s.table, err)
 		}
 	}
-	utx := userTx{tx}
-	last := -1 // the last event applied
-	for i, ev := range b.Events[:n] {
-		if ev.Offset < stored {
-			continue // applied by an earlier transaction
+	// eventFailed classifies the failure of Events[i]'s statements.
+	eventFailed := func(i int, err error) error {
+		switch {
+		case conflict(err):
+			return err
+		case Unreachable(err) || tx.Conn().IsClosed():
+			return consumer.Unavailable(fmt.Errorf("pgsink: %s/%d: applying the event at offset %d: %w", b.Topic, b.Partition, b.Events[i].Offset, err))
 		}
-		last = i
-		if err := s.call(ctx, utx, ev); err != nil {
-			switch {
-			case conflict(err):
-				return err
-			case Unreachable(err) || tx.Conn().IsClosed():
-				return consumer.Unavailable(fmt.Errorf("pgsink: %s/%d: applying the event at offset %d: %w", b.Topic, b.Partition, ev.Offset, err))
+		return &eventError{index: i, err: err}
+	}
+	last := -1 // the last event applied
+	if s.cfg.Queue != nil {
+		var err error
+		if last, err = s.sendQueued(ctx, tx, b.Events[:n], stored, eventFailed); err != nil {
+			return err
+		}
+	} else {
+		utx := userTx{tx}
+		for i, ev := range b.Events[:n] {
+			if ev.Offset < stored {
+				continue // applied by an earlier transaction
 			}
-			return &eventError{index: i, err: err}
+			last = i
+			if err := s.call(ctx, utx, ev); err != nil {
+				return eventFailed(i, err)
+			}
 		}
 	}
 	if next >= 0 {
@@ -372,6 +396,68 @@ func (s *Sink[E]) call(ctx context.Context, tx pgx.Tx, ev kastor.Envelope[E]) (e
 		}
 	}()
 	return s.cfg.Apply(ctx, tx, ev)
+}
+
+// sendQueued queues the statements of the events at or after offset stored (Config.Queue)
+// and sends them in one pgx.Batch. It returns the index of the last event queued, or the
+// failure of the first event whose statement (or callback) failed, through failed.
+func (s *Sink[E]) sendQueued(ctx context.Context, tx pgx.Tx, evs []kastor.Envelope[E], stored int64, failed func(int, error) error) (last int, err error) {
+	last = -1
+	var batch pgx.Batch
+	var owner []int // index in evs of the event that queued each statement
+	for i, ev := range evs {
+		if ev.Offset < stored {
+			continue // applied by an earlier transaction
+		}
+		last = i
+		if err := s.queue(&batch, ev); err != nil {
+			return last, failed(i, err) // nothing was sent: the prefix is applied again alone
+		}
+		for len(owner) < batch.Len() {
+			owner = append(owner, i)
+		}
+	}
+	if batch.Len() == 0 {
+		return last, nil
+	}
+	br := tx.SendBatch(ctx, &batch)
+	for q, qq := range batch.QueuedQueries {
+		// What BatchResults.Close does, one statement at a time, to know whose failed.
+		var err error
+		if qq.Fn != nil {
+			err = s.callback(qq, br)
+		} else {
+			_, err = br.Exec()
+		}
+		if err != nil {
+			_ = br.Close() // reads what is left; the failure is err
+			return last, failed(owner[q], err)
+		}
+	}
+	if err := br.Close(); err != nil {
+		return last, failed(last, err)
+	}
+	return last, nil
+}
+
+// queue runs Config.Queue, turning a panic into the event's error.
+func (s *Sink[E]) queue(batch *pgx.Batch, ev kastor.Envelope[E]) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("pgsink: Queue panicked: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return s.cfg.Queue(batch, ev)
+}
+
+// callback runs a QueuedQuery callback, turning a panic into the event's error.
+func (s *Sink[E]) callback(qq *pgx.QueuedQuery, br pgx.BatchResults) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("pgsink: a QueuedQuery callback panicked: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return qq.Fn(br)
 }
 
 // errEndTx is what Commit and Rollback return inside Config.Apply.

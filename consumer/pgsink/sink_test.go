@@ -676,3 +676,65 @@ func TestUnreachable(t *testing.T) {
 		}
 	}
 }
+
+// Config.Queue: an event's statements are sent with the batch's, and a failure (a
+// statement, Queue itself, a callback) blames the event that queued it, with the prefix
+// before it recorded, as with Apply.
+func TestQueueBlamesTheEventThatQueued(t *testing.T) {
+	t.Parallel()
+	_, pool := newDB(t)
+	migrate(t, pool, countingSchema...)
+	ctx := testCtx(t, 30*time.Second)
+	poison := errors.New("poison")
+	s := newSink(t, pool, func(c *pgsink.Config[kastor.Event]) {
+		c.Apply = nil
+		c.Queue = func(b *pgx.Batch, ev kastor.Envelope[kastor.Event]) error {
+			b.Queue(`INSERT INTO applied VALUES ($1, $2, $3, $4, $5)`, ev.AggregateID, ev.Version, ev.Topic, ev.Partition, ev.Offset)
+			b.Queue(`INSERT INTO counts VALUES ($1, 1, $2)
+				ON CONFLICT (aggregate_id) DO UPDATE SET applied = counts.applied + 1, last_version = EXCLUDED.last_version`,
+				ev.AggregateID, ev.Version)
+			switch ev.Offset {
+			case 13:
+				return poison
+			case 20:
+				b.Queue(`SELECT 1/0`) // fails in the database, after this event's rows
+			case 25:
+				b.Queue(`SELECT 1`).QueryRow(func(row pgx.Row) error { return poison })
+			}
+			return nil
+		}
+	})
+	check := func(b consumer.Batch[kastor.Event], index int, wantErr error, wantNext int64) {
+		t.Helper()
+		err := s.Apply(ctx, b)
+		var ae *consumer.ApplyError
+		if !errors.As(err, &ae) || ae.Index != index {
+			t.Fatalf("Apply: %v, want *ApplyError{Index: %d}", err, index)
+		}
+		if wantErr != nil && !errors.Is(err, wantErr) {
+			t.Errorf("Apply: %v, want %v", err, wantErr)
+		}
+		if got := stored(t, s); got[b.Partition] != wantNext {
+			t.Errorf("stored %v, want partition %d at %d", got, b.Partition, wantNext)
+		}
+	}
+	check(batch(0, 10, 11, 12, 13, 14), 3, poison, 13)
+	check(batch(0, 14, 15, 20, 21), 2, nil, 20)
+	var pe *pgconn.PgError
+	if err := s.Apply(ctx, batch(0, 20)); !errors.As(err, &pe) || pe.Code != "22012" {
+		t.Errorf("the SQL error of a queued statement: %v", err)
+	}
+	check(batch(0, 21, 22, 25, 26), 2, poison, 25)
+	if err := s.Apply(ctx, batch(0, 26, 27)); err != nil {
+		t.Fatal(err)
+	}
+	if got := appliedOffsets(t, pool, 0); !sameOffsets(got, 10, 11, 12, 14, 15, 21, 22, 26, 27) {
+		t.Errorf("applied %v", got)
+	}
+	if got := stored(t, s); got[0] != 28 {
+		t.Errorf("stored %v, want 28", got)
+	}
+	if _, total, dups := counted(t, pool); dups != 0 || total != 9 {
+		t.Errorf("%d events counted, %d applied twice; want 9 and 0", total, dups)
+	}
+}
