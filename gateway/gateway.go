@@ -95,7 +95,9 @@ func (g *Gateway[S, C, E]) checkTopics(ctx context.Context, cl *kgo.Client) (int
 
 // Run executes commands until ctx ends, then finishes the open transaction, leaves the
 // group and returns nil. It returns an error when it cannot go on: topics missing, a shard
-// whose events cannot be replayed, or the cluster unreachable beyond retries.
+// whose events cannot be replayed, or the cluster unreachable beyond retries. A transaction
+// whose outcome it cannot know (an EndTxn cut short) does not end it: it rejoins the group
+// and restores its shards from Kafka, as a restarted instance would (docs/decisions.md, 23).
 func (g *Gateway[S, C, E]) Run(ctx context.Context) error {
 	for {
 		err := g.runSession(ctx)
