@@ -38,6 +38,27 @@ func batch(p int32, offsets ...int64) consumer.Batch[kastor.Event] {
 	return b
 }
 
+// checkBlamed applies b and wants the event at index blamed (an *ApplyError wrapping
+// wantErr when set, never reported as the database being unavailable) and the partition's
+// stored offset at wantNext: the prefix before the event recorded, nothing after it.
+func checkBlamed(t *testing.T, ctx context.Context, s *pgsink.Sink[kastor.Event], b consumer.Batch[kastor.Event], index int, wantErr error, wantNext int64) {
+	t.Helper()
+	err := s.Apply(ctx, b)
+	var ae *consumer.ApplyError
+	if !errors.As(err, &ae) || ae.Index != index {
+		t.Fatalf("Apply: %v, want *ApplyError{Index: %d}", err, index)
+	}
+	if wantErr != nil && !errors.Is(err, wantErr) {
+		t.Errorf("Apply: %v, want %v", err, wantErr)
+	}
+	if errors.Is(err, consumer.ErrUnavailable) {
+		t.Errorf("an event's error reported as unavailable: %v", err)
+	}
+	if got := stored(t, s); got[b.Partition] != wantNext {
+		t.Errorf("stored %v, want partition %d at %d", got, b.Partition, wantNext)
+	}
+}
+
 func stored(t *testing.T, s *pgsink.Sink[kastor.Event]) map[int32]int64 {
 	t.Helper()
 	got, err := s.StoredOffsets(testCtx(t, 10*time.Second), topic)
@@ -298,20 +319,7 @@ func TestApplyErrorRecordsPrefix(t *testing.T) {
 	})
 	check := func(b consumer.Batch[kastor.Event], index int, wantErr error, wantNext int64) {
 		t.Helper()
-		err := s.Apply(ctx, b)
-		var ae *consumer.ApplyError
-		if !errors.As(err, &ae) || ae.Index != index {
-			t.Fatalf("Apply: %v, want *ApplyError{Index: %d}", err, index)
-		}
-		if wantErr != nil && !errors.Is(err, wantErr) {
-			t.Errorf("Apply: %v, want %v", err, wantErr)
-		}
-		if errors.Is(err, consumer.ErrUnavailable) {
-			t.Errorf("an event's error reported as unavailable: %v", err)
-		}
-		if got := stored(t, s); got[b.Partition] != wantNext {
-			t.Errorf("stored %v, want partition %d at %d", got, b.Partition, wantNext)
-		}
+		checkBlamed(t, ctx, s, b, index, wantErr, wantNext)
 	}
 	b := batch(0, 10, 11, 12, 13, 14, 15)
 	b.Skipped = []consumer.Skipped{{Offset: 9}}
@@ -706,17 +714,7 @@ func TestQueueBlamesTheEventThatQueued(t *testing.T) {
 	})
 	check := func(b consumer.Batch[kastor.Event], index int, wantErr error, wantNext int64) {
 		t.Helper()
-		err := s.Apply(ctx, b)
-		var ae *consumer.ApplyError
-		if !errors.As(err, &ae) || ae.Index != index {
-			t.Fatalf("Apply: %v, want *ApplyError{Index: %d}", err, index)
-		}
-		if wantErr != nil && !errors.Is(err, wantErr) {
-			t.Errorf("Apply: %v, want %v", err, wantErr)
-		}
-		if got := stored(t, s); got[b.Partition] != wantNext {
-			t.Errorf("stored %v, want partition %d at %d", got, b.Partition, wantNext)
-		}
+		checkBlamed(t, ctx, s, b, index, wantErr, wantNext)
 	}
 	check(batch(0, 10, 11, 12, 13, 14), 3, poison, 13)
 	check(batch(0, 14, 15, 20, 21), 2, nil, 20)
