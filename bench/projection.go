@@ -38,37 +38,24 @@ var (
 // (headers included), spread over p.aggregates accounts, and returns the topic's end
 // offsets.
 func preloadEvents(ctx context.Context, c *kafkatest.Cluster, ts topicSet, p params) (map[consumer.TopicPartition]int64, error) {
-	cl, err := c.NewClient(kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(5*time.Millisecond))
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
 	enc, err := avroEvents.Encode(deposited{Amount: 1})
 	if err != nil {
 		return nil, err
 	}
 	versions := make([]int64, p.aggregates)
-	var firstErr atomic.Value
-	for i := range p.events {
+	err = produceAll(ctx, c, p.events, func(i int) *kgo.Record {
 		a := i % p.aggregates
 		acct := fmt.Sprintf("acct-%06d", a)
 		versions[a]++
 		md := kastor.Metadata{AggregateType: accountAggregate.Type, AggregateID: acct, Version: versions[a], Type: enc.Type,
 			Fingerprint: enc.Fingerprint, CommandID: fmt.Sprintf("cmd-%08d", i)}
-		cl.Produce(ctx, &kgo.Record{Topic: ts.events, Partition: producer.PartitionFor([]byte(acct), p.partitions),
-			Key: []byte(acct), Value: enc.Data, Headers: producer.Headers(&md)}, func(_ *kgo.Record, err error) {
-			if err != nil {
-				firstErr.CompareAndSwap(nil, err)
-			}
-		})
-	}
-	if err := cl.Flush(ctx); err != nil {
+		return &kgo.Record{Topic: ts.events, Partition: producer.PartitionFor([]byte(acct), p.partitions),
+			Key: []byte(acct), Value: enc.Data, Headers: producer.Headers(&md)}
+	})
+	if err != nil {
 		return nil, err
 	}
-	if err, _ := firstErr.Load().(error); err != nil {
-		return nil, err
-	}
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, ts.events)
+	ends, err := c.Admin().ListEndOffsets(ctx, ts.events)
 	if err != nil {
 		return nil, err
 	}

@@ -47,19 +47,27 @@ var cmdCodec = jsonCodec[deposit]{typ: "bank.Deposit"}
 
 // preload appends n deposit commands, as Senders would, before a throughput run starts.
 func preload(ctx context.Context, c *kafkatest.Cluster, ts topicSet, p params) error {
+	enc, _ := cmdCodec.Encode(deposit{Amount: 1})
+	return produceAll(ctx, c, p.commands, func(i int) *kgo.Record {
+		acct := fmt.Sprintf("acct-%06d", i%p.aggregates)
+		md := kastor.Metadata{AggregateID: acct, CommandID: fmt.Sprintf("cmd-%08d", i), Type: enc.Type, Fingerprint: enc.Fingerprint}
+		hs := producer.AppendHeaders([]kgo.RecordHeader{{Key: gateway.HeaderReplyTo, Value: []byte("bench")}}, &md)
+		return &kgo.Record{Topic: ts.commands, Partition: producer.PartitionFor([]byte(acct), p.partitions),
+			Key: []byte(acct), Value: enc.Data, Headers: hs}
+	})
+}
+
+// produceAll writes the n records rec makes (record i for i in 0..n-1) through one
+// batching client, and returns the first error once every record is acknowledged.
+func produceAll(ctx context.Context, c *kafkatest.Cluster, n int, rec func(i int) *kgo.Record) error {
 	cl, err := c.NewClient(kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(5*time.Millisecond))
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	enc, _ := cmdCodec.Encode(deposit{Amount: 1})
 	var firstErr atomic.Value
-	for i := range p.commands {
-		acct := fmt.Sprintf("acct-%06d", i%p.aggregates)
-		md := kastor.Metadata{AggregateID: acct, CommandID: fmt.Sprintf("cmd-%08d", i), Type: enc.Type, Fingerprint: enc.Fingerprint}
-		hs := producer.AppendHeaders([]kgo.RecordHeader{{Key: gateway.HeaderReplyTo, Value: []byte("bench")}}, &md)
-		cl.Produce(ctx, &kgo.Record{Topic: ts.commands, Partition: producer.PartitionFor([]byte(acct), p.partitions),
-			Key: []byte(acct), Value: enc.Data, Headers: hs}, func(_ *kgo.Record, err error) {
+	for i := range n {
+		cl.Produce(ctx, rec(i), func(_ *kgo.Record, err error) {
 			if err != nil {
 				firstErr.CompareAndSwap(nil, err)
 			}

@@ -216,34 +216,17 @@ func (a *wmApp) stop() {
 // wmPreload appends n deposit commands in Watermill's Kafka format (a UUID header, the
 // command name and the account in metadata headers, JSON payload), keyed by account.
 func wmPreload(ctx context.Context, c *kafkatest.Cluster, ts wmTopics, p params) error {
-	cl, err := c.NewClient(kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(5*time.Millisecond))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
 	payload, _ := json.Marshal(deposit{Amount: 1})
-	var firstErr atomic.Value
-	for i := range p.commands {
+	return produceAll(ctx, c, p.commands, func(i int) *kgo.Record {
 		acct := fmt.Sprintf("acct-%06d", i%p.aggregates)
 		hs := []kgo.RecordHeader{
 			{Key: kafka.UUIDHeaderKey, Value: fmt.Appendf(nil, "cmd-%08d", i)},
 			{Key: "name", Value: []byte("bank.Deposit")},
 			{Key: wmAccount, Value: []byte(acct)},
 		}
-		cl.Produce(ctx, &kgo.Record{Topic: ts.commands, Partition: producer.PartitionFor([]byte(acct), p.partitions),
-			Key: []byte(acct), Value: payload, Headers: hs}, func(_ *kgo.Record, err error) {
-			if err != nil {
-				firstErr.CompareAndSwap(nil, err)
-			}
-		})
-	}
-	if err := cl.Flush(ctx); err != nil {
-		return err
-	}
-	if err, _ := firstErr.Load().(error); err != nil {
-		return err
-	}
-	return nil
+		return &kgo.Record{Topic: ts.commands, Partition: producer.PartitionFor([]byte(acct), p.partitions),
+			Key: []byte(acct), Value: payload, Headers: hs}
+	})
 }
 
 // wmBudget bounds the Watermill throughput run. Watermill handles about a fifth of the

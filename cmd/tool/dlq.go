@@ -192,20 +192,27 @@ type letterOut struct {
 	DLQOffset   string          `json:"dlq"` // partition/offset in the dead-letter topic
 }
 
-// versionFor is the version a dlq command works on: --version, else the serving one.
-func (a *app) versionFor(ctx context.Context, t *target, name string, ver int) (int, error) {
+// dlqTarget connects and returns the version a dlq command works on: --version, else the
+// serving one. The caller closes t.adm.
+func (a *app) dlqTarget(ctx context.Context, f *projFlags, name string, ver int) (*target, int, error) {
+	t, err := a.connectTarget(ctx, f)
+	if err != nil {
+		return nil, 0, err
+	}
 	if ver > 0 {
-		return ver, nil
+		return t, ver, nil
 	}
 	g, err := a.registry(ctx, t)
 	if err != nil {
-		return 0, fmt.Errorf("%w (or name the version with --version)", err)
+		t.adm.Close()
+		return nil, 0, fmt.Errorf("%w (or name the version with --version)", err)
 	}
 	st, err := projectionState(g, t.ns, name)
 	if err != nil {
-		return 0, fmt.Errorf("%w; name the version with --version", err)
+		t.adm.Close()
+		return nil, 0, fmt.Errorf("%w; name the version with --version", err)
 	}
-	return st.Serving, nil
+	return t, st.Serving, nil
 }
 
 func newDLQShowCmd(a *app, f *projFlags) *cobra.Command {
@@ -223,15 +230,11 @@ with decodeError.`,
 		Args: nameArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			t, err := a.connectTarget(ctx, f)
+			t, v, err := a.dlqTarget(ctx, f, args[0], ver)
 			if err != nil {
 				return err
 			}
 			defer t.adm.Close()
-			v, err := a.versionFor(ctx, t, args[0], ver)
-			if err != nil {
-				return err
-			}
 			letters, err := consumer.ReadDeadLetters(ctx, t.brokers, consumer.DLQTopic(t.ns, args[0]), args[0], v)
 			if err != nil {
 				return err
@@ -411,22 +414,18 @@ func newDLQPurgeCmd(a *app, f *projFlags) *cobra.Command {
 for every unresolved dead letter of a projection version (the serving one by default),
 without applying it: the projection will never see those events (they stay in their
 events topic; a rebuild would apply them again). Confirmation is required: --yes.
-Readers holding aggregates (ParkAggregate) release them when they next load their
-partitions.`,
+Readers holding aggregates (ParkAggregate) release them as soon as the registry records
+the purge (consumer.Projection does; a bare Reader on Reader.ReloadDeadLetters).`,
 		Example: `  kastor dlq purge balances --yes
   kastor dlq purge balances --version 1 --yes -o json`,
 		Args: nameArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			t, err := a.connectTarget(ctx, f)
+			t, v, err := a.dlqTarget(ctx, f, args[0], ver)
 			if err != nil {
 				return err
 			}
 			defer t.adm.Close()
-			v, err := a.versionFor(ctx, t, args[0], ver)
-			if err != nil {
-				return err
-			}
 			if !yes {
 				letters, err := consumer.ReadDeadLetters(ctx, t.brokers, consumer.DLQTopic(t.ns, args[0]), args[0], v)
 				if err != nil {

@@ -295,19 +295,11 @@ line says sink) may be ahead of them: the reader commits after the sink.`,
   kastor projection status balances --namespace shop -o json | jq '.versions[] | {version, lag}'`,
 		Args: nameArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			t, err := a.connectTarget(cmd.Context(), f)
+			t, g, groups, err := a.projectionsView(cmd.Context(), f)
 			if err != nil {
 				return err
 			}
 			defer t.adm.Close()
-			g, err := a.registry(cmd.Context(), t)
-			if err != nil {
-				return err
-			}
-			groups, err := projectionGroups(cmd.Context(), t.adm, t.ns)
-			if err != nil {
-				return err
-			}
 			st, err := a.statusOf(cmd.Context(), t, g, args[0], groups)
 			if err != nil {
 				return err
@@ -391,19 +383,11 @@ registry does not know it).`,
   kastor projection list --namespace shop -o json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			t, err := a.connectTarget(cmd.Context(), f)
+			t, g, groups, err := a.projectionsView(cmd.Context(), f)
 			if err != nil {
 				return err
 			}
 			defer t.adm.Close()
-			g, err := a.registry(cmd.Context(), t)
-			if err != nil {
-				return err
-			}
-			groups, err := projectionGroups(cmd.Context(), t.adm, t.ns)
-			if err != nil {
-				return err
-			}
 			names := map[string]bool{}
 			for _, s := range g.States(t.ns) {
 				names[s.Name] = true
@@ -500,6 +484,25 @@ func requireRunning(ctx context.Context, t *target, st consumer.ProjectionState,
 		return fmt.Errorf("no instance is running projection %s (its serving group %s has no live members): a %s is executed by the application's running instances, which hold the sink; start the application (consumer.Projection.Run), then run this again", st.Name, group, what)
 	}
 	return nil
+}
+
+// projectionsView connects and reads what list and status show: the registry and the
+// namespace's projection groups. The caller closes t.adm.
+func (a *app) projectionsView(ctx context.Context, f *projFlags) (*target, *consumer.Registry, map[string][]int, error) {
+	t, err := a.connectTarget(ctx, f)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	g, err := a.registry(ctx, t)
+	var groups map[string][]int
+	if err == nil {
+		groups, err = projectionGroups(ctx, t.adm, t.ns)
+	}
+	if err != nil {
+		t.adm.Close()
+		return nil, nil, nil, err
+	}
+	return t, g, groups, nil
 }
 
 // knownProjection connects, reads the registry and returns the state of projection name:
