@@ -4,6 +4,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/producer"
 )
 
 // headerParser reads kastor's metadata from record headers, as kastor.ParseHeaders does,
@@ -113,12 +114,8 @@ func (p *headerParser) parse(hs []kgo.RecordHeader, m *kastor.Metadata) error {
 
 // slow is kastor.ParseHeaders itself.
 func (p *headerParser) slow(hs []kgo.RecordHeader, m *kastor.Metadata) error {
-	kh := make([]kastor.Header, len(hs))
-	for i, h := range hs {
-		kh[i] = kastor.Header{Key: h.Key, Value: h.Value}
-	}
 	var err error
-	*m, err = kastor.ParseHeaders(kh)
+	*m, err = producer.Metadata(hs)
 	return err
 }
 

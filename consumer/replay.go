@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/producer"
 )
 
 // ReplayResult tells what a Replay did.
@@ -110,11 +111,7 @@ func Replay[E any](ctx context.Context, cfg Config[E], sink Sink[E]) (ReplayResu
 // replayOne decodes a dead letter and applies it alone; nil also when the filter now
 // leaves it out.
 func replayOne[E any](ctx context.Context, c *Config[E], sink Sink[E], d DeadLetter) (err error) {
-	hs := make([]kastor.Header, len(d.Headers))
-	for i, h := range d.Headers {
-		hs[i] = kastor.Header{Key: h.Key, Value: h.Value}
-	}
-	md, err := kastor.ParseHeaders(hs)
+	md, err := producer.Metadata(d.Headers)
 	if err == nil && (md.AggregateID == "" || md.Type == "" || md.Version == 0) {
 		err = errors.New("kastor headers are missing")
 	}
