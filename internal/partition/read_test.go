@@ -24,146 +24,134 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func TestReadToEndStopsAtCapturedEnd(t *testing.T) {
-	for _, b := range []struct {
-		name string
-		get  func(*testing.T) *kafkatest.Cluster
-	}{
-		{"embedded", func(t *testing.T) *kafkatest.Cluster { return kafkatest.StartEmbedded(t) }},
-		{"kafka", func(t *testing.T) *kafkatest.Cluster { return realKafka.Get(t) }},
-	} {
-		t.Run(b.name, func(t *testing.T) {
-			c := b.get(t)
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			topic := kafkatest.TopicName(t)
-			c.CreateTopic(t, topic, 2, 1, nil)
-			cl := c.Client(t, kgo.TransactionalID(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-			txn := func(commit bool, from, n int) {
-				if err := cl.BeginTransaction(); err != nil {
-					t.Fatal(err)
-				}
-				for i := from; i < from+n; i++ {
-					if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 1, Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
-						t.Fatal(err)
-					}
-				}
-				if err := cl.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			txn(true, 0, 10)
-			txn(false, 100, 5) // aborted: never read
-			txn(true, 10, 10)  // the log now ends with a commit marker
+// backends runs fn on the embedded broker and on real Kafka.
+func backends(t *testing.T, fn func(t *testing.T, c *kafkatest.Cluster)) {
+	t.Run("embedded", func(t *testing.T) { fn(t, kafkatest.StartEmbedded(t)) })
+	t.Run("kafka", func(t *testing.T) { fn(t, realKafka.Get(t)) })
+}
 
-			var got []string
-			st, err := partition.ReadToEnd(ctx, c.Brokers(), topic, 1, 0, func(r *kgo.Record) error {
-				got = append(got, string(r.Value))
-				return nil
-			})
-			if err != nil {
+func TestReadToEndStopsAtCapturedEnd(t *testing.T) {
+	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		topic := kafkatest.TopicName(t)
+		c.CreateTopic(t, topic, 2, 1, nil)
+		cl := c.Client(t, kgo.TransactionalID(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		txn := func(commit bool, from, n int) {
+			if err := cl.BeginTransaction(); err != nil {
 				t.Fatal(err)
 			}
-			if st.Records != 20 || len(got) != 20 || got[0] != "0" || got[19] != "19" {
-				t.Fatalf("read %d records %v, want 0..19", st.Records, got)
-			}
-			// From an offset: only the tail.
-			st, err = partition.ReadToEnd(ctx, c.Brokers(), topic, 1, st.End-2, func(*kgo.Record) error { return nil })
-			if err != nil || st.Records != 1 {
-				t.Fatalf("tail read: %d records, %v; want 1 (the last data record before the marker)", st.Records, err)
-			}
-			// An empty partition returns at once.
-			st, err = partition.ReadToEnd(ctx, c.Brokers(), topic, 0, 0, func(*kgo.Record) error { return nil })
-			if err != nil || st.Records != 0 || st.End != 0 {
-				t.Fatalf("empty partition: %+v, %v", st, err)
-			}
-			// The callback can stop the read.
-			n := 0
-			_, err = partition.ReadToEnd(ctx, c.Brokers(), topic, 1, 0, func(*kgo.Record) error {
-				n++
-				if n == 3 {
-					return partition.ErrStop
+			for i := from; i < from+n; i++ {
+				if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 1, Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
+					t.Fatal(err)
 				}
-				return nil
-			})
-			if err != nil || n != 3 {
-				t.Fatalf("ErrStop: %d records, %v", n, err)
 			}
-			boom := errors.New("boom")
-			if _, err := partition.ReadToEnd(ctx, c.Brokers(), topic, 1, 0, func(*kgo.Record) error { return boom }); !errors.Is(err, boom) {
-				t.Fatalf("callback error: %v", err)
+			if err := cl.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+				t.Fatal(err)
 			}
+		}
+		txn(true, 0, 10)
+		txn(false, 100, 5) // aborted: never read
+		txn(true, 10, 10)  // the log now ends with a commit marker
+
+		var got []string
+		st, err := partition.ReadToEnd(ctx, c.Brokers(), topic, 1, 0, func(r *kgo.Record) error {
+			got = append(got, string(r.Value))
+			return nil
 		})
-	}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Records != 20 || len(got) != 20 || got[0] != "0" || got[19] != "19" {
+			t.Fatalf("read %d records %v, want 0..19", st.Records, got)
+		}
+		// From an offset: only the tail.
+		st, err = partition.ReadToEnd(ctx, c.Brokers(), topic, 1, st.End-2, func(*kgo.Record) error { return nil })
+		if err != nil || st.Records != 1 {
+			t.Fatalf("tail read: %d records, %v; want 1 (the last data record before the marker)", st.Records, err)
+		}
+		// An empty partition returns at once.
+		st, err = partition.ReadToEnd(ctx, c.Brokers(), topic, 0, 0, func(*kgo.Record) error { return nil })
+		if err != nil || st.Records != 0 || st.End != 0 {
+			t.Fatalf("empty partition: %+v, %v", st, err)
+		}
+		// The callback can stop the read.
+		n := 0
+		_, err = partition.ReadToEnd(ctx, c.Brokers(), topic, 1, 0, func(*kgo.Record) error {
+			n++
+			if n == 3 {
+				return partition.ErrStop
+			}
+			return nil
+		})
+		if err != nil || n != 3 {
+			t.Fatalf("ErrStop: %d records, %v", n, err)
+		}
+		boom := errors.New("boom")
+		if _, err := partition.ReadToEnd(ctx, c.Brokers(), topic, 1, 0, func(*kgo.Record) error { return boom }); !errors.Is(err, boom) {
+			t.Fatalf("callback error: %v", err)
+		}
+	})
 }
 
 // TestSettledWaitsForOpenTransactions: Settled returns only once no transaction is open in
 // the partition, with an end that includes the transaction's records; and one Reader reads
 // two partitions in turn.
 func TestSettledWaitsForOpenTransactions(t *testing.T) {
-	for _, b := range []struct {
-		name string
-		get  func(*testing.T) *kafkatest.Cluster
-	}{
-		{"embedded", func(t *testing.T) *kafkatest.Cluster { return kafkatest.StartEmbedded(t) }},
-		{"kafka", func(t *testing.T) *kafkatest.Cluster { return realKafka.Get(t) }},
-	} {
-		t.Run(b.name, func(t *testing.T) {
-			c := b.get(t)
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			topic := kafkatest.TopicName(t)
-			c.CreateTopic(t, topic, 2, 1, nil)
-			cl := c.Client(t, kgo.TransactionalID(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-			if err := cl.BeginTransaction(); err != nil {
+	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		topic := kafkatest.TopicName(t)
+		c.CreateTopic(t, topic, 2, 1, nil)
+		cl := c.Client(t, kgo.TransactionalID(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 5 {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 0, Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
 				t.Fatal(err)
 			}
-			for i := range 5 {
-				if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 0, Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			rd, err := partition.NewReader(c.Brokers())
+		}
+		rd, err := partition.NewReader(c.Brokers())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rd.Close()
+		// Open: Settled must wait.
+		sctx, scancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		if end, err := rd.Settled(sctx, topic, 0); err == nil {
+			t.Fatalf("Settled returned %d while a transaction was open", end)
+		}
+		scancel()
+		settled := make(chan int64, 1)
+		go func() {
+			end, err := rd.Settled(ctx, topic, 0)
 			if err != nil {
-				t.Fatal(err)
+				t.Error(err)
 			}
-			defer rd.Close()
-			// Open: Settled must wait.
-			sctx, scancel := context.WithTimeout(ctx, 500*time.Millisecond)
-			if end, err := rd.Settled(sctx, topic, 0); err == nil {
-				t.Fatalf("Settled returned %d while a transaction was open", end)
-			}
-			scancel()
-			settled := make(chan int64, 1)
-			go func() {
-				end, err := rd.Settled(ctx, topic, 0)
-				if err != nil {
-					t.Error(err)
-				}
-				settled <- end
-			}()
-			if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
-				t.Fatal(err)
-			}
-			end := <-settled
-			if end != 6 { // five records and the commit marker
-				t.Fatalf("settled end %d, want 6", end)
-			}
-			var got []string
-			st, err := rd.Read(ctx, topic, 0, 0, end, func(r *kgo.Record) error { got = append(got, string(r.Value)); return nil })
-			if err != nil || st.Records != 5 || got[4] != "4" {
-				t.Fatalf("read %v (%+v, %v), want 0..4", got, st, err)
-			}
-			// The same Reader goes on with the other partition.
-			c2 := c.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
-			if err := c2.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 1, Value: []byte("p1")}).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
-			got = got[:0]
-			st, err = rd.ReadToEnd(ctx, topic, 1, 0, func(r *kgo.Record) error { got = append(got, string(r.Value)); return nil })
-			if err != nil || st.Records != 1 || got[0] != "p1" {
-				t.Fatalf("second partition: %v (%+v, %v)", got, st, err)
-			}
-		})
-	}
+			settled <- end
+		}()
+		if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			t.Fatal(err)
+		}
+		end := <-settled
+		if end != 6 { // five records and the commit marker
+			t.Fatalf("settled end %d, want 6", end)
+		}
+		var got []string
+		st, err := rd.Read(ctx, topic, 0, 0, end, func(r *kgo.Record) error { got = append(got, string(r.Value)); return nil })
+		if err != nil || st.Records != 5 || got[4] != "4" {
+			t.Fatalf("read %v (%+v, %v), want 0..4", got, st, err)
+		}
+		// The same Reader goes on with the other partition.
+		c2 := c.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		if err := c2.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 1, Value: []byte("p1")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		got = got[:0]
+		st, err = rd.ReadToEnd(ctx, topic, 1, 0, func(r *kgo.Record) error { got = append(got, string(r.Value)); return nil })
+		if err != nil || st.Records != 1 || got[0] != "p1" {
+			t.Fatalf("second partition: %v (%+v, %v)", got, st, err)
+		}
+	})
 }
