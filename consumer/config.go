@@ -27,7 +27,9 @@ const (
 	// aggregate (sending it to the dead-letter topic marked "held") until the parked
 	// events are replayed, while other aggregates keep flowing. A replay applies the
 	// parked event and the held ones in their original order, so the aggregate's order is
-	// kept at the price of a stale read model for that aggregate.
+	// kept at the price of a stale read model for that aggregate. The aggregate's next
+	// events flow again once readers learn of the replay (or a purge): a Projection does
+	// through the registry; a Reader run alone, when Reader.ReloadDeadLetters is called.
 	ParkAggregate
 )
 
