@@ -35,6 +35,14 @@ type ProjectionConfig[E any] struct {
 	// Interval is how often a rebuild's progress is checked and reported, and a retired
 	// group's deletion retried (default 1s).
 	Interval time.Duration
+	// ReplayLease is how long this instance's claim of a replay request lasts unless
+	// renewed (default DefaultReplayLease). The instance executing a replay renews it
+	// every third of it and stops before applying another letter once less than a sixth
+	// of it is left without a renewal read back, so the other instances can take the
+	// request over when it expires: instances' clocks must agree to within a sixth of
+	// it. A sink whose Apply can take longer than the lease may see the letter it is
+	// applying at a takeover applied again (see Replay).
+	ReplayLease time.Duration
 }
 
 // Projection runs a projection by name in an application process: the serving version's
@@ -54,7 +62,10 @@ type ProjectionConfig[E any] struct {
 // happens once.
 //
 // A replay request (`kastor dlq replay`) is executed by one running instance, the
-// first to claim it, with Replay through its serving sink.
+// first to claim it, with Replay through its serving sink. The claim is a lease the
+// executing instance renews (ReplayLease); when that instance dies or stalls, another
+// takes the request over once the lease has expired, and the letters already resolved
+// are not applied again.
 type Projection[E any] struct {
 	cfg      ProjectionConfig[E]
 	topics   []string
@@ -68,6 +79,13 @@ type Projection[E any] struct {
 	haveState bool
 	reg       *registryClient // set while Run runs
 	running   bool
+
+	lease time.Duration
+	// Test hooks (replay_lease_export_test.go): renewalsPaused stops this instance's
+	// lease renewals while it returns true, as a stalled process would; replayEnded is
+	// told when an executor of a replay request returns.
+	renewalsPaused func() bool
+	replayEnded    func(id string, err error)
 }
 
 // NewProjection validates cfg and returns a projection; Run starts it.
@@ -101,6 +119,10 @@ func NewProjection[E any](cfg ProjectionConfig[E]) (*Projection[E], error) {
 	}
 	if p.interval <= 0 {
 		p.interval = time.Second
+	}
+	p.lease = cfg.ReplayLease
+	if p.lease <= 0 {
+		p.lease = DefaultReplayLease
 	}
 	return p, nil
 }

@@ -28,7 +28,12 @@ type controller[E any] struct {
 	claimed  map[string]bool // requests this instance wrote a claim or an outcome for
 	dropped  map[int]bool    // abandoned versions whose group this instance deleted
 	replays  chan replayOutcome
-	progress RebuildProgress // last written
+	// replayClaims holds this instance's latest claim of each replay request, and
+	// replaying the executors of replays still running here, by request ID
+	// (replay_lease.go).
+	replayClaims map[string]*replayClaim
+	replaying    map[string]*replayRun
+	progress     RebuildProgress // last written
 	// resolutions is the count of letter-resolving requests last acted on (see
 	// Registry.resolutions).
 	resolutions int
@@ -43,15 +48,19 @@ type view struct {
 	resolutions int
 }
 
-type replayOutcome struct{ req Request }
-
 func (c *controller[E]) ns() string   { return c.p.cfg.Reader.Namespace }
 func (c *controller[E]) name() string { return c.p.cfg.Reader.Name }
 
 func (c *controller[E]) run(ctx context.Context) error {
+	// Replays run in goroutines of their own: when Run returns, even on an error, they
+	// stop and stop renewing their leases, so other instances take their requests over.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	c.claimed = map[string]bool{}
 	c.dropped = map[int]bool{}
 	c.replays = make(chan replayOutcome, 4)
+	c.replayClaims = map[string]*replayClaim{}
+	c.replaying = map[string]*replayRun{}
 	updates := make(chan view, 1)
 	tailErr := make(chan error, 1)
 	tctx, cancelTail := context.WithCancel(ctx)
@@ -102,9 +111,7 @@ func (c *controller[E]) run(ctx context.Context) error {
 		case <-tick.C:
 			ticked = true
 		case o := <-c.replays:
-			if err := c.reg.write(ctx, requestKey(c.ns(), c.name(), o.req.ID), o.req); err != nil {
-				c.log.Warn("recording a replay's outcome failed", "request", o.req.ID, "err", err)
-			}
+			c.replayed(ctx, o)
 			continue
 		case <-servingDone:
 			if ctx.Err() != nil {
@@ -519,41 +526,4 @@ func listed(l kadm.ListedOffsets) []PartitionOffset {
 		out = append(out, PartitionOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset})
 	})
 	return out
-}
-
-// replayRequest claims a replay request, and executes it when the claim won.
-func (c *controller[E]) replayRequest(ctx context.Context, st *ProjectionState, r Request) {
-	switch {
-	case r.Status == StatusPending && !c.claimed[r.ID]:
-		c.claimed[r.ID] = true
-		r.Status, r.Instance, r.UpdatedAt = StatusRunning, c.p.instance, time.Now().UTC()
-		if r.Version == 0 {
-			r.Version = st.Serving
-		}
-		if err := c.reg.write(ctx, requestKey(r.Namespace, r.Name, r.ID), r); err != nil {
-			c.log.Warn("claiming a replay request failed", "request", r.ID, "err", err)
-			delete(c.claimed, r.ID)
-		}
-	case r.Status == StatusRunning && r.Instance == c.p.instance && !c.claimed[r.ID+"/run"]:
-		c.claimed[r.ID+"/run"] = true
-		if c.serving == nil || c.serving.version != r.Version {
-			c.finish(ctx, r, StatusFailed, fmt.Sprintf("version %d does not serve here (serving: %d); replay the dead letters of the serving version", r.Version, st.Serving))
-			return
-		}
-		cfg, sink := c.p.readerConfig(r.Version), c.serving.sink
-		go func() {
-			res, err := Replay(ctx, cfg, sink)
-			r.Resolved, r.Failed, r.Kept = res.Resolved, len(res.Failed), res.Kept
-			r.Status, r.UpdatedAt = StatusDone, time.Now().UTC()
-			if err != nil {
-				r.Status, r.Error = StatusFailed, err.Error()
-			} else if len(res.Failed) > 0 {
-				r.Error = res.Failed[0].Err.Error()
-			}
-			select {
-			case c.replays <- replayOutcome{r}:
-			case <-ctx.Done():
-			}
-		}()
-	}
 }

@@ -184,7 +184,17 @@ type Request struct {
 	By string `json:"by,omitempty"`
 	// Instance is the instance that executed (or is executing) the request.
 	Instance string `json:"instance,omitempty"`
-	Error    string `json:"error,omitempty"`
+	// Claim identifies one claim of a replay request: a random token the claiming
+	// instance writes with its "running" record and repeats in each renewal. Renewals
+	// are matched by claim, not by Instance, so an instance restarted under the same
+	// name does not inherit the claim of the process it replaced.
+	Claim string `json:"claim,omitempty"`
+	// LeaseUntil is when a running replay's claim expires unless renewed (see
+	// DefaultReplayLease): another instance may then take the request over.
+	LeaseUntil time.Time `json:"leaseUntil,omitzero"`
+	// TakenFrom is the instance whose expired claim this claim replaced.
+	TakenFrom string `json:"takenFrom,omitempty"`
+	Error     string `json:"error,omitempty"`
 	// From and To are a rebuild's versions.
 	From int `json:"from,omitempty"`
 	To   int `json:"to,omitempty"`
@@ -198,6 +208,22 @@ type Request struct {
 
 // Final reports whether the request has its outcome.
 func (r *Request) Final() bool { return r.Status == StatusDone || r.Status == StatusFailed }
+
+// DefaultReplayLease is how long a replay claim lasts unless renewed
+// (ProjectionConfig.ReplayLease). The executing instance renews it every third of it, so
+// it survives two lost renewals; an instance that dies leaves the request to the others
+// this long after its last renewal.
+const DefaultReplayLease = 30 * time.Second
+
+// LeaseEnd is when a running replay's claim expires: LeaseUntil, or, for a claim
+// written before claims had leases, DefaultReplayLease after it was written. It is
+// computed from the record alone, so every reader of the registry agrees on it.
+func (r *Request) LeaseEnd() time.Time {
+	if !r.LeaseUntil.IsZero() {
+		return r.LeaseUntil
+	}
+	return r.UpdatedAt.Add(DefaultReplayLease)
+}
 
 // RebuildProgress is a rebuild's progress as an instance last reported it, keyed
 // "<ns>/<name>/progress": Done of Total offsets between the start offsets and the end
@@ -289,8 +315,12 @@ func (g *Registry) resolutions(ns, name string) int {
 	n := 0
 	prefix := requestPrefix(ns, name)
 	for k, r := range g.requests {
-		if strings.HasPrefix(k, prefix) && r.Status == StatusDone && r.Resolved > 0 &&
-			(r.Kind == RequestReplay || r.Kind == RequestPurge) {
+		if !strings.HasPrefix(k, prefix) || r.Kind != RequestReplay && r.Kind != RequestPurge {
+			continue
+		}
+		// A taken-over replay's counts are its last executor's: the instance that died
+		// may have resolved letters the outcome does not count.
+		if r.Status == StatusDone && r.Resolved > 0 || r.Final() && r.TakenFrom != "" {
 			n++
 		}
 	}
@@ -328,8 +358,8 @@ func (g *Registry) apply(r *kgo.Record) {
 			return // the first outcome stands
 		case req.Status == StatusPending:
 			return // already known
-		case req.Status == StatusRunning && cur.Status == StatusRunning:
-			return // the first claim wins
+		case req.Status == StatusRunning && cur.Status == StatusRunning && !takesOver(cur, &req):
+			return
 		}
 		g.requests[key] = &req
 	case strings.HasSuffix(key, "/progress"):
@@ -351,6 +381,23 @@ func (g *Registry) apply(r *kgo.Record) {
 		}
 		g.states[key] = &s
 	}
+}
+
+// takesOver reports whether running record req replaces running record cur. For a
+// replay, the holder's renewals (same claim) are accepted, and another claim only once
+// cur's lease has expired by req's own UpdatedAt: the decision uses the records alone,
+// never the reader's clock, so every instance folding the same prefix picks the same
+// holder, and of several instances claiming an expired lease the first in the registry
+// wins. For other requests the first claim wins.
+func takesOver(cur, req *Request) bool {
+	if cur.Kind != RequestReplay {
+		return false
+	}
+	if req.Claim != "" && req.Claim == cur.Claim {
+		// A renewal never shortens the lease, so one delayed behind a later one is moot.
+		return !req.LeaseEnd().Before(cur.LeaseEnd())
+	}
+	return req.UpdatedAt.After(cur.LeaseEnd())
 }
 
 // registryClient reads and writes the registry.

@@ -52,7 +52,19 @@ type ReplayFailure struct {
 //
 // Replay returns an error, and stops, when the dead-letter topic cannot be read or
 // written or the sink reports ErrUnavailable; what was resolved before stays resolved.
+//
+// A letter is marked resolved after the sink applied it, so a Replay that stops between
+// the two (a crash, or a Projection's executor losing its lease) leaves that one letter
+// applied but unresolved, and the next replay applies it again: at-least-once for that
+// letter, exactly once for a sink that drops events by aggregate ID and version it
+// already holds.
 func Replay[E any](ctx context.Context, cfg Config[E], sink Sink[E]) (ReplayResult, error) {
+	return replay(ctx, cfg, sink, nil)
+}
+
+// replay is Replay, asking hold before each letter whether it may go on: a Projection
+// executes a replay request only while its claim holds (see replayRun.hold).
+func replay[E any](ctx context.Context, cfg Config[E], sink Sink[E], hold func() error) (ReplayResult, error) {
 	var res ReplayResult
 	c, err := cfg.withDefaults()
 	if err != nil {
@@ -84,6 +96,11 @@ func Replay[E any](ctx context.Context, cfg Config[E], sink Sink[E]) (ReplayResu
 		if agg != "" && blocked[agg] {
 			res.Kept++
 			continue
+		}
+		if hold != nil {
+			if err := hold(); err != nil {
+				return res, err
+			}
 		}
 		err := replayOne(ctx, c, sink, d)
 		if errors.Is(err, ErrUnavailable) {

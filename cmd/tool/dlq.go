@@ -319,10 +319,13 @@ type replayResult struct {
 	Version  int                    `json:"version"`
 	Status   consumer.RequestStatus `json:"status"`
 	Instance string                 `json:"instance,omitempty"`
-	Applied  int                    `json:"applied"` // resolved: applied and marked resolved
-	Failed   int                    `json:"failed"`
-	Kept     int                    `json:"kept"`
-	Error    string                 `json:"error,omitempty"`
+	// TakenFrom is the instance that claimed the replay first and stopped renewing its
+	// lease; Applied then counts only what Instance applied.
+	TakenFrom string `json:"takenFrom,omitempty"`
+	Applied   int    `json:"applied"` // resolved: applied and marked resolved
+	Failed    int    `json:"failed"`
+	Kept      int    `json:"kept"`
+	Error     string `json:"error,omitempty"`
 }
 
 func newDLQReplayCmd(a *app, f *projFlags) *cobra.Command {
@@ -370,19 +373,28 @@ again (they stay unresolved: see 'kastor dlq show').`,
 			})
 			if err != nil {
 				if errors.Is(err, context.DeadlineExceeded) {
+					if r.Status == consumer.StatusRunning {
+						// An instance that dies leaves the request to the others when its lease expires.
+						return fmt.Errorf("no outcome for replay request %s within %s: running on instance %s, lease until %s (another instance takes it over if that one stops renewing)",
+							req.ID, wait, r.Instance, r.LeaseEnd().Local().Format(time.RFC3339))
+					}
 					return fmt.Errorf("no outcome for replay request %s within %s (status %q): is an instance of the application running projection %s?", req.ID, wait, r.Status, st.Name)
 				}
 				return err
 			}
 			res := replayResult{Request: req.ID, Name: st.Name, Version: r.Version, Status: r.Status, Instance: r.Instance,
-				Applied: r.Resolved, Failed: r.Failed, Kept: r.Kept, Error: r.Error}
+				TakenFrom: r.TakenFrom, Applied: r.Resolved, Failed: r.Failed, Kept: r.Kept, Error: r.Error}
 			if a.output == "json" {
 				if err := writeJSON(a.stdout, res); err != nil {
 					return err
 				}
 			} else {
+				by := res.Instance
+				if res.TakenFrom != "" {
+					by += " (taken over from " + res.TakenFrom + ", whose lease expired)"
+				}
 				fmt.Fprintf(a.stdout, "replay of %s v%d by %s: %d applied, %d failed again, %d kept behind a failed letter\n",
-					st.Name, res.Version, res.Instance, res.Applied, res.Failed, res.Kept)
+					st.Name, res.Version, by, res.Applied, res.Failed, res.Kept)
 			}
 			switch {
 			case r.Status == consumer.StatusFailed:
