@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -33,7 +34,10 @@ type controller[E any] struct {
 	// (replay_lease.go).
 	replayClaims map[string]*replayClaim
 	replaying    map[string]*replayRun
-	progress     RebuildProgress // last written
+	// executors counts the replay executors' goroutines: the sinks they apply through
+	// are closed only once they all returned.
+	executors sync.WaitGroup
+	progress  RebuildProgress // last written
 	// resolutions is the count of letter-resolving requests last acted on (see
 	// Registry.resolutions).
 	resolutions int
@@ -81,6 +85,10 @@ func (c *controller[E]) run(ctx context.Context) error {
 		})
 	}()
 	defer func() {
+		// Replays first: an executor may be applying a letter through the serving sink,
+		// which stopAll closes.
+		cancel()
+		c.executors.Wait()
 		cancelTail()
 		<-tailErr
 		c.stopAll()

@@ -142,7 +142,9 @@ func (c *controller[E]) executeReplay(ctx context.Context, st *ProjectionState, 
 	}
 	cfg, sink := c.p.readerConfig(r.Version), c.serving.sink
 	go c.renewLease(ctx, run)
+	c.executors.Add(1)
 	go func() {
+		defer c.executors.Done()
 		res, err := replay(ctx, cfg, sink, run.hold)
 		close(run.stop)
 		if c.p.replayEnded != nil {
