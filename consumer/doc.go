@@ -50,4 +50,13 @@
 // Progress.CaughtUp compares either with end offsets captured earlier (a rebuild's
 // switch-over point). Metrics (Config.Registerer): kastor_consumer_events_total,
 // parked_total, failures_total, lag_records and apply_seconds.
+//
+// # Throughput
+//
+// While a reader applies what one poll returned, franz-go fetches and decodes the next
+// data, so catching up (a new projection, a rebuild) keeps every core busy; on a small
+// machine it is bound by the garbage collector, which a plain Kafka consumer leaves to an
+// idle core. The collector's settings are the application's: a higher GOGC with
+// GOMEMLIMIT as the ceiling raises a catch-up's rate markedly (docs/BENCHMARKS.md has
+// figures). Config.Concurrency bounds how many partitions are applied at once.
 package consumer
