@@ -56,7 +56,9 @@
 // While a reader applies what one poll returned, franz-go fetches and decodes the next
 // data, so catching up (a new projection, a rebuild) keeps every core busy; on a small
 // machine it is bound by the garbage collector, which a plain Kafka consumer leaves to an
-// idle core. The collector's settings are the application's: a higher GOGC with
+// idle core, and by franz-go decoding a broker's fetches on one goroutine (the first
+// fetch is decoded whole before anything is applied). The collector's settings are the
+// application's: a higher GOGC with
 // GOMEMLIMIT as the ceiling raises a catch-up's rate markedly (docs/BENCHMARKS.md has
 // figures). Config.Concurrency bounds how many partitions are applied at once.
 package consumer
