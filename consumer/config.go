@@ -106,6 +106,15 @@ type Config[E any] struct {
 	// in every instance of a service. It needs a sink that stores its offsets
 	// (OffsetStore); nothing is committed to Kafka.
 	AllPartitions bool
+	// Fetchers is, with AllPartitions, how many Kafka clients the partitions are dealt
+	// to (default 2; never more than the partitions). franz-go decodes the records of a
+	// client's fetches on one goroutine, and a round applies nothing of a fetch before
+	// it is decoded: with one client a reader catching up on a large topic waits for
+	// that goroutine while its other cores are idle. Each fetcher applies its own
+	// partitions in its own rounds, so two decode and apply side by side. Each costs a
+	// connection per broker and a fetch buffer (up to kgo.FetchMaxBytes). In a group
+	// the partitions are shared between instances instead: Fetchers must be 0 or 1.
+	Fetchers int
 	// Retry is the retry schedule of events that fail to apply (default 5 attempts,
 	// 100ms doubling up to 5s).
 	Retry Retry
@@ -186,6 +195,12 @@ func (c *Config[E]) withDefaults() (*Config[E], error) {
 	if cfg.Concurrency < 0 {
 		fail("Config.Concurrency is negative (%d)", cfg.Concurrency)
 	}
+	switch {
+	case cfg.Fetchers < 0:
+		fail("Config.Fetchers is negative (%d)", cfg.Fetchers)
+	case cfg.Fetchers > 1 && !cfg.AllPartitions:
+		fail("Config.Fetchers is %d without AllPartitions: in a consumer group, run more instances to read partitions side by side", cfg.Fetchers)
+	}
 	if cfg.MaxPollRecords < 0 {
 		fail("Config.MaxPollRecords is negative (%d)", cfg.MaxPollRecords)
 	}
@@ -212,6 +227,12 @@ func (c *Config[E]) withDefaults() (*Config[E], error) {
 	}
 	if cfg.Concurrency == 0 {
 		cfg.Concurrency = 8
+	}
+	switch {
+	case !cfg.AllPartitions:
+		cfg.Fetchers = 1
+	case cfg.Fetchers == 0:
+		cfg.Fetchers = 2
 	}
 	if cfg.MaxPollRecords == 0 {
 		cfg.MaxPollRecords = 1000

@@ -54,11 +54,13 @@
 // # Throughput
 //
 // While a reader applies what one poll returned, franz-go fetches and decodes the next
-// data, so catching up (a new projection, a rebuild) keeps every core busy; on a small
-// machine it is bound by the garbage collector, which a plain Kafka consumer leaves to an
-// idle core, and by franz-go decoding a broker's fetches on one goroutine (the first
-// fetch is decoded whole before anything is applied). The collector's settings are the
-// application's: a higher GOGC with
-// GOMEMLIMIT as the ceiling raises a catch-up's rate markedly (docs/BENCHMARKS.md has
-// figures). Config.Concurrency bounds how many partitions are applied at once.
+// data, so catching up (a new projection, a rebuild) keeps every core busy. franz-go
+// decodes a client's fetches on one goroutine, and nothing of a fetch is applied before
+// it is decoded: a reader with AllPartitions therefore deals its partitions to two
+// clients (Config.Fetchers), which decode and apply side by side. Records are decoded
+// into slices the reader recycles after each round, so a catch-up leaves the garbage
+// collector less to do. On a small machine a catch-up is still bound by the collector;
+// its settings are the application's: a higher GOGC with GOMEMLIMIT as the ceiling
+// raises a catch-up's rate (docs/BENCHMARKS.md has figures). Config.Concurrency bounds
+// how many partitions are applied at once.
 package consumer

@@ -104,17 +104,23 @@ func (r *Reader[E]) awaitPreloads(ctx context.Context, sts []*partState) {
 // applies their next records: a replay or a purge (here or in another instance) resolved
 // some, and the aggregates they held may flow again. Events of such an aggregate that
 // were held before the reload stay on the dead-letter topic until the next replay.
-func (r *Reader[E]) ReloadDeadLetters() { r.lettersStale.Store(true) }
+func (r *Reader[E]) ReloadDeadLetters() {
+	for _, f := range r.fetchers {
+		f.stale.Store(true)
+	}
+}
 
-// forgetStaleLetters runs at the start of a round, in the round's goroutine (the only
-// one that reads partState.loaded outside r.mu).
-func (r *Reader[E]) forgetStaleLetters() {
-	if !r.lettersStale.Swap(false) {
+// forgetStaleLetters runs at the start of a round of f, in the round's goroutine (the
+// only one that reads the loaded field of f's partitions outside r.mu).
+func (r *Reader[E]) forgetStaleLetters(f *fetcher) {
+	if !f.stale.Swap(false) {
 		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, st := range r.parts {
-		st.loaded = false
+		if st.fetcher == f.id {
+			st.loaded = false
+		}
 	}
 }

@@ -42,8 +42,15 @@ type Reader[E any] struct {
 
 	running atomic.Bool
 	fenced  atomic.Bool // a transactional reader's producer was fenced by another instance
-	// lettersStale asks the next round to read the dead letters again (ReloadDeadLetters).
-	lettersStale atomic.Bool
+	// fetchers are the consuming clients' shares of the partitions: one in a group,
+	// Config.Fetchers with AllPartitions.
+	fetchers []*fetcher
+	// pool holds the slices franz-go decodes records into; a round's records go back
+	// to it when the round is over (recycle).
+	pool *recordPool
+	// sem bounds the partitions applied at once, over every fetcher's rounds
+	// (Config.Concurrency).
+	sem chan struct{}
 
 	mu      sync.Mutex
 	parts   map[TopicPartition]*partState
@@ -56,9 +63,20 @@ type Reader[E any] struct {
 	crash func() bool
 }
 
+// fetcher is one consuming client's share of the reader's partitions. The rounds of a
+// fetcher touch only the state of its own partitions (partState.fetcher), so that
+// several fetchers' rounds run at once.
+type fetcher struct {
+	id int
+	// stale asks the fetcher's next round to read its partitions' dead letters again
+	// (ReloadDeadLetters).
+	stale atomic.Bool
+}
+
 // partState is what the reader knows of a partition it owns.
 type partState struct {
-	tp TopicPartition
+	tp      TopicPartition
+	fetcher int // the fetcher reading it (its id)
 	// next is the offset after the last record applied, filtered or durably parked (the
 	// offset to commit); -1 until known.
 	next      int64
@@ -100,7 +118,10 @@ func New[E any](cfg Config[E], sink Sink[E]) (*Reader[E], error) {
 	if sink == nil {
 		return nil, errors.New("consumer: the sink is nil")
 	}
-	r := &Reader[E]{cfg: c, sink: sink, topics: c.topicNames(), dlq: c.dlqTopic(), parts: map[TopicPartition]*partState{}}
+	r := &Reader[E]{cfg: c, sink: sink, topics: c.topicNames(), dlq: c.dlqTopic(), parts: map[TopicPartition]*partState{}, pool: &recordPool{}, sem: make(chan struct{}, c.Concurrency)}
+	for i := range c.Fetchers {
+		r.fetchers = append(r.fetchers, &fetcher{id: i})
+	}
 	r.store, _ = sink.(OffsetStore)
 	r.tx, _ = sink.(TxSink[E])
 	_, r.borrower = sink.(batchBorrower)
@@ -202,6 +223,11 @@ func (r *Reader[E]) consumerOpts() []kgo.Opt {
 		// (the default is 5s). Idle, it costs a fetch request per broker per wait.
 		kgo.FetchMaxWait(500 * time.Millisecond),
 		kgo.WithLogger(kgolog.New(r.cfg.Logger)),
+		// Records are decoded into slices taken from the reader's pool and given back
+		// after the round that applied them (Reader.recycle). Decompressed batches are
+		// not pooled: a codec may keep slices of Encoded.Data, which must then stay
+		// valid.
+		kgo.WithPools(r.pool),
 	}
 }
 
@@ -241,7 +267,7 @@ func (r *Reader[E]) runGroup(ctx context.Context) error {
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			break
 		}
-		rewinds := r.round(ctx, fetches, produce)
+		rewinds := r.round(ctx, r.fetchers[0], fetches, produce)
 		if r.crash != nil && r.crash() {
 			cl.CloseAllowingRebalance()
 			return errCrashed
@@ -249,6 +275,7 @@ func (r *Reader[E]) runGroup(ctx context.Context) error {
 		r.commit(ctx, cl)
 		cl.SetOffsets(rewinds)
 		r.allowRebalance(cl)
+		r.recycle(fetches)
 	}
 	r.allowRebalance(cl)
 	cl.Close() // leaves the group: everything applied is committed already
@@ -257,25 +284,40 @@ func (r *Reader[E]) runGroup(ctx context.Context) error {
 }
 
 // runAllPartitions reads every partition without a group, from the sink's offsets.
+// The partitions are dealt in turn to the fetchers, each a client of its own with its
+// own loop of rounds.
 func (r *Reader[E]) runAllPartitions(ctx context.Context, counts map[string]int32) error {
-	start := map[string]map[int32]kgo.Offset{}
+	var total int
+	for _, n := range counts {
+		total += int(n)
+	}
+	nf := max(min(len(r.fetchers), total), 1)
+	starts := make([]map[string]map[int32]kgo.Offset, nf)
+	i := 0
 	for _, t := range r.topics {
 		// Nothing else to do until the sink answers: wait for it as long as Run runs.
 		stored, err := r.storedOffsets(ctx, t, 0)
 		if err != nil {
 			return fmt.Errorf("consumer: stored offsets of %s: %w", t, err)
 		}
-		start[t] = map[int32]kgo.Offset{}
 		r.mu.Lock()
 		for p := int32(0); p < counts[t]; p++ {
 			tp := TopicPartition{t, p}
 			st := newPartState(tp)
+			st.fetcher = i % nf
+			i++
+			at := kgo.NewOffset().AtStart()
 			if o, ok := stored[p]; ok {
-				start[t][p] = kgo.NewOffset().At(o)
+				at = kgo.NewOffset().At(o)
 				st.next = o
-			} else {
-				start[t][p] = kgo.NewOffset().AtStart()
 			}
+			if starts[st.fetcher] == nil {
+				starts[st.fetcher] = map[string]map[int32]kgo.Offset{}
+			}
+			if starts[st.fetcher][t] == nil {
+				starts[st.fetcher][t] = map[int32]kgo.Offset{}
+			}
+			starts[st.fetcher][t][p] = at
 			r.parts[tp] = st
 		}
 		r.mu.Unlock()
@@ -287,26 +329,44 @@ func (r *Reader[E]) runAllPartitions(ctx context.Context, counts map[string]int3
 	}
 	r.preloadLetters(ctx, sts)
 	r.mu.Unlock()
-	cl, err := kgo.NewClient(append(append(r.consumerOpts(), kgo.ConsumePartitions(start)), r.cfg.ClientOptions...)...)
-	if err != nil {
-		return fmt.Errorf("consumer: %w", err)
+	clients := make([]*kgo.Client, 0, nf)
+	defer func() {
+		for _, cl := range clients {
+			cl.Close()
+		}
+	}()
+	for _, start := range starts {
+		cl, err := kgo.NewClient(append(append(r.consumerOpts(), kgo.ConsumePartitions(start)), r.cfg.ClientOptions...)...)
+		if err != nil {
+			return fmt.Errorf("consumer: %w", err)
+		}
+		clients = append(clients, cl)
 	}
-	defer cl.Close()
 	dlq, err := r.dlqProducer()
 	if err != nil {
 		return err
 	}
 	defer dlq.Close()
-	r.setClient(cl)
-	r.cfg.Logger.Info("reader started on all partitions", "topics", r.topics)
+	r.setClient(clients[0])
+	r.cfg.Logger.Info("reader started on all partitions", "topics", r.topics, "fetchers", nf)
 	produce := func(ctx context.Context, rec *kgo.Record) error { return dlq.ProduceSync(ctx, rec).FirstErr() }
-	for {
-		fetches := cl.PollRecords(ctx, r.poll)
-		if ctx.Err() != nil || fetches.IsClientClosed() {
-			break
-		}
-		cl.SetOffsets(r.round(ctx, fetches, produce))
+	var wg sync.WaitGroup
+	for i, cl := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f := r.fetchers[i]
+			for {
+				fetches := cl.PollRecords(ctx, r.poll)
+				if ctx.Err() != nil || fetches.IsClientClosed() {
+					return
+				}
+				cl.SetOffsets(r.round(ctx, f, fetches, produce))
+				r.recycle(fetches)
+			}
+		}()
 	}
+	wg.Wait()
 	r.cfg.Logger.Info("reader stopped")
 	return nil
 }
@@ -455,8 +515,12 @@ func (r *Reader[E]) allowRebalance(cl *kgo.Client) {
 	cl.AllowRebalance()
 }
 
-// newRound returns the channel closed when a rebalance asks the round to end.
+// newRound returns the channel closed when a rebalance asks the round to end (nil,
+// never closed, without a group: the rounds of several fetchers run at once there).
 func (r *Reader[E]) newRound() <-chan struct{} {
+	if r.cfg.AllPartitions {
+		return nil
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.hurry = make(chan struct{})
@@ -466,16 +530,16 @@ func (r *Reader[E]) newRound() <-chan struct{} {
 	return r.hurry
 }
 
-// round applies one poll's records, partitions in parallel, and returns the offsets to
-// rewind to for partitions that stopped before their end.
-func (r *Reader[E]) round(ctx context.Context, fetches kgo.Fetches, produce produceFunc) map[string]map[int32]kgo.EpochOffset {
+// round applies one poll of fetcher f's client, partitions in parallel, and returns
+// the offsets to rewind to for partitions that stopped before their end.
+func (r *Reader[E]) round(ctx context.Context, f *fetcher, fetches kgo.Fetches, produce produceFunc) map[string]map[int32]kgo.EpochOffset {
 	fetches.EachError(func(t string, p int32, err error) {
 		if !errors.Is(err, context.Canceled) {
 			r.cfg.Logger.Warn("fetch error; retrying", "topic", t, "partition", p, "err", err)
 		}
 	})
 	hurry := r.newRound()
-	r.forgetStaleLetters()
+	r.forgetStaleLetters(f)
 	type job struct {
 		st   *partState
 		recs []*kgo.Record
@@ -486,8 +550,9 @@ func (r *Reader[E]) round(ctx context.Context, fetches kgo.Fetches, produce prod
 		tp := TopicPartition{fp.Topic, fp.Partition}
 		r.mu.Lock()
 		st := r.parts[tp]
-		if st == nil { // AllPartitions, or a fetch racing an assignment callback
+		if st == nil { // a fetch racing an assignment callback
 			st = newPartState(tp)
+			st.fetcher = f.id
 			r.parts[tp] = st
 		}
 		if fp.LastStableOffset >= 0 {
@@ -515,7 +580,7 @@ func (r *Reader[E]) round(ctx context.Context, fetches kgo.Fetches, produce prod
 		load = load[:0]
 		r.mu.Lock()
 		for _, st := range r.parts {
-			if !st.loaded && st.load == nil {
+			if st.fetcher == f.id && !st.loaded && st.load == nil {
 				load = append(load, st)
 			}
 		}
@@ -544,12 +609,11 @@ func (r *Reader[E]) round(ctx context.Context, fetches kgo.Fetches, produce prod
 	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, r.cfg.Concurrency)
 	for _, j := range jobs {
-		sem <- struct{}{}
+		r.sem <- struct{}{}
 		wg.Add(1)
 		go func() {
-			defer func() { <-sem; wg.Done() }()
+			defer func() { <-r.sem; wg.Done() }()
 			w := &worker[E]{r: r, st: j.st, stop: ctx, hurry: hurry, work: work, produce: produce, tx: r.tx != nil}
 			if at, ok := w.run(j.recs); !ok {
 				mu.Lock()
@@ -567,6 +631,15 @@ func (r *Reader[E]) round(ctx context.Context, fetches kgo.Fetches, produce prod
 	}
 	r.mu.Unlock()
 	return rewinds
+}
+
+// recycle gives a round's records back to the pool once nothing uses them, and trims
+// the pool after a small round: the reader is caught up.
+func (r *Reader[E]) recycle(fetches kgo.Fetches) {
+	recycle(fetches)
+	if fetches.NumRecords() < poolIdleRecords {
+		r.pool.trim(poolIdleRecords)
+	}
 }
 
 func addRewind(m map[string]map[int32]kgo.EpochOffset, tp TopicPartition, at int64) {

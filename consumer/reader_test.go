@@ -41,6 +41,14 @@ func TestConfigErrors(t *testing.T) {
 	if d := consumer.DLQTopic("shop", "balances"); d != "shop.proj.balances.dlq" {
 		t.Errorf("DLQTopic = %q", d)
 	}
+	mem := consumer.NewMemory(balances{}, foldBalance)
+	for fetchers, want := range map[int]string{-1: "Fetchers is negative", 2: "Fetchers is 2 without AllPartitions"} {
+		c := cfg
+		c.AllPartitions, c.Fetchers = fetchers < 0, fetchers
+		if _, err := consumer.New(c, mem); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Fetchers %d: %v, want an error saying %q", fetchers, err, want)
+		}
+	}
 	cfg.AllPartitions = false
 	rd, err := consumer.New(cfg, sink)
 	if err != nil {

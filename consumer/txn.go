@@ -38,15 +38,16 @@ func (r *Reader[E]) runTransactional(ctx context.Context) error {
 			break
 		}
 		if fetches.NumRecords() == 0 {
-			r.round(ctx, fetches, produce) // logs fetch errors, updates ends
+			r.round(ctx, r.fetchers[0], fetches, produce) // logs fetch errors, updates ends
 			r.allowRebalance(cl)
+			r.recycle(fetches)
 			continue
 		}
 		if err := sess.Begin(); err != nil {
 			runErr = fmt.Errorf("consumer: begin transaction: %w", err)
 			break
 		}
-		rewinds := r.round(ctx, fetches, produce)
+		rewinds := r.round(ctx, r.fetchers[0], fetches, produce)
 		if r.crash != nil && r.crash() {
 			sess.CloseAllowingRebalance() // the open transaction is left to be aborted
 			return errCrashed
@@ -87,6 +88,7 @@ func (r *Reader[E]) runTransactional(ctx context.Context) error {
 		}
 		r.mu.Unlock()
 		r.allowRebalance(cl)
+		r.recycle(fetches)
 	}
 	r.allowRebalance(cl)
 	sess.Close()
