@@ -141,7 +141,8 @@ type Config[E any] struct {
 	// Registerer, when set, registers the reader's Prometheus metrics.
 	Registerer prometheus.Registerer
 	// ClientOptions are extra franz-go options (TLS, SASL, tuning). They apply to the
-	// consuming client and the dead-letter producer.
+	// consuming clients and the dead-letter producer, after the reader's own: for
+	// example kgo.FetchMaxPartitionBytes overrides the reader's 256 KiB.
 	ClientOptions []kgo.Opt
 }
 

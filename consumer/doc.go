@@ -54,13 +54,13 @@
 // # Throughput
 //
 // While a reader applies what one poll returned, franz-go fetches and decodes the next
-// data, so catching up (a new projection, a rebuild) keeps every core busy. franz-go
-// decodes a client's fetches on one goroutine, and nothing of a fetch is applied before
-// it is decoded: a reader with AllPartitions therefore deals its partitions to two
-// clients (Config.Fetchers), which decode and apply side by side. Records are decoded
-// into slices the reader recycles after each round, so a catch-up leaves the garbage
-// collector less to do. On a small machine a catch-up is still bound by the collector;
-// its settings are the application's: a higher GOGC with GOMEMLIMIT as the ceiling
-// raises a catch-up's rate (docs/BENCHMARKS.md has figures). Config.Concurrency bounds
-// how many partitions are applied at once.
+// data, so catching up (a new projection, a rebuild) keeps every core busy. Readers fetch
+// at most 256 KiB per partition at a time, so that what a round applies was decoded
+// moments before and is still in the CPU caches, and recycle the decoded records after
+// each round, which leaves the garbage collector less to do. franz-go decodes a client's
+// fetches on one goroutine: a reader with AllPartitions deals its partitions to two
+// clients (Config.Fetchers), which decode and apply side by side. On a small machine a
+// catch-up is CPU-bound, the collector included; its settings are the application's: a
+// higher GOGC with GOMEMLIMIT as the ceiling raises a catch-up's rate (docs/BENCHMARKS.md
+// has figures). Config.Concurrency bounds how many partitions are applied at once.
 package consumer

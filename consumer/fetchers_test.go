@@ -3,11 +3,13 @@ package consumer_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/consumer"
+	bank "github.com/kastor-dev/kastor/examples/bank/account"
 	"github.com/kastor-dev/kastor/kafkatest"
 )
 
@@ -96,6 +98,42 @@ func TestAllPartitionsFetchers(t *testing.T) {
 					}
 				}
 			})
+		}
+	})
+}
+
+// Readers fetch at most 256 KiB per partition at a time; an event larger than that
+// still comes (Kafka returns at least one batch whatever the limit), with the events
+// around it, in order, in both a group and an all-partitions reader.
+func TestEventLargerThanFetch(t *testing.T) {
+	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+		r := newRig(t, c, 1)
+		big := strings.Repeat("x", 600<<10)
+		r.write(opened("a"), ev{agg: "b", event: bank.Opened{Owner: big}}, deposited("a", 2))
+		for _, all := range []bool{false, true} {
+			s := newSeen()
+			mem := consumer.NewMemory(balances{}, func(m *balances, e kastor.Envelope[kastor.Event]) error {
+				if o, ok := e.Event.(bank.Opened); ok && e.AggregateID == "b" && o.Owner != big {
+					return fmt.Errorf("b's owner has %d bytes, want %d", len(o.Owner), len(big))
+				}
+				s.add(e)
+				return foldBalance(m, e)
+			})
+			cfg := r.config(func(c *consumer.Config[kastor.Event]) {
+				c.AllPartitions = all
+				c.Version = map[bool]int{false: 1, true: 2}[all]
+			})
+			_, stop := r.start(cfg, mem)
+			if err := mem.WaitFor(testCtx(t), r.ends()); err != nil {
+				t.Fatal(err)
+			}
+			_ = stop()
+			if dups := s.check(t, r.versions); dups != 0 {
+				t.Errorf("all partitions %v: %d duplicates", all, dups)
+			}
+			if letters := r.readDLQ(); len(letters) != 0 {
+				t.Errorf("all partitions %v: %d dead letters, want none", all, len(letters))
+			}
 		}
 	})
 }
