@@ -29,7 +29,6 @@ type Gateway[S, C, E any] struct {
 	shards    map[int32]*shard[S]
 	restoring map[int32]*restoring // assigned, restore under way or failed
 	runCtx    context.Context
-	client    *kgo.Client   // the session's client, for the offset checks of restores
 	sem       chan struct{} // bounds concurrent restores
 	// partitions is the partition count shared by the aggregate type's topics.
 	partitions int32
@@ -135,9 +134,11 @@ func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
-		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+		kgo.OnPartitionsAssigned(func(_ context.Context, cl *kgo.Client, m map[string][]int32) {
+			// The callback's client, not the session's as Run stores it: the group can
+			// be joined, and this called, before NewGroupTransactSession has returned.
 			for _, p := range m[g.topics.commands] {
-				g.startRestore(p)
+				g.startRestore(cl, p)
 			}
 		}),
 		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
@@ -159,10 +160,6 @@ func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	defer sess.Close()
-	g.mu.Lock()
-	g.client = sess.Client()
-	g.mu.Unlock()
-
 	p, err := g.checkTopics(ctx, sess.Client())
 	if ctx.Err() != nil {
 		return nil
@@ -214,7 +211,7 @@ type restoring struct {
 // startRestore restores shard p in the background, so the group's rebalance is not held up
 // (a long restore inside the assignment callback would stop heartbeats) and polling goes
 // on; the loop waits for the restore only when it has commands for p.
-func (g *Gateway[S, C, E]) startRestore(p int32) {
+func (g *Gateway[S, C, E]) startRestore(cl *kgo.Client, p int32) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if _, ok := g.restoring[p]; ok {
@@ -242,7 +239,7 @@ func (g *Gateway[S, C, E]) startRestore(p int32) {
 		// The previous owner may have a transaction that already committed its command
 		// offsets and is still finishing: its events must be read, so wait until the
 		// shard's committed offset is stable before reading the events (KIP-447).
-		if err := g.awaitStableOffset(ctx, p); err != nil {
+		if err := g.awaitStableOffset(ctx, cl, p); err != nil {
 			r.err = err
 			return
 		}
@@ -268,10 +265,7 @@ func (g *Gateway[S, C, E]) startRestore(p int32) {
 
 // awaitStableOffset waits until no transaction with offsets for partition p of the commands
 // topic is pending: OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT until then.
-func (g *Gateway[S, C, E]) awaitStableOffset(ctx context.Context, p int32) error {
-	g.mu.Lock()
-	cl := g.client
-	g.mu.Unlock()
+func (g *Gateway[S, C, E]) awaitStableOffset(ctx context.Context, cl *kgo.Client, p int32) error {
 	adm := kadm.NewClient(cl)
 	for {
 		resp, err := adm.FetchOffsetsForTopics(kadm.RequireStable(ctx), g.cfg.Group, g.topics.commands)
