@@ -89,6 +89,7 @@ func (c *controller[E]) run(ctx context.Context) error {
 		// which stopAll closes.
 		cancel()
 		c.executors.Wait()
+		c.releaseReplays()
 		cancelTail()
 		<-tailErr
 		c.stopAll()

@@ -192,6 +192,10 @@ type Request struct {
 	// LeaseUntil is when a running replay's claim expires unless renewed (see
 	// DefaultReplayLease): another instance may then take the request over.
 	LeaseUntil time.Time `json:"leaseUntil,omitzero"`
+	// Released marks the record with which the holder of a running replay gave its
+	// claim up when it stopped gracefully: the lease ends at the record's UpdatedAt,
+	// so another instance takes the request over at once instead of a lease later.
+	Released bool `json:"released,omitempty"`
 	// TakenFrom is the instance whose expired claim this claim replaced.
 	TakenFrom string `json:"takenFrom,omitempty"`
 	Error     string `json:"error,omitempty"`
@@ -394,8 +398,12 @@ func takesOver(cur, req *Request) bool {
 		return false
 	}
 	if req.Claim != "" && req.Claim == cur.Claim {
-		// A renewal never shortens the lease, so one delayed behind a later one is moot.
-		return !req.LeaseEnd().Before(cur.LeaseEnd())
+		if cur.Released {
+			return false // a released claim is over: nothing of it comes back
+		}
+		// A renewal never shortens the lease, so one delayed behind a later one is
+		// moot; a release does, and its holder wrote it after its last renewal.
+		return req.Released || !req.LeaseEnd().Before(cur.LeaseEnd())
 	}
 	return req.UpdatedAt.After(cur.LeaseEnd())
 }

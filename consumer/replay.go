@@ -102,8 +102,12 @@ func replay[E any](ctx context.Context, cfg Config[E], sink Sink[E], hold func()
 				return res, err
 			}
 		}
+		if err := ctx.Err(); err != nil {
+			return res, fmt.Errorf("consumer: replay stopped: %w", err)
+		}
 		err := replayOne(ctx, c, sink, d)
-		if errors.Is(err, ErrUnavailable) {
+		if errors.Is(err, ErrUnavailable) || ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			// Stopped, not failed: the letter stays unresolved for the next replay.
 			return res, fmt.Errorf("consumer: replay stopped: %w", err)
 		}
 		if err != nil {

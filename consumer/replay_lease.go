@@ -43,6 +43,10 @@ type replayRun struct {
 	mu    sync.Mutex
 	until time.Time // the lease's end as last read back from the registry
 	lost  error     // sticky: a claim once lost is never executed again
+	// ended is set with the executor's outcome when it returned: on a stop, the outcome
+	// may not have reached the controller (see releaseReplays).
+	ended bool
+	out   replayOutcome
 }
 
 // observe takes in the request as the registry now has it.
@@ -141,11 +145,18 @@ func (c *controller[E]) executeReplay(ctx context.Context, st *ProjectionState, 
 		c.log.Info("took over a replay request; letters resolved before are not applied again", "request", r.ID, "from", r.TakenFrom)
 	}
 	cfg, sink := c.p.readerConfig(r.Version), c.serving.sink
-	go c.renewLease(ctx, run)
-	c.executors.Add(1)
+	// The renewer is waited for on a stop too: a renewal must not follow the release.
+	c.executors.Add(2)
+	go func() {
+		defer c.executors.Done()
+		c.renewLease(ctx, run)
+	}()
 	go func() {
 		defer c.executors.Done()
 		res, err := replay(ctx, cfg, sink, run.hold)
+		run.mu.Lock()
+		run.ended, run.out = true, replayOutcome{run: run, res: res, err: err}
+		run.mu.Unlock()
 		close(run.stop)
 		if c.p.replayEnded != nil {
 			c.p.replayEnded(r.ID, err)
@@ -192,6 +203,9 @@ func (c *controller[E]) renewLease(ctx context.Context, run *replayRun) {
 // record, so a stale one must not be written.
 func (c *controller[E]) replayed(ctx context.Context, o replayOutcome) {
 	run := o.run
+	if ctx.Err() != nil && errors.Is(o.err, context.Canceled) {
+		return // stopped with the projection, not failed: releaseReplays gives the claim up
+	}
 	delete(c.replaying, run.req.ID)
 	if err := run.hold(); err != nil {
 		c.log.Warn("a replay stopped without recording its outcome: its lease was lost", "request", run.req.ID,
@@ -208,5 +222,43 @@ func (c *controller[E]) replayed(ctx context.Context, o replayOutcome) {
 	}
 	if err := c.reg.write(ctx, requestKey(r.Namespace, r.Name, r.ID), r); err != nil {
 		c.log.Warn("recording a replay's outcome failed", "request", r.ID, "err", err)
+	}
+}
+
+// releaseReplays runs when the projection stops, once the replay executors and their
+// renewers have returned. A replay that stopped because the projection did gives its
+// claim up (Request.Released): the lease ends now, and another instance takes the
+// request over at its next look instead of a lease later. Letters it resolved stay
+// resolved; the new holder starts again from the unresolved ones. A replay that ended
+// by itself has its outcome recorded, in case it did not reach the controller's loop.
+func (c *controller[E]) releaseReplays() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	runs := make([]*replayRun, 0, len(c.replaying))
+	for _, run := range c.replaying {
+		runs = append(runs, run)
+	}
+	for _, run := range runs {
+		run.mu.Lock()
+		ended, out, until := run.ended, run.out, run.until
+		run.mu.Unlock()
+		if ended && !errors.Is(out.err, context.Canceled) {
+			c.replayed(ctx, out)
+			continue
+		}
+		delete(c.replaying, run.req.ID)
+		if run.hold() != nil {
+			continue // lost: the claim is not this instance's to give up
+		}
+		r := run.req
+		now := time.Now().UTC()
+		r.UpdatedAt, r.LeaseUntil, r.Released = now, now, true
+		if err := c.reg.write(ctx, requestKey(r.Namespace, r.Name, r.ID), r); err != nil {
+			c.log.Warn("giving up a replay request's claim failed; another instance takes it over when its lease expires",
+				"request", r.ID, "leaseUntil", until, "err", err)
+			continue
+		}
+		c.log.Info("stopped a replay and gave its claim up; another instance takes it over", "request", r.ID,
+			"resolved", out.res.Resolved)
 	}
 }

@@ -80,6 +80,30 @@ func TestReplayLeaseFold(t *testing.T) {
 		t.Errorf("outcome by %q (taken from %q), want b's outcome record", got.Instance, got.TakenFrom)
 	}
 
+	// A release ends the lease when written, though a renewal never shortens it;
+	// nothing of the released claim counts after it, and a claim dated after it wins.
+	released := rec(consumer.StatusRunning, "a", "a1", 20, 20)
+	released.Released = true
+	for _, c := range []struct {
+		what   string
+		log    []consumer.Request
+		holder string
+		until  int
+	}{
+		{"a release", []consumer.Request{pending, rec(consumer.StatusRunning, "a", "a1", 1, 31), released}, "a1", 20},
+		{"a renewal after the release", []consumer.Request{pending, rec(consumer.StatusRunning, "a", "a1", 1, 31), released,
+			rec(consumer.StatusRunning, "a", "a1", 21, 51)}, "a1", 20},
+		{"b's claim after the release", []consumer.Request{pending, rec(consumer.StatusRunning, "a", "a1", 1, 31), released,
+			rec(consumer.StatusRunning, "b", "b1", 21, 51)}, "b1", 51},
+		{"b's claim before the release's date", []consumer.Request{pending, rec(consumer.StatusRunning, "a", "a1", 1, 31), released,
+			rec(consumer.StatusRunning, "b", "b1", 19, 49)}, "a1", 20},
+	} {
+		got, _ := consumer.FoldRequests(c.log...).Request("ns", "p", "r1")
+		if got.Claim != c.holder || !got.LeaseUntil.Equal(at(c.until)) {
+			t.Errorf("after %s: claim %q until %v, want %q until %v", c.what, got.Claim, got.LeaseUntil, c.holder, at(c.until))
+		}
+	}
+
 	// A claim written before claims had leases expires DefaultReplayLease after it.
 	legacy := rec(consumer.StatusRunning, "old", "", 0, 0)
 	early := rec(consumer.StatusRunning, "b", "b1", 10, 40)
@@ -317,6 +341,101 @@ func TestReplayTakenOverAfterLeaseExpires(t *testing.T) {
 		if len(store.model) != len(evs) || store.dropped != 1 {
 			t.Errorf("the store holds %d events with %d duplicates dropped; want %d events, the letter in flight dropped once",
 				len(store.model), store.dropped, len(evs))
+		}
+		for i := range naggs {
+			for v := 1; v <= 3; v++ {
+				if key := fmt.Sprintf("acc-%d/%d", i, v); !store.model[key] {
+					t.Errorf("%s is not in the store", key)
+				}
+			}
+		}
+	})
+}
+
+// An instance stopped gracefully in the middle of a replay gives its claim up: another
+// instance takes the request over at once, long before the lease would have expired,
+// finishes it, and no letter the first resolved is applied again.
+func TestReplayReleasedOnStop(t *testing.T) {
+	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+		r := newRig(t, c, 2)
+		createRegistry(t, c)
+		const naggs, k = 6, 2 // a is stopped in its (k+1)th letter
+		const lease = 2 * time.Minute
+		store := &leaseStore{bad: map[string]bool{}, applied: map[string][]string{}, replayed: map[string][]string{}, model: map[string]bool{}}
+		var evs []ev
+		for i := range naggs {
+			agg := fmt.Sprintf("acc-%d", i)
+			evs = append(evs, opened(agg), deposited(agg, 1), deposited(agg, 2))
+			store.bad[agg+"/2"] = true
+		}
+		r.write(evs...)
+		newInstance := func(name string, onReplay func(n int)) *consumer.Projection[kastor.Event] {
+			p, err := consumer.NewProjection(consumer.ProjectionConfig[kastor.Event]{
+				Reader:      r.config(func(cfg *consumer.Config[kastor.Event]) { cfg.Version = 0 }),
+				Version:     1,
+				Instance:    name,
+				Interval:    100 * time.Millisecond,
+				ReplayLease: lease,
+				NewSink: func(int) (consumer.Sink[kastor.Event], error) {
+					return &leaseSink{store: store, instance: name, onReplay: onReplay}, nil
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}
+		inLetter, stopping := make(chan struct{}), make(chan struct{})
+		a := newInstance("a", func(n int) {
+			if n == k+1 {
+				close(inLetter)
+				<-stopping // the letter ends only once a is told to stop
+			}
+		})
+		stopA := startProjection(t, a)
+		awaitState(t, a, func(st consumer.ProjectionState) bool { return st.Serving == 1 })
+		r.awaitCommitted(consumer.GroupName(r.ns, projection, 1), r.ends())
+		ctx := testCtx(t)
+		req, err := consumer.Submit(ctx, c.Brokers(), consumer.Request{Kind: consumer.RequestReplay, Namespace: r.ns, Name: projection,
+			Version: 1, By: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		await(t, inLetter, "a to be in its replay")
+		claimA := registryRequest(t, c, r.ns, req.ID)
+		stopped := make(chan error, 1)
+		go func() { stopped <- stopA() }()
+		close(stopping)
+		if err := <-stopped; err != nil {
+			t.Fatalf("a's Run: %v", err)
+		}
+		got := registryRequest(t, c, r.ns, req.ID)
+		if got.Status != consumer.StatusRunning || got.Claim != claimA.Claim || !got.Released || !got.LeaseUntil.Before(claimA.LeaseUntil) {
+			t.Fatalf("after a stopped, the request is %+v; want a's claim released", got)
+		}
+
+		b := newInstance("b", nil)
+		startProjection(t, b)
+		res := awaitRequest(t, c, r.ns, req.ID)
+		if res.Status != consumer.StatusDone || res.Instance != "b" || res.TakenFrom != "a" || res.Failed != 0 || res.Kept != 0 {
+			t.Fatalf("outcome %+v; want done by b, taken from a", res)
+		}
+		if !res.UpdatedAt.Before(claimA.LeaseUntil) {
+			t.Errorf("b finished at %v, not before a's lease would have ended (%v)", res.UpdatedAt, claimA.LeaseUntil)
+		}
+		if letters, err := consumer.ReadDeadLetters(ctx, c.Brokers(), r.dlq, projection, 1); err != nil || len(letters) != 0 {
+			t.Errorf("unresolved dead letters after the replay: %d (%v)", len(letters), err)
+		}
+		store.mu.Lock()
+		defer store.mu.Unlock()
+		ra, rb := store.replayed["a"], store.replayed["b"]
+		if len(ra) != k+1 || len(ra)+len(rb) < naggs || len(ra)+len(rb) > naggs+1 {
+			t.Fatalf("a replayed %v, b replayed %v; want a's %d letters, then b the rest (from a's last, if a could not mark it)", ra, rb, k+1)
+		}
+		for key, by := range store.applied {
+			if len(by) > 1 && key != ra[k] {
+				t.Errorf("%s applied %d times (by %v): only the letter a was stopped in may be applied twice", key, len(by), by)
+			}
 		}
 		for i := range naggs {
 			for v := 1; v <= 3; v++ {
