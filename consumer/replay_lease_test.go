@@ -178,6 +178,41 @@ func (s *leaseSink) Apply(_ context.Context, b consumer.Batch[kastor.Event]) err
 	return nil
 }
 
+// writeLeaseEvents writes three events for each of naggs aggregates, and returns a
+// store whose sinks fail the second of each when applied live (not in a replay).
+func writeLeaseEvents(r *rig, naggs int) (*leaseStore, []ev) {
+	store := &leaseStore{bad: map[string]bool{}, applied: map[string][]string{}, replayed: map[string][]string{}, model: map[string]bool{}}
+	var evs []ev
+	for i := range naggs {
+		agg := fmt.Sprintf("acc-%d", i)
+		evs = append(evs, opened(agg), deposited(agg, 1), deposited(agg, 2))
+		store.bad[agg+"/2"] = true
+	}
+	r.write(evs...)
+	return store, evs
+}
+
+// leaseInstances returns a constructor of the instances of one projection over r,
+// applying through leaseSinks into store, with replay leases of lease.
+func leaseInstances(r *rig, store *leaseStore, lease time.Duration) func(name string, onReplay func(n int)) *consumer.Projection[kastor.Event] {
+	return func(name string, onReplay func(n int)) *consumer.Projection[kastor.Event] {
+		p, err := consumer.NewProjection(consumer.ProjectionConfig[kastor.Event]{
+			Reader:      r.config(func(cfg *consumer.Config[kastor.Event]) { cfg.Version = 0 }),
+			Version:     1,
+			Instance:    name,
+			Interval:    100 * time.Millisecond,
+			ReplayLease: lease,
+			NewSink: func(int) (consumer.Sink[kastor.Event], error) {
+				return &leaseSink{store: store, instance: name, onReplay: onReplay}, nil
+			},
+		})
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		return p
+	}
+}
+
 // registryRequest returns request id as the registry has it now.
 func registryRequest(t *testing.T, c *kafkatest.Cluster, ns, id string) consumer.Request {
 	t.Helper()
@@ -214,31 +249,9 @@ func TestReplayTakenOverAfterLeaseExpires(t *testing.T) {
 		createRegistry(t, c)
 		const naggs, k = 6, 2 // a stalls in its (k+1)th letter
 		const lease = 3 * time.Second
-		store := &leaseStore{bad: map[string]bool{}, applied: map[string][]string{}, replayed: map[string][]string{}, model: map[string]bool{}}
-		var evs []ev
-		for i := range naggs {
-			agg := fmt.Sprintf("acc-%d", i)
-			evs = append(evs, opened(agg), deposited(agg, 1), deposited(agg, 2))
-			store.bad[agg+"/2"] = true
-		}
-		r.write(evs...)
+		store, evs := writeLeaseEvents(r, naggs)
 
-		newInstance := func(name string, onReplay func(n int)) *consumer.Projection[kastor.Event] {
-			p, err := consumer.NewProjection(consumer.ProjectionConfig[kastor.Event]{
-				Reader:      r.config(func(cfg *consumer.Config[kastor.Event]) { cfg.Version = 0 }),
-				Version:     1,
-				Instance:    name,
-				Interval:    100 * time.Millisecond,
-				ReplayLease: lease,
-				NewSink: func(int) (consumer.Sink[kastor.Event], error) {
-					return &leaseSink{store: store, instance: name, onReplay: onReplay}, nil
-				},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return p
-		}
+		newInstance := leaseInstances(r, store, lease)
 
 		// a parks one letter per aggregate, then stalls in its replay.
 		var aStalled atomic.Bool
@@ -361,30 +374,8 @@ func TestReplayReleasedOnStop(t *testing.T) {
 		createRegistry(t, c)
 		const naggs, k = 6, 2 // a is stopped in its (k+1)th letter
 		const lease = 2 * time.Minute
-		store := &leaseStore{bad: map[string]bool{}, applied: map[string][]string{}, replayed: map[string][]string{}, model: map[string]bool{}}
-		var evs []ev
-		for i := range naggs {
-			agg := fmt.Sprintf("acc-%d", i)
-			evs = append(evs, opened(agg), deposited(agg, 1), deposited(agg, 2))
-			store.bad[agg+"/2"] = true
-		}
-		r.write(evs...)
-		newInstance := func(name string, onReplay func(n int)) *consumer.Projection[kastor.Event] {
-			p, err := consumer.NewProjection(consumer.ProjectionConfig[kastor.Event]{
-				Reader:      r.config(func(cfg *consumer.Config[kastor.Event]) { cfg.Version = 0 }),
-				Version:     1,
-				Instance:    name,
-				Interval:    100 * time.Millisecond,
-				ReplayLease: lease,
-				NewSink: func(int) (consumer.Sink[kastor.Event], error) {
-					return &leaseSink{store: store, instance: name, onReplay: onReplay}, nil
-				},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return p
-		}
+		store, _ := writeLeaseEvents(r, naggs)
+		newInstance := leaseInstances(r, store, lease)
 		inLetter, stopping := make(chan struct{}), make(chan struct{})
 		a := newInstance("a", func(n int) {
 			if n == k+1 {
