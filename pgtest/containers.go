@@ -7,10 +7,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
 
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 	"github.com/testcontainers/testcontainers-go"
 
 	"github.com/kastor-dev/kastor/internal/dockerenv"
@@ -20,10 +23,15 @@ import (
 // leftovers of a killed test run are removed by `make clean-containers`.
 const harnessLabel = "dev.kastor.kafkatest"
 
-const (
-	serverPort = "5432/tcp"
-	superuser  = "postgres"
-)
+const superuser = "postgres"
+
+var serverPort = network.MustParsePort("5432/tcp")
+
+// loopback is where the server's port is published and where clients connect. Never the
+// address testcontainers guesses for the Docker host (Host, PortEndpoint, the port wait
+// strategies): on a machine that looks like a container (/.dockerenv) that is the default
+// gateway, not this machine.
+var loopback = netip.MustParseAddr("127.0.0.1")
 
 type pgContainer struct {
 	image     string
@@ -66,7 +74,14 @@ func startContainer(ctx context.Context, cfg config) (*pgContainer, error) {
 			"POSTGRES_DB":       "postgres",
 		}),
 		testcontainers.WithLabels(map[string]string{harnessLabel: "1"}),
-		testcontainers.WithExposedPorts(serverPort),
+		// Only exposed ports keep their bindings in testcontainers. Docker picks the port on
+		// 127.0.0.1: unlike a Kafka broker, PostgreSQL need not know it in advance.
+		testcontainers.WithExposedPorts(serverPort.String()),
+		testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {
+			hc.PortBindings = network.PortMap{serverPort: {{HostIP: loopback}}}
+		}),
+		// No wait strategy: readiness is a login over the DSN (see connect), and
+		// testcontainers' port strategies would dial its guess of the host.
 	}
 	if len(cfg.settings) > 0 {
 		opts = append(opts, testcontainers.WithCmd(append([]string{"postgres"}, cfg.settings...)...))
@@ -82,7 +97,7 @@ func startContainer(ctx context.Context, cfg config) (*pgContainer, error) {
 		return nil, fmt.Errorf("pgtest: start PostgreSQL with image %s: %w", pc.image, err)
 	}
 	pc.container = ctr
-	addr, err := hostPort(ctx, ctr)
+	addr, err := loopbackAddr(ctx, ctr)
 	if err != nil {
 		pc.terminate(context.Background())
 		return nil, fmt.Errorf("pgtest: address of the PostgreSQL container: %w", err)
@@ -98,17 +113,21 @@ func startContainer(ctx context.Context, cfg config) (*pgContainer, error) {
 	return pc, nil
 }
 
-// hostPort returns the address where the container's server port is published.
-func hostPort(ctx context.Context, ctr *testcontainers.DockerContainer) (string, error) {
-	host, err := ctr.Host(ctx)
+// loopbackAddr returns 127.0.0.1 and the port Docker published the server's port on there,
+// read from the container's bindings rather than from testcontainers' MappedPort, which
+// takes the first binding whatever its address.
+func loopbackAddr(ctx context.Context, ctr *testcontainers.DockerContainer) (string, error) {
+	info, err := ctr.Inspect(ctx)
 	if err != nil {
 		return "", err
 	}
-	port, err := ctr.MappedPort(ctx, serverPort)
-	if err != nil {
-		return "", err
+	bindings := info.NetworkSettings.Ports[serverPort]
+	for _, b := range bindings {
+		if b.HostIP == loopback && b.HostPort != "" && b.HostPort != "0" {
+			return net.JoinHostPort(loopback.String(), b.HostPort), nil
+		}
 	}
-	return net.JoinHostPort(host, port.Port()), nil
+	return "", fmt.Errorf("port %s is not published on %s (bindings: %v)", serverPort, loopback, bindings)
 }
 
 // exited returns an error when the container is no longer running, so that waiting for a

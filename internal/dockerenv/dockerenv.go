@@ -19,13 +19,14 @@ import (
 var setupOnce sync.Once
 
 // Defaults applies environment defaults before testcontainers reads its configuration
-// (it reads it once per process). Ryuk, testcontainers' reaper, is an image pulled from
-// Docker Hub; where it is not present, a pull may be impossible (offline machines), so it
-// is disabled: the harnesses remove their containers themselves and label them for manual
-// clean-up.
-func Defaults(ctx context.Context) {
+// (it reads it once per process). Ryuk, testcontainers' reaper, is disabled unless
+// TESTCONTAINERS_RYUK_DISABLED is set: testcontainers waits for it and connects to it at the
+// address it guesses for the Docker host, which on a machine that looks like a container is
+// the default gateway, not this machine; and its image may not be pullable offline. The
+// harnesses remove their containers themselves and label them for manual clean-up.
+func Defaults(context.Context) {
 	setupOnce.Do(func() {
-		if os.Getenv("TESTCONTAINERS_RYUK_DISABLED") == "" && !ImagePresent(ctx, "testcontainers/ryuk") {
+		if os.Getenv("TESTCONTAINERS_RYUK_DISABLED") == "" {
 			os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
 		}
 		tclog.SetDefault(tclog.NewNoopLogger())
