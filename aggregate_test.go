@@ -136,6 +136,8 @@ func TestErrorMessages(t *testing.T) {
 		want     string
 	}{
 		{&kastor.TimeoutError{CommandID: "c1", Err: errors.New("context deadline exceeded")}, kastor.ErrTimeout, "re-send it with the same command ID"},
+		{&kastor.ExpiredError{CommandID: "c1", Reason: "read 2s after its deadline"}, kastor.ErrExpired, "command c1 was not executed: a gateway read it after its deadline (read 2s after its deadline)"},
+		{&kastor.NoOutcomeError{AggregateType: "bank.account", AggregateID: "a1", CommandID: "c1"}, kastor.ErrNoOutcome, `bank.account "a1" has no outcome for command c1`},
 		{&kastor.NotOwnerError{Topic: "t", Partition: 3}, kastor.ErrNotOwner, "no longer owns t partition 3"},
 		{&kastor.UndecodableError{What: "event", Type: "bank.X", Fingerprint: 0xabc, Topic: "t", Partition: 1, Offset: 9, Err: errors.New("short buffer")},
 			kastor.ErrUndecodable, "cannot decode event bank.X (writer schema 0000000000000abc) at t/1@9: short buffer"},

@@ -15,8 +15,18 @@ var (
 	// ErrInvariant: the state after the command's events broke an invariant. Nothing was written.
 	ErrInvariant = errors.New("kastor: invariant violated")
 	// ErrTimeout: no result arrived before the deadline. The command may still be applied;
-	// re-sending it with the same command ID returns its result without applying it twice.
+	// re-sending it with the same command ID returns its result without applying it twice,
+	// and asking for its outcome (gateway.Sender.Outcome) tells without any risk.
 	ErrTimeout = errors.New("kastor: timed out waiting for the result")
+	// ErrExpired: a gateway read the command after its deadline and did not execute it. It
+	// is not an outcome: the command ID is still free, and sending it again may execute it.
+	ErrExpired = errors.New("kastor: command expired before it was executed")
+	// ErrNoOutcome: the gateway knows no outcome for the command ID: no command with that
+	// ID was executed before the question, or it left the dedupe window.
+	ErrNoOutcome = errors.New("kastor: no outcome for the command")
+	// ErrUnavailable: the gateway that owns the aggregate's shard cannot serve it (its
+	// stored records cannot be restored) and did not execute the command.
+	ErrUnavailable = errors.New("kastor: shard unavailable")
 	// ErrNotOwner: this instance does not own the aggregate's shard (partition) any more.
 	ErrNotOwner = errors.New("kastor: not the owner of the shard")
 	// ErrShuttingDown: the component is stopping and takes no new work.
@@ -100,6 +110,64 @@ func (e *TimeoutError) Is(target error) bool { return target == ErrTimeout }
 
 // Unwrap returns the context error.
 func (e *TimeoutError) Unwrap() error { return e.Err }
+
+// ExpiredError: a gateway read the command after the deadline it carried and did not
+// execute it; nothing was written, and nothing about the command ID is remembered.
+type ExpiredError struct {
+	CommandID string
+	// Reason is the gateway's account, such as how long after its deadline it was read.
+	Reason string
+}
+
+// Error says the command was not executed.
+func (e *ExpiredError) Error() string {
+	msg := fmt.Sprintf("kastor: command %s was not executed: a gateway read it after its deadline", e.CommandID)
+	if e.Reason != "" {
+		msg += " (" + e.Reason + ")"
+	}
+	return msg + "; sending it again with the same command ID may execute it"
+}
+
+// Is matches ErrExpired.
+func (e *ExpiredError) Is(target error) bool { return target == ErrExpired }
+
+// NoOutcomeError: asked for the outcome of a command ID, the gateway that owns the
+// aggregate knows none. Every attempt with that ID written before the question was read
+// was either never executed (it expired, or could not be decoded) or has left the
+// aggregate's dedupe window.
+type NoOutcomeError struct {
+	AggregateType string
+	AggregateID   string
+	CommandID     string
+}
+
+// Error names the command and the aggregate.
+func (e *NoOutcomeError) Error() string {
+	return fmt.Sprintf("kastor: %s %q has no outcome for command %s: not executed before the question, or older than the dedupe window",
+		e.AggregateType, e.AggregateID, e.CommandID)
+}
+
+// Is matches ErrNoOutcome.
+func (e *NoOutcomeError) Is(target error) bool { return target == ErrNoOutcome }
+
+// UnavailableError: the gateway owning the aggregate's shard could not restore it (a
+// stored record it cannot read) and refuses its commands without executing them until
+// the cause is fixed and the shard restored again. Nothing is remembered of the command.
+type UnavailableError struct {
+	AggregateType string
+	AggregateID   string
+	CommandID     string
+	// Reason is the gateway's account of the failed restore: topic, partition, offset, why.
+	Reason string
+}
+
+// Error names the command and why its shard is unavailable.
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("kastor: %s %q: command %s not executed: its shard is unavailable: %s", e.AggregateType, e.AggregateID, e.CommandID, e.Reason)
+}
+
+// Is matches ErrUnavailable.
+func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
 
 // NotOwnerError: the shard (partition) was revoked or lost while the work was under way.
 type NotOwnerError struct {

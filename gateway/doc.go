@@ -11,6 +11,14 @@
 // (kastor.RejectedError, VersionConflictError, InvariantError, ...) callers test with
 // errors.Is and errors.As.
 //
+// A command ID has at most one outcome: the first attempt a gateway executes decides it,
+// accepted or refused, and every later attempt with that ID gets it back without executing
+// anything, across restarts and failovers, within the dedupe window. Replies name the
+// attempt they answer, an attempt read after its deadline is reported as not executed
+// (kastor.ErrExpired), and Sender.Outcome asks for a command's outcome with no risk of
+// executing it (decision 27).
+//
 // docs/decisions.md records why the gateway fences by group generation (decision 10),
-// restores from shard checkpoints (11) and decodes snapshot states lazily (13).
+// restores from shard checkpoints (11), decodes snapshot states lazily (13) and keeps one
+// outcome per command ID (27).
 package gateway

@@ -27,9 +27,12 @@ type Gateway[S, C, E any] struct {
 
 	mu        sync.Mutex
 	shards    map[int32]*shard[S]
-	restoring map[int32]*restoring // assigned, restore under way or failed
-	runCtx    context.Context
-	sem       chan struct{} // bounds concurrent restores
+	restoring map[int32]*restoring // assigned, restore under way
+	// failed holds the owned shards whose restore failed on a record it cannot use: their
+	// commands are refused UNAVAILABLE, loudly, until the shard is assigned again.
+	failed map[int32]error
+	runCtx context.Context
+	sem    chan struct{} // bounds concurrent restores
 	// partitions is the partition count shared by the aggregate type's topics.
 	partitions int32
 
@@ -59,6 +62,7 @@ func New[S, C, E any](cfg Config[S, C, E]) (*Gateway[S, C, E], error) {
 		topics:    topicsOf(c.Namespace, c.Aggregate.Type),
 		shards:    map[int32]*shard[S]{},
 		restoring: map[int32]*restoring{},
+		failed:    map[int32]error{},
 		sem:       make(chan struct{}, c.MaxConcurrentRestores),
 	}
 	g.metrics, err = newMetrics(c.Registerer, c.Aggregate.Type)
@@ -93,8 +97,10 @@ func (g *Gateway[S, C, E]) checkTopics(ctx context.Context, cl *kgo.Client) (int
 }
 
 // Run executes commands until ctx ends, then finishes the open transaction, leaves the
-// group and returns nil. It returns an error when it cannot go on: topics missing, a shard
-// whose events cannot be replayed, or the cluster unreachable beyond retries. A transaction
+// group and returns nil. It returns an error when it cannot go on: topics missing, or the
+// cluster unreachable beyond retries. A shard it cannot restore (a stored record it cannot
+// read) does not end it: that shard's commands are refused with a *kastor.UnavailableError,
+// and the failure is logged and counted (kastor_gateway_shards_failed). A transaction
 // whose outcome it cannot know (an EndTxn cut short) does not end it: it rejoins the group
 // and restores its shards from Kafka, as a restarted instance would (docs/decisions.md, 23).
 func (g *Gateway[S, C, E]) Run(ctx context.Context) error {
@@ -246,8 +252,12 @@ func (g *Gateway[S, C, E]) startRestore(cl *kgo.Client, p int32) {
 		sh, st, err := g.restore(ctx, p)
 		if err != nil {
 			r.err = err
+			if ctx.Err() == nil {
+				g.fail(p, r, err)
+			}
 			return
 		}
+		g.metrics.restores.WithLabelValues("ok").Inc()
 		g.metrics.recovery.Observe(st.Duration.Seconds())
 		g.cfg.Logger.Info("shard restored", "partition", p, "snapshots_read", st.SnapshotRecords,
 			"events_read", st.EventRecords, "aggregates", st.Aggregates, "took", st.Duration.Round(time.Millisecond))
@@ -258,9 +268,40 @@ func (g *Gateway[S, C, E]) startRestore(cl *kgo.Client, p int32) {
 		if g.restoring[p] == r { // still ours
 			delete(g.restoring, p)
 			g.shards[p] = sh
+			g.gauges()
 		}
 		g.mu.Unlock()
 	}()
+}
+
+// fail marks owned shard p as failed: a restore met a record it cannot use (an event that
+// does not decode, versions that are not contiguous), which no retry fixes. The other
+// shards go on; p's commands are refused UNAVAILABLE with the reason until p is assigned
+// again (after a fix, a restart of this instance reassigns it).
+func (g *Gateway[S, C, E]) fail(p int32, r *restoring, err error) {
+	g.metrics.restores.WithLabelValues("failed").Inc()
+	g.cfg.Logger.Error("cannot restore shard: its commands are refused UNAVAILABLE until it is assigned again",
+		"topic", g.topics.events, "partition", p, "err", err)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.restoring[p] == r {
+		delete(g.restoring, p)
+		g.failed[p] = err
+		g.gauges()
+	}
+}
+
+// gauges updates the shard gauges; g.mu is held.
+func (g *Gateway[S, C, E]) gauges() {
+	g.metrics.owned.Set(float64(len(g.shards)))
+	g.metrics.failed.Set(float64(len(g.failed)))
+}
+
+// failure returns why owned shard p failed to restore, or nil.
+func (g *Gateway[S, C, E]) failure(p int32) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.failed[p]
 }
 
 // awaitStableOffset waits until no transaction with offsets for partition p of the commands
@@ -290,10 +331,10 @@ func (g *Gateway[S, C, E]) awaitStableOffset(ctx context.Context, cl *kgo.Client
 	}
 }
 
-// awaitRestores waits for the restores of the partitions the fetches hold commands for.
+// awaitRestores waits for the restores of the partitions the fetches hold commands for. A
+// restore that failed has marked its shard failed (fail): its commands are refused.
 func (g *Gateway[S, C, E]) awaitRestores(ctx context.Context, fetches kgo.Fetches) error {
 	var waits []*restoring
-	var parts []int32
 	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 		if len(fp.Records) == 0 {
 			return
@@ -301,18 +342,14 @@ func (g *Gateway[S, C, E]) awaitRestores(ctx context.Context, fetches kgo.Fetche
 		g.mu.Lock()
 		if r := g.restoring[fp.Partition]; r != nil {
 			waits = append(waits, r)
-			parts = append(parts, fp.Partition)
 		}
 		g.mu.Unlock()
 	})
-	for i, r := range waits {
+	for _, r := range waits {
 		select {
 		case <-r.done:
 		case <-ctx.Done():
 			return ctx.Err()
-		}
-		if r.err != nil && !errors.Is(r.err, context.Canceled) {
-			return fmt.Errorf("gateway: shard %d: %w", parts[i], r.err)
 		}
 	}
 	return nil
@@ -325,11 +362,13 @@ func (g *Gateway[S, C, E]) drop(m map[string][]int32) {
 	defer g.mu.Unlock()
 	for _, p := range m[g.topics.commands] {
 		delete(g.shards, p)
+		delete(g.failed, p)
 		if r := g.restoring[p]; r != nil {
 			r.cancel()
 			delete(g.restoring, p)
 		}
 	}
+	g.gauges()
 }
 
 // dropAll forgets every shard and stops every restore.
@@ -341,6 +380,8 @@ func (g *Gateway[S, C, E]) dropAll() {
 		delete(g.restoring, p)
 	}
 	clear(g.shards)
+	clear(g.failed)
+	g.gauges()
 }
 
 // RequestSnapshot asks for a snapshot of an aggregate. It is written in the next

@@ -14,6 +14,9 @@ type metrics struct {
 	recovery  prometheus.Histogram
 	txns      *prometheus.CounterVec
 	snapshots prometheus.Counter
+	owned     prometheus.Gauge
+	failed    prometheus.Gauge
+	restores  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, aggregate string) (*metrics, error) {
@@ -21,7 +24,7 @@ func newMetrics(reg prometheus.Registerer, aggregate string) (*metrics, error) {
 	m := &metrics{
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "kastor", Subsystem: "gateway", Name: "commands_total", ConstLabels: labels,
-			Help: "Commands handled, by outcome (OK, DUPLICATE, REJECTED, CONFLICT, INVARIANT, UNDECODABLE, EXPIRED).",
+			Help: "Commands and outcome questions handled, by reply status (OK, DUPLICATE, REJECTED, CONFLICT, INVARIANT, UNDECODABLE, EXPIRED, NONE, UNAVAILABLE).",
 		}, []string{"status"}),
 		events: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "kastor", Subsystem: "gateway", Name: "events_total", ConstLabels: labels,
@@ -50,9 +53,21 @@ func newMetrics(reg prometheus.Registerer, aggregate string) (*metrics, error) {
 			Namespace: "kastor", Subsystem: "gateway", Name: "snapshots_total", ConstLabels: labels,
 			Help: "Snapshots committed.",
 		}),
+		owned: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "kastor", Subsystem: "gateway", Name: "shards_owned", ConstLabels: labels,
+			Help: "Shards (partitions) this instance owns and serves, restored.",
+		}),
+		failed: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "kastor", Subsystem: "gateway", Name: "shards_failed", ConstLabels: labels,
+			Help: "Shards this instance owns but could not restore: their commands are refused UNAVAILABLE.",
+		}),
+		restores: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "kastor", Subsystem: "gateway", Name: "restores_total", ConstLabels: labels,
+			Help: "Shard restores ended, by result (ok, failed).",
+		}, []string{"result"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.commands, m.events, m.latency, m.batch, m.recovery, m.txns, m.snapshots} {
+		for _, c := range []prometheus.Collector{m.commands, m.events, m.latency, m.batch, m.recovery, m.txns, m.snapshots, m.owned, m.failed, m.restores} {
 			if err := reg.Register(c); err != nil {
 				var are prometheus.AlreadyRegisteredError
 				if !errors.As(err, &are) {

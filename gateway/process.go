@@ -125,6 +125,11 @@ func (g *Gateway[S, C, E]) processBatch(ctx context.Context, sess *kgo.GroupTran
 			sh := b.shards[r.Partition]
 			if sh == nil {
 				sh = g.shard(r.Partition)
+				if err := g.failure(r.Partition); sh == nil && err != nil {
+					g.refuseUnavailable(b, r, err)
+					handled++
+					continue
+				}
 				if sh == nil {
 					// Revoked, or assigned during the batch and not restored yet: abort, and
 					// the next batch starts from the committed offsets.
@@ -228,29 +233,16 @@ func (g *Gateway[S, C, E]) processBatch(ctx context.Context, sess *kgo.GroupTran
 	return nil
 }
 
-// handle executes one command and stages its events and reply.
+// handle executes one command, or answers one outcome question, and stages its events
+// and reply.
 func (g *Gateway[S, C, E]) handle(ctx context.Context, b *batch[S, E], sh *shard[S], r *kgo.Record) {
 	cfg := g.cfg
 	id := string(r.Key)
 	b.started = append(b.started, r.Timestamp)
 	reply := Reply{AggregateID: id, From: 1, To: 0}
 	ch, herr := parseCommandHeaders(r.Headers)
-	reply.CommandID = ch.CommandID
-	defer func() {
-		b.status[reply.Status]++
-		if ch.ReplyTo == "" {
-			return
-		}
-		v, err := reply.Encode()
-		if err != nil {
-			cfg.Logger.Error("encoding a reply", "err", err)
-			return
-		}
-		b.stage(&kgo.Record{
-			Topic: g.topics.replies, Partition: producer.PartitionFor([]byte(ch.ReplyTo), g.partitions),
-			Key: []byte(ch.ReplyTo), Value: v,
-		})
-	}()
+	reply.CommandID, reply.AttemptID = ch.CommandID, ch.AttemptID
+	defer func() { g.stageReply(b, ch.ReplyTo, &reply) }()
 	fail := func(s Status, err error) { reply.Status, reply.Message = s, err.Error() }
 
 	if herr != nil {
@@ -269,6 +261,10 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, b *batch[S, E], sh *shard
 		fail(StatusExpired, fmt.Errorf("read %v after its deadline; not executed", time.Since(ch.Deadline).Round(time.Millisecond)))
 		return
 	}
+	if ch.Query == QueryOutcome {
+		g.answerOutcome(ctx, b, sh, id, &reply)
+		return
+	}
 	payload, err := cfg.Commands.Decode(Encoded{Type: ch.Type, Fingerprint: ch.Fingerprint, Data: r.Value})
 	if err != nil {
 		fail(StatusUndecodable, &kastor.UndecodableError{What: "command", Type: ch.Type, Fingerprint: ch.Fingerprint, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err})
@@ -280,9 +276,18 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, b *batch[S, E], sh *shard
 		fail(StatusRejected, fmt.Errorf("kastor: cannot rebuild the aggregate's state: %w", err))
 		return
 	}
-	if prev, ok := e.seen(ch.CommandID); ok {
-		reply.Status, reply.From, reply.To = StatusDuplicate, prev.From, prev.To
+	if e.outcome(ch.CommandID, &reply) {
+		reply.Repeat = true
 		return
+	}
+	// A verdict of the domain (an interceptor's, Decide's, the version check's or an
+	// invariant's) is the command ID's outcome like an accepted command's: it is
+	// remembered, and written with the aggregate's snapshot in this transaction, since a
+	// refusal has no event to find it by (see decision 27).
+	refuse := func(s Status, err error) {
+		fail(s, err)
+		e.refuse(snapshot.Refusal{ID: ch.CommandID, Status: string(s), Message: reply.Message, Expected: reply.Expected, Actual: reply.Actual}, cfg.DedupeWindow)
+		b.snapshotDue(sh.partition, id)
 	}
 	correlation := ch.CorrelationID
 	if correlation == "" {
@@ -291,7 +296,7 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, b *batch[S, E], sh *shard
 	cmd := kastor.Command[C]{AggregateID: id, ID: ch.CommandID, ExpectedVersion: ch.ExpectedVersion, CorrelationID: correlation, Payload: payload}
 	for _, ic := range cfg.Interceptors {
 		if err := ic(ctx, cmd); err != nil {
-			fail(StatusRejected, err)
+			refuse(StatusRejected, err)
 			return
 		}
 	}
@@ -302,22 +307,29 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, b *batch[S, E], sh *shard
 		var ie *kastor.InvariantError
 		switch {
 		case errors.As(err, &vc):
-			reply.Status, reply.Expected, reply.Actual, reply.Message = StatusConflict, vc.Expected, vc.Actual, err.Error()
+			reply.Expected, reply.Actual = vc.Expected, vc.Actual
+			refuse(StatusConflict, err)
 		case errors.As(err, &re):
-			fail(StatusRejected, re.Err)
+			refuse(StatusRejected, re.Err)
 		case errors.As(err, &ie):
-			fail(StatusInvariant, ie.Err)
+			refuse(StatusInvariant, ie.Err)
 		default:
-			fail(StatusRejected, err)
+			refuse(StatusRejected, err)
 		}
 		return
 	}
-	// Encode every event before staging any, so a codec failure writes nothing.
+	// Encode every event before staging any, so a codec failure writes nothing. Such a
+	// failure is the program's, not a verdict on the command: it is not remembered.
 	encoded := make([]Encoded, len(out.Events))
 	for i, ev := range out.Events {
 		if encoded[i], err = cfg.Events.Encode(ev); err != nil {
 			fail(StatusRejected, fmt.Errorf("kastor: cannot encode event %d of the command: %w", i+1, err))
 			return
+		}
+		if encoded[i].Data == nil {
+			// A record with a null value is a tombstone to every Kafka tool: a zero-field
+			// event is written as an empty value instead.
+			encoded[i].Data = []byte{}
 		}
 	}
 	before := e.version
@@ -337,12 +349,63 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, b *batch[S, E], sh *shard
 	e.state, e.version = out.State, out.Version
 	e.remember(snapshot.Command{ID: ch.CommandID, From: before + 1, To: out.Version}, cfg.DedupeWindow)
 	if cfg.Snapshots.Due(before, out.Version) {
-		if b.due[sh.partition] == nil {
-			b.due[sh.partition] = map[string]bool{}
-		}
-		b.due[sh.partition][id] = true
+		b.snapshotDue(sh.partition, id)
 	}
 	reply.Status, reply.From, reply.To = StatusOK, before+1, out.Version
+}
+
+// refuseUnavailable answers a command of a shard that failed to restore: not executed,
+// nothing remembered, the reason in the reply. Its offset commits with the batch.
+func (g *Gateway[S, C, E]) refuseUnavailable(b *batch[S, E], r *kgo.Record, why error) {
+	ch, _ := parseCommandHeaders(r.Headers)
+	reply := Reply{CommandID: ch.CommandID, AttemptID: ch.AttemptID, AggregateID: string(r.Key), Status: StatusUnavailable, From: 1, To: 0, Message: why.Error()}
+	g.stageReply(b, ch.ReplyTo, &reply)
+}
+
+// stageReply counts a reply's status and stages its record for the caller replyTo (none
+// for a submitted command).
+func (g *Gateway[S, C, E]) stageReply(b *batch[S, E], replyTo string, reply *Reply) {
+	b.status[reply.Status]++
+	if replyTo == "" {
+		return
+	}
+	v, err := reply.Encode()
+	if err != nil {
+		g.cfg.Logger.Error("encoding a reply", "err", err)
+		return
+	}
+	b.stage(&kgo.Record{
+		Topic: g.topics.replies, Partition: producer.PartitionFor([]byte(replyTo), g.partitions),
+		Key: []byte(replyTo), Value: v, Headers: reply.headers(),
+	})
+}
+
+// snapshotDue marks an aggregate's snapshot to be written in the batch's transaction.
+func (b *batch[S, E]) snapshotDue(p int32, id string) {
+	if b.due[p] == nil {
+		b.due[p] = map[string]bool{}
+	}
+	b.due[p][id] = true
+}
+
+// answerOutcome answers an outcome question from the aggregate's dedupe window, as it is
+// after the commands before the question in the shard: the batch's pending entry, else
+// the committed one. It decodes no state and creates no entry.
+func (g *Gateway[S, C, E]) answerOutcome(ctx context.Context, b *batch[S, E], sh *shard[S], id string, reply *Reply) {
+	e := b.pending[sh.partition][id]
+	if e == nil {
+		if e = sh.aggs[id]; e != nil {
+			if err := g.unpack(ctx, sh.partition, id, e); err != nil {
+				reply.Status, reply.Message = StatusRejected, fmt.Sprintf("kastor: cannot read the aggregate's dedupe window: %v", err)
+				return
+			}
+		}
+	}
+	if e != nil && e.outcome(reply.CommandID, reply) {
+		reply.Repeat = true
+		return
+	}
+	reply.Status, reply.Message = StatusNone, "no outcome: not executed before this question, or older than the dedupe window"
 }
 
 // checkpointsDue reports whether any shard of the batch needs a checkpoint.
@@ -397,7 +460,7 @@ func (g *Gateway[S, C, E]) stageSnapshots(ctx context.Context, b *batch[S, E]) {
 			if e == nil {
 				e = sh.aggs[id]
 			}
-			if e == nil || e.version == 0 || e.isLazy {
+			if e == nil || e.version == 0 && len(e.refusals) == 0 || e.isLazy {
 				continue // nothing to snapshot, or its snapshot is current
 			}
 			last = max(last, e.eventOffset)
@@ -429,7 +492,7 @@ func (g *Gateway[S, C, E]) snapshotRecord(p int32, id string, e *entry[S]) (*kgo
 	if err != nil {
 		return nil, fmt.Errorf("encoding the state: %w", err)
 	}
-	rec := snapshot.Record{AggregateID: id, Version: e.version, EventOffset: e.eventOffset, Commands: e.commands,
+	rec := snapshot.Record{AggregateID: id, Version: e.version, EventOffset: e.eventOffset, Commands: e.commands, Refusals: e.refusals,
 		StateType: st.Type, StateFingerprint: st.Fingerprint, State: st.Data}
 	return rec.KafkaRecord(g.topics.snapshots, p)
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -46,7 +47,10 @@ type Sender[C any] struct {
 
 	mu      sync.Mutex
 	closed  bool
-	waiters map[string][]*senderWaiter // by command ID, oldest first
+	waiters map[string]*senderWaiter // by attempt ID
+	// malformed counts replies for this Sender that could not be decoded; unmatched,
+	// replies for no waiting attempt (one that timed out, or another process's).
+	malformed, unmatched prometheus.Counter
 
 	done         chan struct{} // closed by Close: pending Sends fail
 	stopConsumer context.CancelFunc
@@ -76,6 +80,10 @@ type SenderConfig[C any] struct {
 	// kastor's own: TLS, SASL, dial and tuning options. Options that break the producer's
 	// guarantees (acks other than all, no idempotence) are refused by NewSender.
 	ClientOptions []kgo.Opt
+	// Registerer, when set, registers the Sender's counters of replies it could not
+	// decode (kastor_sender_replies_malformed_total) and of replies for no waiting attempt
+	// (kastor_sender_replies_unmatched_total), labelled with the aggregate type.
+	Registerer prometheus.Registerer
 }
 
 // Result is the outcome of a command the gateway accepted.
@@ -93,10 +101,9 @@ type Result struct {
 	Duplicate bool
 }
 
-// senderWaiter is one Send waiting for its reply.
+// senderWaiter is one attempt waiting for its reply.
 type senderWaiter struct {
-	deadline time.Time  // the deadline header sent with the command; zero: none
-	ch       chan Reply // capacity 1; receives at most one reply
+	ch chan Reply // capacity 1; receives at most one reply
 }
 
 // NewSender connects to the cluster, checks that the aggregate type's commands and replies
@@ -127,9 +134,12 @@ func NewSender[C any](ctx context.Context, cfg SenderConfig[C]) (*Sender[C], err
 		callerID:      cfg.CallerID,
 		codec:         cfg.Commands,
 		logger:        cfg.Logger.With("component", "kastor.sender", "aggregate_type", cfg.AggregateType, "caller_id", cfg.CallerID),
-		waiters:       map[string][]*senderWaiter{},
+		waiters:       map[string]*senderWaiter{},
 		done:          make(chan struct{}),
 		consumerDone:  make(chan struct{}),
+	}
+	if err := s.counters(cfg.Registerer); err != nil {
+		return nil, err
 	}
 	app, err := producer.New(cfg.Brokers, producer.Logger(cfg.Logger), producer.ClientOptions(cfg.ClientOptions...))
 	if err != nil {
@@ -200,55 +210,136 @@ func (s *Sender[C]) locateReplies(ctx context.Context, adm *kadm.Client) (int64,
 // Send sends cmd and waits for its result until ctx ends.
 //
 // The command gets a random ID when cmd.ID is empty, and its ID as correlation ID when
-// cmd.CorrelationID is empty. ctx's deadline, if any, travels with the command: a gateway
-// that reads it later does not execute it, since nobody waits for its result any more.
+// cmd.CorrelationID is empty. Each call is a new attempt with an ID of its own, which the
+// gateway's reply names: a reply is only ever handed to the attempt it answers.
 //
-// It returns the Result for an applied (or already applied) command, or the typed error of
-// the gateway's verdict: errors.Is matches kastor.ErrRejected, ErrVersionConflict,
-// ErrInvariant or ErrUndecodable, and errors.As gives the details (the domain's message for
-// a rejection). Nothing was written for any of them.
+// A command ID has at most one outcome. The first attempt a gateway executes decides it,
+// success or refusal, and every later attempt with that ID gets the same outcome back
+// without executing anything: a Result with Duplicate set, or the same typed error. The
+// gateway remembers the outcomes of each aggregate's last Config.DedupeWindow accepted
+// and last DedupeWindow refused commands, with its state and snapshots, across restarts
+// and failovers.
 //
-// When ctx ends first, the error is a *kastor.TimeoutError (errors.Is: kastor.ErrTimeout)
-// with the command ID. The outcome is then unknown: the command may still be applied. To
-// learn it, send the command again with the same ID: the gateway deduplicates by command
-// ID, so it is applied at most once and the retry returns the first result. After Close,
-// and for the Sends pending when Close is called, the error wraps kastor.ErrShuttingDown.
+// It returns the Result for an applied (or already applied) command, or the typed error
+// of the verdict: errors.Is matches kastor.ErrRejected, ErrVersionConflict, ErrInvariant
+// or ErrUndecodable, and errors.As gives the details (the domain's message for a
+// rejection). Nothing was written for any of them.
+//
+// ctx's deadline, if any, travels with the command, shortened by a fifth of the time left
+// (at most a second): a gateway that reads the command after that does not execute it,
+// and its answer can still reach this call, which then returns a *kastor.ExpiredError
+// (errors.Is: kastor.ErrExpired). An expired attempt is not an outcome: nothing was
+// written and the command ID stays free.
+//
+// When ctx ends before any answer, the error is a *kastor.TimeoutError (errors.Is:
+// kastor.ErrTimeout) with the command ID. The outcome is then unknown: the command may
+// still be executed. Outcome asks for it without any risk of executing it; sending the
+// command again with the same ID executes it at most once and returns its outcome. After
+// Close, and for the Sends pending when Close is called, the error wraps
+// kastor.ErrShuttingDown.
 //
 // On error, only the Result's CommandID and AggregateID are set.
 func (s *Sender[C]) Send(ctx context.Context, cmd kastor.Command[C]) (Result, error) {
-	w := &senderWaiter{ch: make(chan Reply, 1)}
-	if dl, ok := ctx.Deadline(); ok {
-		w.deadline = dl
-	}
-	rec, id, err := s.record(cmd, s.callerID, w.deadline)
+	rec, id, err := s.record(cmd, s.callerID, commandDeadline(ctx))
 	res := Result{CommandID: id, AggregateID: cmd.AggregateID}
 	if err != nil {
 		return res, err
 	}
-	// Wait before producing, so the reply cannot arrive before its waiter.
-	if err := s.register(id, w); err != nil {
+	r, err := s.exchange(ctx, id, rec)
+	if err != nil {
 		return res, err
 	}
-	if err := s.produce(ctx, id, rec); err != nil {
-		s.unregister(id, w)
+	if err := r.Err(s.aggregateType); err != nil {
 		return res, err
+	}
+	if r.AggregateID != "" {
+		res.AggregateID = r.AggregateID
+	}
+	res.From, res.To, res.Duplicate = r.From, r.To, r.Status == StatusDuplicate
+	return res, nil
+}
+
+// Outcome asks the gateway that owns aggregateID for the outcome of commandID, without
+// any risk of executing it: the question goes through the aggregate's shard like a
+// command, behind every attempt written before it, and is answered from the aggregate's
+// dedupe window.
+//
+// It returns the command's Result (Duplicate set) when the command was applied, its
+// typed error when it was refused (kastor.ErrRejected, ErrVersionConflict,
+// ErrInvariant), or a *kastor.NoOutcomeError (errors.Is: kastor.ErrNoOutcome) when no
+// attempt written before the question was executed, or the command has left the dedupe
+// window. An attempt written after the question (one still being retried elsewhere) may
+// still execute. When ctx ends first, the error is a *kastor.TimeoutError: ask again.
+func (s *Sender[C]) Outcome(ctx context.Context, aggregateID, commandID string) (Result, error) {
+	res := Result{CommandID: commandID, AggregateID: aggregateID}
+	switch {
+	case aggregateID == "":
+		return res, errors.New("kastor: outcome question with no aggregate ID (it selects the shard that knows the outcome)")
+	case commandID == "":
+		return res, errors.New("kastor: outcome question with no command ID")
+	}
+	ch := commandHeaders{
+		Metadata: kastor.Metadata{AggregateID: aggregateID, CommandID: commandID, CorrelationID: commandID},
+		ReplyTo:  s.callerID, Deadline: commandDeadline(ctx), ExpectedVersion: kastor.AnyVersion,
+		Query: QueryOutcome,
+	}
+	rec := &kgo.Record{Topic: s.commandsTopic, Key: []byte(aggregateID), Value: []byte{}}
+	r, err := s.exchangeHeaders(ctx, commandID, rec, ch)
+	if err != nil {
+		return res, err
+	}
+	if r.Status == StatusExpired {
+		return res, &kastor.TimeoutError{CommandID: commandID, Err: fmt.Errorf("the outcome question expired before a gateway read it: %s", r.Message)}
+	}
+	if err := r.Err(s.aggregateType); err != nil {
+		return res, err
+	}
+	res.From, res.To, res.Duplicate = r.From, r.To, true
+	return res, nil
+}
+
+// commandDeadline is the deadline header for an attempt waited for under ctx: ctx's
+// deadline less a fifth of the time left, at most a second, so that a gateway's "read too
+// late, not executed" can reach the caller before ctx ends. Zero when ctx has none.
+func commandDeadline(ctx context.Context) time.Time {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return time.Time{}
+	}
+	return dl.Add(-min(time.Until(dl)/5, time.Second))
+}
+
+// exchange writes one attempt of a command and waits for the reply that names it.
+func (s *Sender[C]) exchange(ctx context.Context, id string, rec *kgo.Record) (Reply, error) {
+	attempt := senderNewID()
+	rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: HeaderAttemptID, Value: []byte(attempt)})
+	return s.await(ctx, id, attempt, rec)
+}
+
+// exchangeHeaders is exchange for a record whose headers are still to be written from ch.
+func (s *Sender[C]) exchangeHeaders(ctx context.Context, id string, rec *kgo.Record, ch commandHeaders) (Reply, error) {
+	ch.AttemptID = senderNewID()
+	rec.Headers = ch.append(nil)
+	return s.await(ctx, id, ch.AttemptID, rec)
+}
+
+func (s *Sender[C]) await(ctx context.Context, id, attempt string, rec *kgo.Record) (Reply, error) {
+	w := &senderWaiter{ch: make(chan Reply, 1)}
+	// Wait before producing, so the reply cannot arrive before its waiter.
+	if err := s.register(id, attempt, w); err != nil {
+		return Reply{}, err
+	}
+	defer s.unregister(attempt)
+	if err := s.produce(ctx, id, rec); err != nil {
+		return Reply{}, err
 	}
 	select {
 	case r := <-w.ch:
-		if err := r.Err(s.aggregateType); err != nil {
-			return res, err
-		}
-		if r.AggregateID != "" {
-			res.AggregateID = r.AggregateID
-		}
-		res.From, res.To, res.Duplicate = r.From, r.To, r.Status == StatusDuplicate
-		return res, nil
+		return r, nil
 	case <-ctx.Done():
-		s.unregister(id, w)
-		return res, &kastor.TimeoutError{CommandID: id, Err: ctx.Err()}
+		return Reply{}, &kastor.TimeoutError{CommandID: id, Err: ctx.Err()}
 	case <-s.done:
-		s.unregister(id, w)
-		return res, fmt.Errorf("kastor: sender closed while waiting for the result of command %s (it may still be applied): %w", id, kastor.ErrShuttingDown)
+		return Reply{}, fmt.Errorf("kastor: sender closed while waiting for the result of command %s (it may still be applied): %w", id, kastor.ErrShuttingDown)
 	}
 }
 
@@ -306,6 +397,9 @@ func (s *Sender[C]) record(cmd kastor.Command[C], replyTo string, deadline time.
 	if err != nil {
 		return nil, id, fmt.Errorf("kastor: encoding command %s for %s %q: %w", id, s.aggregateType, cmd.AggregateID, err)
 	}
+	if enc.Data == nil {
+		enc.Data = []byte{} // a null value is a tombstone to every Kafka tool
+	}
 	corr := cmd.CorrelationID
 	if corr == "" {
 		corr = id
@@ -350,31 +444,20 @@ func (s *Sender[C]) isClosed() bool {
 	return s.closed
 }
 
-func (s *Sender[C]) register(id string, w *senderWaiter) error {
+func (s *Sender[C]) register(id, attempt string, w *senderWaiter) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return fmt.Errorf("kastor: sender closed, command %s not sent: %w", id, kastor.ErrShuttingDown)
 	}
-	s.waiters[id] = append(s.waiters[id], w)
+	s.waiters[attempt] = w
 	return nil
 }
 
-func (s *Sender[C]) unregister(id string, w *senderWaiter) {
+func (s *Sender[C]) unregister(attempt string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ws := s.waiters[id]
-	for i, x := range ws {
-		if x == w {
-			ws = append(ws[:i:i], ws[i+1:]...)
-			break
-		}
-	}
-	if len(ws) == 0 {
-		delete(s.waiters, id)
-	} else {
-		s.waiters[id] = ws
-	}
+	delete(s.waiters, attempt)
 }
 
 // consume reads the replies partition until ctx ends.
@@ -406,46 +489,53 @@ func (s *Sender[C]) consume(ctx context.Context) {
 	}
 }
 
-// dispatch hands a reply to the oldest Send waiting for its command ID.
+// dispatch hands a reply to the attempt it names. A reply for no waiting attempt (it
+// timed out, or the reply predates attempt IDs) is dropped: handing it to another attempt
+// with the same command ID would report one attempt's verdict as another's.
 func (s *Sender[C]) dispatch(r *kgo.Record) {
 	if string(r.Key) != s.callerID {
 		return // another caller whose ID hashes to the same partition
 	}
-	rep, err := DecodeReply(r.Value)
+	rep, err := DecodeReplyRecord(r)
 	if err != nil {
-		var ue *kastor.UndecodableError
-		if errors.As(err, &ue) {
-			ue.Topic, ue.Partition, ue.Offset = r.Topic, r.Partition, r.Offset
-		}
-		s.logger.Warn("kastor: skipping a reply that cannot be decoded", "err", err)
+		s.malformed.Inc()
+		s.logger.Warn("kastor: skipping a reply that cannot be decoded", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
 		return
 	}
-	now := time.Now()
 	s.mu.Lock()
-	ws := s.waiters[rep.CommandID]
-	i := 0
-	for ; i < len(ws); i++ {
-		// An EXPIRED reply is for an attempt whose deadline passed. A waiter whose own
-		// deadline has not passed is a later attempt with the same command ID (a retry
-		// after a timeout): the expiry of the earlier attempt is not its result.
-		if rep.Status != StatusExpired || (!ws[i].deadline.IsZero() && !now.Before(ws[i].deadline)) {
-			break
-		}
-	}
-	if i == len(ws) {
-		s.mu.Unlock()
-		s.logger.Debug("kastor: dropping a reply nobody waits for (its Send timed out or was retried)",
-			"command_id", rep.CommandID, "status", string(rep.Status), "offset", r.Offset)
+	w := s.waiters[rep.AttemptID]
+	delete(s.waiters, rep.AttemptID)
+	s.mu.Unlock()
+	if w == nil || rep.AttemptID == "" {
+		s.unmatched.Inc()
+		s.logger.Debug("kastor: dropping a reply for no waiting attempt (it timed out, or was sent by another process)",
+			"command_id", rep.CommandID, "attempt_id", rep.AttemptID, "status", string(rep.Status), "offset", r.Offset)
 		return
 	}
-	w := ws[i]
-	if ws = append(ws[:i:i], ws[i+1:]...); len(ws) == 0 {
-		delete(s.waiters, rep.CommandID)
-	} else {
-		s.waiters[rep.CommandID] = ws
-	}
-	s.mu.Unlock()
 	w.ch <- rep // never blocks: capacity 1, and w left the map under the lock
+}
+
+// counters creates the Sender's counters, registered with reg when it is set.
+func (s *Sender[C]) counters(reg prometheus.Registerer) error {
+	labels := prometheus.Labels{"aggregate_type": s.aggregateType}
+	s.malformed = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "kastor", Subsystem: "sender", Name: "replies_malformed_total",
+		Help: "Replies for this Sender that could not be decoded and were skipped.", ConstLabels: labels})
+	s.unmatched = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "kastor", Subsystem: "sender", Name: "replies_unmatched_total",
+		Help: "Replies for no waiting attempt (timed out before its reply came), dropped.", ConstLabels: labels})
+	if reg == nil {
+		return nil
+	}
+	for _, c := range []*prometheus.Counter{&s.malformed, &s.unmatched} {
+		if err := reg.Register(*c); err != nil {
+			// Senders of one aggregate type in one process share the counters.
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return fmt.Errorf("kastor: sender: registering metrics: %w", err)
+			}
+			*c = are.ExistingCollector.(prometheus.Counter)
+		}
+	}
+	return nil
 }
 
 // senderNewID returns a random version 4 UUID.

@@ -136,6 +136,8 @@ type sndFake struct {
 	seen     chan sndSeen
 	versions map[string]int64
 	applied  map[string]gateway.Reply // by aggregate ID + "\x00" + command ID
+	// late makes the fake read each command only once its deadline header has passed.
+	late bool
 }
 
 // sndStartFake runs a fake gateway for namespace ns until the test ends.
@@ -234,6 +236,11 @@ func (f *sndFake) handle(ctx context.Context, r *kgo.Record) []*kgo.Record {
 		ms, _ := strconv.ParseInt(v, 10, 64)
 		deadline = time.UnixMilli(ms)
 	}
+	if f.late && !deadline.IsZero() {
+		time.Sleep(time.Until(deadline) + 10*time.Millisecond) // a gateway that reads it too late
+	}
+	attempt, _ := seen.header(gateway.HeaderAttemptID)
+	attemptHeader := []kgo.RecordHeader{{Key: gateway.HeaderAttemptID, Value: []byte(attempt)}}
 	switch {
 	case err != nil:
 		reply.Status, reply.Message = gateway.StatusUndecodable, err.Error()
@@ -265,7 +272,7 @@ func (f *sndFake) handle(ctx context.Context, r *kgo.Record) []*kgo.Record {
 		bogus := gateway.Reply{CommandID: md.CommandID, Status: gateway.StatusOK, AggregateID: "bogus", From: 900, To: 999}
 		v, _ := bogus.Encode()
 		err := f.app.Transact(ctx, func(b *producer.Batch) error {
-			if err := b.Add(&kgo.Record{Topic: f.replies, Key: []byte(replyTo), Value: v}); err != nil {
+			if err := b.Add(&kgo.Record{Topic: f.replies, Key: []byte(replyTo), Value: v, Headers: attemptHeader}); err != nil {
 				return err
 			}
 			return errSndAbort
@@ -275,13 +282,13 @@ func (f *sndFake) handle(ctx context.Context, r *kgo.Record) []*kgo.Record {
 		}
 	}
 	if cmd.Garbage {
-		out = append(out, &kgo.Record{Topic: f.replies, Key: []byte(replyTo), Value: []byte{0xff, 0xff, 0xff}})
+		out = append(out, &kgo.Record{Topic: f.replies, Key: []byte(replyTo), Value: []byte{0xff, 0xff, 0xff}, Headers: attemptHeader})
 	}
 	v, err := reply.Encode()
 	if err != nil {
 		f.t.Errorf("fake gateway: encoding reply: %v", err)
 	}
-	return append(out, &kgo.Record{Topic: f.replies, Key: []byte(replyTo), Value: v})
+	return append(out, &kgo.Record{Topic: f.replies, Key: []byte(replyTo), Value: v, Headers: attemptHeader})
 }
 
 // next returns the next command the fake read.
@@ -323,11 +330,16 @@ func sndScenarioOK(t *testing.T, c *kafkatest.Cluster) {
 		kastor.HeaderType:          sndType,
 		kastor.HeaderSchema:        fmt.Sprintf("%016x", sndFingerprint),
 		gateway.HeaderReplyTo:      s.CallerID(),
-		gateway.HeaderDeadline:     strconv.FormatInt(deadline.UnixMilli(), 10),
+		// A fifth of the time left, at most a second, before ctx's deadline.
+		gateway.HeaderDeadline: strconv.FormatInt(deadline.Add(-time.Second).UnixMilli(), 10),
 	} {
 		if got, _ := seen.header(k); got != want {
 			t.Errorf("header %s = %q, want %q", k, got, want)
 		}
+	}
+	firstAttempt, _ := seen.header(gateway.HeaderAttemptID)
+	if !sndUUID.MatchString(firstAttempt) {
+		t.Errorf("attempt ID header %q, want a UUID", firstAttempt)
 	}
 	if v, ok := seen.header(gateway.HeaderExpectedVersion); ok {
 		t.Errorf("AnyVersion sent an expected version header %q", v)
@@ -359,6 +371,26 @@ func sndScenarioOK(t *testing.T, c *kafkatest.Cluster) {
 	}
 	if want := (gateway.Result{CommandID: res.CommandID, AggregateID: "acc-1", From: 1, To: 2, Duplicate: true}); again != want {
 		t.Fatalf("re-sent command: %+v, want %+v", again, want)
+	}
+	if a, _ := f.next(t).header(gateway.HeaderAttemptID); a == firstAttempt || !sndUUID.MatchString(a) {
+		t.Errorf("the re-sent command's attempt ID %q, want a new UUID (first %q)", a, firstAttempt)
+	}
+}
+
+// An attempt a gateway reads after its deadline is not executed, and the caller still
+// waiting hears so: an ExpiredError, not a timeout.
+func TestSendExpired(t *testing.T) {
+	c := kafkatest.StartEmbedded(t)
+	ns := sndTopics(t, c, 1, 1)
+	f := sndStartFake(t, c, ns, 1)
+	f.late = true
+	s := sndNewSender(t, c, ns, "", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_, err := s.Send(ctx, kastor.Command[sndCmd]{AggregateID: "acc-x", ID: "late-1", ExpectedVersion: kastor.AnyVersion, Payload: sndCmd{Events: 1}})
+	var ee *kastor.ExpiredError
+	if !errors.As(err, &ee) || !errors.Is(err, kastor.ErrExpired) || errors.Is(err, kastor.ErrTimeout) || ee.CommandID != "late-1" {
+		t.Fatalf("got %v, want a *kastor.ExpiredError for late-1 that is not a timeout", err)
 	}
 }
 

@@ -21,6 +21,8 @@ type entry[S any] struct {
 	version     int64
 	eventOffset int64 // offset of the aggregate's last event in the events partition; -1: none
 	commands    []snapshot.Command
+	// refusals are the recent refused commands: a refused command ID keeps its outcome.
+	refusals    []snapshot.Refusal
 	snapVersion int64 // version of the aggregate's latest snapshot
 	// raw is the undecoded snapshot record the entry was restored from, until the
 	// aggregate is first needed (unpack): a restore then decodes nothing per snapshot.
@@ -38,7 +40,32 @@ type entry[S any] struct {
 func (e *entry[S]) clone() *entry[S] {
 	c := *e
 	c.commands = append([]snapshot.Command(nil), e.commands...)
+	c.refusals = append([]snapshot.Refusal(nil), e.refusals...)
 	return &c
+}
+
+// refuse adds a refused command to the deduplication window of refusals.
+func (e *entry[S]) refuse(f snapshot.Refusal, window int) {
+	e.refusals = append(e.refusals, f)
+	if over := len(e.refusals) - window; over > 0 {
+		e.refusals = append(e.refusals[:0], e.refusals[over:]...)
+	}
+}
+
+// outcome fills reply with the remembered outcome of command id and reports whether
+// there is one: the versions of an accepted command (StatusDuplicate), or a refusal.
+func (e *entry[S]) outcome(id string, reply *Reply) bool {
+	if c, ok := e.seen(id); ok {
+		reply.Status, reply.From, reply.To = StatusDuplicate, c.From, c.To
+		return true
+	}
+	for i := len(e.refusals) - 1; i >= 0; i-- {
+		if f := e.refusals[i]; f.ID == id {
+			reply.Status, reply.Message, reply.Expected, reply.Actual = Status(f.Status), f.Message, f.Expected, f.Actual
+			return true
+		}
+	}
+	return false
 }
 
 // remember adds an accepted command to the deduplication window.
@@ -232,7 +259,7 @@ func (g *Gateway[S, C, E]) unpack(ctx context.Context, p int32, id string, e *en
 	}
 	rec, err := snapshot.DecodeValue(id, e.raw)
 	if err == nil {
-		*e = entry[S]{version: rec.Version, eventOffset: rec.EventOffset, commands: rec.Commands, snapVersion: rec.Version,
+		*e = entry[S]{version: rec.Version, eventOffset: rec.EventOffset, commands: rec.Commands, refusals: rec.Refusals, snapVersion: rec.Version,
 			lazy: Encoded{Type: rec.StateType, Fingerprint: rec.StateFingerprint, Data: rec.State}, isLazy: true}
 		return nil
 	}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -22,7 +23,21 @@ const (
 	HeaderDeadline = "kastor.deadline"
 	// HeaderExpectedVersion is the command's expected aggregate version, in decimal.
 	HeaderExpectedVersion = "kastor.expected.version"
+	// HeaderAttemptID identifies one attempt to run a command: Send draws a new one for
+	// every call, also when it re-sends a command ID. The gateway copies it onto the reply,
+	// so a Sender hands each reply to the attempt it answers and to no other.
+	HeaderAttemptID = "kastor.attempt.id"
+	// HeaderQuery, on a record of the commands topic, makes it a question about its
+	// command ID instead of a command: the value "outcome" asks for the outcome of the ID
+	// (Sender.Outcome). A question is never executed and has no payload.
+	HeaderQuery = "kastor.query"
+	// HeaderRepeat, "true" on a reply, says the reply repeats an outcome the command ID
+	// already had (a re-sent command, or an answer to Sender.Outcome): nothing was executed.
+	HeaderRepeat = "kastor.reply.repeat"
 )
+
+// QueryOutcome is the HeaderQuery value of an outcome question.
+const QueryOutcome = "outcome"
 
 // Status is the outcome of a command, as carried by its reply.
 type Status string
@@ -36,6 +51,8 @@ const (
 	StatusInvariant   Status = "INVARIANT"   // invariant check failed
 	StatusUndecodable Status = "UNDECODABLE" // the command payload could not be decoded
 	StatusExpired     Status = "EXPIRED"     // read after its deadline; not executed
+	StatusNone        Status = "NONE"        // answer to an outcome question: no outcome known
+	StatusUnavailable Status = "UNAVAILABLE" // the shard could not be restored; not executed
 )
 
 // Reply is the result of a command, written to the replies topic in the same transaction
@@ -49,6 +66,11 @@ type Reply struct {
 	From, To int64
 	// Expected and Actual are the versions of a conflict.
 	Expected, Actual int64
+	// AttemptID is the attempt the reply answers (HeaderAttemptID), "" when the command
+	// carried none. It travels in a header, not in the value.
+	AttemptID string
+	// Repeat says the reply repeats the command ID's earlier outcome (HeaderRepeat).
+	Repeat bool
 }
 
 // ReplySchema is the Avro schema of reply values; it belongs to kastor, not to the
@@ -152,9 +174,47 @@ func (r *Reply) Err(aggregateType string) error {
 	case StatusUndecodable:
 		return &kastor.UndecodableError{What: "command", Offset: -1, Err: remoteError(r.Message)}
 	case StatusExpired:
-		return &kastor.TimeoutError{CommandID: r.CommandID, Err: remoteError(r.Message)}
+		return &kastor.ExpiredError{CommandID: r.CommandID, Reason: r.Message}
+	case StatusUnavailable:
+		return &kastor.UnavailableError{AggregateType: aggregateType, AggregateID: r.AggregateID, CommandID: r.CommandID, Reason: r.Message}
+	case StatusNone:
+		return &kastor.NoOutcomeError{AggregateType: aggregateType, AggregateID: r.AggregateID, CommandID: r.CommandID}
 	}
 	return fmt.Errorf("kastor: command %s: unknown reply status %q: %s", r.CommandID, r.Status, r.Message)
+}
+
+// headers returns the reply record's headers: the attempt and the repeat flag.
+func (r *Reply) headers() []kgo.RecordHeader {
+	var hs []kgo.RecordHeader
+	if r.AttemptID != "" {
+		hs = append(hs, kgo.RecordHeader{Key: HeaderAttemptID, Value: []byte(r.AttemptID)})
+	}
+	if r.Repeat {
+		hs = append(hs, kgo.RecordHeader{Key: HeaderRepeat, Value: []byte("true")})
+	}
+	return hs
+}
+
+// DecodeReplyRecord decodes a reply record of the replies topic: its value (DecodeReply)
+// and its headers (the attempt it answers, the repeat flag).
+func DecodeReplyRecord(rec *kgo.Record) (Reply, error) {
+	r, err := DecodeReply(rec.Value)
+	if err != nil {
+		var ue *kastor.UndecodableError
+		if errors.As(err, &ue) {
+			ue.Topic, ue.Partition, ue.Offset = rec.Topic, rec.Partition, rec.Offset
+		}
+		return r, err
+	}
+	for _, h := range rec.Headers {
+		switch h.Key {
+		case HeaderAttemptID:
+			r.AttemptID = string(h.Value)
+		case HeaderRepeat:
+			r.Repeat = string(h.Value) == "true"
+		}
+	}
+	return r, nil
 }
 
 // remoteError is a domain error that crossed the wire: its message is kept, its identity
@@ -169,6 +229,8 @@ type commandHeaders struct {
 	ReplyTo         string
 	Deadline        time.Time // zero: none
 	ExpectedVersion int64
+	AttemptID       string
+	Query           string // HeaderQuery; "" for a command
 }
 
 func parseCommandHeaders(hs []kgo.RecordHeader) (commandHeaders, error) {
@@ -190,6 +252,13 @@ func parseCommandHeaders(hs []kgo.RecordHeader) (commandHeaders, error) {
 				return ch, fmt.Errorf("header %s: %q is not a version", h.Key, h.Value)
 			}
 			ch.ExpectedVersion = v
+		case HeaderAttemptID:
+			ch.AttemptID = string(h.Value)
+		case HeaderQuery:
+			if string(h.Value) != QueryOutcome {
+				return ch, fmt.Errorf("header %s: %q is not a known question (want %q)", h.Key, h.Value, QueryOutcome)
+			}
+			ch.Query = string(h.Value)
 		default:
 			kh = append(kh, kastor.Header{Key: h.Key, Value: h.Value})
 		}
@@ -209,6 +278,12 @@ func (ch *commandHeaders) append(dst []kgo.RecordHeader) []kgo.RecordHeader {
 	}
 	if ch.ExpectedVersion != kastor.AnyVersion {
 		dst = append(dst, kgo.RecordHeader{Key: HeaderExpectedVersion, Value: []byte(strconv.FormatInt(ch.ExpectedVersion, 10))})
+	}
+	if ch.AttemptID != "" {
+		dst = append(dst, kgo.RecordHeader{Key: HeaderAttemptID, Value: []byte(ch.AttemptID)})
+	}
+	if ch.Query != "" {
+		dst = append(dst, kgo.RecordHeader{Key: HeaderQuery, Value: []byte(ch.Query)})
 	}
 	return dst
 }

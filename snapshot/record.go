@@ -29,6 +29,24 @@ type Record struct {
 	// record's State, AggregateID and command IDs alias the buffer of the Kafka record it
 	// was read from, which must not change.
 	State []byte
+	// Refusals are the aggregate's most recent refused commands, oldest first: a command
+	// ID's outcome is remembered whether it wrote events or was refused, so that a re-sent
+	// command gets its refusal back instead of running again. A refusal writes no event,
+	// so this record is where it is kept: the gateway writes one with every refusal, in
+	// the refusal's transaction. An aggregate with only refusals has a record of version
+	// 0 whose EventOffset is -1.
+	Refusals []Refusal
+}
+
+// Refusal is a refused command in the deduplication window: the status and message of
+// its reply, and the versions of a conflict.
+type Refusal struct {
+	ID string
+	// Status is the reply status (gateway.Status): REJECTED, CONFLICT or INVARIANT.
+	Status  string
+	Message string
+	// Expected and Actual are the versions of a CONFLICT; zero otherwise.
+	Expected, Actual int64
 }
 
 // Command is an accepted command in the deduplication window, with the versions of the
@@ -59,7 +77,10 @@ const (
 		`{"name":"id","type":"string"},{"name":"from","type":"long"},{"name":"to","type":"long"}]}}},` +
 		`{"name":"stateType","type":"string"},` +
 		`{"name":"stateFingerprint","type":"long"},` +
-		`{"name":"state","type":"bytes"}]}`
+		`{"name":"state","type":"bytes"},` +
+		`{"name":"refusals","type":{"type":"array","items":{"type":"record","name":"Refusal","fields":[` +
+		`{"name":"id","type":"string"},{"name":"status","type":"string"},{"name":"message","type":"string"},` +
+		`{"name":"expected","type":"long"},{"name":"actual","type":"long"}]}},"default":[]}]}`
 	CheckpointSchema = `{"type":"record","name":"Checkpoint","namespace":"kastor","fields":[` +
 		`{"name":"eventOffset","type":"long"}]}`
 )
@@ -84,6 +105,10 @@ func (r *Record) Encode() ([]byte, error) {
 	for i, c := range r.Commands {
 		cmds[i] = map[string]any{"id": c.ID, "from": c.From, "to": c.To}
 	}
+	refusals := make([]any, len(r.Refusals))
+	for i, f := range r.Refusals {
+		refusals[i] = map[string]any{"id": f.ID, "status": f.Status, "message": f.Message, "expected": f.Expected, "actual": f.Actual}
+	}
 	return snapshotCodec.BinaryFromNative(nil, map[string]any{
 		"version":          r.Version,
 		"eventOffset":      r.EventOffset,
@@ -91,6 +116,7 @@ func (r *Record) Encode() ([]byte, error) {
 		"stateType":        r.StateType,
 		"stateFingerprint": int64(r.StateFingerprint),
 		"state":            r.State,
+		"refusals":         refusals,
 	})
 }
 
@@ -126,12 +152,22 @@ func decodeSnapshot(key string, value []byte) (Record, error) {
 	if r.State, err = rd.bytes(); err != nil {
 		goto bad
 	}
+	// Records written before refusals were kept end here (the field's default is empty).
+	field = "refusals"
+	if len(rd.b) > 0 {
+		if r.Refusals, err = rd.refusals(); err != nil {
+			goto bad
+		}
+	}
 	if len(rd.b) > 0 {
 		return Record{}, fmt.Errorf("%d bytes after the record", len(rd.b))
 	}
 	r.StateFingerprint = uint64(fp)
-	if r.Version < 1 || r.EventOffset < 0 {
+	switch {
+	case r.Version < 0 || r.EventOffset < -1 || (r.Version == 0) != (r.EventOffset == -1):
 		return Record{}, fmt.Errorf("version %d, event offset %d: not a snapshot of written events", r.Version, r.EventOffset)
+	case r.Version == 0 && len(r.Refusals) == 0:
+		return Record{}, errors.New("version 0 with no refusal: nothing to remember")
 	}
 	return r, nil
 bad:

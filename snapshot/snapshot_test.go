@@ -67,7 +67,8 @@ func TestRecordRoundTrip(t *testing.T) {
 }
 
 func FuzzDecodeSnapshot(f *testing.F) {
-	r := Record{AggregateID: "a", Version: 1, EventOffset: 0, Commands: []Command{{"c", 1, 1}}, StateType: "t", State: []byte("s")}
+	r := Record{AggregateID: "a", Version: 1, EventOffset: 0, Commands: []Command{{"c", 1, 1}}, StateType: "t", State: []byte("s"),
+		Refusals: []Refusal{{ID: "r", Status: "REJECTED", Message: "no"}}}
 	v, _ := r.Encode()
 	f.Add(v)
 	f.Add([]byte{})
@@ -187,7 +188,7 @@ func TestWireMatchesGoavro(t *testing.T) {
 	multi := []byte{0x0e, 0x02,
 		0x04, 0x02, 'a', 0x02, 0x04, 0x02, 'b', 0x06, 0x08,
 		0x01, 0x08, 0x02, 'c', 0x0a, 0x0a,
-		0x00, 0x00, 0x00, 0x00}
+		0x00, 0x00, 0x00, 0x00, 0x00}
 	nat, _, err := snapshotCodec.NativeFromBinary(multi)
 	if err != nil {
 		t.Fatalf("test vector is not valid Avro: %v", err)
@@ -203,6 +204,53 @@ func TestWireMatchesGoavro(t *testing.T) {
 	huge := []byte{0x02, 0x00, 0xfe, 0xff, 0xff, 0xff, 0x0f}
 	if _, err := decodeSnapshot("k", huge); err == nil {
 		t.Fatal("a 2^31-item array in 7 bytes was accepted")
+	}
+}
+
+// Refusals round-trip, agree with goavro, and a record written before they were kept
+// (no trailing field) still decodes; a version-0 record holds refusals only.
+func TestRefusals(t *testing.T) {
+	r := Record{AggregateID: "k", Version: 0, EventOffset: -1, StateType: "t", State: []byte{},
+		Refusals: []Refusal{{ID: "c1", Status: "REJECTED", Message: "account is not open"}, {ID: "c2", Status: "CONFLICT", Message: "m", Expected: 3, Actual: 0}}}
+	v, err := r.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeSnapshot("k", v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Refusals, r.Refusals) || got.Version != 0 || got.EventOffset != -1 {
+		t.Fatalf("round trip: %+v", got)
+	}
+	native, _, err := snapshotCodec.NativeFromBinary(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fs := native.(map[string]any)["refusals"].([]any); len(fs) != 2 || fs[1].(map[string]any)["expected"].(int64) != 3 {
+		t.Fatalf("goavro reads refusals %v", fs)
+	}
+	old := Record{AggregateID: "k", Version: 2, EventOffset: 7, Commands: []Command{{"c", 1, 2}}, StateType: "t", State: []byte{1}}
+	ov, err := old.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ov = ov[:len(ov)-1] // the empty refusals array: what an older gateway wrote ends before it
+	if got, err := decodeSnapshot("k", ov); err != nil || len(got.Refusals) != 0 || got.Version != 2 {
+		t.Fatalf("old layout: %+v, %v", got, err)
+	}
+	for _, bad := range []Record{
+		{AggregateID: "k", Version: 0, EventOffset: -1, StateType: "t"}, // nothing to remember
+		{AggregateID: "k", Version: 0, EventOffset: 5, StateType: "t", Refusals: r.Refusals},
+		{AggregateID: "k", Version: 3, EventOffset: -1, StateType: "t"},
+	} {
+		v, err := bad.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := decodeSnapshot("k", v); err == nil {
+			t.Errorf("version %d, offset %d, %d refusals accepted", bad.Version, bad.EventOffset, len(bad.Refusals))
+		}
 	}
 }
 

@@ -92,3 +92,47 @@ func (r *reader) commands() ([]Command, error) {
 		}
 	}
 }
+
+// refusals reads an Avro array of Refusal records, checked like commands.
+func (r *reader) refusals() ([]Refusal, error) {
+	var out []Refusal
+	for {
+		n, err := r.long()
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return out, nil
+		}
+		if n < 0 {
+			n = -n
+			if _, err := r.long(); err != nil {
+				return nil, err
+			}
+		}
+		// Every item takes at least five bytes (three lengths and two longs).
+		if n > int64(len(r.b))/5 {
+			return nil, fmt.Errorf("array of %d items with %d bytes left", n, len(r.b))
+		}
+		for range n {
+			var f Refusal
+			var err error
+			if f.ID, err = r.str(); err != nil {
+				return nil, err
+			}
+			if f.Status, err = r.str(); err != nil {
+				return nil, err
+			}
+			if f.Message, err = r.str(); err != nil {
+				return nil, err
+			}
+			if f.Expected, err = r.long(); err != nil {
+				return nil, err
+			}
+			if f.Actual, err = r.long(); err != nil {
+				return nil, err
+			}
+			out = append(out, f)
+		}
+	}
+}
