@@ -97,8 +97,10 @@ func (c *Codec[T]) Registry() *Registry { return c.reg }
 // records. The slice is shared: copy it before changing it.
 func (c *Codec[T]) Headers() []kgo.RecordHeader { return c.headers }
 
-// Encode returns the Avro binary encoding of v with the codec's schema.
-func (c *Codec[T]) Encode(v T) ([]byte, error) { return c.AppendEncode(nil, v) }
+// Encode returns the Avro binary encoding of v with the codec's schema. It is never nil: a
+// record with a null value is a tombstone to every Kafka tool, so a zero-field record is an
+// empty, not a null, value.
+func (c *Codec[T]) Encode(v T) ([]byte, error) { return c.AppendEncode(make([]byte, 0, 64), v) }
 
 // AppendEncode appends the Avro binary encoding of v to buf.
 func (c *Codec[T]) AppendEncode(buf []byte, v T) ([]byte, error) {
