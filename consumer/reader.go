@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kastor-dev/kastor/internal/brokerwait"
 	"github.com/kastor-dev/kastor/internal/kgolog"
 )
 
@@ -158,8 +160,10 @@ func (r *Reader[E]) Topics() []string { return append([]string(nil), r.topics...
 // Run reads and applies events until ctx ends; then it finishes the round under way
 // (retries stop, applied events are committed), leaves the group and returns nil. It
 // returns an error at once when it cannot start: a topic or the dead-letter topic
-// missing, brokers unreachable. Failures after the start (fetch errors, a sink or
-// dead-letter topic down) are logged and retried, never skipped. Run may be called once.
+// missing, or not authorized. Brokers that are down or restarting at the start are
+// waited for, with a log line, until ctx ends. Failures after the start (fetch errors, a
+// sink or dead-letter topic down) are logged and retried, never skipped. Run may be
+// called once.
 func (r *Reader[E]) Run(ctx context.Context) error {
 	if !r.running.CompareAndSwap(false, true) {
 		return errors.New("consumer: Run was already called on this reader")
@@ -182,31 +186,48 @@ func (r *Reader[E]) Run(ctx context.Context) error {
 }
 
 // checkTopics verifies the events and dead-letter topics exist, and returns the events
-// topics' partition counts.
+// topics' partition counts. It waits for the cluster until ctx ends (a reader started
+// with a broker down starts once the metadata can be read) but not for a missing topic.
 func (r *Reader[E]) checkTopics(ctx context.Context) (map[string]int32, error) {
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(r.cfg.Brokers...)}, r.cfg.ClientOptions...)...)
 	if err != nil {
 		return nil, fmt.Errorf("consumer: %w", err)
 	}
 	defer cl.Close()
-	mctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	m, err := kadm.NewClient(cl).Metadata(mctx, append(r.Topics(), r.dlq)...)
-	if err != nil {
-		return nil, fmt.Errorf("consumer: cannot read the metadata of the topics from %v: %w", r.cfg.Brokers, err)
-	}
-	counts := map[string]int32{}
-	for _, t := range r.topics {
-		td, ok := m.Topics[t]
-		if !ok || td.Err != nil {
-			return nil, missingTopic(t, "events")
+	adm := kadm.NewClient(cl)
+	names := append(r.Topics(), r.dlq)
+	var counts map[string]int32
+	err = brokerwait.Do(ctx, r.cfg.Logger, "the metadata of topics "+strings.Join(names, ", "), func(ctx context.Context) error {
+		m, err := adm.Metadata(ctx, names...)
+		if err != nil {
+			return fmt.Errorf("consumer: cannot read the metadata of the topics from %v: %w", r.cfg.Brokers, err)
 		}
-		counts[t] = int32(len(td.Partitions))
-	}
-	if td, ok := m.Topics[r.dlq]; !ok || td.Err != nil {
-		return nil, missingTopic(r.dlq, "dead-letter")
+		counts = map[string]int32{}
+		for _, t := range r.topics {
+			if err := topicErr(m, t, "events"); err != nil {
+				return err
+			}
+			counts[t] = int32(len(m.Topics[t].Partitions))
+		}
+		return topicErr(m, r.dlq, "dead-letter")
+	})
+	if err != nil {
+		return nil, err
 	}
 	return counts, nil
+}
+
+// topicErr says what is wrong with topic in the metadata, if anything. An error the topic
+// has while it elects leaders (LEADER_NOT_AVAILABLE) is transient: checkTopics waits.
+func topicErr(m kadm.Metadata, topic, what string) error {
+	td, ok := m.Topics[topic]
+	switch {
+	case !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition):
+		return missingTopic(topic, what)
+	case td.Err != nil:
+		return fmt.Errorf("consumer: %s topic %q: %w", what, topic, td.Err)
+	}
+	return nil
 }
 
 // consumerOpts are the options every consuming client of the reader has.

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kastor-dev/kastor/internal/brokerwait"
 	"github.com/kastor-dev/kastor/topics"
 )
 
@@ -435,17 +436,25 @@ func newRegistryClient(ctx context.Context, brokers []string, opts ...kgo.Opt) (
 
 func (c *registryClient) close() { c.prod.Close() }
 
+// check verifies RegistryTopic exists, waiting for the cluster until ctx ends (a
+// projection started with a broker down starts once the metadata can be read) but not
+// for a missing topic.
 func (c *registryClient) check(ctx context.Context) error {
-	mctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	m, err := kadm.NewClient(c.prod).Metadata(mctx, RegistryTopic)
-	if err != nil {
-		return fmt.Errorf("consumer: cannot read the metadata of %s from %v: %w", RegistryTopic, c.brokers, err)
-	}
-	if td, ok := m.Topics[RegistryTopic]; !ok || td.Err != nil {
-		return noRegistryError{}
-	}
-	return nil
+	adm := kadm.NewClient(c.prod)
+	return brokerwait.Do(ctx, nil, "the metadata of topic "+RegistryTopic, func(ctx context.Context) error {
+		m, err := adm.Metadata(ctx, RegistryTopic)
+		if err != nil {
+			return fmt.Errorf("consumer: cannot read the metadata of %s from %v: %w", RegistryTopic, c.brokers, err)
+		}
+		td, ok := m.Topics[RegistryTopic]
+		switch {
+		case !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition):
+			return noRegistryError{}
+		case td.Err != nil:
+			return fmt.Errorf("consumer: topic %s: %w", RegistryTopic, td.Err)
+		}
+		return nil
+	})
 }
 
 func (c *registryClient) write(ctx context.Context, key string, v any) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/internal/brokerwait"
 )
 
 // Topic is the default schemas topic: compacted, one partition, shared by every kastor
@@ -28,10 +30,18 @@ const Topic = "_kastor.schemas"
 // producer): Load neither joins a group nor changes what the client consumes. Writes are
 // plain produce calls, so Publish needs a client that is not transactional; franz-go's
 // default producer is idempotent with acks=all.
+//
+// Load and Publish wait out brokers that are down or restarting, partitions electing a
+// leader and the like until their context ends, logging what they wait for: a service
+// starting during a rolling restart or a broker crash starts once the cluster serves the
+// topic again. Bound ctx to give up sooner. Errors that time does not cure (a missing
+// topic, an authorization failure, a bad record) are returned at once.
 type Store struct {
 	Client *kgo.Client
 	// Topic is the schemas topic; empty means Topic ("_kastor.schemas").
 	Topic string
+	// Logger receives the waits for the cluster; nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // Load reads _kastor.schemas to its end and adds every schema to reg. See Store.Load.
@@ -53,9 +63,10 @@ func (s Store) topic() string {
 }
 
 // Load reads the schemas topic to its end (read_committed) and adds every schema to reg,
-// in topic order. A missing topic is a *NoTopicError. A record that is not a valid schema
-// under its fingerprint does not stop the load: the others are added, and the returned
-// error joins one *kastor.UndecodableError per bad record.
+// in topic order, waiting for the cluster as the Store says. A missing topic is a
+// *NoTopicError. A record that is not a valid schema under its fingerprint does not stop
+// the load: the others are added, and the returned error joins one
+// *kastor.UndecodableError per bad record.
 func (s Store) Load(ctx context.Context, reg *Registry) error {
 	recs, err := s.readAll(ctx)
 	if err != nil {
@@ -153,16 +164,16 @@ func (s Store) Publish(ctx context.Context, reg *Registry, schemas ...*Schema) e
 		return fmt.Errorf("schema: nothing published to %s: %w", s.topic(), errors.Join(problems...))
 	}
 	if len(fresh) > 0 {
-		recs := make([]*kgo.Record, len(fresh))
-		for i, sc := range fresh {
-			recs[i] = &kgo.Record{
-				Topic:   s.topic(),
-				Key:     []byte(sc.Fingerprint().String()),
-				Value:   []byte(sc.JSON()),
-				Headers: []kgo.RecordHeader{{Key: HeaderSchemaType, Value: []byte(sc.Name())}},
-			}
-		}
-		if err := s.Client.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		what := fmt.Sprintf("%s to acknowledge %d new schemas", s.topic(), len(fresh))
+		err := brokerwait.Do(ctx, s.Logger, what, func(ctx context.Context) error {
+			// franz-go waits for a partition without a leader silently: bounding each
+			// attempt puts the wait in the log. A schema written twice is harmless (same
+			// key and value in a compacted topic).
+			actx, cancel := context.WithTimeout(ctx, produceAttempt)
+			defer cancel()
+			return s.Client.ProduceSync(actx, s.records(fresh)...).FirstErr()
+		})
+		if err != nil {
 			if errors.Is(err, kerr.UnknownTopicOrPartition) {
 				return &NoTopicError{Topic: s.topic()}
 			}
@@ -178,6 +189,25 @@ func (s Store) Publish(ctx context.Context, reg *Registry, schemas ...*Schema) e
 	return nil
 }
 
+// produceAttempt bounds one attempt of Publish to write its schemas; a healthy cluster
+// acknowledges in milliseconds, a leader election takes seconds.
+const produceAttempt = 10 * time.Second
+
+// records are the schemas-topic records of schemas, made afresh for each produce attempt
+// (franz-go owns a record until its promise is called).
+func (s Store) records(schemas []*Schema) []*kgo.Record {
+	recs := make([]*kgo.Record, len(schemas))
+	for i, sc := range schemas {
+		recs[i] = &kgo.Record{
+			Topic:   s.topic(),
+			Key:     []byte(sc.Fingerprint().String()),
+			Value:   []byte(sc.JSON()),
+			Headers: []kgo.RecordHeader{{Key: HeaderSchemaType, Value: []byte(sc.Name())}},
+		}
+	}
+	return recs
+}
+
 // partitionInfo is what a fetch of one partition needs.
 type partitionInfo struct {
 	partition int32
@@ -186,7 +216,19 @@ type partitionInfo struct {
 }
 
 // readAll fetches every record of the topic up to the last stable offsets at the start.
+// A transient failure anywhere starts the read over from the metadata, which names the
+// leader that replaced one that died or moved; the topic is small.
 func (s Store) readAll(ctx context.Context) ([]*kgo.Record, error) {
+	var out []*kgo.Record
+	err := brokerwait.Do(ctx, s.Logger, s.topic()+" to be readable", func(ctx context.Context) error {
+		var err error
+		out, err = s.readOnce(ctx)
+		return err
+	})
+	return out, err
+}
+
+func (s Store) readOnce(ctx context.Context) ([]*kgo.Record, error) {
 	topicID, parts, err := s.metadata(ctx)
 	if err != nil {
 		return nil, err
@@ -210,106 +252,91 @@ func (s Store) readAll(ctx context.Context) ([]*kgo.Record, error) {
 	return out, nil
 }
 
-// retry runs f until it succeeds, fails with a non-retriable error or ctx ends, backing
-// off between attempts. Metadata can lag behind a topic's creation or a leader change.
-func retry(ctx context.Context, f func() (bool, error)) error {
-	backoff := 50 * time.Millisecond
-	for {
-		again, err := f()
-		if !again {
-			return err
-		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			if err != nil {
-				return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
-			}
-			return ctx.Err()
-		case <-t.C:
-		}
-		backoff = min(2*backoff, time.Second)
+// lagging marks as transient an error saying that a broker does not know the topic, once
+// the metadata listed it: brokers learn of a topic at slightly different moments, and the
+// next attempt's metadata tells whether it is really gone.
+func lagging(err error) error {
+	if errors.Is(err, kerr.UnknownTopicOrPartition) || errors.Is(err, kerr.UnknownTopicID) {
+		return brokerwait.Retry(err)
 	}
+	return err
 }
 
+// metadata returns the topic's ID and its partitions with their leaders. A topic the
+// cluster does not have is a *NoTopicError; a partition without a live leader (one being
+// elected, or whose broker just died) is a transient error.
 func (s Store) metadata(ctx context.Context) ([16]byte, []partitionInfo, error) {
-	var id [16]byte
-	var parts []partitionInfo
 	topic := s.topic()
-	err := retry(ctx, func() (bool, error) {
-		req := kmsg.NewPtrMetadataRequest()
-		t := kmsg.NewMetadataRequestTopic()
-		t.Topic = kmsg.StringPtr(topic)
-		req.Topics = append(req.Topics, t)
-		req.AllowAutoTopicCreation = false
-		resp, err := req.RequestWith(ctx, s.Client)
-		if err != nil {
-			return false, fmt.Errorf("schema: metadata for %s: %w", topic, err)
+	req := kmsg.NewPtrMetadataRequest()
+	t := kmsg.NewMetadataRequestTopic()
+	t.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, t)
+	req.AllowAutoTopicCreation = false
+	resp, err := req.RequestWith(ctx, s.Client)
+	if err != nil {
+		return [16]byte{}, nil, fmt.Errorf("schema: metadata for %s: %w", topic, err)
+	}
+	if len(resp.Topics) != 1 {
+		return [16]byte{}, nil, brokerwait.Retry(fmt.Errorf("schema: metadata for %s: %d topics in the answer", topic, len(resp.Topics)))
+	}
+	rt := resp.Topics[0]
+	if err := kerr.ErrorForCode(rt.ErrorCode); err != nil {
+		if errors.Is(err, kerr.UnknownTopicOrPartition) {
+			return [16]byte{}, nil, &NoTopicError{Topic: topic}
 		}
-		if len(resp.Topics) != 1 {
-			return true, fmt.Errorf("schema: metadata for %s: %d topics in the answer", topic, len(resp.Topics))
+		return [16]byte{}, nil, fmt.Errorf("schema: metadata for %s: %w", topic, err)
+	}
+	live := map[int32]bool{}
+	for _, b := range resp.Brokers {
+		live[b.NodeID] = true
+	}
+	var parts []partitionInfo
+	for _, p := range rt.Partitions {
+		// REPLICA_NOT_AVAILABLE says a follower is down: the leader still serves.
+		err := kerr.ErrorForCode(p.ErrorCode)
+		switch {
+		case err != nil && !errors.Is(err, kerr.ReplicaNotAvailable):
+			return [16]byte{}, nil, fmt.Errorf("schema: metadata for %s partition %d: %w", topic, p.Partition, err)
+		case p.Leader < 0 || !live[p.Leader]:
+			return [16]byte{}, nil, brokerwait.Retry(fmt.Errorf("schema: %s partition %d has no live leader (leader %d)", topic, p.Partition, p.Leader))
 		}
-		rt := resp.Topics[0]
-		if err := kerr.ErrorForCode(rt.ErrorCode); err != nil {
-			if errors.Is(err, kerr.UnknownTopicOrPartition) {
-				return false, &NoTopicError{Topic: topic}
-			}
-			return kerr.IsRetriable(err), fmt.Errorf("schema: metadata for %s: %w", topic, err)
-		}
-		parts = parts[:0]
-		for _, p := range rt.Partitions {
-			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				return kerr.IsRetriable(err), fmt.Errorf("schema: metadata for %s partition %d: %w", topic, p.Partition, err)
-			}
-			if p.Leader < 0 {
-				return true, fmt.Errorf("schema: %s partition %d has no leader", topic, p.Partition)
-			}
-			parts = append(parts, partitionInfo{partition: p.Partition, leader: p.Leader, epoch: p.LeaderEpoch})
-		}
-		if len(parts) == 0 {
-			return true, fmt.Errorf("schema: metadata for %s lists no partitions", topic)
-		}
-		id = rt.TopicID
-		return false, nil
-	})
+		parts = append(parts, partitionInfo{partition: p.Partition, leader: p.Leader, epoch: p.LeaderEpoch})
+	}
+	if len(parts) == 0 {
+		return [16]byte{}, nil, brokerwait.Retry(fmt.Errorf("schema: metadata for %s lists no partitions", topic))
+	}
 	sort.Slice(parts, func(i, j int) bool { return parts[i].partition < parts[j].partition })
-	return id, parts, err
+	return rt.TopicID, parts, nil
 }
 
 // listOffset returns the earliest offset (ts -2) or the last stable offset (ts -1, under
 // read_committed) of a partition.
 func (s Store) listOffset(ctx context.Context, partition int32, ts int64) (int64, error) {
-	var off int64
 	topic := s.topic()
-	err := retry(ctx, func() (bool, error) {
-		req := kmsg.NewPtrListOffsetsRequest()
-		req.IsolationLevel = 1
-		t := kmsg.NewListOffsetsRequestTopic()
-		t.Topic = topic
-		p := kmsg.NewListOffsetsRequestTopicPartition()
-		p.Partition, p.Timestamp = partition, ts
-		t.Partitions = append(t.Partitions, p)
-		req.Topics = append(req.Topics, t)
-		resp, err := req.RequestWith(ctx, s.Client)
-		if err != nil {
-			return false, fmt.Errorf("schema: listing offsets of %s: %w", topic, err)
-		}
-		for _, rt := range resp.Topics {
-			for _, rp := range rt.Partitions {
-				if rp.Partition != partition {
-					continue
-				}
-				if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
-					return kerr.IsRetriable(err), fmt.Errorf("schema: listing offsets of %s partition %d: %w", topic, partition, err)
-				}
-				off = rp.Offset
-				return false, nil
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.IsolationLevel = 1
+	t := kmsg.NewListOffsetsRequestTopic()
+	t.Topic = topic
+	p := kmsg.NewListOffsetsRequestTopicPartition()
+	p.Partition, p.Timestamp = partition, ts
+	t.Partitions = append(t.Partitions, p)
+	req.Topics = append(req.Topics, t)
+	resp, err := req.RequestWith(ctx, s.Client)
+	if err != nil {
+		return 0, fmt.Errorf("schema: listing offsets of %s: %w", topic, err)
+	}
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			if rp.Partition != partition {
+				continue
 			}
+			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+				return 0, lagging(fmt.Errorf("schema: listing offsets of %s partition %d: %w", topic, partition, err))
+			}
+			return rp.Offset, nil
 		}
-		return true, fmt.Errorf("schema: no offsets for %s partition %d", topic, partition)
-	})
-	return off, err
+	}
+	return 0, brokerwait.Retry(fmt.Errorf("schema: no offsets for %s partition %d in the answer", topic, partition))
 }
 
 // fetchRange reads [start, end) of one partition with read_committed fetches to its
@@ -335,7 +362,7 @@ func (s Store) fetchRange(ctx context.Context, topicID [16]byte, p partitionInfo
 		req.Topics = append(req.Topics, t)
 		resp, err := req.RequestWith(ctx, s.Client.Broker(int(p.leader)))
 		if err != nil {
-			return nil, fmt.Errorf("schema: fetching %s partition %d: %w", topic, p.partition, err)
+			return nil, fmt.Errorf("schema: fetching %s partition %d from broker %d: %w", topic, p.partition, p.leader, err)
 		}
 		if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
 			return nil, fmt.Errorf("schema: fetching %s: %w", topic, err)
@@ -354,21 +381,14 @@ func (s Store) fetchRange(ctx context.Context, topicID [16]byte, p partitionInfo
 					Partition:      p.partition,
 				}, rp, decompressor, nil)
 				if res.Err != nil {
-					if kerr.IsRetriable(res.Err) || errors.Is(res.Err, kerr.FencedLeaderEpoch) || errors.Is(res.Err, kerr.UnknownLeaderEpoch) {
-						// Leadership moved: find the new leader and go on from here.
-						_, parts, merr := s.metadata(ctx)
-						if merr != nil {
-							return nil, merr
-						}
-						for _, np := range parts {
-							if np.partition == p.partition {
-								p = np
-							}
-						}
-						progressed = true
-						continue
+					// A leader that moved (NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH) is
+					// transient: readAll starts over from the metadata.
+					err := fmt.Errorf("schema: fetching %s partition %d at offset %d: %w", topic, p.partition, off, res.Err)
+					if errors.Is(res.Err, kerr.OffsetOutOfRange) {
+						// The log start moved since it was listed.
+						err = brokerwait.Retry(err)
 					}
-					return nil, fmt.Errorf("schema: fetching %s partition %d: %w", topic, p.partition, res.Err)
+					return nil, lagging(err)
 				}
 				out = append(out, res.Records...)
 				if next > off {

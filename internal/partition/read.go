@@ -6,10 +6,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kastor-dev/kastor/internal/brokerwait"
 )
 
 // Stats tells what a read covered.
@@ -21,13 +26,25 @@ type Stats struct {
 	End int64
 }
 
+// stallAfter is how long a read polls without a record before it logs that it waits: a
+// restore's partition has records up to its end, so a poll that long means its leader is
+// unreachable or being elected. A variable so tests can shorten it.
+var stallAfter = 10 * time.Second
+
 // ErrStop can be returned by a read callback to end the read early without an error.
 var ErrStop = errors.New("partition: stop")
 
 // Reader reads partitions to their ends, one after another, over one client: a shard
 // restore reads the snapshots partition and then the events partition without paying for
 // a second client's connections and metadata.
+//
+// Its requests wait out brokers that are down or restarting and partitions electing a
+// leader until their context ends, logging what they wait for; a topic that does not
+// exist, an authorization failure or a record that cannot be read fails at once.
 type Reader struct {
+	// Logger receives the waits for the cluster; nil means slog.Default().
+	Logger *slog.Logger
+
 	cl      *kgo.Client
 	adm     *kadm.Client
 	started *started // the partition Prefetch started, if any
@@ -76,16 +93,66 @@ func startAt(from int64) kgo.Offset {
 func (r *Reader) Close() { r.cl.Close() }
 
 // Ends returns the last stable offsets of every partition of topics, in one request per
-// broker: the ends that reads started now would stop at.
+// broker: the ends that reads started now would stop at. A topic that does not exist is
+// an error that names it, matching kerr.UnknownTopicOrPartition.
 func (r *Reader) Ends(ctx context.Context, topics ...string) (kadm.ListedOffsets, error) {
-	ends, err := r.adm.ListCommittedOffsets(ctx, topics...)
-	if err == nil {
-		err = ends.Error()
-	}
+	return r.list(ctx, "end offsets", r.adm.ListCommittedOffsets, topics)
+}
+
+// list lists offsets of every partition of topics, waiting for the cluster until ctx
+// ends. An answer with an error for any partition is tried again whole: the ends of a
+// restore are found in one request per broker.
+func (r *Reader) list(ctx context.Context, what string, list func(context.Context, ...string) (kadm.ListedOffsets, error), topics []string) (kadm.ListedOffsets, error) {
+	label := what + " of " + strings.Join(topics, ", ")
+	var out kadm.ListedOffsets
+	err := brokerwait.Do(ctx, r.Logger, "the "+label, func(ctx context.Context) error {
+		offs, err := list(ctx, topics...)
+		if err == nil {
+			out, err = offs, partitionErr(offs)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", label, err)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("end offsets of %v: %w", topics, err)
+		return nil, err
 	}
-	return ends, nil
+	return out, nil
+}
+
+// partitionErr is the first error of a listing, one that time does not cure if any, with
+// the number of other partitions in error.
+func partitionErr(offs kadm.ListedOffsets) error {
+	var first error
+	n := 0
+	offs.Each(func(o kadm.ListedOffset) {
+		if o.Err == nil {
+			return
+		}
+		n++
+		var err error
+		switch {
+		case o.Partition < 0 && errors.Is(o.Err, kerr.UnknownTopicOrPartition):
+			// kadm's answer for a topic the metadata does not have.
+			err = fmt.Errorf("topic %q does not exist: %w", o.Topic, o.Err)
+		case errors.Is(o.Err, kerr.UnknownTopicOrPartition), errors.Is(o.Err, kerr.UnknownTopicID):
+			// The metadata has the topic and a broker does not, yet: brokers learn of a
+			// topic at slightly different moments.
+			err = brokerwait.Retry(fmt.Errorf("%s/%d: %w", o.Topic, o.Partition, o.Err))
+		case o.Partition < 0:
+			err = fmt.Errorf("topic %q: %w", o.Topic, o.Err)
+		default:
+			err = fmt.Errorf("%s/%d: %w", o.Topic, o.Partition, o.Err)
+		}
+		if first == nil || brokerwait.Transient(first) && !brokerwait.Transient(err) {
+			first = err
+		}
+	})
+	if n > 1 {
+		return fmt.Errorf("%w (and %d more partitions in error)", first, n-1)
+	}
+	return first
 }
 
 // Settled waits until no transaction is open in topic/partition, that is until its last
@@ -106,12 +173,9 @@ func (r *Reader) Settled(ctx context.Context, topic string, partition int32) (in
 		if err != nil {
 			return 0, err
 		}
-		hws, err := r.adm.ListEndOffsets(ctx, topic)
-		if err == nil {
-			err = hws.Error()
-		}
+		hws, err := r.list(ctx, "high watermarks", r.adm.ListEndOffsets, []string{topic})
 		if err != nil {
-			return 0, fmt.Errorf("high watermark of %s/%d: %w", topic, partition, err)
+			return 0, err
 		}
 		hw, err := End(hws, topic, partition)
 		if err != nil {
@@ -172,25 +236,41 @@ func (r *Reader) Read(ctx context.Context, topic string, partition int32, from, 
 		r.cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: startAt(from)}})
 		defer r.cl.RemoveConsumePartitions(map[string][]int32{topic: {partition}})
 	}
+	// The client retries failed fetches by itself: a leader that is down shows as records
+	// that do not come. A poll that waits stallAfter logs the wait and polls again.
+	w := brokerwait.NewWaiter(r.Logger, fmt.Sprintf("%s/%d to be readable", topic, partition))
+	at := max(from, 0)
 	for {
-		fs := r.cl.PollFetches(ctx)
+		pctx, cancel := context.WithTimeout(ctx, stallAfter)
+		fs := r.cl.PollFetches(pctx)
+		cancel()
 		if err := ctx.Err(); err != nil {
 			return st, fmt.Errorf("reading %s/%d to offset %d: %w", topic, partition, end, err)
 		}
 		var stop error
-		done := false
+		stalled, done := false, false
 		fs.EachError(func(_ string, _ int32, err error) {
-			if stop == nil {
+			switch {
+			case errors.Is(err, context.DeadlineExceeded): // pctx's: ctx lives
+				stalled = true
+			case brokerwait.Transient(err):
+				w.Failed(fmt.Errorf("reading %s/%d: %w", topic, partition, err))
+			case stop == nil:
 				stop = fmt.Errorf("reading %s/%d: %w", topic, partition, err)
 			}
 		})
 		if stop != nil {
 			return st, stop
 		}
+		if stalled {
+			w.Failed(fmt.Errorf("no record in %v at offset %d, reading to offset %d", stallAfter, at, end))
+		}
 		fs.EachRecord(func(rec *kgo.Record) {
 			if done || stop != nil || rec.Topic != topic || rec.Partition != partition {
 				return
 			}
+			w.Resumed()
+			at = rec.Offset + 1
 			if rec.Offset >= end {
 				done = true
 				return
