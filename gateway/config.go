@@ -46,6 +46,16 @@ type Config[S, C, E any] struct {
 	// random suffix). A restarted instance may reuse it: Kafka then fences its
 	// predecessor's producer at once instead of waiting for its transaction to time out.
 	InstanceID string
+	// SessionTimeout is how long the group coordinator waits for this instance's
+	// heartbeats before it declares it dead and moves its shards to the others (default
+	// 6s, the least Kafka brokers accept by default: group.min.session.timeout.ms). It
+	// bounds how long a crashed instance's shards go unanswered (W6); franz-go's and the
+	// Java client's 45 s left them without a verdict for most of a minute. See decision 28.
+	SessionTimeout time.Duration
+	// HeartbeatInterval is how often this instance heartbeats to the group coordinator
+	// (default 1s; a third of SessionTimeout or less, so that one lost heartbeat is not
+	// a death). A rebalance is noticed at the next heartbeat.
+	HeartbeatInterval time.Duration
 	// MaxBatch is the most commands handled in one transaction (default 500). Larger
 	// batches mean fewer commits (throughput); smaller ones, earlier replies (latency).
 	MaxBatch int
@@ -106,6 +116,12 @@ func (c *Config[S, C, E]) withDefaults() (*Config[S, C, E], error) {
 		_, _ = rand.Read(b[:])
 		cfg.InstanceID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 	}
+	if cfg.SessionTimeout <= 0 {
+		cfg.SessionTimeout = 6 * time.Second
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = min(time.Second, cfg.SessionTimeout/3)
+	}
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 500
 	}
@@ -122,7 +138,8 @@ func (c *Config[S, C, E]) withDefaults() (*Config[S, C, E], error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	cfg.Logger = cfg.Logger.With("component", "kastor.gateway", "aggregate", cfg.Aggregate.Type)
+	// Every line names the instance: operators tell processes apart by it.
+	cfg.Logger = cfg.Logger.With("component", "kastor.gateway", "aggregate", cfg.Aggregate.Type, "instance", cfg.InstanceID)
 	return &cfg, nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/internal/brokerwait"
 	"github.com/kastor-dev/kastor/internal/kgolog"
 	"github.com/kastor-dev/kastor/producer"
 )
@@ -76,15 +79,31 @@ func New[S, C, E any](cfg Config[S, C, E]) (*Gateway[S, C, E], error) {
 // returns it.
 func (g *Gateway[S, C, E]) checkTopics(ctx context.Context, cl *kgo.Client) (int32, error) {
 	names := []string{g.topics.commands, g.topics.events, g.topics.snapshots, g.topics.replies}
-	m, err := kadm.NewClient(cl).Metadata(ctx, names...)
+	var m kadm.Metadata
+	err := brokerwait.Do(ctx, g.cfg.Logger, "the cluster's metadata of "+strings.Join(names, ", "), func(ctx context.Context) error {
+		var err error
+		m, err = kadm.NewClient(cl).Metadata(ctx, names...)
+		if err != nil {
+			return err
+		}
+		for _, name := range names {
+			if td, ok := m.Topics[name]; ok && td.Err != nil && !errors.Is(td.Err, kerr.UnknownTopicOrPartition) && brokerwait.Transient(td.Err) {
+				return td.Err // a leader being elected, say
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return 0, fmt.Errorf("gateway: metadata: %w", err)
 	}
 	var n int32 = -1
 	for _, name := range names {
 		td, ok := m.Topics[name]
-		if !ok || td.Err != nil {
+		if !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
 			return 0, fmt.Errorf("gateway: topic %q is missing (create the topic set with `kastor topics apply`)", name)
+		}
+		if td.Err != nil {
+			return 0, fmt.Errorf("gateway: topic %q: %w", name, td.Err)
 		}
 		p := int32(len(td.Partitions))
 		if n >= 0 && p != n {
@@ -114,8 +133,15 @@ func (g *Gateway[S, C, E]) Run(ctx context.Context) error {
 		// so no revoke checkpoint was written from them). Join again with the same
 		// transactional ID: its InitProducerID bumps the epoch, which completes or aborts
 		// the transaction in doubt, and the shards are restored from what Kafka committed.
-		g.cfg.Logger.Warn("the outcome of a transaction is unknown: rejoining the group and restoring every shard from Kafka", "err", unknown.err)
+		g.cfg.Logger.Info("rejoining the group after a transaction of unknown outcome")
 	}
+}
+
+// logMembership logs a change of the shards owned, with the group member ID and
+// generation that tell one instance's memberships apart.
+func (g *Gateway[S, C, E]) logMembership(cl *kgo.Client, level slog.Level, msg string, m map[string][]int32) {
+	member, gen := cl.GroupMetadata()
+	g.cfg.Logger.Log(context.Background(), level, msg, "partitions", m[g.topics.commands], "member_id", member, "generation", gen)
 }
 
 // outcomeUnknownError is a transaction end whose outcome the gateway cannot know.
@@ -132,15 +158,32 @@ func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
 	cfg := g.cfg
 	opts := append([]kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.TransactionalID(cfg.Group + "-" + cfg.InstanceID),
+		kgo.TransactionalID(cfg.txnID(cfg.InstanceID)),
+		// Operators tell processes apart in broker logs, quotas and group listings, and
+		// fenceDeparted tells live instances from departed ones by it.
+		kgo.ClientID(clientIDPrefix + cfg.InstanceID),
 		kgo.TransactionTimeout(cfg.TransactionTimeout),
 		kgo.ConsumerGroup(cfg.Group),
+		kgo.SessionTimeout(cfg.SessionTimeout),
+		// Cooperative: a member's death moves only its shards; the others keep theirs and
+		// go on committing (franz-go's default, pinned: decision 28).
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.HeartbeatInterval(cfg.HeartbeatInterval),
 		kgo.ConsumeTopics(g.topics.commands),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
 		kgo.OnPartitionsAssigned(func(_ context.Context, cl *kgo.Client, m map[string][]int32) {
+			g.logMembership(cl, slog.LevelInfo, "shards assigned", m)
+			if len(m[g.topics.commands]) > 0 {
+				// A shard taken over from a crashed instance restores once that instance's
+				// open transaction ends: end it now rather than at its timeout.
+				go g.fenceDeparted(g.context(), cl)
+			}
+			// A shard's commands are not fetched until it is restored: a batch waiting
+			// for one restore would hold up every shard this instance already serves.
+			cl.PauseFetchPartitions(map[string][]int32{g.topics.commands: m[g.topics.commands]})
 			// The callback's client, not the session's as Run stores it: the group can
 			// be joined, and this called, before NewGroupTransactSession has returned.
 			for _, p := range m[g.topics.commands] {
@@ -148,12 +191,16 @@ func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
 			}
 		}),
 		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
+			g.logMembership(cl, slog.LevelInfo, "shards revoked", m)
 			if cfg.Snapshots.OnRevoke {
 				g.checkpointRevoked(ctx, cl, m[g.topics.commands])
 			}
 			g.drop(m)
 		}),
-		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { g.drop(m) }),
+		kgo.OnPartitionsLost(func(_ context.Context, cl *kgo.Client, m map[string][]int32) {
+			g.logMembership(cl, slog.LevelWarn, "shards lost (this instance was fenced or left the group)", m)
+			g.drop(m)
+		}),
 		kgo.WithLogger(kgolog.New(cfg.Logger)),
 	}, cfg.ClientOptions...)
 	runCtx, cancelRestores := context.WithCancel(ctx)
@@ -176,7 +223,8 @@ func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
 	g.mu.Lock()
 	g.partitions = p
 	g.mu.Unlock()
-	cfg.Logger.Info("gateway started", "group", cfg.Group, "instance", cfg.InstanceID, "partitions", p)
+	cfg.Logger.Info("gateway started", "group", cfg.Group, "instance", cfg.InstanceID, "partitions", p,
+		"session_timeout", cfg.SessionTimeout, "transaction_timeout", cfg.TransactionTimeout)
 
 	for {
 		fetches := sess.PollRecords(ctx, cfg.MaxBatch)
@@ -215,8 +263,9 @@ type restoring struct {
 }
 
 // startRestore restores shard p in the background, so the group's rebalance is not held up
-// (a long restore inside the assignment callback would stop heartbeats) and polling goes
-// on; the loop waits for the restore only when it has commands for p.
+// (a long restore inside the assignment callback would stop heartbeats) and the other
+// shards are served meanwhile; p's commands are fetched once the restore has ended (the
+// assignment paused p), and the loop still waits for a restore whose commands it holds.
 func (g *Gateway[S, C, E]) startRestore(cl *kgo.Client, p int32) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -226,15 +275,16 @@ func (g *Gateway[S, C, E]) startRestore(cl *kgo.Client, p int32) {
 	if _, ok := g.shards[p]; ok {
 		return
 	}
-	parent := g.runCtx
-	if parent == nil {
-		parent = context.Background()
-	}
-	ctx, cancel := context.WithCancel(parent)
+	ctx, cancel := context.WithCancel(g.runCtxLocked())
 	r := &restoring{cancel: cancel, done: make(chan struct{})}
 	g.restoring[p] = r
 	go func() {
 		defer close(r.done)
+		defer func() {
+			if ctx.Err() == nil { // restored or failed, and still owned: its commands flow
+				cl.ResumeFetchPartitions(map[string][]int32{g.topics.commands: {p}})
+			}
+		}()
 		select {
 		case g.sem <- struct{}{}:
 		case <-ctx.Done():
@@ -274,6 +324,20 @@ func (g *Gateway[S, C, E]) startRestore(cl *kgo.Client, p int32) {
 	}()
 }
 
+// context returns the context of the running session's background work.
+func (g *Gateway[S, C, E]) context() context.Context {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.runCtxLocked()
+}
+
+func (g *Gateway[S, C, E]) runCtxLocked() context.Context {
+	if g.runCtx == nil {
+		return context.Background()
+	}
+	return g.runCtx
+}
+
 // fail marks owned shard p as failed: a restore met a record it cannot use (an event that
 // does not decode, versions that are not contiguous), which no retry fixes. The other
 // shards go on; p's commands are refused UNAVAILABLE with the reason until p is assigned
@@ -308,10 +372,12 @@ func (g *Gateway[S, C, E]) failure(p int32) error {
 // topic is pending: OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT until then.
 func (g *Gateway[S, C, E]) awaitStableOffset(ctx context.Context, cl *kgo.Client, p int32) error {
 	adm := kadm.NewClient(cl)
+	w := brokerwait.NewWaiter(g.cfg.Logger.With("partition", p), "the committed offset of the shard before its restore")
 	for {
 		resp, err := adm.FetchOffsetsForTopics(kadm.RequireStable(ctx), g.cfg.Group, g.topics.commands)
 		if err == nil {
 			if o, ok := resp.Lookup(g.topics.commands, p); !ok || o.Err == nil {
+				w.Resumed()
 				return nil
 			} else {
 				err = o.Err
@@ -320,9 +386,10 @@ func (g *Gateway[S, C, E]) awaitStableOffset(ctx context.Context, cl *kgo.Client
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if !errors.Is(err, kerr.UnstableOffsetCommit) {
-			g.cfg.Logger.Warn("fetching the committed offset before a restore; retrying", "partition", p, "err", err)
+		if errors.Is(err, kerr.UnstableOffsetCommit) {
+			err = errors.New("a previous owner's transaction holding the shard's offsets is still open")
 		}
+		w.Failed(err)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

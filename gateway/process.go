@@ -198,6 +198,10 @@ func (g *Gateway[S, C, E]) processBatch(ctx context.Context, sess *kgo.GroupTran
 		// the batch's commands again over states that may lack their committed events,
 		// and write their versions twice. Kafka knows the outcome, so start over from it.
 		g.metrics.txns.WithLabelValues("unknown").Inc()
+		// Logged now, at the deadline: closing the session can take until the group's
+		// rebalance ends.
+		cfg.Logger.Warn("the outcome of a transaction is unknown: dropping every shard, then rejoining and restoring from Kafka",
+			"err", err, "commands", handled)
 		g.dropAll() // before the session closes: no revoke checkpoint from these states
 		return &outcomeUnknownError{err: err}
 	}

@@ -42,8 +42,7 @@ func runChild() int {
 		Aggregate: bankAggregate(), Namespace: ns, Brokers: brokers,
 		Commands: commandCodec, Events: eventCodec, States: stateCodec,
 		InstanceID: os.Getenv("CHILD_INSTANCE"), Logger: logger,
-		TransactionTimeout: 10 * time.Second, MaxBatch: 20,
-		ClientOptions: []kgo.Opt{kgo.SessionTimeout(6 * time.Second), kgo.HeartbeatInterval(500 * time.Millisecond)},
+		MaxBatch: 20, // the library's session and transaction timeouts: what users run
 	}
 	if delay > 0 {
 		// Slow handling keeps the child inside a transaction most of the time, so a stop
@@ -87,8 +86,7 @@ func runBankChild(ctx context.Context, brokers []string, ns, instance string, lo
 	g, err := gateway.New(gateway.Config[bank.State, bank.Command, kastor.Event]{
 		Aggregate: bank.Aggregate, Namespace: ns, Brokers: brokers,
 		Commands: codecs.Commands, Events: codecs.Events, States: codecs.States,
-		InstanceID: instance, Logger: logger, TransactionTimeout: 10 * time.Second, MaxBatch: 50,
-		ClientOptions: []kgo.Opt{kgo.SessionTimeout(6 * time.Second), kgo.HeartbeatInterval(500 * time.Millisecond)},
+		InstanceID: instance, Logger: logger, MaxBatch: 50, // the library's timeouts: what users run
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/internal/brokerwait"
 	"github.com/kastor-dev/kastor/internal/kgolog"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/topics"
@@ -51,6 +52,10 @@ type Sender[C any] struct {
 	// malformed counts replies for this Sender that could not be decoded; unmatched,
 	// replies for no waiting attempt (one that timed out, or another process's).
 	malformed, unmatched prometheus.Counter
+
+	// inTxn holds the replies for this Sender read from transactions not yet ended, by
+	// producer ID; only the consume goroutine touches it.
+	inTxn map[int64][]*kgo.Record
 
 	done         chan struct{} // closed by Close: pending Sends fail
 	stopConsumer context.CancelFunc
@@ -135,6 +140,7 @@ func NewSender[C any](ctx context.Context, cfg SenderConfig[C]) (*Sender[C], err
 		codec:         cfg.Commands,
 		logger:        cfg.Logger.With("component", "kastor.sender", "aggregate_type", cfg.AggregateType, "caller_id", cfg.CallerID),
 		waiters:       map[string]*senderWaiter{},
+		inTxn:         map[int64][]*kgo.Record{},
 		done:          make(chan struct{}),
 		consumerDone:  make(chan struct{}),
 	}
@@ -154,8 +160,13 @@ func NewSender[C any](ctx context.Context, cfg SenderConfig[C]) (*Sender[C], err
 	opts := append([]kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		// Replies are written in the gateway's transaction, with the command's events: an
-		// aborted batch's replies must never reach a caller.
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// aborted batch's replies must never reach a caller. A read_committed fetch would
+		// hold every reply behind the oldest open transaction in the partition, another
+		// gateway's too: a crashed gateway's open transaction hid the survivors' replies
+		// until it timed out. So the Sender reads uncommitted records with the markers and
+		// delivers a reply when its own transaction's COMMIT marker arrives (decision 28).
+		kgo.FetchIsolationLevel(kgo.ReadUncommitted()),
+		kgo.KeepControlRecords(),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{s.repliesTopic: {s.partition: kgo.NewOffset().At(start)}}),
 		kgo.WithLogger(kgolog.New(s.logger)),
 	}, cfg.ClientOptions...)
@@ -173,7 +184,12 @@ func NewSender[C any](ctx context.Context, cfg SenderConfig[C]) (*Sender[C], err
 // locateReplies checks both topics, picks this Sender's replies partition and returns its
 // end offset.
 func (s *Sender[C]) locateReplies(ctx context.Context, adm *kadm.Client) (int64, error) {
-	md, err := adm.Metadata(ctx, s.commandsTopic, s.repliesTopic)
+	var md kadm.Metadata
+	err := brokerwait.Do(ctx, s.logger, "the cluster's metadata of "+s.commandsTopic+" and "+s.repliesTopic, func(ctx context.Context) error {
+		var err error
+		md, err = adm.Metadata(ctx, s.commandsTopic, s.repliesTopic)
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("kastor: sender: metadata of %s and %s: %w", s.commandsTopic, s.repliesTopic, err)
 	}
@@ -193,10 +209,14 @@ func (s *Sender[C]) locateReplies(ctx context.Context, adm *kadm.Client) (int64,
 		return 0, errors.Join(errs...)
 	}
 	s.partition = producer.PartitionFor([]byte(s.callerID), int32(len(md.Topics[s.repliesTopic].Partitions)))
-	ends, err := adm.ListEndOffsets(ctx, s.repliesTopic)
-	if err == nil {
-		err = ends.Error()
-	}
+	var ends kadm.ListedOffsets
+	err = brokerwait.Do(ctx, s.logger, "the end offset of "+s.repliesTopic, func(ctx context.Context) error {
+		var err error
+		if ends, err = adm.ListEndOffsets(ctx, s.repliesTopic); err == nil {
+			err = ends.Error()
+		}
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("kastor: sender: end offset of %s/%d: %w", s.repliesTopic, s.partition, err)
 	}
@@ -476,7 +496,7 @@ func (s *Sender[C]) consume(ctx context.Context) {
 			failed = true
 			s.logger.Warn("kastor: reading replies", "topic", topic, "partition", p, "err", err)
 		})
-		fs.EachRecord(s.dispatch)
+		fs.EachRecord(s.route)
 		if failed && fs.NumRecords() == 0 {
 			// The client retries by itself; this only keeps a persistent error (a deleted
 			// topic, missing ACLs) from flooding the log.
@@ -489,13 +509,40 @@ func (s *Sender[C]) consume(ctx context.Context) {
 	}
 }
 
+// route holds this Sender's replies until the transaction that wrote them ends: a COMMIT
+// marker of their producer dispatches them, an ABORT marker drops them. A producer has at
+// most one transaction open, and its marker follows its records in the partition.
+func (s *Sender[C]) route(r *kgo.Record) {
+	if r.Attrs.IsControl() {
+		held := s.inTxn[r.ProducerID]
+		delete(s.inTxn, r.ProducerID)
+		if isCommitMarker(r.Key) {
+			for _, h := range held {
+				s.dispatch(h)
+			}
+		}
+		return
+	}
+	if string(r.Key) != s.callerID {
+		return // another caller whose ID hashes to the same partition
+	}
+	if !r.Attrs.IsTransactional() {
+		s.dispatch(r) // not a gateway's: it stands as written
+		return
+	}
+	s.inTxn[r.ProducerID] = append(s.inTxn[r.ProducerID], r)
+}
+
+// isCommitMarker reports whether a control record's key is a transaction's COMMIT marker:
+// version and type as two big-endian int16s, type 1 for COMMIT, 0 for ABORT.
+func isCommitMarker(key []byte) bool {
+	return len(key) >= 4 && key[2] == 0 && key[3] == 1
+}
+
 // dispatch hands a reply to the attempt it names. A reply for no waiting attempt (it
 // timed out, or the reply predates attempt IDs) is dropped: handing it to another attempt
 // with the same command ID would report one attempt's verdict as another's.
 func (s *Sender[C]) dispatch(r *kgo.Record) {
-	if string(r.Key) != s.callerID {
-		return // another caller whose ID hashes to the same partition
-	}
 	rep, err := DecodeReplyRecord(r)
 	if err != nil {
 		s.malformed.Inc()

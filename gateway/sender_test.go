@@ -541,6 +541,49 @@ func sndScenarioSkipsAbortedAndUndecodable(t *testing.T, c *kafkatest.Cluster) {
 	}
 }
 
+// sndScenarioOpenTransactionDoesNotHoldReplies: a transaction left open in the Sender's
+// replies partition by another producer (a gateway that crashed mid-transaction) must not
+// hold back replies committed after it. A read_committed reader waits for it to be
+// aborted, a transaction timeout later (a minute here); the Sender does not.
+func sndScenarioOpenTransactionDoesNotHoldReplies(t *testing.T, c *kafkatest.Cluster) {
+	ns := sndTopics(t, c, 1, 1)
+	replies := topics.TopicName(ns, sndAgg, topics.RoleReplies)
+	zombie, err := c.NewClient(kgo.TransactionalID("zombie-"+ns), kgo.TransactionTimeout(time.Minute), kgo.DefaultProduceTopic(replies))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zombie.Close()
+	ctx := sndCtx(t, time.Minute)
+	s := sndNewSender(t, c, ns, "", nil)
+	if err := zombie.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	stale := gateway.Reply{CommandID: "c-open", Status: gateway.StatusOK, AggregateID: "acc-o", From: 7, To: 7}
+	v, _ := stale.Encode()
+	if err := zombie.ProduceSync(ctx, &kgo.Record{Key: []byte(s.CallerID()), Value: v}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	sndStartFake(t, c, ns, 1)
+	start := time.Now()
+	short, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	res, err := s.Send(short, kastor.Command[sndCmd]{AggregateID: "acc-o", ID: "c-open", ExpectedVersion: kastor.AnyVersion, Payload: sndCmd{Events: 1}})
+	if err != nil {
+		t.Fatalf("with another producer's transaction open in the replies partition: %v (after %v)", err, time.Since(start))
+	}
+	if res.From != 1 || res.To != 1 {
+		t.Fatalf("got %+v: the open transaction's reply reached the caller", res)
+	}
+	if err := zombie.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSendNotHeldByAnotherOpenTransaction(t *testing.T) {
+	t.Run("embedded", func(t *testing.T) { sndScenarioOpenTransactionDoesNotHoldReplies(t, kafkatest.StartEmbedded(t)) })
+	t.Run("kafka", func(t *testing.T) { sndScenarioOpenTransactionDoesNotHoldReplies(t, realKafka.Get(t)) })
+}
+
 func sndScenarioTimeoutThenRetry(t *testing.T, c *kafkatest.Cluster) {
 	ns := sndTopics(t, c, 3, 3)
 	s := sndNewSender(t, c, ns, "", nil)

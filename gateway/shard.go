@@ -132,6 +132,7 @@ func (g *Gateway[S, C, E]) restore(ctx context.Context, p int32) (*shard[S], Rec
 		return nil, Recovery{}, fmt.Errorf("gateway: restore shard %d: %w", p, err)
 	}
 	defer rd.Close()
+	rd.Logger = cfg.Logger.With("partition", p)
 	rd.Prefetch(g.topics.snapshots, p, 0)
 	ends, err := rd.Ends(ctx, g.topics.snapshots, g.topics.events)
 	if err != nil {

@@ -40,16 +40,57 @@ import (
 	"github.com/kastor-dev/kastor/topics"
 )
 
+const usage = `bank runs the bank example: an account aggregate on kastor.
+
+Usage:
+  bank demo [-f kastor.yaml]
+      everything in one process, on the embedded broker (not Apache Kafka)
+  bank gateway -brokers host:port [-instance NAME] [-session-timeout 6s] [-f kastor.yaml]
+      a gateway process; run several: they share the account's shards
+  bank projection -brokers host:port -postgres DSN [-f kastor.yaml]
+      the account-balances projection into PostgreSQL
+
+Create the topics first (kastor topics apply -f examples/kastor.yaml). Logs go to stderr
+with millisecond timestamps; each gateway's lines carry its instance ID.
+
+Flags:
+`
+
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bank demo [-f kastor.yaml] | bank gateway -brokers host:port [-f kastor.yaml] | bank projection -brokers host:port -postgres DSN [-f kastor.yaml]")
+	fs := flag.NewFlagSet("bank", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	file := fs.String("f", "examples/kastor.yaml", "topic file (namespace and topic layout)")
+	brokers := fs.String("brokers", os.Getenv("KAFKA_BROKERS"), "bootstrap brokers, host:port[,host:port] (gateway, projection; default $KAFKA_BROKERS)")
+	dsn := fs.String("postgres", os.Getenv("POSTGRES_DSN"), "PostgreSQL connection string (projection; default $POSTGRES_DSN)")
+	instance := fs.String("instance", "", "gateway instance ID: its client and transactional IDs (default: host, pid and a random suffix; "+
+		"reuse it on restart to fence the previous process at once)")
+	session := fs.Duration("session-timeout", 0, "gateway group session timeout: how soon a crashed gateway's shards move (default: the library's, 6s)")
+	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if len(os.Args) < 2 || strings.HasPrefix(os.Args[1], "-") {
+		if len(os.Args) >= 2 && (os.Args[1] == "-h" || os.Args[1] == "-help" || os.Args[1] == "--help") {
+			fs.SetOutput(os.Stdout)
+			fs.Usage()
+			return
+		}
+		fs.Usage()
 		os.Exit(2)
 	}
-	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
-	file := fs.String("f", "examples/kastor.yaml", "topic file (namespace and topic layout)")
-	brokers := fs.String("brokers", os.Getenv("KAFKA_BROKERS"), "bootstrap brokers (gateway, projection)")
-	dsn := fs.String("postgres", os.Getenv("POSTGRES_DSN"), "PostgreSQL connection string (projection)")
-	_ = fs.Parse(os.Args[2:])
+	if err := fs.Parse(os.Args[2:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		os.Exit(2)
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		fmt.Fprintf(os.Stderr, "bank: -log-level %q: want debug, info, warn or error\n", *level)
+		os.Exit(2)
+	}
+	// slog's text handler writes RFC 3339 times with milliseconds.
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
@@ -61,14 +102,16 @@ func main() {
 			err = errors.New("gateway needs -brokers or KAFKA_BROKERS")
 			break
 		}
-		err = runGateway(ctx, strings.Split(*brokers, ","), *file, slog.Default(), nil)
+		err = runGateway(ctx, gatewayOptions{brokers: strings.Split(*brokers, ","), file: *file, logger: logger,
+			instance: *instance, sessionTimeout: *session})
 	case "projection":
 		if *brokers == "" || *dsn == "" {
 			err = errors.New("projection needs -brokers (or KAFKA_BROKERS) and -postgres (or POSTGRES_DSN)")
 			break
 		}
-		err = runPostgresProjection(ctx, strings.Split(*brokers, ","), *file, *dsn, slog.Default())
+		err = runPostgresProjection(ctx, strings.Split(*brokers, ","), *file, *dsn, logger)
 	default:
+		fs.Usage()
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
 	if err != nil {
@@ -77,8 +120,9 @@ func main() {
 	}
 }
 
-// setup publishes the schemas (refusing incompatible ones) and returns the codecs.
-func setup(ctx context.Context, brokers []string) (*account.Codecs, error) {
+// setup publishes the schemas (refusing incompatible ones) and returns the codecs. A
+// broker that is down delays it (logged), never fails it.
+func setup(ctx context.Context, brokers []string, logger *slog.Logger) (*account.Codecs, error) {
 	codecs, err := account.NewCodecs(nil)
 	if err != nil {
 		return nil, err
@@ -88,26 +132,36 @@ func setup(ctx context.Context, brokers []string) (*account.Codecs, error) {
 		return nil, err
 	}
 	defer cl.Close()
-	if err := schema.Publish(ctx, cl, codecs.Registry, account.Schemas()...); err != nil {
+	if err := (schema.Store{Client: cl, Logger: logger}).Publish(ctx, codecs.Registry, account.Schemas()...); err != nil {
 		return nil, err
 	}
 	return codecs, nil
 }
 
+// gatewayOptions are the gateway command's settings.
+type gatewayOptions struct {
+	brokers        []string
+	file           string
+	logger         *slog.Logger
+	listeners      []gateway.Listener[kastor.Event]
+	instance       string        // "": the library's default
+	sessionTimeout time.Duration // 0: the library's default
+}
+
 // runGateway runs one gateway for the account aggregate until ctx ends.
-func runGateway(ctx context.Context, brokers []string, file string, logger *slog.Logger, listeners []gateway.Listener[kastor.Event]) error {
-	cfg, err := topics.Load(file)
+func runGateway(ctx context.Context, o gatewayOptions) error {
+	cfg, err := topics.Load(o.file)
 	if err != nil {
 		return err
 	}
-	codecs, err := setup(ctx, brokers)
+	codecs, err := setup(ctx, o.brokers, o.logger)
 	if err != nil {
 		return err
 	}
 	g, err := gateway.New(gateway.Config[account.State, account.Command, kastor.Event]{
-		Aggregate: account.Aggregate, Namespace: cfg.Namespace, Brokers: brokers,
+		Aggregate: account.Aggregate, Namespace: cfg.Namespace, Brokers: o.brokers,
 		Commands: codecs.Commands, Events: codecs.Events, States: codecs.States,
-		Listeners: listeners, Logger: logger,
+		Listeners: o.listeners, Logger: o.logger, InstanceID: o.instance, SessionTimeout: o.sessionTimeout,
 	})
 	if err != nil {
 		return err
@@ -142,7 +196,9 @@ func demo(ctx context.Context, out io.Writer, file string) error {
 	defer stopGateway()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	errc := make(chan error, 1)
-	go func() { errc <- runGateway(gctx, brokers, file, quiet, []gateway.Listener[kastor.Event]{tap}) }()
+	go func() {
+		errc <- runGateway(gctx, gatewayOptions{brokers: brokers, file: file, logger: quiet, listeners: []gateway.Listener[kastor.Event]{tap}})
+	}()
 
 	codecs, err := account.NewCodecs(nil)
 	if err != nil {

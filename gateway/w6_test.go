@@ -1,0 +1,262 @@
+package gateway_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/gateway"
+	"github.com/kastor-dev/kastor/producer"
+)
+
+// w6Reply is one answered Send of the W6 load.
+type w6Reply struct {
+	partition int32
+	sent, at  time.Time
+}
+
+// w6Load sends deposits to one account per partition, one at a time per account, through a
+// Sender, and keeps when each was answered.
+type w6Load struct {
+	mu      sync.Mutex
+	replies []w6Reply
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+func (r *rig) runW6Load(t *testing.T, s *gateway.Sender[command], accounts map[int32]string) *w6Load {
+	l := &w6Load{stop: make(chan struct{})}
+	for p, acct := range accounts {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-l.stop:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				id := fmt.Sprintf("w6-%s-%d", acct, i)
+				sent := time.Now()
+				// A timed-out attempt is sent again with the same ID, as users do.
+				for {
+					_, err := s.Send(ctx, cmdWithID[command](acct, id, deposit{1}))
+					if err == nil {
+						l.mu.Lock()
+						l.replies = append(l.replies, w6Reply{partition: p, sent: sent, at: time.Now()})
+						l.mu.Unlock()
+						break
+					}
+					if !errors.Is(err, kastor.ErrTimeout) && !errors.Is(err, kastor.ErrExpired) {
+						t.Errorf("deposit %s: %v", id, err)
+						cancel()
+						return
+					}
+					cancel()
+					select {
+					case <-l.stop:
+						return
+					default:
+					}
+					ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+				}
+				cancel()
+			}
+		}()
+	}
+	t.Cleanup(l.halt)
+	return l
+}
+
+func (l *w6Load) halt() {
+	select {
+	case <-l.stop:
+	default:
+		close(l.stop)
+	}
+	l.wg.Wait()
+}
+
+// latencies returns the reply latencies of the partitions in ps (nil: all) for commands
+// answered in [from, to).
+func (l *w6Load) latencies(ps []int32, from, to time.Time) []time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []time.Duration
+	for _, r := range l.replies {
+		if (ps == nil || slices.Contains(ps, r.partition)) && !r.at.Before(from) && r.at.Before(to) {
+			out = append(out, r.at.Sub(r.sent))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// answeredAfter returns when every partition of ps had a Send both sent and answered
+// after t, waiting up to limit.
+func (l *w6Load) answeredAfter(t *testing.T, ps []int32, after time.Time, limit time.Duration) time.Duration {
+	t.Helper()
+	deadline := after.Add(limit)
+	for {
+		l.mu.Lock()
+		last := time.Time{}
+		missing := 0
+		for _, p := range ps {
+			first := time.Time{}
+			for _, r := range l.replies {
+				if r.partition == p && !r.sent.Before(after) && (first.IsZero() || r.at.Before(first)) {
+					first = r.at
+				}
+			}
+			if first.IsZero() {
+				missing++
+			} else if first.After(last) {
+				last = first
+			}
+		}
+		l.mu.Unlock()
+		if missing == 0 {
+			return last.Sub(after)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the dead gateway's shards %v got no answer within %v of the kill", missing, ps, limit)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func p99(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	return ds[(len(ds)*99)/100]
+}
+
+// assignments returns the partitions of the commands topic each gateway instance owns, by
+// instance ID (from the members' client IDs).
+func (r *rig) assignments() (map[string][]int32, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	group := r.ns + ".bank.account.gateway"
+	gs, err := kadm.NewClient(r.cl).DescribeGroups(ctx, group)
+	if err == nil {
+		err = gs.Error()
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]int32{}
+	for _, m := range gs[group].Members {
+		a, ok := m.Assigned.AsConsumer()
+		if !ok {
+			continue
+		}
+		instance := strings.TrimPrefix(m.ClientID, "kastor-gateway-")
+		for _, tp := range a.Topics {
+			if tp.Topic == r.commands {
+				out[instance] = append(out[instance], tp.Partitions...)
+			}
+		}
+	}
+	return out, nil
+}
+
+// awaitSpread waits until the instances named, and only they, share every partition.
+func (r *rig) awaitSpread(t *testing.T, instances ...string) map[string][]int32 {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		a, err := r.assignments()
+		n := 0
+		for _, ps := range a {
+			n += len(ps)
+		}
+		ok := err == nil && len(a) == len(instances) && n == int(r.partitions)
+		for _, in := range instances {
+			ok = ok && len(a[in]) > 0
+		}
+		if ok {
+			return a
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the group did not settle on %v: %v (%v)", instances, a, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestW6FailoverOnlyTouchesTheDeadShards is W6 with the library's defaults (6 s session,
+// 10 s transaction timeout) on Kafka: three gateway processes serve load; one is killed
+// with SIGKILL in the middle of its transactions; its shards must answer again within 10 s
+// (plus 2 s for the race detector this suite runs under), while the survivors' shards
+// keep answering with a p99 within twice their no-fault p99 (plus 100 ms, this shared
+// machine's scheduling noise). Then the same for the group's leader (the first member:
+// the classic protocol keeps its leader while it lives).
+func TestW6FailoverOnlyTouchesTheDeadShards(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault test")
+	}
+	r := newRig(t, realKafka.Get(t), 6)
+	s := r.sender()
+	accounts := map[int32]string{}
+	for i := 0; len(accounts) < int(r.partitions); i++ {
+		id := fmt.Sprintf("acct-%d", i)
+		if p := producer.PartitionFor([]byte(id), r.partitions); accounts[p] == "" {
+			accounts[p] = id
+		}
+	}
+	ctx := sndCtx(t, time.Minute)
+	first := r.spawn("w6-a", 0) // the leader
+	r.awaitSpread(t, "w6-a")
+	for _, acct := range accounts {
+		if _, err := s.Send(ctx, cmdWithID[command](acct, "open-"+acct, openAccount{})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	second := r.spawn("w6-b", 0)
+	r.spawn("w6-c", 0)
+	r.awaitSpread(t, "w6-a", "w6-b", "w6-c")
+	l := r.runW6Load(t, s, accounts)
+
+	failover := func(name string, victim *child, instance string, alive ...string) {
+		t.Helper()
+		a := r.awaitSpread(t, append([]string{instance}, alive...)...)
+		start := time.Now()
+		time.Sleep(3 * time.Second) // the no-fault baseline
+		kill := time.Now()
+		base := p99(l.latencies(nil, start, kill))
+		dead := a[instance]
+		victim.signal(t, syscall.SIGKILL)
+		took := l.answeredAfter(t, dead, kill, 12*time.Second)
+		var surviving []int32
+		for p := range accounts {
+			if !slices.Contains(dead, p) {
+				surviving = append(surviving, p)
+			}
+		}
+		during := l.latencies(surviving, kill, kill.Add(took))
+		t.Logf("%s: the dead gateway's shards %v answered again %v after the kill; survivors' p99 %v during it (%d replies), %v before",
+			name, dead, took.Round(time.Millisecond), p99(during).Round(time.Millisecond), len(during), base.Round(time.Millisecond))
+		if len(during) == 0 {
+			t.Errorf("%s: the survivors' shards got no answer during the failover", name)
+		} else if limit := 2*base + 100*time.Millisecond; p99(during) > limit {
+			t.Errorf("%s: survivors' p99 %v during the failover, over twice their no-fault p99 %v", name, p99(during), base)
+		}
+	}
+	failover("follower killed", second, "w6-b", "w6-a", "w6-c")
+	r.spawn("w6-d", 0)
+	failover("leader killed", first, "w6-a", "w6-c", "w6-d")
+	l.halt()
+	r.eventsOf() // versions contiguous, no duplicate
+}
