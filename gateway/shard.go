@@ -174,6 +174,9 @@ func (g *Gateway[S, C, E]) restore(ctx context.Context, p int32) (*shard[S], Rec
 
 	st, err := rd.Read(ctx, g.topics.events, p, scan.UsableCheckpoint()+1, eventsEnd, func(r *kgo.Record) error {
 		md, err := producer.Metadata(r.Headers)
+		if err == nil && (md.Type == "" || md.Version < 1) {
+			err = fmt.Errorf("no %s or %s header: not a kastor event (another producer wrote it)", kastor.HeaderType, kastor.HeaderVersion)
+		}
 		if err != nil {
 			return &kastor.UndecodableError{What: "event", Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
 		}

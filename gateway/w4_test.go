@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/gateway"
 	"github.com/kastor-dev/kastor/kafkatest"
@@ -144,6 +146,28 @@ func TestW4ExpiredAttemptIsNotAnOutcome(t *testing.T) {
 		rep := gateway.Reply{CommandID: x, Status: gateway.StatusExpired, Message: "read 2s after its deadline; not executed"}
 		if err := rep.Err("bank.account"); !errors.Is(err, kastor.ErrExpired) || errors.Is(err, kastor.ErrTimeout) {
 			t.Fatalf("EXPIRED reply: %v", err)
+		}
+	})
+}
+
+// A malformed header does not hide the headers after it: the UNDECODABLE reply still
+// reaches its caller, naming the command and the attempt.
+func TestMalformedHeaderStillAnswered(t *testing.T) {
+	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+		r := newRig(t, c, 1)
+		r.start(r.config())
+		rec := &kgo.Record{Topic: r.commands, Key: []byte("acct-h"), Value: []byte("{}"), Headers: []kgo.RecordHeader{
+			{Key: gateway.HeaderDeadline, Value: []byte("soon")},
+			{Key: gateway.HeaderExpectedVersion, Value: []byte("-7")},
+			{Key: kastor.HeaderCommandID, Value: []byte("bad-headers")},
+			{Key: kastor.HeaderType, Value: []byte("bank.OpenAccount")},
+			{Key: gateway.HeaderAttemptID, Value: []byte("attempt-1")},
+			{Key: gateway.HeaderReplyTo, Value: []byte(callerID)},
+		}}
+		r.produce(rec)
+		rep := r.reply("bad-headers")
+		if rep.Status != gateway.StatusUndecodable || !strings.Contains(rep.Message, gateway.HeaderDeadline) || !strings.Contains(rep.Message, gateway.HeaderExpectedVersion) {
+			t.Fatalf("reply %+v, want UNDECODABLE naming both bad headers", rep)
 		}
 	})
 }

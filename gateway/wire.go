@@ -233,9 +233,13 @@ type commandHeaders struct {
 	Query           string // HeaderQuery; "" for a command
 }
 
+// parseCommandHeaders reads every header, also past a malformed one: the reply to an
+// undecodable command still needs its command ID, attempt ID and reply-to. The error joins
+// every problem found.
 func parseCommandHeaders(hs []kgo.RecordHeader) (commandHeaders, error) {
 	ch := commandHeaders{ExpectedVersion: kastor.AnyVersion}
 	kh := make([]kastor.Header, 0, len(hs))
+	var errs []error
 	for _, h := range hs {
 		switch h.Key {
 		case HeaderReplyTo:
@@ -243,20 +247,23 @@ func parseCommandHeaders(hs []kgo.RecordHeader) (commandHeaders, error) {
 		case HeaderDeadline:
 			ms, err := strconv.ParseInt(string(h.Value), 10, 64)
 			if err != nil {
-				return ch, fmt.Errorf("header %s: %q is not Unix milliseconds", h.Key, h.Value)
+				errs = append(errs, fmt.Errorf("header %s: %q is not Unix milliseconds", h.Key, h.Value))
+				continue
 			}
 			ch.Deadline = time.UnixMilli(ms)
 		case HeaderExpectedVersion:
 			v, err := strconv.ParseInt(string(h.Value), 10, 64)
 			if err != nil || v < kastor.AnyVersion {
-				return ch, fmt.Errorf("header %s: %q is not a version", h.Key, h.Value)
+				errs = append(errs, fmt.Errorf("header %s: %q is not a version", h.Key, h.Value))
+				continue
 			}
 			ch.ExpectedVersion = v
 		case HeaderAttemptID:
 			ch.AttemptID = string(h.Value)
 		case HeaderQuery:
 			if string(h.Value) != QueryOutcome {
-				return ch, fmt.Errorf("header %s: %q is not a known question (want %q)", h.Key, h.Value, QueryOutcome)
+				errs = append(errs, fmt.Errorf("header %s: %q is not a known question (want %q)", h.Key, h.Value, QueryOutcome))
+				continue
 			}
 			ch.Query = string(h.Value)
 		default:
@@ -265,7 +272,7 @@ func parseCommandHeaders(hs []kgo.RecordHeader) (commandHeaders, error) {
 	}
 	md, err := kastor.ParseHeaders(kh)
 	ch.Metadata = md
-	return ch, err
+	return ch, errors.Join(append(errs, err)...)
 }
 
 func (ch *commandHeaders) append(dst []kgo.RecordHeader) []kgo.RecordHeader {
