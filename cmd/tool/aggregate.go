@@ -111,6 +111,10 @@ func aggregateEvents(ctx context.Context, brokers []string, timeout time.Duratio
 			return nil
 		}
 		m, err := producer.Metadata(r.Headers)
+		if err == nil && (m.Type == "" || m.Fingerprint == 0) {
+			err = fmt.Errorf("no %s and %s headers: not a kastor event (another producer wrote it to the events topic; "+
+				"a gateway refuses this shard's commands as UNAVAILABLE while it is there)", ks.HeaderType, ks.HeaderSchema)
+		}
 		if err != nil {
 			return &ks.UndecodableError{What: "event", Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
 		}

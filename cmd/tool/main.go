@@ -43,7 +43,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	// Several problems (say, in a topic file) come as lines; prefix each one.
 	for _, line := range strings.Split(err.Error(), "\n") {
-		fmt.Fprintf(stderr, "kastor: %s\n", line)
+		// The library's own errors start with "kastor: " already.
+		fmt.Fprintf(stderr, "kastor: %s\n", strings.TrimPrefix(line, "kastor: "))
 	}
 	code := exitCode(err)
 	if code == exitUsage {

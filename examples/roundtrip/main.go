@@ -1,7 +1,9 @@
-// Command roundtrip is kastor's first demo (`make demo`): it starts the embedded broker, sets
-// up the topic set of examples/kastor.yaml, appends keyed records to the events topic with an
-// idempotent producer and reads them back, showing that each account ID always lands in the
-// partition (shard) Kafka's murmur2 default assigns it.
+// Command roundtrip is kastor's first demo: it starts the embedded broker, sets up the topic
+// set of examples/kastor.yaml, appends keyed records with an idempotent producer to a
+// scratch topic with the events topic's partition count, reads them back, showing that each
+// account ID always lands in the partition (shard) Kafka's murmur2 default assigns it, and
+// deletes the scratch topic. It never writes to the aggregate's own topics: plain JSON there
+// would be a foreign record that gateways refuse to restore from.
 //
 // The embedded broker is franz-go's kfake, not Apache Kafka; point -brokers at a real
 // cluster to run the same round trip there.
@@ -75,8 +77,19 @@ func run(ctx context.Context, file, brokerList string) error {
 			break
 		}
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(events.Name),
-		kgo.ConsumeTopics(events.Name), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	scratch := events.Name + ".roundtrip"
+	if _, err := adm.CreateTopic(ctx, events.Partitions, -1, nil, scratch); err != nil {
+		return fmt.Errorf("creating the scratch topic %s: %w", scratch, err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := adm.DeleteTopic(dctx, scratch); err != nil {
+			fmt.Fprintf(os.Stderr, "roundtrip: deleting the scratch topic %s: %v\n", scratch, err)
+		}
+	}()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(scratch),
+		kgo.ConsumeTopics(scratch), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		return err
 	}
@@ -92,7 +105,8 @@ func run(ctx context.Context, file, brokerList string) error {
 			}
 		}
 	}
-	fmt.Printf("\nappended %d records to %s (idempotent producer, acks=all)\n\nread back:\n", perAccount*len(accounts), events.Name)
+	fmt.Printf("\nappended %d records to %s (a scratch topic with the %d partitions of %s; idempotent producer, acks=all)\n\nread back:\n",
+		perAccount*len(accounts), scratch, events.Partitions, events.Name)
 
 	want := perAccount * len(accounts)
 	mismatches := 0
