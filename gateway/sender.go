@@ -365,7 +365,8 @@ func (s *Sender[C]) await(ctx context.Context, id, attempt string, rec *kgo.Reco
 
 // Submit sends cmd without waiting for its result: it returns the command ID once the
 // command is durably written to the commands topic (acknowledged by all in-sync replicas).
-// The gateway will process it; its outcome shows in the events (or in their absence).
+// The gateway will process it; Outcome(ctx, cmd.AggregateID, id) tells its outcome once it
+// has been, with no risk of executing it, and its events show in the events topic.
 //
 // A submitted command carries no reply-to and no deadline: nobody waits for it, so it does
 // not expire; ctx bounds only the write. The command ID is returned with any error after it
