@@ -1,13 +1,11 @@
 package consumer_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,31 +13,14 @@ import (
 
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/consumer"
+	"github.com/kastor-dev/kastor/internal/logtest"
 )
-
-// logBuffer is a slog destination that tests read while the logger writes.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // checkReader is a reader of topic "events" (dead letters: DLQTopic("ns", "check")) at
 // addr, logging to the buffer returned.
-func checkReader(t *testing.T, addr string) (*consumer.Reader[kastor.Event], *logBuffer) {
+func checkReader(t *testing.T, addr string) (*consumer.Reader[kastor.Event], *logtest.Buffer) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &logtest.Buffer{}
 	sink := consumer.Handler(func(context.Context, kastor.Envelope[kastor.Event]) error { return nil })
 	rd, err := consumer.New(consumer.Config[kastor.Event]{Name: "check", Version: 1, Namespace: "ns", Topics: []string{"events"},
 		Events: codecs.Events, Brokers: []string{addr}, Logger: slog.New(slog.NewTextHandler(logs, nil))}, sink)

@@ -1,14 +1,12 @@
 package partition_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,31 +15,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kastor-dev/kastor/internal/logtest"
 	"github.com/kastor-dev/kastor/internal/partition"
 )
 
-// logBuffer is a slog destination that tests read while the logger writes.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func testLogger() (*slog.Logger, *logBuffer) {
-	b := &logBuffer{}
-	return slog.New(slog.NewTextHandler(b, nil)), b
-}
+func testLogger() (*slog.Logger, *logtest.Buffer) { return logtest.New() }
 
 // produce writes n records to topic/partition.
 func produce(t *testing.T, addrs []string, topic string, partition int32, n int) {
