@@ -33,6 +33,9 @@ type params struct {
 }
 
 func main() {
+	if os.Getenv(gatewayChildEnv) != "" {
+		os.Exit(runGatewayChild()) // a gateway process of the failover figure
+	}
 	var p params
 	flag.IntVar(&p.commands, "commands", 100_000, "commands per throughput run")
 	flag.IntVar(&p.aggregates, "aggregates", 10_000, "distinct aggregates the commands address")
@@ -57,7 +60,8 @@ func main() {
 	rate := flag.Float64("rate", 0, "commands/s for the latency run (default: half of the measured peak)")
 	flag.BoolVar(&verbose, "v", false, "print every round's figures")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the parts run (after the warm-up) to this file")
-	only := flag.String("only", "", "run only these parts, comma-separated: throughput, latency, projection, recovery, watermill, streams, growth")
+	only := flag.String("only", "", "run only these parts, comma-separated: throughput, latency, projection, recovery, watermill, streams, growth, failover")
+	fo := failoverFlags()
 	var brokerConfig []kafkatest.Option
 	flag.Func("broker-config", "a broker setting key=value for the test broker (repeatable), e.g. add.partitions.to.txn.retry.backoff.ms=1", func(s string) error {
 		k, v, ok := strings.Cut(s, "=")
@@ -146,6 +150,10 @@ func main() {
 
 	if runs("growth") {
 		check(growthBench(ctx, c, p))
+	}
+
+	if runs("failover") {
+		check(failoverBench(ctx, c, *fo))
 	}
 
 	if !runs("recovery") {

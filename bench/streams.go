@@ -105,16 +105,20 @@ type streamsApp struct {
 	stateDir string
 }
 
-func startStreams(jar string, c *kafkatest.Cluster, ts topicSet, app string, commit time.Duration, threads int) (*streamsApp, error) {
+// startStreams launches the peer; extra are more of its key=value arguments (client-id=,
+// config.NAME=VALUE).
+func startStreams(jar string, c *kafkatest.Cluster, ts topicSet, app string, commit time.Duration, threads int, extra ...string) (*streamsApp, error) {
 	dir, err := os.MkdirTemp("", "kastor-streams-")
 	if err != nil {
 		return nil, err
 	}
 	a := &streamsApp{changed: make(chan struct{}, 1), done: make(chan error, 1), stateDir: dir}
-	a.cmd = exec.Command("java", "-Xmx1g", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-jar", jar,
-		"bootstrap="+strings.Join(c.Brokers(), ","), "app="+app,
-		"commands="+ts.commands, "events="+ts.events, "replies="+ts.replies,
-		"commit-ms="+strconv.FormatInt(commit.Milliseconds(), 10), "threads="+strconv.Itoa(threads), "state-dir="+dir)
+	args := []string{"-Xmx1g", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-jar", jar,
+		"bootstrap=" + strings.Join(c.Brokers(), ","), "app=" + app,
+		"commands=" + ts.commands, "events=" + ts.events, "replies=" + ts.replies,
+		"commit-ms=" + strconv.FormatInt(commit.Milliseconds(), 10), "threads=" + strconv.Itoa(threads), "state-dir=" + dir}
+	a.cmd = exec.Command("java", append(args, extra...)...)
+	a.cmd.SysProcAttr = childProcAttr()
 	a.cmd.Stderr = &a.stderr
 	stdout, err := a.cmd.StdoutPipe()
 	if err != nil {

@@ -35,7 +35,9 @@ import org.apache.kafka.streams.state.Stores;
  * gateway does, with processing.guarantee=exactly_once_v2.
  *
  * <p>Arguments are key=value: bootstrap, app, commands, events, replies, commit-ms, threads,
- * state-dir. It prints "START epoch-ms" just before KafkaStreams.start() and "STATE name
+ * state-dir, and optionally client-id (the prefix of its clients' IDs, so that the bench can
+ * tell instances apart in the group) and config.NAME=VALUE for any other Streams, consumer or
+ * producer setting (the failover figure's tuned row; none is set otherwise). It prints "START epoch-ms" just before KafkaStreams.start() and "STATE name
  * epoch-ms" at each state change, and runs until it is terminated.
  */
 public final class StreamsPeer {
@@ -58,6 +60,10 @@ public final class StreamsPeer {
     p.put(StreamsConfig.STATE_DIR_CONFIG, need(a, "state-dir"));
     p.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, 1);
     p.put(StreamsConfig.consumerPrefix("auto.offset.reset"), "earliest");
+    if (a.containsKey("client-id")) p.put(StreamsConfig.CLIENT_ID_CONFIG, a.get("client-id"));
+    for (Map.Entry<String, String> e : a.entrySet()) {
+      if (e.getKey().startsWith("config.")) p.put(e.getKey().substring("config.".length()), e.getValue());
+    }
 
     Topology t = new Topology();
     t.addSource("commands", new StringDeserializer(), new ByteArrayDeserializer(), need(a, "commands"));
