@@ -78,6 +78,26 @@ func (g *Gateway[S, C, E]) fenceDeparted(ctx context.Context, cl *kgo.Client) {
 	}
 }
 
+// fenceOwn fences this instance's own transactional ID with a client of its own, before
+// the session's producer is created: fencing it through the session's client could bump
+// the epoch past that client's own producer. A transaction a predecessor under the same
+// instance ID left open is aborted (or, if its commit had begun, completed) at once;
+// franz-go would initialise the producer only at the first transaction, which waits for
+// the restores, which wait for that transaction's offsets.
+func (g *Gateway[S, C, E]) fenceOwn(ctx context.Context) {
+	cfg := g.cfg
+	id := cfg.txnID(cfg.InstanceID)
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.ClientOptions...)...)
+	if err == nil {
+		defer cl.Close()
+		err = g.fence(ctx, cl, id)
+	}
+	if err != nil && ctx.Err() == nil {
+		cfg.Logger.Warn("cannot fence this instance's transactional ID before joining; a predecessor's open transaction ends at its timeout",
+			"transactional_id", id, "err", err)
+	}
+}
+
 // fence initialises a producer for transactional ID id, as a restarted instance would:
 // the coordinator aborts the transaction id has open and bumps its epoch, so the old
 // producer can write nothing more. It answers CONCURRENT_TRANSACTIONS while it aborts.

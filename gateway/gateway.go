@@ -52,6 +52,9 @@ type Gateway[S, C, E any] struct {
 	// now on report an error from their End if they commit, as when EndTxn's response is
 	// lost.
 	lostEndResponses atomic.Int32
+	// holdBeforeEnd is a fault injection for tests: each transaction waits this long (ns)
+	// with its records written before it ends, so that a kill lands inside it.
+	holdBeforeEnd atomic.Int64
 }
 
 // New validates cfg and returns a gateway; Run starts it.
@@ -208,6 +211,11 @@ func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
 	g.mu.Lock()
 	g.runCtx = runCtx
 	g.mu.Unlock()
+	// A predecessor under this instance ID (a restart under the same name, or this
+	// instance's own previous session after an unknown outcome) may have a transaction
+	// open: end it now rather than at its timeout, before this session's producer exists
+	// (decision 28).
+	g.fenceOwn(ctx)
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)

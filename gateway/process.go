@@ -182,6 +182,9 @@ func (g *Gateway[S, C, E]) processBatch(ctx context.Context, sess *kgo.GroupTran
 		cfg.Logger.Warn("aborting transaction: a record was not written", "err", b.produceErr)
 		abort = true
 	}
+	if d := g.holdBeforeEnd.Load(); d > 0 {
+		time.Sleep(time.Duration(d))
+	}
 	committed, err := sess.End(tctx, kgo.TransactionEndTry(!abort))
 	if err == nil && committed && loseEnd {
 		err = errLostEndResponse

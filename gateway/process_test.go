@@ -57,6 +57,9 @@ func runChild() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
+	if hold, _ := time.ParseDuration(os.Getenv("CHILD_HOLD")); hold > 0 {
+		g.HoldBeforeEnd(hold)
+	}
 	if err := g.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "gateway:", err)
 		return 1

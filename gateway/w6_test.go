@@ -257,6 +257,18 @@ func TestW6FailoverOnlyTouchesTheDeadShards(t *testing.T) {
 	failover("follower killed", second, "w6-b", "w6-a", "w6-c")
 	r.spawn("w6-d", 0)
 	failover("leader killed", first, "w6-a", "w6-c", "w6-d")
+
+	// Killed inside a transaction (held open, its records written, for 300 ms of each) and
+	// restarted at once under the same name: no other instance fences a name that is still
+	// a member, so the restarted process must end its predecessor's transaction itself, or
+	// its restores wait for the transaction's timeout and the broker's scan (13-20 s).
+	slow := r.spawn("w6-e", 0, "CHILD_HOLD=300ms")
+	a := r.awaitSpread(t, "w6-c", "w6-d", "w6-e")
+	kill := time.Now()
+	slow.signal(t, syscall.SIGKILL)
+	r.spawn("w6-e", 0)
+	took := l.answeredAfter(t, a["w6-e"], kill, 12*time.Second)
+	t.Logf("restarted under the same name: its shards %v answered again %v after the kill", a["w6-e"], took.Round(time.Millisecond))
 	l.halt()
 	r.eventsOf() // versions contiguous, no duplicate
 }
