@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/internal/brokerwait"
@@ -211,11 +212,25 @@ func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
 	g.mu.Lock()
 	g.runCtx = runCtx
 	g.mu.Unlock()
+	if cfg.StaticMembership {
+		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
+	}
 	// A predecessor under this instance ID (a restart under the same name, or this
 	// instance's own previous session after an unknown outcome) may have a transaction
 	// open: end it now rather than at its timeout, before this session's producer exists
 	// (decision 28).
 	g.fenceOwn(ctx)
+	stopped := false
+	if cfg.StaticMembership {
+		// franz-go does not leave the group on close for a static member (a restart would
+		// take its shards back): a stop hands them over at once instead of a session later.
+		// Runs after the session's Close (deferred below).
+		defer func() {
+			if stopped {
+				g.leaveGroup()
+			}
+		}()
+	}
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
@@ -223,6 +238,7 @@ func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
 	defer sess.Close()
 	p, err := g.checkTopics(ctx, sess.Client())
 	if ctx.Err() != nil {
+		stopped = true
 		return nil
 	}
 	if err != nil {
@@ -260,7 +276,38 @@ func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
 		}
 	}
 	cfg.Logger.Info("gateway stopping")
+	stopped = true
 	return nil
+}
+
+// leaveGroup removes this static member from the group.
+func (g *Gateway[S, C, E]) leaveGroup() {
+	cfg := g.cfg
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.ClientOptions...)...)
+	if err != nil {
+		cfg.Logger.Warn("cannot leave the group; the shards move after the session timeout", "err", err)
+		return
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrLeaveGroupRequest()
+	req.Group = cfg.Group
+	m := kmsg.NewLeaveGroupRequestMember()
+	m.InstanceID = &cfg.InstanceID
+	req.Members = append(req.Members, m)
+	resp, err := req.RequestWith(ctx, cl)
+	if err == nil {
+		err = kerr.ErrorForCode(resp.ErrorCode)
+		for _, mr := range resp.Members {
+			if err == nil {
+				err = kerr.ErrorForCode(mr.ErrorCode)
+			}
+		}
+	}
+	if err != nil && !errors.Is(err, kerr.UnknownMemberID) {
+		cfg.Logger.Warn("cannot leave the group; the shards move after the session timeout", "err", err)
+	}
 }
 
 // restoring is a shard restore under way in the background.

@@ -42,7 +42,8 @@ func runChild() int {
 		Aggregate: bankAggregate(), Namespace: ns, Brokers: brokers,
 		Commands: commandCodec, Events: eventCodec, States: stateCodec,
 		InstanceID: os.Getenv("CHILD_INSTANCE"), Logger: logger,
-		MaxBatch: 20, // the library's session and transaction timeouts: what users run
+		MaxBatch:         20, // the library's session and transaction timeouts: what users run
+		StaticMembership: os.Getenv("CHILD_STATIC") != "",
 	}
 	if delay > 0 {
 		// Slow handling keeps the child inside a transaction most of the time, so a stop

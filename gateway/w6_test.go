@@ -272,3 +272,53 @@ func TestW6FailoverOnlyTouchesTheDeadShards(t *testing.T) {
 	l.halt()
 	r.eventsOf() // versions contiguous, no duplicate
 }
+
+// TestStaticMemberTakesItsShardsBack: a static member (StaticMembership, what the bank
+// example's -instance sets) killed and restarted under its name gets its shards back at
+// once, without waiting for the session timeout; stopped gracefully, it leaves the group,
+// so its shards move at once too.
+func TestStaticMemberTakesItsShardsBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault test")
+	}
+	r := newRig(t, realKafka.Get(t), 4)
+	s := r.sender()
+	accounts := map[int32]string{}
+	for i := 0; len(accounts) < int(r.partitions); i++ {
+		id := fmt.Sprintf("acct-%d", i)
+		if p := producer.PartitionFor([]byte(id), r.partitions); accounts[p] == "" {
+			accounts[p] = id
+		}
+	}
+	ctx := sndCtx(t, time.Minute)
+	r.spawn("st-a", 0, "CHILD_STATIC=1")
+	r.awaitSpread(t, "st-a")
+	for _, acct := range accounts {
+		if _, err := s.Send(ctx, cmdWithID[command](acct, "open-"+acct, openAccount{})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := r.spawn("st-b", 0, "CHILD_STATIC=1")
+	a := r.awaitSpread(t, "st-a", "st-b")
+	l := r.runW6Load(t, s, accounts)
+
+	kill := time.Now()
+	b.signal(t, syscall.SIGKILL)
+	b = r.spawn("st-b", 0, "CHILD_STATIC=1")
+	took := l.answeredAfter(t, a["st-b"], kill, 12*time.Second)
+	t.Logf("killed and restarted under its name: shards %v answered again %v after the kill", a["st-b"], took.Round(time.Millisecond))
+	if took > 4*time.Second {
+		t.Errorf("a static member restarted under its name took %v to serve its shards again, want well under the 6 s session timeout", took)
+	}
+
+	a = r.awaitSpread(t, "st-a", "st-b")
+	stop := time.Now()
+	b.signal(t, syscall.SIGTERM)
+	took = l.answeredAfter(t, a["st-b"], stop, 12*time.Second)
+	t.Logf("stopped gracefully: its shards %v answered again %v after the stop", a["st-b"], took.Round(time.Millisecond))
+	if took > 4*time.Second {
+		t.Errorf("a static member's graceful stop took %v to hand its shards over, want well under the 6 s session timeout", took)
+	}
+	l.halt()
+	r.eventsOf()
+}

@@ -65,8 +65,8 @@ func main() {
 	file := fs.String("f", "examples/kastor.yaml", "topic file (namespace and topic layout)")
 	brokers := fs.String("brokers", os.Getenv("KAFKA_BROKERS"), "bootstrap brokers, host:port[,host:port] (gateway, projection; default $KAFKA_BROKERS)")
 	dsn := fs.String("postgres", os.Getenv("POSTGRES_DSN"), "PostgreSQL connection string (projection; default $POSTGRES_DSN)")
-	instance := fs.String("instance", "", "gateway instance ID: its client and transactional IDs (default: host, pid and a random suffix; "+
-		"reuse it on restart to fence the previous process at once)")
+	instance := fs.String("instance", "", "gateway instance ID: its client, transactional and group instance IDs (default: host, pid and a random "+
+		"suffix); restarted under the same name after a crash, a gateway takes its shards back at once. Never run two with one name")
 	session := fs.Duration("session-timeout", 0, "gateway group session timeout: how soon a crashed gateway's shards move (default: the library's, 6s)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if len(os.Args) < 2 || strings.HasPrefix(os.Args[1], "-") {
@@ -162,6 +162,9 @@ func runGateway(ctx context.Context, o gatewayOptions) error {
 		Aggregate: account.Aggregate, Namespace: cfg.Namespace, Brokers: o.brokers,
 		Commands: codecs.Commands, Events: codecs.Events, States: codecs.States,
 		Listeners: o.listeners, Logger: o.logger, InstanceID: o.instance, SessionTimeout: o.sessionTimeout,
+		// A named instance is a static group member: restarted under its name after a
+		// crash, it takes its shards back at once.
+		StaticMembership: o.instance != "",
 	})
 	if err != nil {
 		return err
