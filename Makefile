@@ -4,8 +4,10 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BIN         ?= bin
 PKGS        ?= ./...
 TEST_FLAGS  ?= -race -count=1 -timeout 20m
+# Fault phase of each chaos test; `make test` runs them with the package default (60s).
+CHAOS_DURATION ?= 5m
 
-.PHONY: help build test test-unit lint bench dev demo image clean-containers clean
+.PHONY: help build test test-unit lint bench chaos dev demo image clean-containers clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -28,6 +30,9 @@ lint: ## gofmt, go vet, staticcheck
 bench: ## benchmarks, each printed beside its limit or peer from the same run (docs/BENCHMARKS.md)
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./producer
 	cd bench && ../docker/with-kafka.sh $(GO) run . $(BENCH_FLAGS)
+
+chaos: ## fault suite (issue 14): bank gateways killed, paused and brokers killed under load, then the log checked; CHAOS_DURATION=5m per test
+	CHAOS_DURATION=$(CHAOS_DURATION) docker/with-kafka.sh $(GO) test -count=1 -v -run . -timeout 30m ./chaos/...
 
 dev: ## embedded broker on 127.0.0.1:9092 with the example topics (Ctrl-C stops it)
 	$(GO) run ./cmd/tool dev -f examples/kastor.yaml
