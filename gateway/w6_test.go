@@ -143,6 +143,28 @@ func p99(ds []time.Duration) time.Duration {
 	return ds[(len(ds)*99)/100]
 }
 
+// accountPerPartition names one account in each partition.
+func (r *rig) accountPerPartition() map[int32]string {
+	accounts := map[int32]string{}
+	for i := 0; len(accounts) < int(r.partitions); i++ {
+		id := fmt.Sprintf("acct-%d", i)
+		if p := producer.PartitionFor([]byte(id), r.partitions); accounts[p] == "" {
+			accounts[p] = id
+		}
+	}
+	return accounts
+}
+
+// openAll opens the accounts.
+func openAll(t *testing.T, ctx context.Context, s *gateway.Sender[command], accounts map[int32]string) {
+	t.Helper()
+	for _, acct := range accounts {
+		if _, err := s.Send(ctx, cmdWithID[command](acct, "open-"+acct, openAccount{})); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // assignments returns the partitions of the commands topic each gateway instance owns, by
 // instance ID (from the members' client IDs).
 func (r *rig) assignments() (map[string][]int32, error) {
@@ -209,21 +231,11 @@ func TestW6FailoverOnlyTouchesTheDeadShards(t *testing.T) {
 	}
 	r := newRig(t, realKafka.Get(t), 6)
 	s := r.sender()
-	accounts := map[int32]string{}
-	for i := 0; len(accounts) < int(r.partitions); i++ {
-		id := fmt.Sprintf("acct-%d", i)
-		if p := producer.PartitionFor([]byte(id), r.partitions); accounts[p] == "" {
-			accounts[p] = id
-		}
-	}
+	accounts := r.accountPerPartition()
 	ctx := sndCtx(t, time.Minute)
 	first := r.spawn("w6-a", 0) // the leader
 	r.awaitSpread(t, "w6-a")
-	for _, acct := range accounts {
-		if _, err := s.Send(ctx, cmdWithID[command](acct, "open-"+acct, openAccount{})); err != nil {
-			t.Fatal(err)
-		}
-	}
+	openAll(t, ctx, s, accounts)
 	second := r.spawn("w6-b", 0)
 	r.spawn("w6-c", 0)
 	r.awaitSpread(t, "w6-a", "w6-b", "w6-c")
@@ -283,21 +295,11 @@ func TestStaticMemberTakesItsShardsBack(t *testing.T) {
 	}
 	r := newRig(t, realKafka.Get(t), 4)
 	s := r.sender()
-	accounts := map[int32]string{}
-	for i := 0; len(accounts) < int(r.partitions); i++ {
-		id := fmt.Sprintf("acct-%d", i)
-		if p := producer.PartitionFor([]byte(id), r.partitions); accounts[p] == "" {
-			accounts[p] = id
-		}
-	}
+	accounts := r.accountPerPartition()
 	ctx := sndCtx(t, time.Minute)
 	r.spawn("st-a", 0, "CHILD_STATIC=1")
 	r.awaitSpread(t, "st-a")
-	for _, acct := range accounts {
-		if _, err := s.Send(ctx, cmdWithID[command](acct, "open-"+acct, openAccount{})); err != nil {
-			t.Fatal(err)
-		}
-	}
+	openAll(t, ctx, s, accounts)
 	b := r.spawn("st-b", 0, "CHILD_STATIC=1")
 	a := r.awaitSpread(t, "st-a", "st-b")
 	l := r.runW6Load(t, s, accounts)
