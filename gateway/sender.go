@@ -447,7 +447,17 @@ func (s *Sender[C]) record(cmd kastor.Command[C], replyTo string, deadline time.
 
 // produce writes a command record and waits for its acknowledgement.
 func (s *Sender[C]) produce(ctx context.Context, id string, rec *kgo.Record) error {
-	err := s.app.Append(ctx, rec)
+	// franz-go fails a record on ctx only before its request is sent; one in flight to a
+	// broker that died waits for the request timeout. The caller's deadline comes first:
+	// the record may still be written, which the TimeoutError says.
+	done := make(chan error, 1)
+	go func() { done <- s.app.Append(ctx, rec) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
 	switch {
 	case err == nil:
 		return nil

@@ -17,11 +17,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"io"
+
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/gateway"
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/topics"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // The Sender is tested against a fake gateway: a goroutine that reads the commands topic,
@@ -893,3 +897,38 @@ func TestSenderStartsAtTheEndOfItsRepliesPartition(t *testing.T) {
 		t.Fatalf("got %+v, want %+v", res, want)
 	}
 }
+
+// A Send whose command is in flight to a broker that does not answer (it died with the
+// request) returns at its deadline: franz-go fails an in-flight record only at the request
+// timeout, and the caller's deadline comes first.
+func TestSendReturnsAtItsDeadlineWithAProduceInFlight(t *testing.T) {
+	ns := "stuck"
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3,
+		topics.TopicName(ns, sndAgg, topics.RoleCommands), topics.TopicName(ns, sndAgg, topics.RoleReplies)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release); kc.Close() })
+	kc.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		kc.KeepControl()
+		kc.SleepControl(func() { <-release })
+		return nil, nil, false
+	})
+	s, err := gateway.NewSender(sndCtx(t, time.Minute), gateway.SenderConfig[sndCmd]{
+		Brokers: kc.ListenAddrs(), Namespace: ns, AggregateType: sndAgg, Commands: sndCodec{}, Logger: quietSndLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err = s.Send(ctx, kastor.NewCommand("acc-stuck", sndCmd{Events: 1}))
+	if took := time.Since(start); !errors.Is(err, kastor.ErrTimeout) || took > 3*time.Second {
+		t.Fatalf("Send with its produce in flight returned %v after %v, want a timeout at its 1 s deadline", err, took)
+	}
+}
+
+func quietSndLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
