@@ -142,7 +142,10 @@ type Config[E any] struct {
 	Registerer prometheus.Registerer
 	// ClientOptions are extra franz-go options (TLS, SASL, tuning). They apply to the
 	// consuming clients and the dead-letter producer, after the reader's own: for
-	// example kgo.FetchMaxPartitionBytes overrides the reader's 256 KiB.
+	// example kgo.FetchMaxPartitionBytes overrides the reader's 256 KiB, and
+	// kgo.SessionTimeout the group session of 6 s (franz-go's is 45 s: a crashed
+	// instance's partitions would wait that long before another one reads them; the
+	// gateway's reason, decision 28).
 	ClientOptions []kgo.Opt
 }
 

@@ -265,6 +265,9 @@ func (r *Reader[E]) consumerOpts() []kgo.Opt {
 func (r *Reader[E]) groupOpts() []kgo.Opt {
 	opts := append(r.consumerOpts(),
 		kgo.ConsumerGroup(r.cfg.Group),
+		// A crashed instance's partitions move after 6 s, not franz-go's 45 (decision 28).
+		kgo.SessionTimeout(6*time.Second),
+		kgo.HeartbeatInterval(time.Second),
 		kgo.ConsumeTopics(r.topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),

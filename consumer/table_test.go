@@ -51,8 +51,7 @@ func runTableChild() int {
 	rd, err := consumer.New(consumer.Config[kastor.Event]{
 		Name: projection, Version: 1, Namespace: ns, AggregateTypes: []string{"bank.account"},
 		Events: codecs.Events, Brokers: strings.Split(os.Getenv("CHILD_BROKERS"), ","), Logger: quietLogger(),
-		MaxPollRecords: 50,
-		ClientOptions:  []kgo.Opt{kgo.SessionTimeout(6 * time.Second), kgo.HeartbeatInterval(500 * time.Millisecond)},
+		MaxPollRecords: 50, // the reader's default session timeout: what users run
 	}, consumer.Sink[kastor.Event](tb))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

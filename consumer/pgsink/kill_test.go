@@ -105,8 +105,8 @@ func runChild() int {
 	rd, err := consumer.New(consumer.Config[kastor.Event]{
 		Name: projection, Version: 1, Namespace: os.Getenv("CHILD_NS"), AggregateTypes: []string{bank.Type},
 		Events: codecs.Events, Brokers: brokers, Logger: logger, MaxPollRecords: 100,
-		Retry:         consumer.Retry{Attempts: 3, InitialBackoff: time.Millisecond, MaxBackoff: 200 * time.Millisecond},
-		ClientOptions: []kgo.Opt{kgo.SessionTimeout(6 * time.Second), kgo.HeartbeatInterval(500 * time.Millisecond)},
+		Retry: consumer.Retry{Attempts: 3, InitialBackoff: time.Millisecond, MaxBackoff: 200 * time.Millisecond},
+		// The reader's default session timeout: what users run.
 	}, sink)
 	if err != nil {
 		return fail(err)
