@@ -16,6 +16,13 @@ import (
 // the instance's transactional ID too. fenceDeparted relies on it.
 const clientIDPrefix = "kastor-gateway-"
 
+// newClient returns a client of the cluster for one request outside the session: the
+// session's own client must not send it (fencing this instance's ID through it would
+// fence it; a static member's leave must outlive it).
+func (c *Config[S, C, E]) newClient() (*kgo.Client, error) {
+	return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.Brokers...)}, c.ClientOptions...)...)
+}
+
 // txnID is an instance's transactional ID.
 func (c *Config[S, C, E]) txnID(instance string) string { return c.Group + "-" + instance }
 
@@ -87,7 +94,7 @@ func (g *Gateway[S, C, E]) fenceDeparted(ctx context.Context, cl *kgo.Client) {
 func (g *Gateway[S, C, E]) fenceOwn(ctx context.Context) {
 	cfg := g.cfg
 	id := cfg.txnID(cfg.InstanceID)
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.ClientOptions...)...)
+	cl, err := cfg.newClient()
 	if err == nil {
 		defer cl.Close()
 		err = g.fence(ctx, cl, id)

