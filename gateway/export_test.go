@@ -10,3 +10,7 @@ func (g *Gateway[S, C, E]) LoseEndResponses(n int32) { g.lostEndResponses.Store(
 // HoldBeforeEnd makes every transaction wait d with its records written before it ends,
 // so that a kill lands inside an open transaction.
 func (g *Gateway[S, C, E]) HoldBeforeEnd(d time.Duration) { g.holdBeforeEnd.Store(int64(d)) }
+
+// FailRestores makes every restore of a shard fail with fault(p) before it reads, while
+// fault returns an error for p.
+func (g *Gateway[S, C, E]) FailRestores(fault func(p int32) error) { g.restoreFault.Store(&fault) }

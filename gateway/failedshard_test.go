@@ -2,13 +2,16 @@ package gateway_test
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
@@ -83,4 +86,72 @@ func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+// A shard whose restore fails for a reason that is not its data (here the cluster refuses
+// a request) refuses its commands UNAVAILABLE meanwhile, which is not an outcome: once a
+// retry restores the shard, the same command ID executes, once.
+func TestFailedRestoreIsRetried(t *testing.T) {
+	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+		r := newRig(t, c, 3)
+		const bad, good = "acct-bad", "acct-good"
+		pb := producer.PartitionFor([]byte(bad), r.partitions)
+		reg := prometheus.NewRegistry()
+		var log sndLog
+		g, err := gateway.New(r.config(func(cfg *gateway.Config[account, command, kastor.Event]) {
+			cfg.Registerer = reg
+			cfg.Logger = slog.New(slog.NewTextHandler(&log, nil))
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var refuse atomic.Bool
+		refuse.Store(true)
+		g.FailRestores(func(p int32) error {
+			if p == pb && refuse.Load() {
+				return fmt.Errorf("listing offsets: %w", kerr.TopicAuthorizationFailed)
+			}
+			return nil
+		})
+		r.run(g)
+		s := r.sender()
+		ctx := sndCtx(t, 2*time.Minute)
+		if _, err := s.Send(ctx, cmdWithID[command](good, "g1", openAccount{})); err != nil {
+			t.Fatalf("the healthy shard: %v", err)
+		}
+		_, err = s.Send(ctx, cmdWithID[command](bad, "b1", openAccount{}))
+		var ue *kastor.UnavailableError
+		if !errors.As(err, &ue) || !strings.Contains(ue.Reason, "TOPIC_AUTHORIZATION_FAILED") {
+			t.Fatalf("a command for the failed shard: %v, want a *kastor.UnavailableError with the reason", err)
+		}
+		if v := gaugeValue(t, reg, "kastor_gateway_shards_failed"); v != 1 {
+			t.Errorf("kastor_gateway_shards_failed = %v, want 1", v)
+		}
+
+		refuse.Store(false)
+		var res gateway.Result
+		for {
+			res, err = s.Send(ctx, cmdWithID[command](bad, "b1", openAccount{}))
+			if !errors.Is(err, kastor.ErrUnavailable) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("the shard is still failed: %v\n%s", err, log.String())
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		if err != nil || res.From != 1 || res.To != 1 {
+			t.Fatalf("the command once the shard is restored: %+v, %v", res, err)
+		}
+		if l := log.String(); !strings.Contains(l, "failed shard restored") || !strings.Contains(l, "while the restore is tried again") {
+			t.Errorf("the log does not tell the failure and the recovery:\n%s", l)
+		}
+		if f, o := gaugeValue(t, reg, "kastor_gateway_shards_failed"), gaugeValue(t, reg, "kastor_gateway_shards_owned"); f != 0 || o != 3 {
+			t.Errorf("kastor_gateway_shards_failed = %v, owned = %v; want 0 and 3", f, o)
+		}
+		if n := len(r.rawEvents(t, bad)); n != 1 {
+			t.Fatalf("%d events for the account, want 1", n)
+		}
+	})
 }

@@ -32,9 +32,9 @@ type Gateway[S, C, E any] struct {
 	mu        sync.Mutex
 	shards    map[int32]*shard[S]
 	restoring map[int32]*restoring // assigned, restore under way
-	// failed holds the owned shards whose restore failed on a record it cannot use: their
-	// commands are refused UNAVAILABLE, loudly, until the shard is assigned again.
-	failed map[int32]error
+	// failed holds the owned shards whose restore failed: their commands are refused
+	// UNAVAILABLE, loudly, until a retry restores them or they are assigned again.
+	failed map[int32]*failure
 	runCtx context.Context
 	sem    chan struct{} // bounds concurrent restores
 	// partitions is the partition count shared by the aggregate type's topics.
@@ -56,6 +56,9 @@ type Gateway[S, C, E any] struct {
 	// holdBeforeEnd is a fault injection for tests: each transaction waits this long (ns)
 	// with its records written before it ends, so that a kill lands inside it.
 	holdBeforeEnd atomic.Int64
+	// restoreFault is a fault injection for tests: when set, a restore of shard p fails
+	// with its error for p, if any, before reading.
+	restoreFault atomic.Pointer[func(p int32) error]
 }
 
 // New validates cfg and returns a gateway; Run starts it.
@@ -69,7 +72,7 @@ func New[S, C, E any](cfg Config[S, C, E]) (*Gateway[S, C, E], error) {
 		topics:    topicsOf(c.Namespace, c.Aggregate.Type),
 		shards:    map[int32]*shard[S]{},
 		restoring: map[int32]*restoring{},
-		failed:    map[int32]error{},
+		failed:    map[int32]*failure{},
 		sem:       make(chan struct{}, c.MaxConcurrentRestores),
 	}
 	g.metrics, err = newMetrics(c.Registerer, c.Aggregate.Type)
@@ -315,6 +318,13 @@ type restoring struct {
 	err    error // set before done is closed
 }
 
+// failure is an owned shard whose restore failed: its commands are refused UNAVAILABLE
+// with err. A failure that is not the data's is retried in the background until cancel.
+type failure struct {
+	err    error
+	cancel context.CancelFunc
+}
+
 // startRestore restores shard p in the background, so the group's rebalance is not held up
 // (a long restore inside the assignment callback would stop heartbeats) and the other
 // shards are served meanwhile; p's commands are fetched once the restore has ended (the
@@ -338,13 +348,11 @@ func (g *Gateway[S, C, E]) startRestore(cl *kgo.Client, p int32) {
 				cl.ResumeFetchPartitions(map[string][]int32{g.topics.commands: {p}})
 			}
 		}()
-		select {
-		case g.sem <- struct{}{}:
-		case <-ctx.Done():
+		if !g.acquireRestore(ctx) {
 			r.err = ctx.Err()
 			return
 		}
-		defer func() { <-g.sem }()
+		defer g.releaseRestore()
 		// The previous owner may have a transaction that already committed its command
 		// offsets and is still finishing: its events must be read, so wait until the
 		// shard's committed offset is stable before reading the events (KIP-447).
@@ -360,13 +368,7 @@ func (g *Gateway[S, C, E]) startRestore(cl *kgo.Client, p int32) {
 			}
 			return
 		}
-		g.metrics.restores.WithLabelValues("ok").Inc()
-		g.metrics.recovery.Observe(st.Duration.Seconds())
-		g.cfg.Logger.Info("shard restored", "partition", p, "snapshots_read", st.SnapshotRecords,
-			"events_read", st.EventRecords, "aggregates", st.Aggregates, "took", st.Duration.Round(time.Millisecond))
-		g.restoredMu.Lock()
-		g.restored = append(g.restored, st)
-		g.restoredMu.Unlock()
+		g.restoredOK(st)
 		g.mu.Lock()
 		if g.restoring[p] == r { // still ours
 			delete(g.restoring, p)
@@ -375,6 +377,27 @@ func (g *Gateway[S, C, E]) startRestore(cl *kgo.Client, p int32) {
 		}
 		g.mu.Unlock()
 	}()
+}
+
+func (g *Gateway[S, C, E]) acquireRestore(ctx context.Context) bool {
+	select {
+	case g.sem <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (g *Gateway[S, C, E]) releaseRestore() { <-g.sem }
+
+func (g *Gateway[S, C, E]) restoredOK(st Recovery) {
+	g.metrics.restores.WithLabelValues("ok").Inc()
+	g.metrics.recovery.Observe(st.Duration.Seconds())
+	g.cfg.Logger.Info("shard restored", "partition", st.Partition, "snapshots_read", st.SnapshotRecords,
+		"events_read", st.EventRecords, "aggregates", st.Aggregates, "took", st.Duration.Round(time.Millisecond))
+	g.restoredMu.Lock()
+	g.restored = append(g.restored, st)
+	g.restoredMu.Unlock()
 }
 
 // context returns the context of the running session's background work.
@@ -391,20 +414,91 @@ func (g *Gateway[S, C, E]) runCtxLocked() context.Context {
 	return g.runCtx
 }
 
-// fail marks owned shard p as failed: a restore met a record it cannot use (an event that
-// does not decode, versions that are not contiguous), which no retry fixes. The other
-// shards go on; p's commands are refused UNAVAILABLE with the reason until p is assigned
-// again (after a fix, a restart of this instance reassigns it).
+// The waits between the restore attempts of a failed shard. Variables so tests can
+// shorten them.
+var (
+	restoreRetryFirst = time.Second
+	restoreRetryMax   = 30 * time.Second
+)
+
+// fail marks owned shard p as failed: its commands are refused UNAVAILABLE with the reason
+// instead of waiting, and the failure is logged and counted. A restore that met a record
+// it cannot use (an event that does not decode, versions that are not contiguous) is not
+// tried again: the shard stays failed until it is assigned again (after a fix, a restart
+// of this instance reassigns it). Any other failure (the cluster refused a request, or
+// stayed unreachable beyond a wait's bound) is tried again in the background, from 1 s to
+// 30 s apart, and the shard serves once a restore succeeds.
 func (g *Gateway[S, C, E]) fail(p int32, r *restoring, err error) {
 	g.metrics.restores.WithLabelValues("failed").Inc()
-	g.cfg.Logger.Error("cannot restore shard: its commands are refused UNAVAILABLE until it is assigned again",
-		"topic", g.topics.events, "partition", p, "err", err)
+	retry := !unusableData(err)
+	if retry {
+		g.cfg.Logger.Error("cannot restore shard: its commands are refused UNAVAILABLE while the restore is tried again",
+			"topic", g.topics.events, "partition", p, "err", err)
+	} else {
+		g.cfg.Logger.Error("cannot restore shard: its commands are refused UNAVAILABLE until it is assigned again",
+			"topic", g.topics.events, "partition", p, "err", err)
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.restoring[p] == r {
-		delete(g.restoring, p)
-		g.failed[p] = err
-		g.gauges()
+	if g.restoring[p] != r {
+		return
+	}
+	delete(g.restoring, p)
+	f := &failure{err: err, cancel: func() {}}
+	if retry {
+		var ctx context.Context
+		ctx, f.cancel = context.WithCancel(g.runCtxLocked())
+		go g.retryRestore(ctx, p, f)
+	}
+	g.failed[p] = f
+	g.gauges()
+}
+
+// retryRestore tries the restore of failed shard p again until it succeeds, fails on the
+// data, or ctx ends (the shard was revoked, or the session ended). Commands are refused
+// meanwhile and nothing is written to p, so a restore reads what the last one would have.
+func (g *Gateway[S, C, E]) retryRestore(ctx context.Context, p int32, f *failure) {
+	wait := restoreRetryFirst
+	for attempt := 2; ; attempt++ {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		wait = min(2*wait, restoreRetryMax)
+		if !g.acquireRestore(ctx) {
+			return
+		}
+		sh, st, err := g.restore(ctx, p)
+		g.releaseRestore()
+		if ctx.Err() != nil {
+			return
+		}
+		g.mu.Lock()
+		if g.failed[p] != f { // revoked, or assigned again
+			g.mu.Unlock()
+			return
+		}
+		if err == nil {
+			delete(g.failed, p)
+			g.shards[p] = sh
+			g.gauges()
+			g.mu.Unlock()
+			g.restoredOK(st)
+			g.cfg.Logger.Info("failed shard restored: its commands are served again", "partition", p, "attempts", attempt)
+			return
+		}
+		f.err = err
+		g.mu.Unlock()
+		g.metrics.restores.WithLabelValues("failed").Inc()
+		if unusableData(err) {
+			g.cfg.Logger.Error("cannot restore shard: its commands are refused UNAVAILABLE until it is assigned again",
+				"topic", g.topics.events, "partition", p, "err", err, "attempts", attempt)
+			return
+		}
+		g.cfg.Logger.Warn("cannot restore shard yet; retrying", "partition", p, "err", err, "attempts", attempt, "next_in", wait)
 	}
 }
 
@@ -418,7 +512,10 @@ func (g *Gateway[S, C, E]) gauges() {
 func (g *Gateway[S, C, E]) failure(p int32) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.failed[p]
+	if f := g.failed[p]; f != nil {
+		return f.err
+	}
+	return nil
 }
 
 // awaitStableOffset waits until no transaction with offsets for partition p of the commands
@@ -482,7 +579,10 @@ func (g *Gateway[S, C, E]) drop(m map[string][]int32) {
 	defer g.mu.Unlock()
 	for _, p := range m[g.topics.commands] {
 		delete(g.shards, p)
-		delete(g.failed, p)
+		if f := g.failed[p]; f != nil {
+			f.cancel()
+			delete(g.failed, p)
+		}
 		if r := g.restoring[p]; r != nil {
 			r.cancel()
 			delete(g.restoring, p)
@@ -500,6 +600,9 @@ func (g *Gateway[S, C, E]) dropAll() {
 		delete(g.restoring, p)
 	}
 	clear(g.shards)
+	for _, f := range g.failed {
+		f.cancel()
+	}
 	clear(g.failed)
 	g.gauges()
 }

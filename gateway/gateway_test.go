@@ -114,6 +114,12 @@ func (r *rig) start(cfg gateway.Config[account, command, kastor.Event]) (*gatewa
 	if err != nil {
 		r.t.Fatal(err)
 	}
+	return g, r.run(g)
+}
+
+// run runs g until the test ends or the returned stop is called.
+func (r *rig) run(g *gateway.Gateway[account, command, kastor.Event]) func() {
+	r.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- g.Run(ctx) }()
@@ -127,7 +133,7 @@ func (r *rig) start(cfg gateway.Config[account, command, kastor.Event]) (*gatewa
 		})
 	}
 	r.t.Cleanup(stop)
-	return g, stop
+	return stop
 }
 
 type sendOpt func(*kgo.Record)

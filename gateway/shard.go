@@ -125,6 +125,11 @@ type Recovery struct {
 func (g *Gateway[S, C, E]) restore(ctx context.Context, p int32) (*shard[S], Recovery, error) {
 	start := time.Now()
 	cfg := g.cfg
+	if f := g.restoreFault.Load(); f != nil {
+		if err := (*f)(p); err != nil {
+			return nil, Recovery{}, fmt.Errorf("gateway: restore shard %d: %w", p, err)
+		}
+	}
 	// One client reads both partitions, and one request finds both ends. The events end,
 	// once settled, is final: this instance is the shard's only writer and has not begun.
 	rd, err := partition.NewReader(cfg.Brokers, cfg.ClientOptions...)
@@ -200,8 +205,8 @@ func (g *Gateway[S, C, E]) restore(ctx context.Context, p int32) (*shard[S], Rec
 			return nil // the aggregate was replayed up to here
 		}
 		if md.Version != e.version+1 {
-			return fmt.Errorf("gateway: %s %q: event at %s/%d@%d has version %d after version %d: the events topic is not contiguous",
-				cfg.Aggregate.Type, id, r.Topic, r.Partition, r.Offset, md.Version, e.version)
+			return fmt.Errorf("gateway: %s %q: event at %s/%d@%d has version %d after version %d: %w",
+				cfg.Aggregate.Type, id, r.Topic, r.Partition, r.Offset, md.Version, e.version, errNotContiguous)
 		}
 		ev, err := cfg.Events.Decode(Encoded{Type: md.Type, Fingerprint: md.Fingerprint, Data: r.Value})
 		if err != nil {
@@ -300,6 +305,16 @@ func (g *Gateway[S, C, E]) materialize(ctx context.Context, p int32, id string, 
 	}
 	*e = *fresh
 	return nil
+}
+
+// errNotContiguous is an events partition whose versions of an aggregate skip or repeat.
+var errNotContiguous = errors.New("the events topic is not contiguous")
+
+// unusableData reports whether a restore failed on a stored record it cannot use, which
+// no retry fixes.
+func unusableData(err error) bool {
+	var ue *kastor.UndecodableError
+	return errors.As(err, &ue) || errors.Is(err, errNotContiguous)
 }
 
 // replay rebuilds one aggregate from every event of its partition.

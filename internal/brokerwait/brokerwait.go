@@ -93,6 +93,18 @@ func Retry(err error) error {
 	return &retryError{err}
 }
 
+// AfterContact returns err marked transient (see Retry) when it holds a
+// *kgo.ErrFirstReadEOF, for a caller whose client has reached the cluster before with the
+// same settings: TLS or SASL misconfigured would have failed that contact too, so an EOF
+// on a new connection's first read is a broker going away, or a proxy in front of one
+// that is still starting. Other errors, and nil, are returned as they are.
+func AfterContact(err error) error {
+	if _, ok := errors.AsType[*kgo.ErrFirstReadEOF](err); ok {
+		return Retry(err)
+	}
+	return err
+}
+
 type retryError struct{ err error }
 
 func (e *retryError) Error() string { return e.err.Error() }

@@ -342,3 +342,21 @@ func TestDoFirstReadEOF(t *testing.T) {
 		t.Errorf("Do = %v after %d calls", err, calls)
 	}
 }
+
+// TestAfterContact: a first-read EOF is transient for a client that reached the cluster
+// before; other errors keep their verdict.
+func TestAfterContact(t *testing.T) {
+	eof := fmt.Errorf("reading events/3: %w", &kgo.ErrFirstReadEOF{})
+	if Transient(eof) {
+		t.Fatal("a first-read EOF is transient before any contact")
+	}
+	if err := AfterContact(eof); !Transient(err) || !errors.Is(err, eof) {
+		t.Errorf("AfterContact(%v) = %v: not transient, or hides the EOF", eof, err)
+	}
+	if err := AfterContact(kerr.TopicAuthorizationFailed); Transient(err) {
+		t.Errorf("AfterContact made %v transient", err)
+	}
+	if AfterContact(nil) != nil {
+		t.Error("AfterContact(nil) != nil")
+	}
+}

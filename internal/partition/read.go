@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -48,6 +49,17 @@ type Reader struct {
 	cl      *kgo.Client
 	adm     *kadm.Client
 	started *started // the partition Prefetch started, if any
+	// reached is set once a request of the Reader succeeded: its settings work, so a
+	// connection that ends at its first read is a broker going away (brokerwait.AfterContact).
+	reached atomic.Bool
+}
+
+// contact marks a first-read EOF transient once the Reader has reached the cluster.
+func (r *Reader) contact(err error) error {
+	if r.reached.Load() {
+		return brokerwait.AfterContact(err)
+	}
+	return err
 }
 
 type started struct {
@@ -111,8 +123,9 @@ func (r *Reader) list(ctx context.Context, what string, list func(context.Contex
 			out, err = offs, partitionErr(offs)
 		}
 		if err != nil {
-			return fmt.Errorf("%s: %w", label, err)
+			return fmt.Errorf("%s: %w", label, r.contact(err))
 		}
+		r.reached.Store(true)
 		return nil
 	})
 	if err != nil {
@@ -250,6 +263,7 @@ func (r *Reader) Read(ctx context.Context, topic string, partition int32, from, 
 		var stop error
 		stalled, done := false, false
 		fs.EachError(func(_ string, _ int32, err error) {
+			err = r.contact(err)
 			switch {
 			case errors.Is(err, context.DeadlineExceeded): // pctx's: ctx lives
 				stalled = true
@@ -270,6 +284,7 @@ func (r *Reader) Read(ctx context.Context, topic string, partition int32, from, 
 				return
 			}
 			w.Resumed()
+			r.reached.Store(true)
 			at = rec.Offset + 1
 			if rec.Offset >= end {
 				done = true

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -196,4 +197,81 @@ func TestReadLogsStalls(t *testing.T) {
 		}
 	}
 	t.Logf("log:\n%s", out)
+}
+
+// TestReadWaitsOutABrokerClosingNewConnections: a read under way while its partition's
+// leader restarts behind a proxy (Docker's published port, a Kubernetes service), which
+// accepts connections and closes them before the broker answers, waits for the leader: an
+// EOF on a connection's first read is not TLS or SASL misconfigured once the Reader has
+// reached the cluster. The chaos suite caught a restore failing its shard on it.
+func TestReadWaitsOutABrokerClosingNewConnections(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(2), kfake.SeedTopics(1, "events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.MoveTopicPartition("events", 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	produce(t, c.ListenAddrs(), "events", 0, 3)
+	var down atomic.Bool
+	var closed atomic.Int32
+	c.Control(func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if down.Load() && c.CurrentNode() == 1 {
+			closed.Add(1)
+			return nil, errors.New("the leader is down behind its proxy"), true
+		}
+		return nil, nil, false
+	})
+
+	rd, err := partition.NewReader(c.ListenAddrs()[:1]) // metadata from node 0 only
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	log, logs := testLogger()
+	rd.Logger = log
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ends, err := rd.Ends(ctx, "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	end, _ := partition.End(ends, "events", 0)
+
+	down.Store(true)
+	done := make(chan error, 1)
+	var got []string
+	go func() {
+		_, err := rd.Read(ctx, "events", 0, 0, end, func(r *kgo.Record) error {
+			got = append(got, string(r.Value))
+			return nil
+		})
+		done <- err
+	}()
+	// Wait until the read has met the closed connections.
+	for closed.Load() < 3 {
+		select {
+		case err := <-done:
+			t.Fatalf("Read returned while the leader was down: %v\n%s", err, logs)
+		case <-ctx.Done():
+			t.Fatalf("the read never met the closed connections\n%s", logs)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Read returned while the leader was down: %v\n%s", err, logs)
+	case <-time.After(500 * time.Millisecond):
+	}
+	down.Store(false)
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("Read still waiting 30 s after the leader came back\n%s", logs)
+	}
+	if err != nil || strings.Join(got, ",") != "0,1,2" {
+		t.Fatalf("Read after the leader came back: %v, %v\n%s", got, err, logs)
+	}
 }
