@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/devbroker"
 
 	"github.com/kastor-dev/kastor/internal/dockerenv"
@@ -233,6 +234,18 @@ func (c *Cluster) Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
 	}
 	t.Cleanup(cl.Close)
 	return cl
+}
+
+// Kastor returns a kastor cluster.Cluster over a new client of the cluster (closed when the
+// test ends) whose topic names start with namespace: what gateway.New, gateway.NewSender
+// and consumer.New take. opts are cluster options (logger, metrics registerer).
+func (c *Cluster) Kastor(t testing.TB, namespace string, opts ...cluster.Option) *cluster.Cluster {
+	t.Helper()
+	kc, err := cluster.New(c.Client(t), namespace, opts...)
+	if err != nil {
+		t.Fatalf("kafkatest: %v", err)
+	}
+	return kc
 }
 
 // CreateTopic creates a topic and waits until every partition has a leader. A replication

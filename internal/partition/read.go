@@ -68,17 +68,16 @@ type started struct {
 	from      int64
 }
 
-// NewReader returns a Reader of committed records. seeds are the bootstrap brokers; opts
-// are extra client options (TLS, SASL).
-func NewReader(seeds []string, opts ...kgo.Opt) (*Reader, error) {
+// NewReader returns a Reader of committed records over a client of its own, made with
+// base's options (seeds, TLS, SASL) and the Reader's.
+func NewReader(base *kgo.Client) (*Reader, error) {
 	// Control records (transaction markers) are kept so a read can see that it reached
 	// the end: the last offset before a last stable offset is a marker or a visible record,
 	// never an aborted one, since every finished transaction ends with its marker.
-	cl, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(seeds...),
+	cl, err := kgo.NewClient(append(base.Opts()[:len(base.Opts()):len(base.Opts())],
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(),
-	}, opts...)...)
+	)...)
 	if err != nil {
 		return nil, err
 	}
@@ -315,14 +314,13 @@ func (r *Reader) Read(ctx context.Context, topic string, partition int32, from, 
 
 // ReadToEnd reads topic/partition with read_committed isolation from offset from (0 or
 // less: the start of the log) up to the partition's last stable offset as of the call,
-// handing each committed data record to fn in offset order, with a client of its own. It
-// stops at the first error from fn. seeds are the bootstrap brokers; opts are extra client
-// options (TLS, SASL).
+// handing each committed data record to fn in offset order, with a client of its own made
+// with base's options. It stops at the first error from fn.
 //
 // The end is captured first so the read terminates while writers keep appending; records
 // of transactions still open at that moment are after the end and are not read.
-func ReadToEnd(ctx context.Context, seeds []string, topic string, partition int32, from int64, fn func(*kgo.Record) error, opts ...kgo.Opt) (Stats, error) {
-	r, err := NewReader(seeds, opts...)
+func ReadToEnd(ctx context.Context, base *kgo.Client, topic string, partition int32, from int64, fn func(*kgo.Record) error) (Stats, error) {
+	r, err := NewReader(base)
 	if err != nil {
 		return Stats{}, err
 	}

@@ -87,7 +87,7 @@ func TestReadToEndStopsAtCapturedEnd(t *testing.T) {
 		awaitStable(t, c, topic, 1)
 
 		var got []string
-		st, err := partition.ReadToEnd(ctx, c.Brokers(), topic, 1, 0, func(r *kgo.Record) error {
+		st, err := partition.ReadToEnd(ctx, base(t, c.Brokers()), topic, 1, 0, func(r *kgo.Record) error {
 			got = append(got, string(r.Value))
 			return nil
 		})
@@ -98,18 +98,18 @@ func TestReadToEndStopsAtCapturedEnd(t *testing.T) {
 			t.Fatalf("read %d records %v, want 0..19", st.Records, got)
 		}
 		// From an offset: only the tail.
-		st, err = partition.ReadToEnd(ctx, c.Brokers(), topic, 1, st.End-2, func(*kgo.Record) error { return nil })
+		st, err = partition.ReadToEnd(ctx, base(t, c.Brokers()), topic, 1, st.End-2, func(*kgo.Record) error { return nil })
 		if err != nil || st.Records != 1 {
 			t.Fatalf("tail read: %d records, %v; want 1 (the last data record before the marker)", st.Records, err)
 		}
 		// An empty partition returns at once.
-		st, err = partition.ReadToEnd(ctx, c.Brokers(), topic, 0, 0, func(*kgo.Record) error { return nil })
+		st, err = partition.ReadToEnd(ctx, base(t, c.Brokers()), topic, 0, 0, func(*kgo.Record) error { return nil })
 		if err != nil || st.Records != 0 || st.End != 0 {
 			t.Fatalf("empty partition: %+v, %v", st, err)
 		}
 		// The callback can stop the read.
 		n := 0
-		_, err = partition.ReadToEnd(ctx, c.Brokers(), topic, 1, 0, func(*kgo.Record) error {
+		_, err = partition.ReadToEnd(ctx, base(t, c.Brokers()), topic, 1, 0, func(*kgo.Record) error {
 			n++
 			if n == 3 {
 				return partition.ErrStop
@@ -120,7 +120,7 @@ func TestReadToEndStopsAtCapturedEnd(t *testing.T) {
 			t.Fatalf("ErrStop: %d records, %v", n, err)
 		}
 		boom := errors.New("boom")
-		if _, err := partition.ReadToEnd(ctx, c.Brokers(), topic, 1, 0, func(*kgo.Record) error { return boom }); !errors.Is(err, boom) {
+		if _, err := partition.ReadToEnd(ctx, base(t, c.Brokers()), topic, 1, 0, func(*kgo.Record) error { return boom }); !errors.Is(err, boom) {
 			t.Fatalf("callback error: %v", err)
 		}
 	})
@@ -144,7 +144,7 @@ func TestSettledWaitsForOpenTransactions(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		rd, err := partition.NewReader(c.Brokers())
+		rd, err := partition.NewReader(base(t, c.Brokers()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -186,4 +186,15 @@ func TestSettledWaitsForOpenTransactions(t *testing.T) {
 			t.Fatalf("second partition: %v (%+v, %v)", got, st, err)
 		}
 	})
+}
+
+// base is a client with seeds, closed when the test ends.
+func base(t *testing.T, seeds []string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
 }

@@ -55,7 +55,7 @@ func TestReaderWaitsForTheBroker(t *testing.T) {
 	produce(t, c.ListenAddrs(), "events", 1, 3)
 	c.Close() // the broker goes down with its data on disk
 
-	rd, err := partition.NewReader([]string{addr})
+	rd, err := partition.NewReader(base(t, []string{addr}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestReaderMissingTopicFailsFast(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	rd, err := partition.NewReader(c.ListenAddrs())
+	rd, err := partition.NewReader(base(t, c.ListenAddrs()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestReadLogsStalls(t *testing.T) {
 		}
 		return resp, nil, true
 	})
-	rd, err := partition.NewReader(c.ListenAddrs())
+	rd, err := partition.NewReader(base(t, c.ListenAddrs()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +225,7 @@ func TestReadWaitsOutABrokerClosingNewConnections(t *testing.T) {
 		return nil, nil, false
 	})
 
-	rd, err := partition.NewReader(c.ListenAddrs()[:1]) // metadata from node 0 only
+	rd, err := partition.NewReader(base(t, c.ListenAddrs()[:1])) // metadata from node 0 only
 	if err != nil {
 		t.Fatal(err)
 	}
