@@ -41,7 +41,8 @@ import (
 // capital run lowered ("Amount" -> "amount", "AccountID" -> "accountID", "ID" -> "id",
 // "URLPath" -> "urlPath"). `avro:"-"` and unexported fields are skipped; embedded structs
 // without a tag contribute their fields. Every remaining Go field must exist in the record;
-// record fields without a Go field must have a default, which encoding writes.
+// record fields without a Go field must have a default, which encoding writes. Options
+// after the name in the tag (`avro:"amount,default=0"`) are Derive's; binding ignores them.
 type binding struct {
 	app  func(buf []byte, v reflect.Value) ([]byte, error)
 	dec  func(x any, v reflect.Value) error

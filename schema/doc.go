@@ -18,6 +18,20 @@
 // earlier schema of its type (naming the type and the field), and writes the new ones.
 // Codec.Encode and Codec.Headers then make the record.
 //
+// # Deriving schemas
+//
+// The schemas need not be written by hand: Derive writes the schema of a Go struct (the
+// record named by its EventType method, fields named as bindings name them, tag options
+// for defaults and logical types), and DeriveTypes registers a family of Go types with
+// their derived schemas in one call:
+//
+//	events, err := schema.DeriveTypes[kastor.Event](reg, "event",
+//		schema.Of[Opened](), schema.Of[Deposited](), schema.Of[Closed]())
+//
+// A derived schema is an ordinary Schema: its canonical form and fingerprint are those of
+// the same schema written by hand, and it evolves by the same rules, so a field added to
+// a type in use needs a default (`avro:"currency,default=EUR"`).
+//
 // # Reading
 //
 // Decoding never needs the producer's code: the writer schema is looked up by fingerprint
