@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/gateway"
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/producer"
@@ -487,11 +488,21 @@ func runGatewayChild() int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	g, err := gateway.New(gateway.Config[account, deposit, deposited]{
-		Aggregate: accountAggregate, Namespace: os.Getenv("BENCH_CHILD_NS"),
-		Brokers:  strings.Split(os.Getenv("BENCH_CHILD_BROKERS"), ","),
-		Commands: cmdCodec, Events: jsonCodec[deposited]{typ: "bank.MoneyDeposited"}, States: jsonCodec[account]{typ: "bank.Account"},
-		InstanceID: os.Getenv("BENCH_CHILD_INSTANCE"), Logger: logger,
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(os.Getenv("BENCH_CHILD_BROKERS"), ",")...))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer cl.Close()
+	kc, err := cluster.New(cl, os.Getenv("BENCH_CHILD_NS"), cluster.Logger(logger))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	g, err := gateway.New(kc, gateway.Config[account, deposit, deposited]{
+		Aggregate: accountAggregate,
+		Commands:  cmdCodec, Events: jsonCodec[deposited]{typ: "bank.MoneyDeposited"}, States: jsonCodec[account]{typ: "bank.Account"},
+		InstanceID: os.Getenv("BENCH_CHILD_INSTANCE"),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -569,7 +580,7 @@ func kastorFailover(ctx context.Context, c *kafkatest.Cluster, rate float64, log
 		return follower, leader, err
 	}
 
-	s, err := gateway.NewSender(ctx, gateway.SenderConfig[deposit]{Brokers: c.Brokers(), Namespace: ts.ns, AggregateType: accountAggregate.Type, Commands: cmdCodec})
+	s, err := gateway.NewSender(ctx, ts.kc, gateway.SenderConfig[deposit]{AggregateType: accountAggregate.Type, Commands: cmdCodec})
 	if err != nil {
 		return follower, leader, err
 	}

@@ -150,7 +150,7 @@ func holdAggregates(ctx context.Context, c *kafkatest.Cluster, ts topicSet, q pa
 		}
 	}}
 	before := heapNow()
-	_, _, stop, err := startRestored(ctx, cfg, n)
+	_, _, stop, err := startRestored(ctx, ts.kc, cfg, n)
 	if err != nil {
 		return heldFigures{}, err
 	}

@@ -47,9 +47,9 @@ func postgresProjection(ctx context.Context, c *kafkatest.Cluster, db *pgtest.DB
 	}
 	collect()
 	start := time.Now()
-	r, err := consumer.New(consumer.Config[deposited]{
-		Name: name, Version: 1, Namespace: ts.ns, AggregateTypes: []string{accountAggregate.Type},
-		Events: avroEvents, Brokers: c.Brokers(), Group: fmt.Sprintf("%s-pg-%d", ts.ns, round),
+	r, err := consumer.New(ts.kc, consumer.Config[deposited]{
+		Name: name, Version: 1, AggregateTypes: []string{accountAggregate.Type},
+		Events: avroEvents, Group: fmt.Sprintf("%s-pg-%d", ts.ns, round),
 	}, sink)
 	if err != nil {
 		return 0, err

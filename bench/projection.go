@@ -113,9 +113,9 @@ func memoryProjection(ctx context.Context, c *kafkatest.Cluster, ts topicSet, p 
 		(*m)[ev.AggregateID] += ev.Event.Amount
 		return nil
 	})
-	r, err := consumer.New(consumer.Config[deposited]{
-		Name: "bench-balances", Version: 1, Namespace: ts.ns, AggregateTypes: []string{accountAggregate.Type},
-		Events: avroEvents, Brokers: c.Brokers(), AllPartitions: true,
+	r, err := consumer.New(ts.kc, consumer.Config[deposited]{
+		Name: "bench-balances", Version: 1, AggregateTypes: []string{accountAggregate.Type},
+		Events: avroEvents, AllPartitions: true,
 	}, mem)
 	if err != nil {
 		return 0, err
@@ -161,7 +161,7 @@ func endToEnd(ctx context.Context, c *kafkatest.Cluster, p params, rate float64)
 	}
 	cfg := gatewayConfig(c, ts, p)
 	cfg.CommitInterval = p.interval
-	g, err := gateway.New(cfg)
+	g, err := gateway.New(ts.kc, cfg)
 	if err != nil {
 		return latencies{}, err
 	}
@@ -176,15 +176,15 @@ func endToEnd(ctx context.Context, c *kafkatest.Cluster, p params, rate float64)
 		(*m)[ev.AggregateID] += ev.Event.Amount
 		return nil
 	})
-	r, err := consumer.New(consumer.Config[deposited]{
-		Name: "bench-e2e", Version: 1, Namespace: ts.ns, AggregateTypes: []string{accountAggregate.Type},
-		Events: eventCodec, Brokers: c.Brokers(), AllPartitions: true,
+	r, err := consumer.New(ts.kc, consumer.Config[deposited]{
+		Name: "bench-e2e", Version: 1, AggregateTypes: []string{accountAggregate.Type},
+		Events: eventCodec, AllPartitions: true,
 	}, mem)
 	if err != nil {
 		return latencies{}, err
 	}
 	go func() { defer wg.Done(); _ = r.Run(rctx) }()
-	s, err := gateway.NewSender(ctx, gateway.SenderConfig[deposit]{Brokers: c.Brokers(), Namespace: ts.ns, AggregateType: accountAggregate.Type, Commands: cmdCodec})
+	s, err := gateway.NewSender(ctx, ts.kc, gateway.SenderConfig[deposit]{AggregateType: accountAggregate.Type, Commands: cmdCodec})
 	if err != nil {
 		return latencies{}, err
 	}

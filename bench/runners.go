@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/gateway"
 	"github.com/kastor-dev/kastor/internal/partition"
 	"github.com/kastor-dev/kastor/kafkatest"
@@ -22,14 +23,40 @@ import (
 	"github.com/kastor-dev/kastor/topics"
 )
 
-type topicSet struct{ ns, commands, events, snapshots, replies string }
+type topicSet struct {
+	ns, commands, events, snapshots, replies string
+	kc                                       *cluster.Cluster // the namespace over the bench's shared client
+}
+
+// sharedClients holds one client per cluster for the bench's components, as a service
+// has one; the components derive the clients they must own from it.
+var sharedClients sync.Map // *kafkatest.Cluster -> *kgo.Client
+
+func kastorOn(c *kafkatest.Cluster, ns string) (*cluster.Cluster, error) {
+	v, ok := sharedClients.Load(c)
+	if !ok {
+		cl, err := c.NewClient()
+		if err != nil {
+			return nil, err
+		}
+		var loaded bool
+		if v, loaded = sharedClients.LoadOrStore(c, cl); loaded {
+			cl.Close()
+		}
+	}
+	return cluster.New(v.(*kgo.Client), ns)
+}
 
 // newTopicSet creates a fresh topic set, so runs do not see each other's records.
 func newTopicSet(ctx context.Context, c *kafkatest.Cluster, partitions int32) (topicSet, error) {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	ns := "bench" + hex.EncodeToString(b[:])
-	ts := topicSet{ns: ns,
+	kc, err := kastorOn(c, ns)
+	if err != nil {
+		return topicSet{}, err
+	}
+	ts := topicSet{ns: ns, kc: kc,
 		commands:  topics.TopicName(ns, accountAggregate.Type, topics.RoleCommands),
 		events:    topics.TopicName(ns, accountAggregate.Type, topics.RoleEvents),
 		snapshots: topics.TopicName(ns, accountAggregate.Type, topics.RoleSnapshots),
@@ -136,8 +163,8 @@ func rawLoop(ctx context.Context, c *kafkatest.Cluster, p params) (float64, erro
 
 func gatewayConfig(c *kafkatest.Cluster, ts topicSet, p params) gateway.Config[account, deposit, deposited] {
 	return gateway.Config[account, deposit, deposited]{
-		Aggregate: accountAggregate, Namespace: ts.ns, Brokers: c.Brokers(),
-		Commands: cmdCodec, Events: jsonCodec[deposited]{typ: "bank.MoneyDeposited"}, States: jsonCodec[account]{typ: "bank.Account"},
+		Aggregate: accountAggregate,
+		Commands:  cmdCodec, Events: jsonCodec[deposited]{typ: "bank.MoneyDeposited"}, States: jsonCodec[account]{typ: "bank.Account"},
 		MaxBatch: p.batch,
 	}
 }
@@ -159,7 +186,7 @@ func gatewayThroughput(ctx context.Context, c *kafkatest.Cluster, p params) (flo
 			close(finished)
 		}
 	}}
-	g, err := gateway.New(cfg)
+	g, err := gateway.New(ts.kc, cfg)
 	if err != nil {
 		return 0, err
 	}
@@ -198,7 +225,7 @@ func gatewayLatency(ctx context.Context, c *kafkatest.Cluster, p params, rate fl
 	}
 	cfg := gatewayConfig(c, ts, p)
 	cfg.CommitInterval = p.interval
-	g, err := gateway.New(cfg)
+	g, err := gateway.New(ts.kc, cfg)
 	if err != nil {
 		return latencies{}, err
 	}
@@ -207,7 +234,7 @@ func gatewayLatency(ctx context.Context, c *kafkatest.Cluster, p params, rate fl
 	errc := make(chan error, 1)
 	go func() { errc <- g.Run(rctx) }()
 	defer func() { cancel(); <-errc }()
-	s, err := gateway.NewSender(ctx, gateway.SenderConfig[deposit]{Brokers: c.Brokers(), Namespace: ts.ns, AggregateType: accountAggregate.Type, Commands: cmdCodec})
+	s, err := gateway.NewSender(ctx, ts.kc, gateway.SenderConfig[deposit]{AggregateType: accountAggregate.Type, Commands: cmdCodec})
 	if err != nil {
 		return latencies{}, err
 	}
@@ -304,7 +331,7 @@ func timeRestores(ctx context.Context, c *kafkatest.Cluster, ts topicSet, p para
 	var raws, restores []time.Duration
 	for round := range rounds {
 		t0 := time.Now()
-		if _, err := partition.ReadToEnd(ctx, c.Brokers(), ts.snapshots, 0, 0, func(*kgo.Record) error { return nil }); err != nil {
+		if _, err := partition.ReadToEnd(ctx, ts.kc.Client(), ts.snapshots, 0, 0, func(*kgo.Record) error { return nil }); err != nil {
 			return 0, 0, err
 		}
 		raws = append(raws, time.Since(t0))
@@ -333,7 +360,7 @@ func median(ds []time.Duration) time.Duration {
 func restoreOnce(ctx context.Context, c *kafkatest.Cluster, ts topicSet, p params, round int) (time.Duration, error) {
 	cfg := gatewayConfig(c, ts, p)
 	cfg.Group = fmt.Sprintf("%s-restore-%d", ts.ns, round)
-	_, r, stop, err := startRestored(ctx, cfg, p.snapAggs)
+	_, r, stop, err := startRestored(ctx, ts.kc, cfg, p.snapAggs)
 	if err != nil {
 		return 0, err
 	}
@@ -344,8 +371,8 @@ func restoreOnce(ctx context.Context, c *kafkatest.Cluster, ts topicSet, p param
 // startRestored runs a gateway until it has restored its first shard, which must hold
 // aggregates aggregates rebuilt from snapshots alone, and returns it running with that
 // restore; stop stops it.
-func startRestored(ctx context.Context, cfg gateway.Config[account, deposit, deposited], aggregates int) (*gateway.Gateway[account, deposit, deposited], gateway.Recovery, func(), error) {
-	g, err := gateway.New(cfg)
+func startRestored(ctx context.Context, kc *cluster.Cluster, cfg gateway.Config[account, deposit, deposited], aggregates int) (*gateway.Gateway[account, deposit, deposited], gateway.Recovery, func(), error) {
+	g, err := gateway.New(kc, cfg)
 	if err != nil {
 		return nil, gateway.Recovery{}, nil, err
 	}

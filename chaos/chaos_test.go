@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/examples/bank/account"
 	"github.com/kastor-dev/kastor/gateway"
 	"github.com/kastor-dev/kastor/kafkatest"
@@ -159,9 +160,9 @@ func (r *run) start() {
 	// callers, as several application processes would be.
 	for range 3 {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		s, err := gateway.NewSender(ctx, gateway.SenderConfig[account.Command]{
-			Brokers: r.c.Brokers(), Namespace: r.ns, AggregateType: account.Type, Commands: r.codecs.Commands, Logger: logger,
-		})
+		// A client of its own per Sender, as separate processes have.
+		kc := r.c.Kastor(t, r.ns, cluster.Logger(logger))
+		s, err := gateway.NewSender(ctx, kc, gateway.SenderConfig[account.Command]{AggregateType: account.Type, Commands: r.codecs.Commands})
 		cancel()
 		if err != nil {
 			t.Fatal(err)

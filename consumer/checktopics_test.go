@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/consumer"
 	"github.com/kastor-dev/kastor/internal/logtest"
 )
@@ -22,8 +24,17 @@ func checkReader(t *testing.T, addr string) (*consumer.Reader[kastor.Event], *lo
 	t.Helper()
 	logs := &logtest.Buffer{}
 	sink := consumer.Handler(func(context.Context, kastor.Envelope[kastor.Event]) error { return nil })
-	rd, err := consumer.New(consumer.Config[kastor.Event]{Name: "check", Version: 1, Namespace: "ns", Topics: []string{"events"},
-		Events: codecs.Events, Brokers: []string{addr}, Logger: slog.New(slog.NewTextHandler(logs, nil))}, sink)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	kc, err := cluster.New(cl, "ns", cluster.Logger(slog.New(slog.NewTextHandler(logs, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := consumer.New(kc, consumer.Config[kastor.Event]{Name: "check", Version: 1, Topics: []string{"events"},
+		Events: codecs.Events}, sink)
 	if err != nil {
 		t.Fatal(err)
 	}

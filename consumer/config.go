@@ -8,10 +8,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/topics"
 )
 
@@ -72,7 +70,9 @@ type Filter struct {
 
 // Config configures a Reader (a projection) over one or more events topics. Its name and
 // version name the consumer group (GroupName) and its name the dead-letter topic
-// (DLQTopic). The zero values of optional fields are the documented defaults.
+// (DLQTopic), both in the namespace of the cluster.Cluster the reader is given (New),
+// which also gives the brokers, the client options, the logger and the metrics
+// registerer. The zero values of optional fields are the documented defaults.
 type Config[E any] struct {
 	// Name identifies the projection, for example "account-balances". It names the
 	// consumer group and the dead-letter topic, so it may only hold the characters of a
@@ -82,10 +82,8 @@ type Config[E any] struct {
 	// group that starts from the earliest offsets: that is how a projection is rebuilt
 	// while the previous version keeps serving.
 	Version int
-	// Namespace is the application's namespace (the prefix of its topic names).
-	Namespace string
-	// AggregateTypes are the aggregate types whose events topics are read
-	// (topics.TopicName(Namespace, type, topics.RoleEvents)).
+	// AggregateTypes are the aggregate types whose events topics are read, in the
+	// cluster's namespace (topics.TopicName(c.Namespace(), type, topics.RoleEvents)).
 	AggregateTypes []string
 	// Topics are further events topics to read, by full name. At least one topic, here
 	// or through AggregateTypes, is required.
@@ -95,10 +93,9 @@ type Config[E any] struct {
 	Events kastor.Codec[E]
 	// Filter selects the events applied; the others are skipped without decoding.
 	Filter Filter
-	// Brokers are the bootstrap brokers.
-	Brokers []string
 
-	// Group overrides the consumer group name (default GroupName(Namespace, Name, Version)).
+	// Group overrides the consumer group name (default GroupName(c.Namespace(), Name,
+	// Version), c the reader's cluster).
 	Group string
 	// AllPartitions makes the reader join no group: it reads every partition of its
 	// topics itself, from the offsets its sink stored (earliest when none). Use it when
@@ -135,18 +132,6 @@ type Config[E any] struct {
 	// boundary (at most 1000 events per Apply), when the group wants to rebalance. Large
 	// rounds apply partitions in parallel and overlap the next fetch with the applying.
 	MaxPollRecords int
-
-	// Logger receives the reader's logs (default slog.Default()).
-	Logger *slog.Logger
-	// Registerer, when set, registers the reader's Prometheus metrics.
-	Registerer prometheus.Registerer
-	// ClientOptions are extra franz-go options (TLS, SASL, tuning). They apply to the
-	// consuming clients and the dead-letter producer, after the reader's own: for
-	// example kgo.FetchMaxPartitionBytes overrides the reader's 256 KiB, and
-	// kgo.SessionTimeout the group session of 6 s (franz-go's is 45 s: a crashed
-	// instance's partitions would wait that long before another one reads them; the
-	// gateway's reason, decision 28).
-	ClientOptions []kgo.Opt
 }
 
 // GroupName is the consumer group of version version of projection name:
@@ -164,11 +149,23 @@ func DLQTopic(ns, name string) string { return topics.ProjectionDLQTopic(ns, nam
 
 var legalName = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
 
-// withDefaults validates c and returns a copy with the defaults filled in.
-func (c *Config[E]) withDefaults() (*Config[E], error) {
-	cfg := *c
+// settings is a Config with its defaults filled in and what the reader takes from its
+// cluster.
+type settings[E any] struct {
+	Config[E]
+	kc  *cluster.Cluster
+	ns  string       // kc.Namespace()
+	log *slog.Logger // kc.Logger() with the reader's attributes
+}
+
+// withDefaults validates c for cluster kc and returns a copy with the defaults filled in.
+func (c *Config[E]) withDefaults(kc *cluster.Cluster) (*settings[E], error) {
+	cfg := settings[E]{Config: *c, kc: kc}
 	var errs []error
 	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf("consumer: "+format, args...)) }
+	if kc == nil {
+		fail("the cluster is nil")
+	}
 	switch {
 	case cfg.Name == "":
 		fail("Config.Name is empty")
@@ -178,17 +175,11 @@ func (c *Config[E]) withDefaults() (*Config[E], error) {
 	if cfg.Version < 1 {
 		fail("Config.Version is %d; versions start at 1", cfg.Version)
 	}
-	if cfg.Namespace == "" {
-		fail("Config.Namespace is empty")
-	}
 	if len(cfg.AggregateTypes) == 0 && len(cfg.Topics) == 0 {
 		fail("no topic to read: set Config.AggregateTypes or Config.Topics")
 	}
 	if cfg.Events == nil {
 		fail("Config.Events (the events codec) is nil")
-	}
-	if len(cfg.Brokers) == 0 {
-		fail("Config.Brokers is empty")
 	}
 	if cfg.OnFailure != ParkEvent && cfg.OnFailure != ParkAggregate {
 		fail("Config.OnFailure is %v; use ParkEvent or ParkAggregate", cfg.OnFailure)
@@ -214,8 +205,9 @@ func (c *Config[E]) withDefaults() (*Config[E], error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	cfg.ns = kc.Namespace()
 	if cfg.Group == "" && !cfg.AllPartitions {
-		cfg.Group = GroupName(cfg.Namespace, cfg.Name, cfg.Version)
+		cfg.Group = GroupName(cfg.ns, cfg.Name, cfg.Version)
 	}
 	if cfg.Retry.Attempts == 0 {
 		cfg.Retry.Attempts = 5
@@ -241,19 +233,16 @@ func (c *Config[E]) withDefaults() (*Config[E], error) {
 	if cfg.MaxPollRecords == 0 {
 		cfg.MaxPollRecords = 1000
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	cfg.Logger = cfg.Logger.With("component", "kastor.consumer", "projection", cfg.Name, "version", cfg.Version)
+	cfg.log = kc.Logger().With("component", "kastor.consumer", "projection", cfg.Name, "version", cfg.Version)
 	return &cfg, nil
 }
 
 // topicNames lists the events topics read, without duplicates, in configuration order.
-func (c *Config[E]) topicNames() []string {
+func (c *settings[E]) topicNames() []string {
 	var names []string
 	all := make([]string, 0, len(c.AggregateTypes)+len(c.Topics))
 	for _, a := range c.AggregateTypes {
-		all = append(all, topics.TopicName(c.Namespace, a, topics.RoleEvents))
+		all = append(all, topics.TopicName(c.ns, a, topics.RoleEvents))
 	}
 	for _, t := range append(all, c.Topics...) {
 		if !slices.Contains(names, t) {
@@ -264,4 +253,4 @@ func (c *Config[E]) topicNames() []string {
 }
 
 // dlqTopic is the projection's dead-letter topic.
-func (c *Config[E]) dlqTopic() string { return DLQTopic(c.Namespace, c.Name) }
+func (c *settings[E]) dlqTopic() string { return DLQTopic(c.ns, c.Name) }

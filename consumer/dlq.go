@@ -8,9 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/internal/partition"
 )
 
@@ -200,19 +200,22 @@ func resolvedRecord(topic string, d DeadLetter) *kgo.Record {
 	return &kgo.Record{Topic: topic, Key: d.Key, Headers: hs}
 }
 
-// ReadDeadLetters reads a dead-letter topic to its end (as of the call, read_committed)
-// and returns the dead letters of version version of projection that no resolution
-// marker resolves, in dead-letter order per dead-letter partition (an aggregate's
-// letters share a partition, since they are keyed by aggregate ID), partitions in
-// ascending order, each original record once. Records that are not dead letters are
-// skipped. opts are extra client options (TLS, SASL).
-func ReadDeadLetters(ctx context.Context, brokers []string, topic, projection string, version int, opts ...kgo.Opt) ([]DeadLetter, error) {
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, opts...)...)
-	if err != nil {
-		return nil, fmt.Errorf("consumer: %w", err)
+// ReadDeadLetters reads a dead-letter topic of c (DLQTopic(c.Namespace(), projection),
+// or any topic by full name) to its end as of the call and returns the dead letters of
+// version version of projection that no resolution marker resolves, in dead-letter order
+// per dead-letter partition (an aggregate's letters share a partition, since they are
+// keyed by aggregate ID), partitions in ascending order, each original record once.
+// Records that are not dead letters are skipped.
+//
+// The metadata is read through the shared client; each partition is read with
+// read_committed isolation, up to its last stable offset, by a client of its own made
+// with the shared client's options, so letters of transactions still open or aborted
+// (a transactional reader's round) are not returned.
+func ReadDeadLetters(ctx context.Context, c *cluster.Cluster, topic, projection string, version int) ([]DeadLetter, error) {
+	if c == nil {
+		return nil, errNilCluster
 	}
-	defer cl.Close()
-	m, err := kadm.NewClient(cl).Metadata(ctx, topic)
+	m, err := c.Admin().Metadata(ctx, topic)
 	if err != nil {
 		return nil, fmt.Errorf("consumer: metadata of %q: %w", topic, err)
 	}
@@ -223,7 +226,7 @@ func ReadDeadLetters(ctx context.Context, brokers []string, topic, projection st
 	var all []DeadLetter
 	resolved := map[origin]bool{}
 	for p := int32(0); p < int32(len(td.Partitions)); p++ {
-		_, err := partition.ReadToEnd(ctx, brokers, topic, p, 0, func(r *kgo.Record) error {
+		_, err := partition.ReadToEnd(ctx, c.Client(), topic, p, 0, func(r *kgo.Record) error {
 			d, err := ParseDeadLetter(r)
 			if err != nil || d.Projection != projection || d.Version != version {
 				return nil
@@ -234,7 +237,7 @@ func ReadDeadLetters(ctx context.Context, brokers []string, topic, projection st
 			}
 			all = append(all, d)
 			return nil
-		}, opts...)
+		})
 		if err != nil {
 			return nil, fmt.Errorf("consumer: reading the dead-letter topic: %w", err)
 		}
@@ -251,6 +254,9 @@ func ReadDeadLetters(ctx context.Context, brokers []string, topic, projection st
 	}
 	return out, nil
 }
+
+// errNilCluster is returned by the functions given a nil *cluster.Cluster.
+var errNilCluster = errors.New("consumer: the cluster is nil")
 
 func missingTopic(topic, what string) error {
 	return fmt.Errorf("consumer: %s topic %q does not exist (kastor creates no topic implicitly: create it, for example with `kastor topics apply`)", what, topic)

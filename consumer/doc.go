@@ -9,6 +9,24 @@
 // GroupName(ns, name, version) with read_committed isolation, or, with
 // Config.AllPartitions, reads every partition itself.
 //
+// Every function that talks to Kafka takes a *cluster.Cluster: the shared franz-go
+// client, the namespace ns of the topic names, the logger and the metrics registerer.
+// Admin requests go over the shared client; the clients a reader must own (its group
+// member, its fetchers, its dead-letter producer) are made from the shared client's
+// options with the reader's own added (cluster.Cluster.NewClient), so brokers, TLS and
+// SASL are given once:
+//
+//	cl, err := kgo.NewClient(kgo.SeedBrokers("localhost:9092"))
+//	...
+//	defer cl.Close()
+//	c, err := cluster.New(cl, "shop")
+//	...
+//	reader, err := consumer.New(c, consumer.Config[kastor.Event]{
+//		Name: "balances", Version: 1,
+//		AggregateTypes: []string{"bank.account"}, // reads shop.bank.account.events
+//		Events:         codecs.Events,
+//	}, sink)
+//
 // # Offsets
 //
 // A Reader works in rounds: poll, apply every partition's records, commit the offsets of
@@ -48,8 +66,9 @@
 // Reader.Progress gives a running reader's positions, end offsets and lag per partition;
 // GroupProgress gives a group's from its committed offsets, with no reader running;
 // Progress.CaughtUp compares either with end offsets captured earlier (a rebuild's
-// switch-over point). Metrics (Config.Registerer): kastor_consumer_events_total,
-// parked_total, failures_total, lag_records and apply_seconds.
+// switch-over point). Metrics, registered on the cluster's registerer when it has one
+// (cluster.Registerer): kastor_consumer_events_total, parked_total, failures_total,
+// lag_records and apply_seconds, labelled with the projection and its version.
 //
 // # Throughput
 //

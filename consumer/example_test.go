@@ -7,10 +7,10 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/consumer"
 	"github.com/kastor-dev/kastor/devbroker"
 	bank "github.com/kastor-dev/kastor/examples/bank/account"
@@ -30,26 +30,35 @@ func ExampleMemory() {
 		return
 	}
 	defer broker.Close()
-	brokers := broker.Addrs()
 
-	// The events topic and the projection's dead-letter topic (`kastor topics apply`
-	// creates them in a real deployment).
-	events := topics.TopicName("shop", bank.Type, topics.RoleEvents)
-	cl, _ := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	// One client for the service, and the cluster every kastor component takes: the
+	// topics of namespace "shop".
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker.Addrs()...))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer cl.Close()
-	if _, err := kadm.NewClient(cl).CreateTopics(ctx, 2, 1, nil, events, consumer.DLQTopic("shop", "balances")); err != nil {
+	c, err := cluster.New(cl, "shop", cluster.Logger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
 		fmt.Println(err)
 		return
 	}
 
-	// Some events, as the gateway writes them (normally: the gateway does this).
+	// The events topic and the projection's dead-letter topic (`kastor topics apply`
+	// creates them in a real deployment).
+	events := topics.TopicName(c.Namespace(), bank.Type, topics.RoleEvents)
+	if _, err := c.Admin().CreateTopics(ctx, 2, 1, nil, events, consumer.DLQTopic(c.Namespace(), "balances")); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	// Some events, with the headers the gateway writes (normally: the gateway does this).
 	codecs, _ := bank.NewCodecs(nil)
-	app, _ := producer.New(brokers)
-	defer app.Close()
 	write := func(id string, version int64, e kastor.Event) {
 		enc, _ := codecs.Events.Encode(e)
 		md := kastor.Metadata{AggregateType: bank.Type, AggregateID: id, Version: version, Type: enc.Type, Fingerprint: enc.Fingerprint}
-		_ = app.Append(ctx, &kgo.Record{Topic: events, Key: []byte(id), Value: enc.Data, Headers: producer.Headers(&md)})
+		_ = cl.ProduceSync(ctx, &kgo.Record{Topic: events, Key: []byte(id), Value: enc.Data, Headers: producer.Headers(&md)}).FirstErr()
 	}
 	write("alice", 1, bank.Opened{Owner: "Alice"})
 	write("bob", 1, bank.Opened{Owner: "Bob"})
@@ -68,13 +77,11 @@ func ExampleMemory() {
 		}
 		return nil
 	})
-	reader, err := consumer.New(consumer.Config[kastor.Event]{
-		Name: "balances", Version: 1, Namespace: "shop",
-		AggregateTypes: []string{bank.Type},
+	reader, err := consumer.New(c, consumer.Config[kastor.Event]{
+		Name: "balances", Version: 1,
+		AggregateTypes: []string{bank.Type}, // shop.bank.account.events
 		Events:         codecs.Events,
-		Brokers:        brokers,
 		AllPartitions:  true, // every instance holds every account
-		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}, balances)
 	if err != nil {
 		fmt.Println(err)

@@ -61,7 +61,7 @@ func TestAllPartitionsFetchers(t *testing.T) {
 					}
 				})
 				healed.Store(true)
-				if res, err := consumer.Replay(testCtx(t), cfg, mem); err != nil || res.Resolved != 2*len(broken) {
+				if res, err := consumer.Replay(testCtx(t), r.kc, cfg, mem); err != nil || res.Resolved != 2*len(broken) {
 					t.Fatalf("replay: %+v, %v", res, err)
 				}
 				rd.ReloadDeadLetters()
@@ -73,7 +73,7 @@ func TestAllPartitionsFetchers(t *testing.T) {
 				if err := mem.WaitFor(testCtx(t), r.ends()); err != nil {
 					t.Fatal(err)
 				}
-				letters, err := consumer.ReadDeadLetters(testCtx(t), c.Brokers(), r.dlq, cfg.Name, cfg.Version)
+				letters, err := consumer.ReadDeadLetters(testCtx(t), r.kc, r.dlq, cfg.Name, cfg.Version)
 				if err != nil || len(letters) != 0 {
 					t.Errorf("unresolved dead letters %v (%v), want none: a fetcher kept holding its aggregate", letters, err)
 				}

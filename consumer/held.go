@@ -8,7 +8,7 @@ import "context"
 // an aggregate's later events would overtake its parked one and a parked event met again
 // would be applied outside Replay; the dead-letter topic is where they are durable.
 func (r *Reader[E]) loadHeld(ctx context.Context, sts []*partState) error {
-	letters, err := ReadDeadLetters(ctx, r.cfg.Brokers, r.dlq, r.cfg.Name, r.cfg.Version, r.cfg.ClientOptions...)
+	letters, err := ReadDeadLetters(ctx, r.cfg.kc, r.dlq, r.cfg.Name, r.cfg.Version)
 	if err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func (r *Reader[E]) preloadLetters(ctx context.Context, sts []*partState) {
 	}
 	go func() {
 		defer close(l.done)
-		l.letters, l.err = ReadDeadLetters(ctx, r.cfg.Brokers, r.dlq, r.cfg.Name, r.cfg.Version, r.cfg.ClientOptions...)
+		l.letters, l.err = ReadDeadLetters(ctx, r.cfg.kc, r.dlq, r.cfg.Name, r.cfg.Version)
 	}()
 }
 
@@ -93,7 +93,7 @@ func (r *Reader[E]) awaitPreloads(ctx context.Context, sts []*partState) {
 		}
 		r.mu.Unlock()
 		if l.err != nil {
-			r.cfg.Logger.Warn("reading the dead-letter topic for newly owned partitions; reading it again", "err", l.err)
+			r.cfg.log.Warn("reading the dead-letter topic for newly owned partitions; reading it again", "err", l.err)
 			continue
 		}
 		r.installLetters(sts, l.letters)

@@ -56,7 +56,7 @@ func TestPlainErrorIsolatesWithoutReapplying(t *testing.T) {
 		c.Retry = consumer.Retry{Attempts: 2, InitialBackoff: 1, MaxBackoff: 1}
 	})
 	_, stop := r.start(cfg, s)
-	r.awaitCommitted(group(cfg), r.ends())
+	r.awaitCommitted(r.group(cfg), r.ends())
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/consumer"
 	bank "github.com/kastor-dev/kastor/examples/bank/account"
 	"github.com/kastor-dev/kastor/kafkatest"
@@ -58,10 +59,12 @@ var codecs = func() *bank.Codecs {
 }()
 
 // rig is a bank.account events topic and its projection's dead-letter topic, with a
-// transactional writer that appends events as the gateway does.
+// transactional writer that appends events as the gateway does, and the kastor cluster
+// of the namespace (kc) that readers run on.
 type rig struct {
 	t          *testing.T
 	c          *kafkatest.Cluster
+	kc         *cluster.Cluster
 	ns         string
 	partitions int32
 	events     string
@@ -83,7 +86,19 @@ func newRig(t *testing.T, c *kafkatest.Cluster, partitions int32) *rig {
 	c.CreateTopic(t, r.dlq, partitions, 1, nil)
 	r.w = c.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.TransactionalID(ns+"-writer"),
 		kgo.TransactionTimeout(10*time.Second))
+	r.kc = r.cluster(nil)
 	return r
+}
+
+// cluster returns a kastor cluster of the rig's namespace over a new client with opts,
+// logging to quietLogger and registering metrics on reg (none when nil).
+func (r *rig) cluster(reg prometheus.Registerer, opts ...kgo.Opt) *cluster.Cluster {
+	r.t.Helper()
+	kc, err := cluster.New(r.c.Client(r.t, opts...), r.ns, cluster.Logger(quietLogger()), cluster.Registerer(reg))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return kc
 }
 
 // ev is an event to append: the next version of its aggregate.
@@ -186,9 +201,9 @@ func testCtx(t *testing.T) context.Context {
 
 func (r *rig) config(mod ...func(*consumer.Config[kastor.Event])) consumer.Config[kastor.Event] {
 	cfg := consumer.Config[kastor.Event]{
-		Name: projection, Version: 1, Namespace: r.ns, AggregateTypes: []string{bank.Type},
-		Events: codecs.Events, Brokers: r.c.Brokers(), Logger: quietLogger(),
-		Retry: consumer.Retry{Attempts: 3, InitialBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond},
+		Name: projection, Version: 1, AggregateTypes: []string{bank.Type},
+		Events: codecs.Events,
+		Retry:  consumer.Retry{Attempts: 3, InitialBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond},
 	}
 	for _, m := range mod {
 		m(&cfg)
@@ -196,10 +211,17 @@ func (r *rig) config(mod ...func(*consumer.Config[kastor.Event])) consumer.Confi
 	return cfg
 }
 
-// start runs a reader until the test ends or stop is called; stop returns Run's error.
+// start runs a reader on r.kc until the test ends or stop is called; stop returns Run's
+// error.
 func (r *rig) start(cfg consumer.Config[kastor.Event], sink consumer.Sink[kastor.Event]) (*consumer.Reader[kastor.Event], func() error) {
 	r.t.Helper()
-	rd, err := consumer.New(cfg, sink)
+	return r.startOn(r.kc, cfg, sink)
+}
+
+// startOn is start on cluster kc.
+func (r *rig) startOn(kc *cluster.Cluster, cfg consumer.Config[kastor.Event], sink consumer.Sink[kastor.Event]) (*consumer.Reader[kastor.Event], func() error) {
+	r.t.Helper()
+	rd, err := consumer.New(kc, cfg, sink)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -384,8 +406,9 @@ func producerMetadataHeaders(hs []kgo.RecordHeader) (kastor.Metadata, error) {
 	return producer.Metadata(hs)
 }
 
-func group(cfg consumer.Config[kastor.Event]) string {
-	return consumer.GroupName(cfg.Namespace, cfg.Name, cfg.Version)
+// group is the consumer group of cfg in the rig's namespace.
+func (r *rig) group(cfg consumer.Config[kastor.Event]) string {
+	return consumer.GroupName(r.ns, cfg.Name, cfg.Version)
 }
 
 // gathered returns the value of a metric given as name{label="value",...} (a subset of

@@ -393,7 +393,7 @@ func (w *worker[E]) park(it *item, l letter) error {
 	if agg == "" {
 		agg = aggregateOf(it.rec.Headers, it.rec.Key)
 	}
-	log := r.cfg.Logger.With("topic", it.rec.Topic, "partition", it.rec.Partition, "offset", it.rec.Offset,
+	log := r.cfg.log.With("topic", it.rec.Topic, "partition", it.rec.Partition, "offset", it.rec.Offset,
 		"aggregate", agg, "version", md.Version, "type", md.Type, "dlq", r.dlq)
 	switch l.reason {
 	case ReasonHeld:
@@ -437,7 +437,7 @@ func (w *worker[E]) failed(ev kastor.Envelope[E], err error) bool {
 	}
 	st.failAttempts++
 	w.r.metrics.failures.WithLabelValues("apply").Inc()
-	w.r.cfg.Logger.Warn("applying an event failed", "topic", ev.Topic, "partition", ev.Partition, "offset", ev.Offset,
+	w.r.cfg.log.Warn("applying an event failed", "topic", ev.Topic, "partition", ev.Partition, "offset", ev.Offset,
 		"aggregate", ev.AggregateID, "version", ev.Version, "type", ev.Type, "attempt", st.failAttempts, "of", w.r.cfg.Retry.Attempts, "err", err)
 	if st.failAttempts >= w.r.cfg.Retry.Attempts {
 		return true
@@ -457,7 +457,7 @@ func (w *worker[E]) pause(err error, kind string) bool {
 	w.st.unavailable++
 	w.r.metrics.failures.WithLabelValues(kind).Inc()
 	d := w.r.cfg.Retry.backoff(w.st.unavailable)
-	w.r.cfg.Logger.Error("the partition waits: nothing is committed past this point until it succeeds",
+	w.r.cfg.log.Error("the partition waits: nothing is committed past this point until it succeeds",
 		"topic", w.st.tp.Topic, "partition", w.st.tp.Partition, "failures", w.st.unavailable, "retry_in", d, "err", err)
 	return sleep(w.stop, w.hurry, d)
 }

@@ -4,19 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/kastor-dev/kastor/cluster"
 )
 
 // ProjectionConfig configures a Projection: a projection run by name across its
 // versions, rebuilt without downtime.
 type ProjectionConfig[E any] struct {
-	// Reader is the configuration of each version's Reader. Its Version and Group are
-	// set by the Projection (each version has its own group, GroupName) and must be zero.
+	// Reader is the configuration of each version's Reader, run on the Projection's
+	// cluster. Its Version and Group are set by the Projection (each version has its own
+	// group, GroupName) and must be zero.
 	Reader Config[E]
 	// Version is the version that serves when the registry does not know the projection
 	// yet (its first run). Afterwards the registry says which version serves: an
@@ -67,6 +67,7 @@ type ProjectionConfig[E any] struct {
 // takes the request over once the lease has expired, and the letters already resolved
 // are not applied again.
 type Projection[E any] struct {
+	kc       *cluster.Cluster
 	cfg      ProjectionConfig[E]
 	topics   []string
 	instance string
@@ -88,8 +89,14 @@ type Projection[E any] struct {
 	replayEnded    func(id string, err error)
 }
 
-// NewProjection validates cfg and returns a projection; Run starts it.
-func NewProjection[E any](cfg ProjectionConfig[E]) (*Projection[E], error) {
+// NewProjection validates cfg and returns a projection of c's namespace; Run starts it.
+//
+// Its readers run on c as New describes. The registry (RegistryTopic, shared by every
+// namespace of the Kafka cluster) is read and written by clients of its own made with
+// c.NewClient; offsets and groups are listed and deleted through the shared client. The
+// projection logs to c.Logger() with the attributes component=kastor.projection,
+// projection and instance.
+func NewProjection[E any](c *cluster.Cluster, cfg ProjectionConfig[E]) (*Projection[E], error) {
 	var errs []error
 	if cfg.Reader.Version != 0 {
 		errs = append(errs, errors.New("ProjectionConfig.Reader.Version is set: the Projection sets each reader's version (use ProjectionConfig.Version)"))
@@ -105,14 +112,14 @@ func NewProjection[E any](cfg ProjectionConfig[E]) (*Projection[E], error) {
 	}
 	rc := cfg.Reader
 	rc.Version = max(cfg.Version, 1)
-	c, err := rc.withDefaults()
+	s, err := rc.withDefaults(c)
 	if err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("consumer: %w", errors.Join(errs...))
 	}
-	p := &Projection[E]{cfg: cfg, topics: c.topicNames(), instance: cfg.Instance, interval: cfg.Interval}
+	p := &Projection[E]{kc: c, cfg: cfg, topics: s.topicNames(), instance: cfg.Instance, interval: cfg.Interval}
 	if p.instance == "" {
 		host, _ := os.Hostname()
 		p.instance = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), newID()[:4])
@@ -160,7 +167,7 @@ func (p *Projection[E]) request(ctx context.Context, kind RequestKind) (string, 
 	if reg == nil {
 		return "", fmt.Errorf("consumer: a %s request needs the projection to be running (call Run first)", kind)
 	}
-	req := Request{ID: newID(), Kind: kind, Namespace: p.cfg.Reader.Namespace, Name: p.cfg.Reader.Name,
+	req := Request{ID: newID(), Kind: kind, Namespace: p.kc.Namespace(), Name: p.cfg.Reader.Name,
 		Status: StatusPending, By: p.instance, RequestedAt: time.Now().UTC()}
 	req.UpdatedAt = req.RequestedAt
 	return req.ID, reg.write(ctx, requestKey(req.Namespace, req.Name, req.ID), req)
@@ -195,7 +202,7 @@ func (p *Projection[E]) startVersion(ctx context.Context, v int) (*versionRun[E]
 	if err != nil {
 		return nil, fmt.Errorf("consumer: NewSink(%d): %w", v, err)
 	}
-	rd, err := New(p.readerConfig(v), sink)
+	rd, err := New(p.kc, p.readerConfig(v), sink)
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +239,7 @@ func (p *Projection[E]) Run(ctx context.Context) error {
 	p.running = true
 	p.mu.Unlock()
 	rc := p.cfg.Reader
-	reg, err := newRegistryClient(ctx, rc.Brokers, rc.ClientOptions...)
+	reg, err := newRegistryClient(ctx, p.kc)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -240,12 +247,8 @@ func (p *Projection[E]) Run(ctx context.Context) error {
 		return err
 	}
 	defer reg.close()
-	adm := kadm.NewClient(reg.prod)
-	c := &controller[E]{p: p, reg: reg, adm: adm, log: rc.Logger}
-	if c.log == nil {
-		c.log = slog.Default()
-	}
-	c.log = c.log.With("component", "kastor.projection", "projection", rc.Name, "instance", p.instance)
+	c := &controller[E]{p: p, reg: reg, adm: p.kc.Admin(),
+		log: p.kc.Logger().With("component", "kastor.projection", "projection", rc.Name, "instance", p.instance)}
 	p.mu.Lock()
 	p.reg = reg
 	p.mu.Unlock()

@@ -5,23 +5,28 @@ import (
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kastor-dev/kastor/cluster"
 )
 
 // Purge marks every unresolved dead letter of version version of projection name
-// resolved without applying it: it appends to the dead-letter topic the same resolution
-// markers Replay writes, so readers and later replays treat the letters as done. It is
-// for letters an operator decided to drop (the events stay in their events topic). It
-// returns the letters it resolved.
-func Purge(ctx context.Context, brokers []string, ns, name string, version int, opts ...kgo.Opt) ([]DeadLetter, error) {
-	topic := DLQTopic(ns, name)
-	letters, err := ReadDeadLetters(ctx, brokers, topic, name, version, opts...)
+// resolved without applying it: it appends to the projection's dead-letter topic,
+// DLQTopic(c.Namespace(), name), the same resolution markers Replay writes, so readers
+// and later replays treat the letters as done. It is for letters an operator decided to
+// drop (the events stay in their events topic). It returns the letters it resolved.
+//
+// It reads the letters as ReadDeadLetters does and writes the markers with a producer of
+// its own made with c.NewClient, waiting for every in-sync replica (acks=all).
+func Purge(ctx context.Context, c *cluster.Cluster, name string, version int) ([]DeadLetter, error) {
+	if c == nil {
+		return nil, errNilCluster
+	}
+	topic := DLQTopic(c.Namespace(), name)
+	letters, err := ReadDeadLetters(ctx, c, topic, name, version)
 	if err != nil || len(letters) == 0 {
 		return nil, err
 	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(brokers...),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-	}, opts...)...)
+	cl, err := c.NewClient(kgo.RequiredAcks(kgo.AllISRAcks()))
 	if err != nil {
 		return nil, fmt.Errorf("consumer: %w", err)
 	}

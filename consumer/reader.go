@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/internal/brokerwait"
 	"github.com/kastor-dev/kastor/internal/kgolog"
 )
@@ -28,7 +29,7 @@ import (
 // the group rebalance (kgo.BlockRebalanceOnPoll): a partition changes owner only at a
 // point where everything its previous owner applied is committed.
 type Reader[E any] struct {
-	cfg     *Config[E]
+	cfg     *settings[E]
 	sink    Sink[E]
 	store   OffsetStore // the sink, when it stores its offsets
 	tx      TxSink[E]   // the sink, when it writes in the reader's transaction
@@ -111,24 +112,38 @@ func newPartState(tp TopicPartition) *partState {
 	return &partState{tp: tp, next: -1, committed: -1, end: -1, failOffset: -1}
 }
 
-// New validates cfg and returns a reader applying to sink; Run starts it.
-func New[E any](cfg Config[E], sink Sink[E]) (*Reader[E], error) {
-	c, err := cfg.withDefaults()
+// New validates cfg and returns a reader of c's topics applying to sink; Run starts it.
+//
+// The reader's topics, consumer group and dead-letter topic are named in c's namespace.
+// It logs to c.Logger() with the attributes component=kastor.consumer, projection and
+// version, and registers its metrics (kastor_consumer_*) on c.Registerer() when that is
+// set. Topic metadata is read through the shared client; the clients the reader must own
+// (its consuming clients: one group member, or Config.Fetchers without a group; and the
+// dead-letter producer, or one transactional group member for a TxSink) are made with
+// c.NewClient: the shared client's options (seeds, TLS, SASL, tuning) followed by the
+// reader's own, which override them. The reader's own are read_committed isolation with
+// control records kept, a fetch wait of at most 500 ms, at most 256 KiB per partition per
+// fetch (kgo.FetchMaxPartitionBytes), and in a group a session of 6 s (franz-go's is
+// 45 s: a crashed instance's partitions would wait that long before another one reads
+// them, decision 28) with a heartbeat every second; the dead-letter producer waits for
+// every in-sync replica (acks=all) and does not linger.
+func New[E any](c *cluster.Cluster, cfg Config[E], sink Sink[E]) (*Reader[E], error) {
+	s, err := cfg.withDefaults(c)
 	if err != nil {
 		return nil, err
 	}
 	if sink == nil {
 		return nil, errors.New("consumer: the sink is nil")
 	}
-	r := &Reader[E]{cfg: c, sink: sink, topics: c.topicNames(), dlq: c.dlqTopic(), parts: map[TopicPartition]*partState{}, pool: &recordPool{}, sem: make(chan struct{}, c.Concurrency)}
-	for i := range c.Fetchers {
+	r := &Reader[E]{cfg: s, sink: sink, topics: s.topicNames(), dlq: s.dlqTopic(), parts: map[TopicPartition]*partState{}, pool: &recordPool{}, sem: make(chan struct{}, s.Concurrency)}
+	for i := range s.Fetchers {
 		r.fetchers = append(r.fetchers, &fetcher{id: i})
 	}
 	r.store, _ = sink.(OffsetStore)
 	r.tx, _ = sink.(TxSink[E])
 	_, r.borrower = sink.(batchBorrower)
-	r.poll = c.MaxPollRecords
-	if cfg.MaxPollRecords == 0 && r.tx == nil && (r.store != nil || c.AllPartitions) {
+	r.poll = s.MaxPollRecords
+	if cfg.MaxPollRecords == 0 && r.tx == nil && (r.store != nil || s.AllPartitions) {
 		// No duplicates to bound (the sink stores its offsets) and rounds end early for a
 		// rebalance: take everything buffered. Partitions then come together (a bounded
 		// poll takes them one after the other, so they could not be applied in
@@ -137,12 +152,12 @@ func New[E any](cfg Config[E], sink Sink[E]) (*Reader[E], error) {
 		r.poll = -1
 	}
 	switch {
-	case c.AllPartitions && r.store == nil:
+	case s.AllPartitions && r.store == nil:
 		return nil, errors.New("consumer: Config.AllPartitions needs a sink that stores its offsets (OffsetStore, as Memory): without a group nothing else would remember them")
-	case c.AllPartitions && r.tx != nil:
+	case s.AllPartitions && r.tx != nil:
 		return nil, errors.New("consumer: a transactional sink (TxSink) commits offsets to a group; it cannot run with Config.AllPartitions")
 	}
-	r.metrics, err = newMetrics(c.Registerer, c.Name, c.Version)
+	r.metrics, err = newMetrics(c.Registerer(), s.Name, s.Version)
 	if err != nil {
 		return nil, err
 	}
@@ -189,18 +204,13 @@ func (r *Reader[E]) Run(ctx context.Context) error {
 // topics' partition counts. It waits for the cluster until ctx ends (a reader started
 // with a broker down starts once the metadata can be read) but not for a missing topic.
 func (r *Reader[E]) checkTopics(ctx context.Context) (map[string]int32, error) {
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(r.cfg.Brokers...)}, r.cfg.ClientOptions...)...)
-	if err != nil {
-		return nil, fmt.Errorf("consumer: %w", err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
+	adm := r.cfg.kc.Admin()
 	names := append(r.Topics(), r.dlq)
 	var counts map[string]int32
-	err = brokerwait.Do(ctx, r.cfg.Logger, "the metadata of topics "+strings.Join(names, ", "), func(ctx context.Context) error {
+	err := brokerwait.Do(ctx, r.cfg.log, "the metadata of topics "+strings.Join(names, ", "), func(ctx context.Context) error {
 		m, err := adm.Metadata(ctx, names...)
 		if err != nil {
-			return fmt.Errorf("consumer: cannot read the metadata of the topics from %v: %w", r.cfg.Brokers, err)
+			return fmt.Errorf("consumer: cannot read the metadata of the topics from %v: %w", r.cfg.kc.Brokers(), err)
 		}
 		counts = map[string]int32{}
 		for _, t := range r.topics {
@@ -230,10 +240,10 @@ func topicErr(m kadm.Metadata, topic, what string) error {
 	return nil
 }
 
-// consumerOpts are the options every consuming client of the reader has.
+// consumerOpts are the options every consuming client of the reader has, after the
+// shared client's (cluster.Cluster.NewClient).
 func (r *Reader[E]) consumerOpts() []kgo.Opt {
 	return []kgo.Opt{
-		kgo.SeedBrokers(r.cfg.Brokers...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// Transaction markers come through so a partition's position can reach its last
 		// stable offset exactly (a rebuild's "caught up" and lag 0 need it); they are
@@ -250,9 +260,8 @@ func (r *Reader[E]) consumerOpts() []kgo.Opt {
 		// megabytes of fetched data for the collector to scan. 256 KiB made the
 		// in-memory projection's catch-up about a tenth faster (decision 26); a batch
 		// larger than that still comes whole (Kafka returns at least one batch).
-		// ClientOptions can set it back.
 		kgo.FetchMaxPartitionBytes(256 << 10),
-		kgo.WithLogger(kgolog.New(r.cfg.Logger)),
+		kgo.WithLogger(kgolog.New(r.cfg.log)),
 		// Records are decoded into slices taken from the reader's pool and given back
 		// after the round that applied them (Reader.recycle). Decompressed batches are
 		// not pooled: a codec may keep slices of Encoded.Data, which must then stay
@@ -278,11 +287,11 @@ func (r *Reader[E]) groupOpts() []kgo.Opt {
 		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { r.hurryUp() }),
 		kgo.AdjustFetchOffsetsFn(r.adjustOffsets),
 	)
-	return append(opts, r.cfg.ClientOptions...)
+	return opts
 }
 
 func (r *Reader[E]) runGroup(ctx context.Context) error {
-	cl, err := kgo.NewClient(r.groupOpts()...)
+	cl, err := r.cfg.kc.NewClient(r.groupOpts()...)
 	if err != nil {
 		return fmt.Errorf("consumer: %w", err)
 	}
@@ -293,7 +302,7 @@ func (r *Reader[E]) runGroup(ctx context.Context) error {
 	}
 	defer dlq.Close()
 	r.setClient(cl)
-	r.cfg.Logger.Info("reader started", "group", r.cfg.Group, "topics", r.topics)
+	r.cfg.log.Info("reader started", "group", r.cfg.Group, "topics", r.topics)
 	produce := func(ctx context.Context, rec *kgo.Record) error { return dlq.ProduceSync(ctx, rec).FirstErr() }
 	for {
 		fetches := cl.PollRecords(ctx, r.poll)
@@ -312,7 +321,7 @@ func (r *Reader[E]) runGroup(ctx context.Context) error {
 	}
 	r.allowRebalance(cl)
 	cl.Close() // leaves the group: everything applied is committed already
-	r.cfg.Logger.Info("reader stopped", "group", r.cfg.Group)
+	r.cfg.log.Info("reader stopped", "group", r.cfg.Group)
 	return nil
 }
 
@@ -369,7 +378,7 @@ func (r *Reader[E]) runAllPartitions(ctx context.Context, counts map[string]int3
 		}
 	}()
 	for _, start := range starts {
-		cl, err := kgo.NewClient(append(append(r.consumerOpts(), kgo.ConsumePartitions(start)), r.cfg.ClientOptions...)...)
+		cl, err := r.cfg.kc.NewClient(append(r.consumerOpts(), kgo.ConsumePartitions(start))...)
 		if err != nil {
 			return fmt.Errorf("consumer: %w", err)
 		}
@@ -381,7 +390,7 @@ func (r *Reader[E]) runAllPartitions(ctx context.Context, counts map[string]int3
 	}
 	defer dlq.Close()
 	r.setClient(clients[0])
-	r.cfg.Logger.Info("reader started on all partitions", "topics", r.topics, "fetchers", nf)
+	r.cfg.log.Info("reader started on all partitions", "topics", r.topics, "fetchers", nf)
 	produce := func(ctx context.Context, rec *kgo.Record) error { return dlq.ProduceSync(ctx, rec).FirstErr() }
 	var wg sync.WaitGroup
 	for i, cl := range clients {
@@ -400,19 +409,18 @@ func (r *Reader[E]) runAllPartitions(ctx context.Context, counts map[string]int3
 		}()
 	}
 	wg.Wait()
-	r.cfg.Logger.Info("reader stopped")
+	r.cfg.log.Info("reader stopped")
 	return nil
 }
 
 // dlqProducer is the idempotent producer of dead letters: acks=all, so a parked record
 // is durable before the reader moves past the original.
 func (r *Reader[E]) dlqProducer() (*kgo.Client, error) {
-	cl, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(r.cfg.Brokers...),
+	cl, err := r.cfg.kc.NewClient(
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
-		kgo.WithLogger(kgolog.New(r.cfg.Logger)),
-	}, r.cfg.ClientOptions...)...)
+		kgo.WithLogger(kgolog.New(r.cfg.log)),
+	)
 	if err != nil {
 		return nil, fmt.Errorf("consumer: dead-letter producer: %w", err)
 	}
@@ -440,7 +448,7 @@ func (r *Reader[E]) assigned(ctx context.Context, _ *kgo.Client, m map[string][]
 		}
 	}
 	r.preloadLetters(ctx, fresh)
-	r.cfg.Logger.Info("partitions assigned", "partitions", m)
+	r.cfg.log.Info("partitions assigned", "partitions", m)
 }
 
 // dropped forgets revoked or lost partitions: their applied offsets are committed (the
@@ -454,7 +462,7 @@ func (r *Reader[E]) dropped(_ context.Context, _ *kgo.Client, m map[string][]int
 			r.metrics.lag.DeleteLabelValues(t, fmt.Sprint(p))
 		}
 	}
-	r.cfg.Logger.Info("partitions revoked", "partitions", m)
+	r.cfg.log.Info("partitions revoked", "partitions", m)
 }
 
 // adjustOffsets starts assigned partitions where the sink's stored offsets say, for a
@@ -467,7 +475,7 @@ func (r *Reader[E]) adjustOffsets(ctx context.Context, offsets map[string]map[in
 			// again; past the bound, rejoin (and try again then).
 			stored, err := r.storedOffsets(ctx, t, storedOffsetsPatience)
 			if err != nil {
-				r.cfg.Logger.Error("reading the sink's stored offsets; rejoining", "topic", t, "err", err)
+				r.cfg.log.Error("reading the sink's stored offsets; rejoining", "topic", t, "err", err)
 				return nil, fmt.Errorf("consumer: stored offsets of %s: %w", t, err)
 			}
 			for p := range ps {
@@ -518,7 +526,7 @@ func (r *Reader[E]) storedOffsets(ctx context.Context, topic string, patience ti
 		if patience > 0 && time.Since(start)+d > patience {
 			return nil, err
 		}
-		r.cfg.Logger.Warn("the sink cannot give its stored offsets; waiting", "topic", topic, "attempt", attempt, "retry_in", d, "err", err)
+		r.cfg.log.Warn("the sink cannot give its stored offsets; waiting", "topic", topic, "attempt", attempt, "retry_in", d, "err", err)
 		select {
 		case <-ctx.Done():
 			return nil, err
@@ -568,7 +576,7 @@ func (r *Reader[E]) newRound() <-chan struct{} {
 func (r *Reader[E]) round(ctx context.Context, f *fetcher, fetches kgo.Fetches, produce produceFunc) map[string]map[int32]kgo.EpochOffset {
 	fetches.EachError(func(t string, p int32, err error) {
 		if !errors.Is(err, context.Canceled) {
-			r.cfg.Logger.Warn("fetch error; retrying", "topic", t, "partition", p, "err", err)
+			r.cfg.log.Warn("fetch error; retrying", "topic", t, "partition", p, "err", err)
 		}
 	})
 	hurry := r.newRound()
@@ -621,7 +629,7 @@ func (r *Reader[E]) round(ctx context.Context, f *fetcher, fetches kgo.Fetches, 
 		var err error
 		if len(load) > 0 && ctx.Err() == nil {
 			if err = r.loadHeld(ctx, load); err != nil {
-				r.cfg.Logger.Error("reading the dead-letter topic for parked aggregates; retrying", "err", err)
+				r.cfg.log.Error("reading the dead-letter topic for parked aggregates; retrying", "err", err)
 				r.metrics.failures.WithLabelValues("dlq").Inc()
 			}
 		}
@@ -724,7 +732,7 @@ func (r *Reader[E]) commit(ctx context.Context, cl *kgo.Client) {
 	})
 	if commitErr != nil {
 		// The events stay applied; a new owner re-applies them (at-least-once).
-		r.cfg.Logger.Warn("committing offsets failed; the next owner of these partitions will see their events again", "err", commitErr)
+		r.cfg.log.Warn("committing offsets failed; the next owner of these partitions will see their events again", "err", commitErr)
 	}
 }
 
@@ -784,7 +792,7 @@ func (r *Reader[E]) Progress(ctx context.Context) (Progress, error) {
 	if cl == nil {
 		return out, nil
 	}
-	if err := fillEnds(ctx, kadm.NewClient(cl), r.topics, out.Partitions); err != nil {
+	if err := fillEnds(ctx, r.cfg.kc.Admin(), r.topics, out.Partitions); err != nil {
 		return out, err
 	}
 	return out, nil

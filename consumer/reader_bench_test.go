@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/schema"
 )
@@ -55,9 +56,17 @@ func BenchmarkReaderMemory(b *testing.B) {
 		(*m)[ev.AggregateID] += ev.Event.Amount
 		return nil
 	})
-	r, err := New(Config[benchDeposited]{Name: "bench", Version: 1, Namespace: "bench", AggregateTypes: []string{"bank.account"},
-		Events: codec, Brokers: []string{"127.0.0.1:1"}, AllPartitions: true,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, mem)
+	cl, err := kgo.NewClient(kgo.SeedBrokers("127.0.0.1:1")) // never dialled
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	kc, err := cluster.New(cl, "bench", cluster.Logger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := New(kc, Config[benchDeposited]{Name: "bench", Version: 1, AggregateTypes: []string{"bank.account"},
+		Events: codec, AllPartitions: true}, mem)
 	if err != nil {
 		b.Fatal(err)
 	}

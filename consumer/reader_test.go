@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/consumer"
 	bank "github.com/kastor-dev/kastor/examples/bank/account"
 	"github.com/kastor-dev/kastor/kafkatest"
@@ -21,18 +22,27 @@ import (
 
 func TestConfigErrors(t *testing.T) {
 	sink := consumer.Handler(func(context.Context, kastor.Envelope[kastor.Event]) error { return nil })
-	_, err := consumer.New(consumer.Config[kastor.Event]{Name: "a b", Version: 0}, sink)
+	_, err := consumer.New(nil, consumer.Config[kastor.Event]{Name: "a b", Version: 0}, sink)
 	if err == nil {
 		t.Fatal("New accepted an empty config")
 	}
-	for _, want := range []string{"Name", "Version is 0", "Namespace", "no topic", "Events", "Brokers"} {
+	for _, want := range []string{"Name", "Version is 0", "no topic", "Events", "cluster is nil"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
 	}
-	cfg := consumer.Config[kastor.Event]{Name: "p", Version: 1, Namespace: "ns", Topics: []string{"t"},
-		Events: codecs.Events, Brokers: []string{"localhost:1"}, AllPartitions: true}
-	if _, err := consumer.New(cfg, sink); err == nil || !strings.Contains(err.Error(), "OffsetStore") {
+	cl, err := kgo.NewClient(kgo.SeedBrokers("localhost:1")) // never dialled
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	kc, err := cluster.New(cl, "ns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := consumer.Config[kastor.Event]{Name: "p", Version: 1, Topics: []string{"t"},
+		Events: codecs.Events, AllPartitions: true}
+	if _, err := consumer.New(kc, cfg, sink); err == nil || !strings.Contains(err.Error(), "OffsetStore") {
 		t.Errorf("AllPartitions with a Handler: %v, want an error about OffsetStore", err)
 	}
 	if g := consumer.GroupName("shop", "balances", 2); g != "shop.proj.balances.v2" {
@@ -45,12 +55,12 @@ func TestConfigErrors(t *testing.T) {
 	for fetchers, want := range map[int]string{-1: "Fetchers is negative", 2: "Fetchers is 2 without AllPartitions"} {
 		c := cfg
 		c.AllPartitions, c.Fetchers = fetchers < 0, fetchers
-		if _, err := consumer.New(c, mem); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := consumer.New(kc, c, mem); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Fetchers %d: %v, want an error saying %q", fetchers, err, want)
 		}
 	}
 	cfg.AllPartitions = false
-	rd, err := consumer.New(cfg, sink)
+	rd, err := consumer.New(kc, cfg, sink)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +73,7 @@ func TestMissingTopicsAreErrors(t *testing.T) {
 	c := kafkatest.StartEmbedded(t)
 	r := newRig(t, c, 2)
 	sink := newSeen().handler()
-	rd, err := consumer.New(r.config(func(cfg *consumer.Config[kastor.Event]) { cfg.Name = "nodlq" }), sink)
+	rd, err := consumer.New(r.kc, r.config(func(cfg *consumer.Config[kastor.Event]) { cfg.Name = "nodlq" }), sink)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +81,7 @@ func TestMissingTopicsAreErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), consumer.DLQTopic(r.ns, "nodlq")) {
 		t.Errorf("Run without a dead-letter topic: %v, want an error naming it", err)
 	}
-	rd, err = consumer.New(r.config(func(cfg *consumer.Config[kastor.Event]) { cfg.AggregateTypes = []string{"nope"} }), sink)
+	rd, err = consumer.New(r.kc, r.config(func(cfg *consumer.Config[kastor.Event]) { cfg.AggregateTypes = []string{"nope"} }), sink)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +108,7 @@ func TestResumeAfterRestart(t *testing.T) {
 		s := newSeen()
 		cfg := r.config()
 		_, stop := r.start(cfg, s.handler())
-		r.awaitCommitted(group(cfg), r.ends())
+		r.awaitCommitted(r.group(cfg), r.ends())
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
@@ -109,14 +119,14 @@ func TestResumeAfterRestart(t *testing.T) {
 			}
 		}
 		_, stop = r.start(cfg, s.handler())
-		r.awaitCommitted(group(cfg), r.ends())
+		r.awaitCommitted(r.group(cfg), r.ends())
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
 		if dups := s.check(t, want); dups != 0 {
 			t.Errorf("%d duplicates after a graceful restart, want 0", dups)
 		}
-		p, err := consumer.GroupProgress(testCtx(t), c.Admin(), group(cfg), r.events)
+		p, err := consumer.GroupProgress(testCtx(t), c.Admin(), r.group(cfg), r.events)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -154,7 +164,7 @@ func TestCrashDuplicatesBounded(t *testing.T) {
 		const round = 40
 		cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.MaxPollRecords = round })
 		s := newSeen()
-		rd, err := consumer.New(cfg, s.handler())
+		rd, err := consumer.New(r.kc, cfg, s.handler())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -170,7 +180,7 @@ func TestCrashDuplicatesBounded(t *testing.T) {
 			t.Fatalf("%d events before the crash, want 1..%d", before, 3*round)
 		}
 		_, stop := r.start(cfg, s.handler())
-		r.awaitCommitted(group(cfg), r.ends())
+		r.awaitCommitted(r.group(cfg), r.ends())
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
@@ -278,7 +288,7 @@ func TestMemoryFoldEqualsTopic(t *testing.T) {
 			t.Fatal(err)
 		}
 		// A new Memory starts from the earliest offsets, whatever the group committed.
-		r.awaitCommitted(group(cfg), r.ends())
+		r.awaitCommitted(r.group(cfg), r.ends())
 		fresh := consumer.NewMemory(balances{}, foldBalance)
 		_, stop = r.start(cfg, fresh)
 		if err := fresh.WaitFor(testCtx(t), r.ends()); err != nil {
@@ -375,9 +385,10 @@ func TestPoisonEventToDLQ(t *testing.T) {
 		s := newSeen()
 		f := &failing{seen: s, bad: map[string]bool{"a/2": true}, err: errors.New("boom")}
 		reg := prometheus.NewRegistry()
-		cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.Registerer = reg })
+		r.kc = r.cluster(reg)
+		cfg := r.config()
 		_, stop := r.start(cfg, f)
-		r.awaitCommitted(group(cfg), r.ends())
+		r.awaitCommitted(r.group(cfg), r.ends())
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
@@ -418,11 +429,11 @@ func TestPoisonEventToDLQ(t *testing.T) {
 		}
 		// Replay with the sink healed applies it and resolves it, once.
 		f.heal()
-		res, err := consumer.Replay(testCtx(t), cfg, f)
+		res, err := consumer.Replay(testCtx(t), r.kc, cfg, f)
 		if err != nil || res.Resolved != 1 || len(res.Failed) != 0 {
 			t.Fatalf("replay: %+v, %v", res, err)
 		}
-		res, err = consumer.Replay(testCtx(t), cfg, f)
+		res, err = consumer.Replay(testCtx(t), r.kc, cfg, f)
 		if err != nil || res.Resolved != 0 {
 			t.Fatalf("second replay: %+v, %v", res, err)
 		}
@@ -444,14 +455,14 @@ func TestParkAggregate(t *testing.T) {
 		f := &failing{seen: s, bad: map[string]bool{"a/2": true}, err: errors.New("boom")}
 		cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.OnFailure = consumer.ParkAggregate })
 		_, stop := r.start(cfg, f)
-		r.awaitCommitted(group(cfg), r.ends())
+		r.awaitCommitted(r.group(cfg), r.ends())
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
 		// A restarted reader still holds a: a's next event is held too, b flows.
 		r.write(deposited("a", 5), deposited("b", 6))
 		_, stop = r.start(cfg, f)
-		r.awaitCommitted(group(cfg), r.ends())
+		r.awaitCommitted(r.group(cfg), r.ends())
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
@@ -478,7 +489,7 @@ func TestParkAggregate(t *testing.T) {
 		}
 		// Replay: a/2, a/3, a/4 in order.
 		f.heal()
-		res, err := consumer.Replay(testCtx(t), cfg, f)
+		res, err := consumer.Replay(testCtx(t), r.kc, cfg, f)
 		if err != nil || res.Resolved != 3 {
 			t.Fatalf("replay: %+v, %v", res, err)
 		}
@@ -490,7 +501,7 @@ func TestParkAggregate(t *testing.T) {
 		// After the replay, a restarted reader no longer holds a.
 		r.write(deposited("a", 7))
 		_, stop = r.start(cfg, f)
-		r.awaitCommitted(group(cfg), r.ends())
+		r.awaitCommitted(r.group(cfg), r.ends())
 		_ = stop()
 		if dups := s.check(t, r.versions); dups != 0 {
 			t.Errorf("%d duplicates", dups)
@@ -510,15 +521,15 @@ func TestParkedAggregateFlowsAfterReplayWhileRunning(t *testing.T) {
 	cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.OnFailure = consumer.ParkAggregate })
 	rd, stop := r.start(cfg, f)
 	defer func() { _ = stop() }()
-	r.awaitCommitted(group(cfg), r.ends())
+	r.awaitCommitted(r.group(cfg), r.ends())
 	f.heal()
-	if res, err := consumer.Replay(testCtx(t), cfg, f); err != nil || res.Resolved != 2 {
+	if res, err := consumer.Replay(testCtx(t), r.kc, cfg, f); err != nil || res.Resolved != 2 {
 		t.Fatalf("replay: %+v, %v", res, err)
 	}
 	rd.ReloadDeadLetters()
 	r.write(deposited("a", 4))
-	r.awaitCommitted(group(cfg), r.ends())
-	letters, err := consumer.ReadDeadLetters(testCtx(t), c.Brokers(), r.dlq, cfg.Name, cfg.Version)
+	r.awaitCommitted(r.group(cfg), r.ends())
+	letters, err := consumer.ReadDeadLetters(testCtx(t), r.kc, r.dlq, cfg.Name, cfg.Version)
 	if err != nil || len(letters) != 0 {
 		t.Errorf("unresolved dead letters %v (%v), want none: a/4 was held again", letters, err)
 	}
@@ -541,12 +552,12 @@ func TestReplayKeepsOrderOnFailure(t *testing.T) {
 	f := &failing{seen: s, bad: map[string]bool{"a/2": true, "b/2": true}, err: errors.New("boom")}
 	cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.OnFailure = consumer.ParkAggregate })
 	_, stop := r.start(cfg, f)
-	r.awaitCommitted(group(cfg), r.ends())
+	r.awaitCommitted(r.group(cfg), r.ends())
 	_ = stop()
 	f.mu.Lock()
 	f.bad = map[string]bool{"a/2": true} // b is fixed, a is not
 	f.mu.Unlock()
-	res, err := consumer.Replay(testCtx(t), cfg, f)
+	res, err := consumer.Replay(testCtx(t), r.kc, cfg, f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -581,7 +592,7 @@ func TestUndecodableToDLQ(t *testing.T) {
 		})
 		cfg := r.config()
 		_, stop := r.start(cfg, sink)
-		r.awaitCommitted(group(cfg), r.ends())
+		r.awaitCommitted(r.group(cfg), r.ends())
 		_ = stop()
 		if calls.Load() != 2 {
 			t.Errorf("handler called %d times, want 2 (a/1 and a/4)", calls.Load())
@@ -618,7 +629,7 @@ func TestUnavailableSinkWaits(t *testing.T) {
 	})
 	cfg := r.config()
 	_, stop := r.start(cfg, sink)
-	r.awaitCommitted(group(cfg), r.ends())
+	r.awaitCommitted(r.group(cfg), r.ends())
 	_ = stop()
 	if dups := s.check(t, r.versions); dups != 0 {
 		t.Errorf("%d duplicates", dups)
@@ -662,7 +673,7 @@ func TestRebalanceTwoReaders(t *testing.T) {
 			t.Fatal(err)
 		}
 		writeSome(5)
-		r.awaitCommitted(group(cfg), r.ends())
+		r.awaitCommitted(r.group(cfg), r.ends())
 		if dups := s.check(t, r.versions); dups != 0 {
 			t.Errorf("%d events applied twice across a graceful rebalance", dups)
 		}
@@ -752,7 +763,7 @@ func TestFreshMemorySkipsParkedEvents(t *testing.T) {
 	if n := len(r.readDLQ()); n != 1 {
 		t.Errorf("%d dead letters after a restart, want 1", n)
 	}
-	res, err := consumer.Replay(testCtx(t), cfg, fresh)
+	res, err := consumer.Replay(testCtx(t), r.kc, cfg, fresh)
 	if err != nil || res.Resolved != 1 {
 		t.Fatalf("replay: %+v, %v", res, err)
 	}
@@ -776,15 +787,14 @@ func TestDLQOutageBlocksThePartition(t *testing.T) {
 	s := newSeen()
 	f := &failing{seen: s, bad: map[string]bool{"a/2": true}, err: errors.New("boom")}
 	reg := prometheus.NewRegistry()
-	cfg := r.config(func(c *consumer.Config[kastor.Event]) {
-		c.Registerer = reg
-		// Notice the topic's deletion and return quickly, for the test's speed.
-		c.ClientOptions = []kgo.Opt{kgo.MetadataMinAge(10 * time.Millisecond), kgo.MetadataMaxAge(100 * time.Millisecond),
-			kgo.RetryBackoffFn(func(int) time.Duration { return 10 * time.Millisecond })}
-	})
+	// Notice the topic's deletion and return quickly, for the test's speed: the reader's
+	// clients take these options from the shared client.
+	r.kc = r.cluster(reg, kgo.MetadataMinAge(10*time.Millisecond), kgo.MetadataMaxAge(100*time.Millisecond),
+		kgo.RetryBackoffFn(func(int) time.Duration { return 10 * time.Millisecond }))
+	cfg := r.config()
 	_, stop := r.start(cfg, f)
 	defer stop()
-	r.awaitCommitted(group(cfg), r.ends())
+	r.awaitCommitted(r.group(cfg), r.ends())
 	ctx := testCtx(t)
 	if _, err := c.Admin().DeleteTopics(ctx, r.dlq); err != nil {
 		t.Fatal(err)
@@ -798,7 +808,7 @@ func TestDLQOutageBlocksThePartition(t *testing.T) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	resp, err := c.Admin().FetchOffsets(ctx, group(cfg))
+	resp, err := c.Admin().FetchOffsets(ctx, r.group(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -811,7 +821,7 @@ func TestDLQOutageBlocksThePartition(t *testing.T) {
 	}
 	s.mu.Unlock()
 	c.CreateTopic(t, r.dlq, 1, 1, nil)
-	r.awaitCommitted(group(cfg), r.ends())
+	r.awaitCommitted(r.group(cfg), r.ends())
 	if letters := r.readDLQ(); len(letters) != 1 || letters[0].Offset != poison {
 		t.Errorf("dead letters %+v, want the event at %d", letters, poison)
 	}
@@ -839,8 +849,8 @@ func TestRebalanceInterruptsWaitingPartition(t *testing.T) {
 		return nil
 	})
 	reg := prometheus.NewRegistry()
+	r.kc = r.cluster(reg)
 	cfg := r.config(func(c *consumer.Config[kastor.Event]) {
-		c.Registerer = reg
 		c.Retry.MaxBackoff = time.Minute // only the rebalance can end the wait early
 		c.Retry.InitialBackoff = time.Minute
 	})
@@ -870,7 +880,7 @@ func TestRebalanceInterruptsWaitingPartition(t *testing.T) {
 	down.Store(false)
 	// The reader that still waits may sleep out its backoff; stopping it ends the wait.
 	_ = stopA()
-	r.awaitCommitted(group(cfg), r.ends())
+	r.awaitCommitted(r.group(cfg), r.ends())
 	if dups := s.check(t, r.versions); dups != 0 {
 		t.Errorf("%d duplicates", dups)
 	}

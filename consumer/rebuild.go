@@ -52,7 +52,7 @@ type view struct {
 	resolutions int
 }
 
-func (c *controller[E]) ns() string   { return c.p.cfg.Reader.Namespace }
+func (c *controller[E]) ns() string   { return c.p.kc.Namespace() }
 func (c *controller[E]) name() string { return c.p.cfg.Reader.Name }
 
 func (c *controller[E]) run(ctx context.Context) error {

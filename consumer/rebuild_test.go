@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/consumer"
 	bank "github.com/kastor-dev/kastor/examples/bank/account"
 	"github.com/kastor-dev/kastor/kafkatest"
@@ -66,10 +67,10 @@ func startProjection(t *testing.T, p *consumer.Projection[kastor.Event]) func() 
 }
 
 // awaitRequest waits for the outcome of a registry request.
-func awaitRequest(t *testing.T, c *kafkatest.Cluster, ns, id string) consumer.Request {
+func awaitRequest(t *testing.T, kc *cluster.Cluster, ns, id string) consumer.Request {
 	t.Helper()
 	var out consumer.Request
-	_, err := consumer.WatchRegistry(testCtx(t), c.Brokers(), func(g *consumer.Registry) (bool, error) {
+	_, err := consumer.WatchRegistry(testCtx(t), kc, func(g *consumer.Registry) (bool, error) {
 		r, ok := g.Request(ns, projection, id)
 		out = r
 		return ok && r.Final(), nil
@@ -120,7 +121,7 @@ func TestProjectionRebuildWhileWriting(t *testing.T) {
 		var p *consumer.Projection[kastor.Event]
 		var switchErr atomic.Value // string: what went wrong at the switch
 		var switched atomic.Bool
-		p, err := consumer.NewProjection(consumer.ProjectionConfig[kastor.Event]{
+		p, err := consumer.NewProjection(r.kc, consumer.ProjectionConfig[kastor.Event]{
 			Reader:   r.config(func(cfg *consumer.Config[kastor.Event]) { cfg.Version = 0 }),
 			Version:  1,
 			Interval: 100 * time.Millisecond,
@@ -212,7 +213,7 @@ func TestProjectionRebuildWhileWriting(t *testing.T) {
 				write(r.mix(5, 20, func(j int) int64 { return int64(i + j) }))
 			}
 		})
-		res := awaitRequest(t, c, r.ns, id)
+		res := awaitRequest(t, r.kc, r.ns, id)
 		// The outcome is recorded with the switch; instances switch when they read it.
 		awaitState(t, p, func(st consumer.ProjectionState) bool { return st.Serving == 2 })
 		for !switched.Load() && ctx.Err() == nil {
@@ -278,7 +279,7 @@ func TestProjectionSwitchOnceAcrossInstances(t *testing.T) {
 		var mu sync.Mutex
 		switches := map[string][][2]int{}
 		newInstance := func(name string) *consumer.Projection[kastor.Event] {
-			p, err := consumer.NewProjection(consumer.ProjectionConfig[kastor.Event]{
+			p, err := consumer.NewProjection(r.kc, consumer.ProjectionConfig[kastor.Event]{
 				Reader:   r.config(func(cfg *consumer.Config[kastor.Event]) { cfg.Version = 0 }),
 				Version:  1,
 				Instance: name,
@@ -303,7 +304,7 @@ func TestProjectionSwitchOnceAcrossInstances(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res := awaitRequest(t, c, r.ns, id); res.Status != consumer.StatusDone || res.To != 2 {
+		if res := awaitRequest(t, r.kc, r.ns, id); res.Status != consumer.StatusDone || res.To != 2 {
 			t.Fatalf("rebuild outcome: %+v", res)
 		}
 		for _, p := range []*consumer.Projection[kastor.Event]{a, b} {
@@ -344,7 +345,7 @@ func TestProjectionRebuildCancel(t *testing.T) {
 		createRegistry(t, c)
 		events := r.mix(100, 4, func(i int) int64 { return int64(i) })
 		r.write(events...)
-		p, err := consumer.NewProjection(consumer.ProjectionConfig[kastor.Event]{
+		p, err := consumer.NewProjection(r.kc, consumer.ProjectionConfig[kastor.Event]{
 			Reader:   r.config(func(cfg *consumer.Config[kastor.Event]) { cfg.Version = 0 }),
 			Version:  1,
 			Instance: "a",
@@ -366,7 +367,7 @@ func TestProjectionRebuildCancel(t *testing.T) {
 
 		if id, err := p.CancelRebuild(ctx); err != nil {
 			t.Fatal(err)
-		} else if res := awaitRequest(t, c, r.ns, id); res.Status != consumer.StatusFailed || !strings.Contains(res.Error, "no rebuild is running") {
+		} else if res := awaitRequest(t, r.kc, r.ns, id); res.Status != consumer.StatusFailed || !strings.Contains(res.Error, "no rebuild is running") {
 			t.Errorf("cancel with no rebuild: %+v", res)
 		}
 
@@ -381,10 +382,10 @@ func TestProjectionRebuildCancel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res := awaitRequest(t, c, r.ns, cancelID); res.Status != consumer.StatusDone || res.Version != 2 {
+		if res := awaitRequest(t, r.kc, r.ns, cancelID); res.Status != consumer.StatusDone || res.Version != 2 {
 			t.Fatalf("cancel: %+v", res)
 		}
-		if res := awaitRequest(t, c, r.ns, rebuild); res.Status != consumer.StatusFailed || !strings.Contains(res.Error, "cancelled by request "+cancelID) {
+		if res := awaitRequest(t, r.kc, r.ns, rebuild); res.Status != consumer.StatusFailed || !strings.Contains(res.Error, "cancelled by request "+cancelID) {
 			t.Errorf("cancelled rebuild request: %+v", res)
 		}
 		st := awaitState(t, p, func(st consumer.ProjectionState) bool { return st.Phase == consumer.PhaseServing && st.Abandoned == 2 })
@@ -414,7 +415,7 @@ func TestProjectionRebuildCancel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res := awaitRequest(t, c, r.ns, rebuild); res.Status != consumer.StatusDone || res.From != 1 || res.To != 3 {
+		if res := awaitRequest(t, r.kc, r.ns, rebuild); res.Status != consumer.StatusDone || res.From != 1 || res.To != 3 {
 			t.Fatalf("rebuild after the cancellation: %+v", res)
 		}
 		awaitState(t, p, func(st consumer.ProjectionState) bool { return st.Serving == 3 })

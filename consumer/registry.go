@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/internal/brokerwait"
 	"github.com/kastor-dev/kastor/topics"
 )
@@ -409,24 +410,27 @@ func takesOver(cur, req *Request) bool {
 	return req.UpdatedAt.After(cur.LeaseEnd())
 }
 
-// registryClient reads and writes the registry.
+// registryClient reads and writes the registry: metadata and offsets through the
+// cluster's shared client, records with a producer of its own (acks=all, no linger, the
+// records' partition, 0) and a reader of its own per watch.
 type registryClient struct {
-	brokers []string
-	opts    []kgo.Opt
-	prod    *kgo.Client
+	kc   *cluster.Cluster
+	prod *kgo.Client
 }
 
-func newRegistryClient(ctx context.Context, brokers []string, opts ...kgo.Opt) (*registryClient, error) {
-	prod, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(brokers...),
+func newRegistryClient(ctx context.Context, kc *cluster.Cluster) (*registryClient, error) {
+	if kc == nil {
+		return nil, errNilCluster
+	}
+	prod, err := kc.NewClient(
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-	}, opts...)...)
+	)
 	if err != nil {
 		return nil, fmt.Errorf("consumer: %w", err)
 	}
-	c := &registryClient{brokers: brokers, opts: opts, prod: prod}
+	c := &registryClient{kc: kc, prod: prod}
 	if err := c.check(ctx); err != nil {
 		prod.Close()
 		return nil, err
@@ -440,11 +444,12 @@ func (c *registryClient) close() { c.prod.Close() }
 // projection started with a broker down starts once the metadata can be read) but not
 // for a missing topic.
 func (c *registryClient) check(ctx context.Context) error {
-	adm := kadm.NewClient(c.prod)
-	return brokerwait.Do(ctx, nil, "the metadata of topic "+RegistryTopic, func(ctx context.Context) error {
+	adm := c.kc.Admin()
+	log := c.kc.Logger().With("component", "kastor.consumer")
+	return brokerwait.Do(ctx, log, "the metadata of topic "+RegistryTopic, func(ctx context.Context) error {
 		m, err := adm.Metadata(ctx, RegistryTopic)
 		if err != nil {
-			return fmt.Errorf("consumer: cannot read the metadata of %s from %v: %w", RegistryTopic, c.brokers, err)
+			return fmt.Errorf("consumer: cannot read the metadata of %s from %v: %w", RegistryTopic, c.kc.Brokers(), err)
 		}
 		td, ok := m.Topics[RegistryTopic]
 		switch {
@@ -468,8 +473,7 @@ func (c *registryClient) write(ctx context.Context, key string, v any) error {
 // has read up to the end as of the call, then after each later fetch, until fn returns
 // true, fn returns an error, or ctx ends. fn must not keep g.
 func (c *registryClient) watch(ctx context.Context, fn func(g *Registry) (bool, error)) error {
-	adm := kadm.NewClient(c.prod)
-	ends, err := adm.ListEndOffsets(ctx, RegistryTopic)
+	ends, err := c.kc.Admin().ListEndOffsets(ctx, RegistryTopic)
 	if err == nil {
 		err = ends.Error()
 	}
@@ -480,11 +484,10 @@ func (c *registryClient) watch(ctx context.Context, fn func(g *Registry) (bool, 
 	if o, ok := ends.Lookup(RegistryTopic, 0); ok {
 		end = o.Offset
 	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(c.brokers...),
+	cl, err := c.kc.NewClient(
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{RegistryTopic: {0: kgo.NewOffset().AtStart()}}),
-		kgo.FetchMaxWait(200 * time.Millisecond),
-	}, c.opts...)...)
+		kgo.FetchMaxWait(200*time.Millisecond),
+	)
 	if err != nil {
 		return fmt.Errorf("consumer: %w", err)
 	}
@@ -510,37 +513,51 @@ func (c *registryClient) watch(ctx context.Context, fn func(g *Registry) (bool, 
 	}
 }
 
-// ReadRegistry reads the projection registry to its end (as of the call). brokers are
-// the bootstrap brokers, opts extra client options (TLS, SASL). It fails with
-// ErrNoRegistry when RegistryTopic does not exist.
-func ReadRegistry(ctx context.Context, brokers []string, opts ...kgo.Opt) (*Registry, error) {
-	return WatchRegistry(ctx, brokers, func(*Registry) (bool, error) { return true, nil }, opts...)
+// ReadRegistry reads the projection registry of c's Kafka cluster to its end (as of the
+// call): the projections of every namespace, since RegistryTopic is shared. It fails with
+// ErrNoRegistry when RegistryTopic does not exist; brokers that are down are waited for,
+// with a log line on c.Logger(), until ctx ends.
+func ReadRegistry(ctx context.Context, c *cluster.Cluster) (*Registry, error) {
+	return WatchRegistry(ctx, c, func(*Registry) (bool, error) { return true, nil })
 }
 
-// WatchRegistry reads the projection registry and calls fn with its content once it is
-// read to its end as of the call, then after each change, until fn returns true or an
-// error, or ctx ends; it returns the registry fn last saw. Tools use it to wait for a
-// request's outcome and to follow a rebuild's progress.
-func WatchRegistry(ctx context.Context, brokers []string, fn func(g *Registry) (bool, error), opts ...kgo.Opt) (*Registry, error) {
-	c, err := newRegistryClient(ctx, brokers, opts...)
+// WatchRegistry reads the projection registry of c's Kafka cluster and calls fn with its
+// content once it is read to its end as of the call, then after each change, until fn
+// returns true or an error, or ctx ends; it returns the registry fn last saw. Tools use
+// it to wait for a request's outcome and to follow a rebuild's progress. The registry is
+// read by a client of its own made with c.NewClient (fetches wait at most 200 ms for new
+// records); it fails with ErrNoRegistry when RegistryTopic does not exist.
+func WatchRegistry(ctx context.Context, c *cluster.Cluster, fn func(g *Registry) (bool, error)) (*Registry, error) {
+	rc, err := newRegistryClient(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	defer c.close()
+	defer rc.close()
 	var last *Registry
-	err = c.watch(ctx, func(g *Registry) (bool, error) { last = g; return fn(g) })
+	err = rc.watch(ctx, func(g *Registry) (bool, error) { last = g; return fn(g) })
 	return last, err
 }
 
-// Submit writes a request for the running instances of projection req.Name (a rebuild
-// or a replay), or the record of a purge, and returns it with its ID and times set.
-// Follow its outcome with WatchRegistry and Registry.Request.
-func Submit(ctx context.Context, brokers []string, req Request, opts ...kgo.Opt) (Request, error) {
-	c, err := newRegistryClient(ctx, brokers, opts...)
+// Submit writes a request for the running instances of projection req.Name of c's
+// namespace (a rebuild or a replay), or the record of a purge, and returns it with its
+// ID, namespace and times set. req.Namespace, when set, must be c.Namespace(). The
+// record is written to RegistryTopic with acks=all by a producer of its own made with
+// c.NewClient. Follow its outcome with WatchRegistry and Registry.Request.
+func Submit(ctx context.Context, c *cluster.Cluster, req Request) (Request, error) {
+	if c == nil {
+		return req, errNilCluster
+	}
+	switch {
+	case req.Namespace == "":
+		req.Namespace = c.Namespace()
+	case req.Namespace != c.Namespace():
+		return req, fmt.Errorf("consumer: the request is for namespace %q, the cluster's is %q", req.Namespace, c.Namespace())
+	}
+	rc, err := newRegistryClient(ctx, c)
 	if err != nil {
 		return req, err
 	}
-	defer c.close()
+	defer rc.close()
 	if req.ID == "" {
 		req.ID = newID()
 	}
@@ -552,5 +569,5 @@ func Submit(ctx context.Context, brokers []string, req Request, opts ...kgo.Opt)
 		req.RequestedAt = now
 	}
 	req.UpdatedAt = now
-	return req, c.write(ctx, requestKey(req.Namespace, req.Name, req.ID), req)
+	return req, rc.write(ctx, requestKey(req.Namespace, req.Name, req.ID), req)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/producer"
 )
 
@@ -32,7 +33,10 @@ type ReplayFailure struct {
 
 // Replay re-applies the unresolved dead letters of cfg's projection version through
 // sink, then marks each applied one resolved by appending a resolution marker to the
-// dead-letter topic. It reads the dead-letter topic to its end as of the call.
+// dead-letter topic, DLQTopic(c.Namespace(), cfg.Name). It reads the dead-letter topic
+// to its end as of the call (ReadDeadLetters) and writes the markers with a producer of
+// its own made with c.NewClient, waiting for every in-sync replica (acks=all). It logs
+// to c.Logger() as a Reader does; cfg is validated as New validates it.
 //
 // Order: dead letters are keyed by aggregate ID, so an aggregate's letters share a
 // partition of the dead-letter topic and are replayed in the order they were parked —
@@ -58,15 +62,15 @@ type ReplayFailure struct {
 // applied but unresolved, and the next replay applies it again: at-least-once for that
 // letter, exactly once for a sink that drops events by aggregate ID and version it
 // already holds.
-func Replay[E any](ctx context.Context, cfg Config[E], sink Sink[E]) (ReplayResult, error) {
-	return replay(ctx, cfg, sink, nil)
+func Replay[E any](ctx context.Context, c *cluster.Cluster, cfg Config[E], sink Sink[E]) (ReplayResult, error) {
+	return replay(ctx, c, cfg, sink, nil)
 }
 
 // replay is Replay, asking hold before each letter whether it may go on: a Projection
 // executes a replay request only while its claim holds (see replayRun.hold).
-func replay[E any](ctx context.Context, cfg Config[E], sink Sink[E], hold func() error) (ReplayResult, error) {
+func replay[E any](ctx context.Context, kc *cluster.Cluster, cfg Config[E], sink Sink[E], hold func() error) (ReplayResult, error) {
 	var res ReplayResult
-	c, err := cfg.withDefaults()
+	c, err := cfg.withDefaults(kc)
 	if err != nil {
 		return res, err
 	}
@@ -74,18 +78,14 @@ func replay[E any](ctx context.Context, cfg Config[E], sink Sink[E], hold func()
 		return res, errors.New("consumer: the sink is nil")
 	}
 	dlq := c.dlqTopic()
-	letters, err := ReadDeadLetters(ctx, c.Brokers, dlq, c.Name, c.Version, c.ClientOptions...)
+	letters, err := ReadDeadLetters(ctx, kc, dlq, c.Name, c.Version)
 	if err != nil {
 		return res, err
 	}
 	if len(letters) == 0 {
 		return res, nil
 	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(c.Brokers...),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerLinger(0),
-	}, c.ClientOptions...)...)
+	cl, err := kc.NewClient(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0))
 	if err != nil {
 		return res, fmt.Errorf("consumer: %w", err)
 	}
@@ -115,7 +115,7 @@ func replay[E any](ctx context.Context, cfg Config[E], sink Sink[E], hold func()
 			if agg != "" {
 				blocked[agg] = true
 			}
-			c.Logger.Warn("dead letter failed again; kept", "topic", d.Origin.Topic, "partition", d.Origin.Partition,
+			c.log.Warn("dead letter failed again; kept", "topic", d.Origin.Topic, "partition", d.Origin.Partition,
 				"offset", d.Offset, "aggregate", agg, "err", err)
 			continue
 		}
@@ -125,13 +125,13 @@ func replay[E any](ctx context.Context, cfg Config[E], sink Sink[E], hold func()
 		}
 		res.Resolved++
 	}
-	c.Logger.Info("dead letters replayed", "resolved", res.Resolved, "failed", len(res.Failed), "kept", res.Kept)
+	c.log.Info("dead letters replayed", "resolved", res.Resolved, "failed", len(res.Failed), "kept", res.Kept)
 	return res, nil
 }
 
 // replayOne decodes a dead letter and applies it alone; nil also when the filter now
 // leaves it out.
-func replayOne[E any](ctx context.Context, c *Config[E], sink Sink[E], d DeadLetter) (err error) {
+func replayOne[E any](ctx context.Context, c *settings[E], sink Sink[E], d DeadLetter) (err error) {
 	md, err := producer.Metadata(d.Headers)
 	if err == nil && (md.AggregateID == "" || md.Type == "" || md.Version == 0) {
 		err = errors.New("kastor headers are missing")

@@ -153,7 +153,7 @@ func (c *controller[E]) executeReplay(ctx context.Context, st *ProjectionState, 
 	}()
 	go func() {
 		defer c.executors.Done()
-		res, err := replay(ctx, cfg, sink, run.hold)
+		res, err := replay(ctx, c.p.kc, cfg, sink, run.hold)
 		run.mu.Lock()
 		run.ended, run.out = true, replayOutcome{run: run, res: res, err: err}
 		run.mu.Unlock()

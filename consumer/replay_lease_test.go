@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/consumer"
 	"github.com/kastor-dev/kastor/kafkatest"
 )
@@ -196,7 +197,7 @@ func writeLeaseEvents(r *rig, naggs int) (*leaseStore, []ev) {
 // applying through leaseSinks into store, with replay leases of lease.
 func leaseInstances(r *rig, store *leaseStore, lease time.Duration) func(name string, onReplay func(n int)) *consumer.Projection[kastor.Event] {
 	return func(name string, onReplay func(n int)) *consumer.Projection[kastor.Event] {
-		p, err := consumer.NewProjection(consumer.ProjectionConfig[kastor.Event]{
+		p, err := consumer.NewProjection(r.kc, consumer.ProjectionConfig[kastor.Event]{
 			Reader:      r.config(func(cfg *consumer.Config[kastor.Event]) { cfg.Version = 0 }),
 			Version:     1,
 			Instance:    name,
@@ -214,9 +215,9 @@ func leaseInstances(r *rig, store *leaseStore, lease time.Duration) func(name st
 }
 
 // registryRequest returns request id as the registry has it now.
-func registryRequest(t *testing.T, c *kafkatest.Cluster, ns, id string) consumer.Request {
+func registryRequest(t *testing.T, kc *cluster.Cluster, ns, id string) consumer.Request {
 	t.Helper()
-	g, err := consumer.ReadRegistry(testCtx(t), c.Brokers())
+	g, err := consumer.ReadRegistry(testCtx(t), kc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,18 +271,18 @@ func TestReplayTakenOverAfterLeaseExpires(t *testing.T) {
 		awaitState(t, a, func(st consumer.ProjectionState) bool { return st.Serving == 1 })
 		r.awaitCommitted(consumer.GroupName(r.ns, projection, 1), r.ends())
 		ctx := testCtx(t)
-		letters, err := consumer.ReadDeadLetters(ctx, c.Brokers(), r.dlq, projection, 1)
+		letters, err := consumer.ReadDeadLetters(ctx, r.kc, r.dlq, projection, 1)
 		if err != nil || len(letters) != naggs {
 			t.Fatalf("%d dead letters (%v), want %d", len(letters), err, naggs)
 		}
 
-		req, err := consumer.Submit(ctx, c.Brokers(), consumer.Request{Kind: consumer.RequestReplay, Namespace: r.ns, Name: projection,
+		req, err := consumer.Submit(ctx, r.kc, consumer.Request{Kind: consumer.RequestReplay, Namespace: r.ns, Name: projection,
 			Version: 1, By: "test"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		await(t, aFrozen, "a to stall in its replay")
-		claimA := registryRequest(t, c, r.ns, req.ID)
+		claimA := registryRequest(t, r.kc, r.ns, req.ID)
 		if claimA.Status != consumer.StatusRunning || claimA.Instance != "a" || claimA.Claim == "" || claimA.LeaseUntil.IsZero() {
 			t.Fatalf("a's claim: %+v", claimA)
 		}
@@ -297,7 +298,7 @@ func TestReplayTakenOverAfterLeaseExpires(t *testing.T) {
 		})
 		startProjection(t, b)
 		await(t, bBlocked, "b to take the replay over")
-		claimB := registryRequest(t, c, r.ns, req.ID)
+		claimB := registryRequest(t, r.kc, r.ns, req.ID)
 		if claimB.Status != consumer.StatusRunning || claimB.Instance != "b" || claimB.TakenFrom != "a" || claimB.Claim == claimA.Claim {
 			t.Fatalf("the request while b executes it: %+v", claimB)
 		}
@@ -306,10 +307,10 @@ func TestReplayTakenOverAfterLeaseExpires(t *testing.T) {
 		}
 		lateRenewal := claimA
 		lateRenewal.LeaseUntil = time.Now().UTC().Add(lease)
-		if _, err := consumer.Submit(ctx, c.Brokers(), lateRenewal); err != nil {
+		if _, err := consumer.Submit(ctx, r.kc, lateRenewal); err != nil {
 			t.Fatal(err)
 		}
-		if got := registryRequest(t, c, r.ns, req.ID); got.Claim != claimB.Claim || got.Instance != "b" {
+		if got := registryRequest(t, r.kc, r.ns, req.ID); got.Claim != claimB.Claim || got.Instance != "b" {
 			t.Fatalf("a's late renewal took the request back: %+v", got)
 		}
 
@@ -320,12 +321,12 @@ func TestReplayTakenOverAfterLeaseExpires(t *testing.T) {
 			t.Errorf("a's executor returned %v, want a lost lease", aErr)
 		}
 		close(releaseB)
-		res := awaitRequest(t, c, r.ns, req.ID)
+		res := awaitRequest(t, r.kc, r.ns, req.ID)
 		if res.Status != consumer.StatusDone || res.Instance != "b" || res.Claim != claimB.Claim || res.TakenFrom != "a" ||
 			res.Resolved != naggs-k || res.Failed != 0 || res.Kept != 0 {
 			t.Errorf("outcome %+v; want done by b, taken from a, %d resolved", res, naggs-k)
 		}
-		if letters, err := consumer.ReadDeadLetters(ctx, c.Brokers(), r.dlq, projection, 1); err != nil || len(letters) != 0 {
+		if letters, err := consumer.ReadDeadLetters(ctx, r.kc, r.dlq, projection, 1); err != nil || len(letters) != 0 {
 			t.Errorf("unresolved dead letters after the replay: %d (%v)", len(letters), err)
 		}
 
@@ -387,34 +388,34 @@ func TestReplayReleasedOnStop(t *testing.T) {
 		awaitState(t, a, func(st consumer.ProjectionState) bool { return st.Serving == 1 })
 		r.awaitCommitted(consumer.GroupName(r.ns, projection, 1), r.ends())
 		ctx := testCtx(t)
-		req, err := consumer.Submit(ctx, c.Brokers(), consumer.Request{Kind: consumer.RequestReplay, Namespace: r.ns, Name: projection,
+		req, err := consumer.Submit(ctx, r.kc, consumer.Request{Kind: consumer.RequestReplay, Namespace: r.ns, Name: projection,
 			Version: 1, By: "test"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		await(t, inLetter, "a to be in its replay")
-		claimA := registryRequest(t, c, r.ns, req.ID)
+		claimA := registryRequest(t, r.kc, r.ns, req.ID)
 		stopped := make(chan error, 1)
 		go func() { stopped <- stopA() }()
 		close(stopping)
 		if err := <-stopped; err != nil {
 			t.Fatalf("a's Run: %v", err)
 		}
-		got := registryRequest(t, c, r.ns, req.ID)
+		got := registryRequest(t, r.kc, r.ns, req.ID)
 		if got.Status != consumer.StatusRunning || got.Claim != claimA.Claim || !got.Released || !got.LeaseUntil.Before(claimA.LeaseUntil) {
 			t.Fatalf("after a stopped, the request is %+v; want a's claim released", got)
 		}
 
 		b := newInstance("b", nil)
 		startProjection(t, b)
-		res := awaitRequest(t, c, r.ns, req.ID)
+		res := awaitRequest(t, r.kc, r.ns, req.ID)
 		if res.Status != consumer.StatusDone || res.Instance != "b" || res.TakenFrom != "a" || res.Failed != 0 || res.Kept != 0 {
 			t.Fatalf("outcome %+v; want done by b, taken from a", res)
 		}
 		if !res.UpdatedAt.Before(claimA.LeaseUntil) {
 			t.Errorf("b finished at %v, not before a's lease would have ended (%v)", res.UpdatedAt, claimA.LeaseUntil)
 		}
-		if letters, err := consumer.ReadDeadLetters(ctx, c.Brokers(), r.dlq, projection, 1); err != nil || len(letters) != 0 {
+		if letters, err := consumer.ReadDeadLetters(ctx, r.kc, r.dlq, projection, 1); err != nil || len(letters) != 0 {
 			t.Errorf("unresolved dead letters after the replay: %d (%v)", len(letters), err)
 		}
 		store.mu.Lock()

@@ -61,7 +61,7 @@ func TestStopWaitsForReplayBeforeClosingSink(t *testing.T) {
 		r.write(opened("acc-0"), deposited("acc-0", 1), deposited("acc-0", 2))
 		probe := &replayProbe{inReplay: make(chan struct{})}
 		var sinks atomic.Int32
-		p, err := consumer.NewProjection(consumer.ProjectionConfig[kastor.Event]{
+		p, err := consumer.NewProjection(r.kc, consumer.ProjectionConfig[kastor.Event]{
 			Reader:   r.config(func(cfg *consumer.Config[kastor.Event]) { cfg.Version = 0 }),
 			Version:  1,
 			Instance: "a",
@@ -78,7 +78,7 @@ func TestStopWaitsForReplayBeforeClosingSink(t *testing.T) {
 		awaitState(t, p, func(st consumer.ProjectionState) bool { return st.Serving == 1 })
 		r.awaitCommitted(consumer.GroupName(r.ns, projection, 1), r.ends())
 		ctx := testCtx(t)
-		if _, err := consumer.Submit(ctx, c.Brokers(), consumer.Request{Kind: consumer.RequestReplay, Namespace: r.ns, Name: projection,
+		if _, err := consumer.Submit(ctx, r.kc, consumer.Request{Kind: consumer.RequestReplay, Namespace: r.ns, Name: projection,
 			Version: 1, By: "test"}); err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/cluster"
 )
 
 // TableWrite is what a Kafka table writes for one event: the record's key and value, or
@@ -139,20 +140,22 @@ func (t *KafkaTable[E]) produce(ctx context.Context, recs []*kgo.Record) error {
 	return nil
 }
 
-// ReadTable reads a table topic (or any compacted topic) back into a map from key to
-// value, read_committed, from the start to the last stable offsets as of the call: the
-// table as of the last committed transaction, without the rows of open or aborted ones.
-// A tombstone removes its key. Options (TLS, SASL) go in opts.
-func ReadTable(ctx context.Context, brokers []string, topic string, opts ...kgo.Opt) (map[string][]byte, error) {
-	admCl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, opts...)...)
-	if err != nil {
-		return nil, fmt.Errorf("consumer: %w", err)
+// ReadTable reads a table topic of c (or any compacted topic, by full name) back into a
+// map from key to value, read_committed, from the start to the last stable offsets as of
+// the call: the table as of the last committed transaction, without the rows of open or
+// aborted ones. A tombstone removes its key.
+//
+// The end offsets are asked through the shared client; the topic is read by a client of
+// its own made with c.NewClient (read_committed, control records kept so that a
+// partition ending with a commit marker is seen to end, a fetch wait of at most 200 ms).
+func ReadTable(ctx context.Context, c *cluster.Cluster, topic string) (map[string][]byte, error) {
+	if c == nil {
+		return nil, errNilCluster
 	}
-	ends, err := kadm.NewClient(admCl).ListCommittedOffsets(ctx, topic) // last stable offsets
+	ends, err := c.Admin().ListCommittedOffsets(ctx, topic) // last stable offsets
 	if err == nil {
 		err = ends.Error()
 	}
-	admCl.Close()
 	if err != nil {
 		return nil, fmt.Errorf("consumer: end offsets of %s: %w", topic, err)
 	}
@@ -168,13 +171,12 @@ func ReadTable(ctx context.Context, brokers []string, topic string, opts ...kgo.
 	if len(want) == 0 {
 		return out, nil
 	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(brokers...),
+	cl, err := c.NewClient(
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(), // so a partition ending with a commit marker is seen to end
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}),
-		kgo.FetchMaxWait(200 * time.Millisecond),
-	}, opts...)...)
+		kgo.FetchMaxWait(200*time.Millisecond),
+	)
 	if err != nil {
 		return nil, fmt.Errorf("consumer: %w", err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/consumer"
 	"github.com/kastor-dev/kastor/kafkatest"
 )
@@ -48,9 +49,20 @@ func runTableChild() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	rd, err := consumer.New(consumer.Config[kastor.Event]{
-		Name: projection, Version: 1, Namespace: ns, AggregateTypes: []string{"bank.account"},
-		Events: codecs.Events, Brokers: strings.Split(os.Getenv("CHILD_BROKERS"), ","), Logger: quietLogger(),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(os.Getenv("CHILD_BROKERS"), ",")...))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer cl.Close()
+	kc, err := cluster.New(cl, ns, cluster.Logger(quietLogger()))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	rd, err := consumer.New(kc, consumer.Config[kastor.Event]{
+		Name: projection, Version: 1, AggregateTypes: []string{"bank.account"},
+		Events:         codecs.Events,
 		MaxPollRecords: 50, // the reader's default session timeout: what users run
 	}, consumer.Sink[kastor.Event](tb))
 	if err != nil {
@@ -132,7 +144,7 @@ func TestKafkaTableKill(t *testing.T) {
 			}
 		}
 	}
-	got, err := consumer.ReadTable(testCtx(t), c.Brokers(), out)
+	got, err := consumer.ReadTable(testCtx(t), r.kc, out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +235,7 @@ func TestKafkaTableZombieFenced(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rd, err := consumer.New(r.config(func(c *consumer.Config[kastor.Event]) { c.MaxPollRecords = 10 }), consumer.Sink[kastor.Event](tb))
+		rd, err := consumer.New(r.kc, r.config(func(c *consumer.Config[kastor.Event]) { c.MaxPollRecords = 10 }), consumer.Sink[kastor.Event](tb))
 		if err != nil {
 			t.Fatal(err)
 		}

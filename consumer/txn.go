@@ -16,7 +16,10 @@ import (
 // unavailable, a shutdown, a rebalance) is aborted whole and read again from the
 // committed offsets.
 func (r *Reader[E]) runTransactional(ctx context.Context) error {
-	opts := append(r.groupOpts(),
+	// The shared client's options first, then the reader's, which override them (as
+	// cluster.Cluster.NewClient does for a plain client).
+	base := r.cfg.kc.Client().Opts()
+	opts := append(append(base[:len(base):len(base)], r.groupOpts()...),
 		kgo.TransactionalID(r.tx.TransactionalID()),
 		kgo.TransactionTimeout(10*time.Second),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
@@ -29,7 +32,7 @@ func (r *Reader[E]) runTransactional(ctx context.Context) error {
 	cl := sess.Client()
 	r.setClient(cl)
 	r.tx.Transactional(cl)
-	r.cfg.Logger.Info("transactional reader started", "group", r.cfg.Group, "topics", r.topics, "transactional_id", r.tx.TransactionalID())
+	r.cfg.log.Info("transactional reader started", "group", r.cfg.Group, "topics", r.topics, "transactional_id", r.tx.TransactionalID())
 	produce := func(ctx context.Context, rec *kgo.Record) error { return cl.ProduceSync(ctx, rec).FirstErr() }
 	var runErr error
 	for {
@@ -92,6 +95,6 @@ func (r *Reader[E]) runTransactional(ctx context.Context) error {
 	}
 	r.allowRebalance(cl)
 	sess.Close()
-	r.cfg.Logger.Info("reader stopped", "group", r.cfg.Group)
+	r.cfg.log.Info("reader stopped", "group", r.cfg.Group)
 	return runErr
 }

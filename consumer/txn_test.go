@@ -51,7 +51,7 @@ func TestTransactionalSinkExactlyOnce(t *testing.T) {
 		r.write(r.mix(150, 10, func(int) int64 { return 1 })...)
 		cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.MaxPollRecords = 30 })
 		tb := &table{topic: out, id: r.ns + "-table-0", bad: map[string]bool{"acc-3/4": true}}
-		rd, err := consumer.New(cfg, consumer.Sink[kastor.Event](tb))
+		rd, err := consumer.New(r.kc, cfg, consumer.Sink[kastor.Event](tb))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,7 +62,7 @@ func TestTransactionalSinkExactlyOnce(t *testing.T) {
 		}
 		tb2 := &table{topic: out, id: tb.id, bad: tb.bad} // the same instance, restarted
 		_, stop := r.start(cfg, tb2)
-		r.awaitCommitted(group(cfg), r.ends())
+		r.awaitCommitted(r.group(cfg), r.ends())
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}

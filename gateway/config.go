@@ -10,10 +10,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/snapshot"
 	"github.com/kastor-dev/kastor/topics"
 )
@@ -27,20 +25,20 @@ type Interceptor[C any] func(ctx context.Context, cmd kastor.Command[C]) error
 // loop, so a slow listener slows command processing; hand long work to a goroutine.
 type Listener[E any] func(ctx context.Context, events []kastor.Envelope[E])
 
-// Config configures a Gateway for one aggregate type.
+// Config configures a Gateway for one aggregate type. The cluster, the namespace of the
+// topic names, the logger and the metrics registerer come from the *cluster.Cluster given
+// to New.
 type Config[S, C, E any] struct {
-	// Aggregate is the aggregate type the gateway executes commands for.
+	// Aggregate is the aggregate type the gateway executes commands for. With the
+	// cluster's namespace, its type name gives the topic names (topics.TopicName).
 	Aggregate *kastor.Aggregate[S, C, E]
-	// Namespace and the aggregate type name give the topic names (topics.TopicName).
-	Namespace string
-	// Brokers are the bootstrap brokers.
-	Brokers []string
 	// Codecs of the commands read, the events written and the snapshotted states.
 	Commands Codec[C]
 	Events   Codec[E]
 	States   Codec[S]
 
-	// Group is the consumer group of the gateway instances (default "<ns>.<type>.gateway").
+	// Group is the consumer group of the gateway instances (default
+	// "<namespace>.<type>.gateway", the namespace being the cluster's).
 	Group string
 	// InstanceID distinguishes this instance's transactional ID (default: host, pid and a
 	// random suffix). A restarted instance may reuse it: Kafka then fences its
@@ -86,28 +84,25 @@ type Config[S, C, E any] struct {
 
 	Interceptors []Interceptor[C]
 	Listeners    []Listener[E]
-
-	// Logger receives the gateway's logs (default slog.Default()).
-	Logger *slog.Logger
-	// Registerer, when set, registers the gateway's Prometheus metrics.
-	Registerer prometheus.Registerer
-	// ClientOptions are extra franz-go options (TLS, SASL, tuning).
-	ClientOptions []kgo.Opt
 }
 
-func (c *Config[S, C, E]) withDefaults() (*Config[S, C, E], error) {
-	cfg := *c
+// settings is a Config with its defaults filled in and what the gateway takes from its
+// cluster.
+type settings[S, C, E any] struct {
+	Config[S, C, E]
+	// namespace is the cluster's namespace of the topic names.
+	namespace string
+	// logger is the cluster's logger with the gateway's attributes.
+	logger *slog.Logger
+}
+
+func (c *Config[S, C, E]) withDefaults(cl *cluster.Cluster) (*settings[S, C, E], error) {
+	cfg := &settings[S, C, E]{Config: *c, namespace: cl.Namespace()}
 	var errs []error
 	if cfg.Aggregate == nil {
 		errs = append(errs, errors.New("gateway: Config.Aggregate is nil"))
 	} else if err := cfg.Aggregate.Validate(); err != nil {
 		errs = append(errs, err)
-	}
-	if cfg.Namespace == "" {
-		errs = append(errs, errors.New("gateway: Config.Namespace is empty"))
-	}
-	if len(cfg.Brokers) == 0 {
-		errs = append(errs, errors.New("gateway: Config.Brokers is empty"))
 	}
 	if cfg.Commands == nil || cfg.Events == nil || cfg.States == nil {
 		errs = append(errs, errors.New("gateway: Config.Commands, Events and States codecs are all required"))
@@ -116,7 +111,7 @@ func (c *Config[S, C, E]) withDefaults() (*Config[S, C, E], error) {
 		return nil, errors.Join(errs...)
 	}
 	if cfg.Group == "" {
-		cfg.Group = fmt.Sprintf("%s.%s.gateway", cfg.Namespace, cfg.Aggregate.Type)
+		cfg.Group = fmt.Sprintf("%s.%s.gateway", cfg.namespace, cfg.Aggregate.Type)
 	}
 	if cfg.InstanceID == "" {
 		host, _ := os.Hostname()
@@ -143,12 +138,13 @@ func (c *Config[S, C, E]) withDefaults() (*Config[S, C, E], error) {
 	if cfg.MaxConcurrentRestores <= 0 {
 		cfg.MaxConcurrentRestores = 4
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+	logger := cl.Logger()
+	if logger == nil {
+		logger = slog.Default()
 	}
 	// Every line names the instance: operators tell processes apart by it.
-	cfg.Logger = cfg.Logger.With("component", "kastor.gateway", "aggregate", cfg.Aggregate.Type, "instance", cfg.InstanceID)
-	return &cfg, nil
+	cfg.logger = logger.With("component", "kastor.gateway", "aggregate", cfg.Aggregate.Type, "instance", cfg.InstanceID)
+	return cfg, nil
 }
 
 // topicSet holds an aggregate type's topic names.

@@ -6,6 +6,28 @@
 // commands sequentially per aggregate, committing events, snapshots, replies and command
 // offsets in one Kafka transaction per batch.
 //
+// A gateway and a Sender take the service's *cluster.Cluster: one franz-go client, the
+// namespace of the topic names, the logger and the metrics registerer. The clients they
+// must own (the gateway's transactional group member, its restore readers, the Sender's
+// producer and reply reader) are built from that client's options, with kastor's own
+// after them:
+//
+//	cl, err := kgo.NewClient(kgo.SeedBrokers("localhost:9092"))
+//	...
+//	defer cl.Close()
+//	c, err := cluster.New(cl, "shop")
+//	...
+//	g, err := gateway.New(c, gateway.Config[account.State, account.Command, kastor.Event]{
+//		Aggregate: account.Aggregate,
+//		// the aggregate's codecs, usually Avro (package schema)
+//		Commands: codecs.Commands, Events: codecs.Events, States: codecs.States,
+//	})
+//	...
+//	go g.Run(ctx)
+//	s, err := gateway.NewSender(ctx, c, gateway.SenderConfig[account.Command]{
+//		AggregateType: account.Aggregate.Type, Commands: codecs.Commands,
+//	})
+//
 // A Sender is the client side: Send appends a command and waits for its result on the
 // replies topic; Submit appends it and returns. Results are typed errors
 // (kastor.RejectedError, VersionConflictError, InvariantError, ...) callers test with

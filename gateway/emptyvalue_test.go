@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/cluster"
 	bank "github.com/kastor-dev/kastor/examples/bank/account"
 	"github.com/kastor-dev/kastor/gateway"
 	"github.com/kastor-dev/kastor/kafkatest"
@@ -27,12 +28,12 @@ func TestZeroFieldEventIsAnEmptyValue(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg := gateway.Config[bank.State, bank.Command, kastor.Event]{
-			Aggregate: bank.Aggregate, Namespace: r.ns, Brokers: c.Brokers(),
-			Commands: codecs.Commands, Events: codecs.Events, States: codecs.States, Logger: quietLogger(),
+			Aggregate: bank.Aggregate,
+			Commands:  codecs.Commands, Events: codecs.Events, States: codecs.States,
 		}
 		ctx := sndCtx(t, 2*time.Minute)
-		s, err := gateway.NewSender(ctx, gateway.SenderConfig[bank.Command]{Brokers: c.Brokers(), Namespace: r.ns,
-			AggregateType: bank.Aggregate.Type, Commands: codecs.Commands, Logger: quietLogger()})
+		s, err := gateway.NewSender(ctx, r.kc, gateway.SenderConfig[bank.Command]{
+			AggregateType: bank.Aggregate.Type, Commands: codecs.Commands})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,7 +59,7 @@ func TestZeroFieldEventIsAnEmptyValue(t *testing.T) {
 			r.produce(&kgo.Record{Topic: r.events, Partition: p, Key: []byte("acct-old"), Value: value, Headers: producer.Headers(&md)})
 		}
 
-		runGateway(t, cfg)
+		runGateway(t, r.kc, cfg)
 		for _, cmd := range []bank.Command{bank.Open{Owner: "Ann"}, bank.Close{}} {
 			if _, err := s.Send(ctx, kastor.NewCommand[bank.Command]("acct-new", cmd)); err != nil {
 				t.Fatalf("%T: %v", cmd, err)
@@ -81,9 +82,9 @@ func TestZeroFieldEventIsAnEmptyValue(t *testing.T) {
 }
 
 // runGateway runs a gateway until the test ends.
-func runGateway[S, C, E any](t *testing.T, cfg gateway.Config[S, C, E]) {
+func runGateway[S, C, E any](t *testing.T, kc *cluster.Cluster, cfg gateway.Config[S, C, E]) {
 	t.Helper()
-	g, err := gateway.New(cfg)
+	g, err := gateway.New(kc, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

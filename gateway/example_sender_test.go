@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/gateway"
 )
 
@@ -14,9 +17,18 @@ import (
 // same command ID when the outcome is unknown.
 func ExampleSender() {
 	ctx := context.Background()
-	s, err := gateway.NewSender(ctx, gateway.SenderConfig[sndCmd]{
-		Brokers:       []string{"localhost:9092"},
-		Namespace:     "shop",
+	cl, err := kgo.NewClient(kgo.SeedBrokers("localhost:9092"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer cl.Close()
+	c, err := cluster.New(cl, "shop")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	s, err := gateway.NewSender(ctx, c, gateway.SenderConfig[sndCmd]{
 		AggregateType: "bank.account",
 		Commands:      sndCodec{}, // usually the Avro codec of package schema
 	})

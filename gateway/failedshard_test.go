@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/gateway"
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/producer"
@@ -36,10 +37,7 @@ func TestUnrestorableShardIsRefusedLoudly(t *testing.T) {
 
 		reg := prometheus.NewRegistry()
 		var log sndLog
-		r.start(r.config(func(cfg *gateway.Config[account, command, kastor.Event]) {
-			cfg.Registerer = reg
-			cfg.Logger = slog.New(slog.NewTextHandler(&log, nil))
-		}))
+		r.startOn(r.kastor(cluster.Registerer(reg), cluster.Logger(slog.New(slog.NewTextHandler(&log, nil)))), r.config())
 		s := r.sender()
 		ctx := sndCtx(t, 2*time.Minute)
 		if _, err := s.Send(ctx, cmdWithID[command](good, "g1", openAccount{})); err != nil {
@@ -98,10 +96,7 @@ func TestFailedRestoreIsRetried(t *testing.T) {
 		pb := producer.PartitionFor([]byte(bad), r.partitions)
 		reg := prometheus.NewRegistry()
 		var log sndLog
-		g, err := gateway.New(r.config(func(cfg *gateway.Config[account, command, kastor.Event]) {
-			cfg.Registerer = reg
-			cfg.Logger = slog.New(slog.NewTextHandler(&log, nil))
-		}))
+		g, err := gateway.New(r.kastor(cluster.Registerer(reg), cluster.Logger(slog.New(slog.NewTextHandler(&log, nil)))), r.config())
 		if err != nil {
 			t.Fatal(err)
 		}

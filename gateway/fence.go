@@ -16,11 +16,12 @@ import (
 // the instance's transactional ID too. fenceDeparted relies on it.
 const clientIDPrefix = "kastor-gateway-"
 
-// newClient returns a client of the cluster for one request outside the session: the
-// session's own client must not send it (fencing this instance's ID through it would
-// fence it; a static member's leave must outlive it).
-func (c *Config[S, C, E]) newClient() (*kgo.Client, error) {
-	return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.Brokers...)}, c.ClientOptions...)...)
+// clientOpts returns the options of a client the gateway owns: the cluster's client's
+// options followed by opts, which override them, as cluster.Cluster.NewClient builds
+// them, for the session that kgo.NewGroupTransactSession builds itself.
+func (g *Gateway[S, C, E]) clientOpts(opts ...kgo.Opt) []kgo.Opt {
+	base := g.cluster.Client().Opts()
+	return append(base[:len(base):len(base)], opts...)
 }
 
 // txnID is an instance's transactional ID.
@@ -37,8 +38,9 @@ func (c *Config[S, C, E]) txnID(instance string) string { return c.Group + "-" +
 //
 // An instance counts as departed when a transaction of the group's transactional-ID prefix
 // is open and no member of the group has that instance's client ID. When a member's
-// client ID is not a gateway's (ClientOptions replaced it), nothing is fenced: that
-// member's transactions could not be told from a departed instance's.
+// client ID is not a gateway's (a gateway of another version, or another client in the
+// group), nothing is fenced: that member's transactions could not be told from a departed
+// instance's.
 func (g *Gateway[S, C, E]) fenceDeparted(ctx context.Context, cl *kgo.Client) {
 	cfg := g.cfg
 	adm := kadm.NewClient(cl)
@@ -48,7 +50,7 @@ func (g *Gateway[S, C, E]) fenceDeparted(ctx context.Context, cl *kgo.Client) {
 	}
 	if err != nil {
 		if ctx.Err() == nil {
-			cfg.Logger.Warn("cannot list the group's members to fence departed instances; their open transactions end at their timeout", "err", err)
+			cfg.logger.Warn("cannot list the group's members to fence departed instances; their open transactions end at their timeout", "err", err)
 		}
 		return
 	}
@@ -56,7 +58,7 @@ func (g *Gateway[S, C, E]) fenceDeparted(ctx context.Context, cl *kgo.Client) {
 	for _, m := range groups[cfg.Group].Members {
 		instance, ok := strings.CutPrefix(m.ClientID, clientIDPrefix)
 		if !ok {
-			cfg.Logger.Debug("a group member's client ID is not a gateway's: not fencing departed instances", "client_id", m.ClientID)
+			cfg.logger.Debug("a group member's client ID is not a gateway's: not fencing departed instances", "client_id", m.ClientID)
 			return
 		}
 		live[cfg.txnID(instance)] = true
@@ -64,7 +66,7 @@ func (g *Gateway[S, C, E]) fenceDeparted(ctx context.Context, cl *kgo.Client) {
 	txns, err := adm.ListTransactions(ctx, nil, []string{"Ongoing"})
 	if err != nil {
 		if ctx.Err() == nil {
-			cfg.Logger.Warn("cannot list open transactions to fence departed instances; they end at their timeout", "err", err)
+			cfg.logger.Warn("cannot list open transactions to fence departed instances; they end at their timeout", "err", err)
 		}
 		return
 	}
@@ -76,31 +78,27 @@ func (g *Gateway[S, C, E]) fenceDeparted(ctx context.Context, cl *kgo.Client) {
 		start := time.Now()
 		if err := g.fence(ctx, cl, id); err != nil {
 			if ctx.Err() == nil {
-				cfg.Logger.Warn("cannot fence a departed instance; its open transaction ends at its timeout", "transactional_id", id, "err", err)
+				cfg.logger.Warn("cannot fence a departed instance; its open transaction ends at its timeout", "transactional_id", id, "err", err)
 			}
 			continue
 		}
-		cfg.Logger.Info("fenced a departed instance: its open transaction is aborted", "transactional_id", id,
+		cfg.logger.Info("fenced a departed instance: its open transaction is aborted", "transactional_id", id,
 			"took", time.Since(start).Round(time.Millisecond))
 	}
 }
 
-// fenceOwn fences this instance's own transactional ID with a client of its own, before
-// the session's producer is created: fencing it through the session's client could bump
-// the epoch past that client's own producer. A transaction a predecessor under the same
+// fenceOwn fences this instance's own transactional ID over the cluster's shared client,
+// before the session's producer is created: fencing it through the session's client could
+// bump the epoch past that client's own producer. A transaction a predecessor under the same
 // instance ID left open is aborted (or, if its commit had begun, completed) at once;
 // franz-go would initialise the producer only at the first transaction, which waits for
 // the restores, which wait for that transaction's offsets.
 func (g *Gateway[S, C, E]) fenceOwn(ctx context.Context) {
 	cfg := g.cfg
 	id := cfg.txnID(cfg.InstanceID)
-	cl, err := cfg.newClient()
-	if err == nil {
-		defer cl.Close()
-		err = g.fence(ctx, cl, id)
-	}
+	err := g.fence(ctx, g.cluster.Client(), id)
 	if err != nil && ctx.Err() == nil {
-		cfg.Logger.Warn("cannot fence this instance's transactional ID before joining; a predecessor's open transaction ends at its timeout",
+		cfg.logger.Warn("cannot fence this instance's transactional ID before joining; a predecessor's open transaction ends at its timeout",
 			"transactional_id", id, "err", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/internal/brokerwait"
 	"github.com/kastor-dev/kastor/internal/kgolog"
 	"github.com/kastor-dev/kastor/producer"
@@ -25,7 +26,8 @@ import (
 // needed: they share the commands topic's partitions (shards) through a consumer group,
 // and each shard has one writer at a time.
 type Gateway[S, C, E any] struct {
-	cfg     *Config[S, C, E]
+	cfg     *settings[S, C, E]
+	cluster *cluster.Cluster
 	topics  topicSet
 	metrics *metrics
 
@@ -61,21 +63,35 @@ type Gateway[S, C, E any] struct {
 	restoreFault atomic.Pointer[func(p int32) error]
 }
 
-// New validates cfg and returns a gateway; Run starts it.
-func New[S, C, E any](cfg Config[S, C, E]) (*Gateway[S, C, E], error) {
-	c, err := cfg.withDefaults()
+// New validates cfg and returns a gateway of cluster c; Run starts it. The topics are
+// those of c's namespace (topics.TopicName), the logs go to c's logger with the
+// attributes component=kastor.gateway, aggregate and instance, and the metrics
+// (kastor_gateway_*, labelled with the aggregate type) are registered with c's registerer
+// when it has one.
+//
+// Run's clients are built from c's client's options (c.NewClient): a transactional
+// consumer group member, and read_committed readers for the restores. The gateway's own
+// options come after and win: its client ID (kastor-gateway-<instance>), transactional
+// ID, group, session timeout, isolation level, partitioner and acks. Requests outside the
+// session (fencing a transactional ID, a static member's leave) go over c's client.
+func New[S, C, E any](c *cluster.Cluster, cfg Config[S, C, E]) (*Gateway[S, C, E], error) {
+	if c == nil {
+		return nil, errors.New("gateway: nil *cluster.Cluster")
+	}
+	sc, err := cfg.withDefaults(c)
 	if err != nil {
 		return nil, err
 	}
 	g := &Gateway[S, C, E]{
-		cfg:       c,
-		topics:    topicsOf(c.Namespace, c.Aggregate.Type),
+		cfg:       sc,
+		cluster:   c,
+		topics:    topicsOf(sc.namespace, sc.Aggregate.Type),
 		shards:    map[int32]*shard[S]{},
 		restoring: map[int32]*restoring{},
 		failed:    map[int32]*failure{},
-		sem:       make(chan struct{}, c.MaxConcurrentRestores),
+		sem:       make(chan struct{}, sc.MaxConcurrentRestores),
 	}
-	g.metrics, err = newMetrics(c.Registerer, c.Aggregate.Type)
+	g.metrics, err = newMetrics(c.Registerer(), sc.Aggregate.Type)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +103,7 @@ func New[S, C, E any](cfg Config[S, C, E]) (*Gateway[S, C, E], error) {
 func (g *Gateway[S, C, E]) checkTopics(ctx context.Context, cl *kgo.Client) (int32, error) {
 	names := []string{g.topics.commands, g.topics.events, g.topics.snapshots, g.topics.replies}
 	var m kadm.Metadata
-	err := brokerwait.Do(ctx, g.cfg.Logger, "the cluster's metadata of "+strings.Join(names, ", "), func(ctx context.Context) error {
+	err := brokerwait.Do(ctx, g.cfg.logger, "the cluster's metadata of "+strings.Join(names, ", "), func(ctx context.Context) error {
 		var err error
 		m, err = kadm.NewClient(cl).Metadata(ctx, names...)
 		if err != nil {
@@ -140,7 +156,7 @@ func (g *Gateway[S, C, E]) Run(ctx context.Context) error {
 		// so no revoke checkpoint was written from them). Join again with the same
 		// transactional ID: its InitProducerID bumps the epoch, which completes or aborts
 		// the transaction in doubt, and the shards are restored from what Kafka committed.
-		g.cfg.Logger.Info("rejoining the group after a transaction of unknown outcome")
+		g.cfg.logger.Info("rejoining the group after a transaction of unknown outcome")
 	}
 }
 
@@ -148,7 +164,7 @@ func (g *Gateway[S, C, E]) Run(ctx context.Context) error {
 // generation that tell one instance's memberships apart.
 func (g *Gateway[S, C, E]) logMembership(cl *kgo.Client, level slog.Level, msg string, m map[string][]int32) {
 	member, gen := cl.GroupMetadata()
-	g.cfg.Logger.Log(context.Background(), level, msg, "partitions", m[g.topics.commands], "member_id", member, "generation", gen)
+	g.cfg.logger.Log(context.Background(), level, msg, "partitions", m[g.topics.commands], "member_id", member, "generation", gen)
 }
 
 // outcomeUnknownError is a transaction end whose outcome the gateway cannot know.
@@ -163,8 +179,9 @@ func (e *outcomeUnknownError) Unwrap() error { return e.err }
 // runSession is one group membership with one transactional producer session.
 func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
 	cfg := g.cfg
-	opts := append([]kgo.Opt{
-		kgo.SeedBrokers(cfg.Brokers...),
+	// The session's client is built from the cluster's options followed by these, which
+	// win.
+	opts := []kgo.Opt{
 		kgo.TransactionalID(cfg.txnID(cfg.InstanceID)),
 		// Operators tell processes apart in broker logs, quotas and group listings, and
 		// fenceDeparted tells live instances from departed ones by it.
@@ -208,8 +225,8 @@ func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
 			g.logMembership(cl, slog.LevelWarn, "shards lost (this instance was fenced or left the group)", m)
 			g.drop(m)
 		}),
-		kgo.WithLogger(kgolog.New(cfg.Logger)),
-	}, cfg.ClientOptions...)
+		kgo.WithLogger(kgolog.New(cfg.logger)),
+	}
 	runCtx, cancelRestores := context.WithCancel(ctx)
 	defer cancelRestores()
 	g.mu.Lock()
@@ -232,7 +249,7 @@ func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
 			}
 		}()
 	}
-	sess, err := kgo.NewGroupTransactSession(opts...)
+	sess, err := kgo.NewGroupTransactSession(g.clientOpts(opts...)...)
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
@@ -248,7 +265,7 @@ func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
 	g.mu.Lock()
 	g.partitions = p
 	g.mu.Unlock()
-	cfg.Logger.Info("gateway started", "group", cfg.Group, "instance", cfg.InstanceID, "partitions", p,
+	cfg.logger.Info("gateway started", "group", cfg.Group, "instance", cfg.InstanceID, "partitions", p,
 		"session_timeout", cfg.SessionTimeout, "transaction_timeout", cfg.TransactionTimeout)
 
 	for {
@@ -263,7 +280,7 @@ func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
 			}
 		})
 		if fetchErr != nil {
-			cfg.Logger.Warn("fetch error; retrying", "err", fetchErr)
+			cfg.logger.Warn("fetch error; retrying", "err", fetchErr)
 			continue
 		}
 		if err := g.awaitRestores(ctx, fetches); err != nil {
@@ -276,7 +293,7 @@ func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
 			return err
 		}
 	}
-	cfg.Logger.Info("gateway stopping")
+	cfg.logger.Info("gateway stopping")
 	stopped = true
 	return nil
 }
@@ -286,12 +303,7 @@ func (g *Gateway[S, C, E]) leaveGroup() {
 	cfg := g.cfg
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cl, err := cfg.newClient()
-	if err != nil {
-		cfg.Logger.Warn("cannot leave the group; the shards move after the session timeout", "err", err)
-		return
-	}
-	defer cl.Close()
+	cl := g.cluster.Client()
 	req := kmsg.NewPtrLeaveGroupRequest()
 	req.Group = cfg.Group
 	m := kmsg.NewLeaveGroupRequestMember()
@@ -307,7 +319,7 @@ func (g *Gateway[S, C, E]) leaveGroup() {
 		}
 	}
 	if err != nil && !errors.Is(err, kerr.UnknownMemberID) {
-		cfg.Logger.Warn("cannot leave the group; the shards move after the session timeout", "err", err)
+		cfg.logger.Warn("cannot leave the group; the shards move after the session timeout", "err", err)
 	}
 }
 
@@ -393,7 +405,7 @@ func (g *Gateway[S, C, E]) releaseRestore() { <-g.sem }
 func (g *Gateway[S, C, E]) restoredOK(st Recovery) {
 	g.metrics.restores.WithLabelValues("ok").Inc()
 	g.metrics.recovery.Observe(st.Duration.Seconds())
-	g.cfg.Logger.Info("shard restored", "partition", st.Partition, "snapshots_read", st.SnapshotRecords,
+	g.cfg.logger.Info("shard restored", "partition", st.Partition, "snapshots_read", st.SnapshotRecords,
 		"events_read", st.EventRecords, "aggregates", st.Aggregates, "took", st.Duration.Round(time.Millisecond))
 	g.restoredMu.Lock()
 	g.restored = append(g.restored, st)
@@ -432,10 +444,10 @@ func (g *Gateway[S, C, E]) fail(p int32, r *restoring, err error) {
 	g.metrics.restores.WithLabelValues("failed").Inc()
 	retry := !unusableData(err)
 	if retry {
-		g.cfg.Logger.Error("cannot restore shard: its commands are refused UNAVAILABLE while the restore is tried again",
+		g.cfg.logger.Error("cannot restore shard: its commands are refused UNAVAILABLE while the restore is tried again",
 			"topic", g.topics.events, "partition", p, "err", err)
 	} else {
-		g.cfg.Logger.Error("cannot restore shard: its commands are refused UNAVAILABLE until it is assigned again",
+		g.cfg.logger.Error("cannot restore shard: its commands are refused UNAVAILABLE until it is assigned again",
 			"topic", g.topics.events, "partition", p, "err", err)
 	}
 	g.mu.Lock()
@@ -487,18 +499,18 @@ func (g *Gateway[S, C, E]) retryRestore(ctx context.Context, p int32, f *failure
 			g.gauges()
 			g.mu.Unlock()
 			g.restoredOK(st)
-			g.cfg.Logger.Info("failed shard restored: its commands are served again", "partition", p, "attempts", attempt)
+			g.cfg.logger.Info("failed shard restored: its commands are served again", "partition", p, "attempts", attempt)
 			return
 		}
 		f.err = err
 		g.mu.Unlock()
 		g.metrics.restores.WithLabelValues("failed").Inc()
 		if unusableData(err) {
-			g.cfg.Logger.Error("cannot restore shard: its commands are refused UNAVAILABLE until it is assigned again",
+			g.cfg.logger.Error("cannot restore shard: its commands are refused UNAVAILABLE until it is assigned again",
 				"topic", g.topics.events, "partition", p, "err", err, "attempts", attempt)
 			return
 		}
-		g.cfg.Logger.Warn("cannot restore shard yet; retrying", "partition", p, "err", err, "attempts", attempt, "next_in", wait)
+		g.cfg.logger.Warn("cannot restore shard yet; retrying", "partition", p, "err", err, "attempts", attempt, "next_in", wait)
 	}
 }
 
@@ -522,7 +534,7 @@ func (g *Gateway[S, C, E]) failure(p int32) error {
 // topic is pending: OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT until then.
 func (g *Gateway[S, C, E]) awaitStableOffset(ctx context.Context, cl *kgo.Client, p int32) error {
 	adm := kadm.NewClient(cl)
-	w := brokerwait.NewWaiter(g.cfg.Logger.With("partition", p), "the committed offset of the shard before its restore")
+	w := brokerwait.NewWaiter(g.cfg.logger.With("partition", p), "the committed offset of the shard before its restore")
 	for {
 		resp, err := adm.FetchOffsetsForTopics(kadm.RequireStable(ctx), g.cfg.Group, g.topics.commands)
 		if err == nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/cluster"
 	bank "github.com/kastor-dev/kastor/examples/bank/account"
 	"github.com/kastor-dev/kastor/gateway"
 	"github.com/kastor-dev/kastor/kafkatest"
@@ -49,6 +50,7 @@ const callerID = "test-caller"
 type rig struct {
 	t          *testing.T
 	c          *kafkatest.Cluster
+	kc         *cluster.Cluster // the gateways' and Senders' cluster: namespace ns, quiet logs
 	ns         string
 	partitions int32
 	commands   string
@@ -82,6 +84,7 @@ func newRigRF(t *testing.T, c *kafkatest.Cluster, partitions int32, rf int16, co
 		snapCfg[k] = v
 	}
 	c.CreateTopic(t, r.snapshots, partitions, rf, snapCfg)
+	r.kc = r.kastor()
 	r.cl = c.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	r.replyCl = c.Client(t, kgo.ConsumeTopics(r.replies), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -95,11 +98,18 @@ func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
+// kastor returns a cluster over a new client, in the rig's namespace, with the quiet
+// logger unless opts set another.
+func (r *rig) kastor(opts ...cluster.Option) *cluster.Cluster {
+	r.t.Helper()
+	return r.c.Kastor(r.t, r.ns, append([]cluster.Option{cluster.Logger(quietLogger())}, opts...)...)
+}
+
 func (r *rig) config(mod ...func(*gateway.Config[account, command, kastor.Event])) gateway.Config[account, command, kastor.Event] {
 	cfg := gateway.Config[account, command, kastor.Event]{
-		Aggregate: bankAggregate(), Namespace: r.ns, Brokers: r.c.Brokers(),
-		Commands: commandCodec, Events: eventCodec, States: stateCodec,
-		Logger: quietLogger(), TransactionTimeout: 10 * time.Second,
+		Aggregate: bankAggregate(),
+		Commands:  commandCodec, Events: eventCodec, States: stateCodec,
+		TransactionTimeout: 10 * time.Second,
 	}
 	for _, m := range mod {
 		m(&cfg)
@@ -107,10 +117,17 @@ func (r *rig) config(mod ...func(*gateway.Config[account, command, kastor.Event]
 	return cfg
 }
 
-// start runs a gateway until the test ends or the returned stop is called.
+// start runs a gateway of the rig's cluster until the test ends or the returned stop is
+// called.
 func (r *rig) start(cfg gateway.Config[account, command, kastor.Event]) (*gateway.Gateway[account, command, kastor.Event], func()) {
 	r.t.Helper()
-	g, err := gateway.New(cfg)
+	return r.startOn(r.kc, cfg)
+}
+
+// startOn is start with a gateway of cluster kc.
+func (r *rig) startOn(kc *cluster.Cluster, cfg gateway.Config[account, command, kastor.Event]) (*gateway.Gateway[account, command, kastor.Event], func()) {
+	r.t.Helper()
+	g, err := gateway.New(kc, cfg)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -402,10 +419,9 @@ func TestCommitIntervalGathersBatches(t *testing.T) {
 	c := kafkatest.StartEmbedded(t)
 	r := newRig(t, c, 2)
 	reg := prometheus.NewRegistry()
-	r.start(r.config(func(cfg *gateway.Config[account, command, kastor.Event]) {
+	r.startOn(r.kastor(cluster.Registerer(reg)), r.config(func(cfg *gateway.Config[account, command, kastor.Event]) {
 		cfg.CommitInterval = 300 * time.Millisecond
 		cfg.MaxBatch = 1000
-		cfg.Registerer = reg
 	}))
 	r.send("acct", "open", openAccount{}) // the gateway is up
 	const n = 60
@@ -457,7 +473,7 @@ func TestRequestSnapshot(t *testing.T) {
 	r.send("acct", "d2", deposit{6}) // the snapshot goes with the shard's next transaction
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	sh, err := snapshot.Restore(ctx, c.Brokers(), r.snapshots, producer.PartitionFor([]byte("acct"), 2), quietLogger())
+	sh, err := snapshot.Restore(ctx, r.kc.Client(), r.snapshots, producer.PartitionFor([]byte("acct"), 2), quietLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -487,7 +503,7 @@ func TestUndecodableSnapshotFallsBackToEvents(t *testing.T) {
 
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		sh, err := snapshot.Restore(ctx, c.Brokers(), r.snapshots, 0, quietLogger())
+		sh, err := snapshot.Restore(ctx, r.kc.Client(), r.snapshots, 0, quietLogger())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -179,7 +179,7 @@ func (g *Gateway[S, C, E]) processBatch(ctx context.Context, sess *kgo.GroupTran
 	}
 	b.wg.Wait()
 	if b.produceErr != nil {
-		cfg.Logger.Warn("aborting transaction: a record was not written", "err", b.produceErr)
+		cfg.logger.Warn("aborting transaction: a record was not written", "err", b.produceErr)
 		abort = true
 	}
 	if d := g.holdBeforeEnd.Load(); d > 0 {
@@ -203,7 +203,7 @@ func (g *Gateway[S, C, E]) processBatch(ctx context.Context, sess *kgo.GroupTran
 		g.metrics.txns.WithLabelValues("unknown").Inc()
 		// Logged now, at the deadline: closing the session can take until the group's
 		// rebalance ends.
-		cfg.Logger.Warn("the outcome of a transaction is unknown: dropping every shard, then rejoining and restoring from Kafka",
+		cfg.logger.Warn("the outcome of a transaction is unknown: dropping every shard, then rejoining and restoring from Kafka",
 			"err", err, "commands", handled)
 		g.dropAll() // before the session closes: no revoke checkpoint from these states
 		return &outcomeUnknownError{err: err}
@@ -378,7 +378,7 @@ func (g *Gateway[S, C, E]) stageReply(b *batch[S, E], replyTo string, reply *Rep
 	}
 	v, err := reply.Encode()
 	if err != nil {
-		g.cfg.Logger.Error("encoding a reply", "err", err)
+		g.cfg.logger.Error("encoding a reply", "err", err)
 		return
 	}
 	b.stage(&kgo.Record{
@@ -473,7 +473,7 @@ func (g *Gateway[S, C, E]) stageSnapshots(ctx context.Context, b *batch[S, E]) {
 			last = max(last, e.eventOffset)
 			kr, err := g.snapshotRecord(p, id, e)
 			if err != nil {
-				g.cfg.Logger.Warn("cannot write a snapshot; skipped", "aggregate_id", id, "err", err)
+				g.cfg.logger.Warn("cannot write a snapshot; skipped", "aggregate_id", id, "err", err)
 				checkpoint = false // the checkpoint would claim a snapshot that is not there
 				continue
 			}

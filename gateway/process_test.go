@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/cluster"
 	bank "github.com/kastor-dev/kastor/examples/bank/account"
 	"github.com/kastor-dev/kastor/gateway"
 	"github.com/kastor-dev/kastor/producer"
@@ -35,13 +36,25 @@ func runChild() int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// The child connects as a service does: one client, one cluster.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer cl.Close()
+	c, err := cluster.New(cl, ns, cluster.Logger(logger))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
 	if os.Getenv("CHILD_DOMAIN") == "bank" {
-		return runBankChild(ctx, brokers, ns, os.Getenv("CHILD_INSTANCE"), logger)
+		return runBankChild(ctx, c, os.Getenv("CHILD_INSTANCE"))
 	}
 	cfg := gateway.Config[account, command, kastor.Event]{
-		Aggregate: bankAggregate(), Namespace: ns, Brokers: brokers,
-		Commands: commandCodec, Events: eventCodec, States: stateCodec,
-		InstanceID: os.Getenv("CHILD_INSTANCE"), Logger: logger,
+		Aggregate: bankAggregate(),
+		Commands:  commandCodec, Events: eventCodec, States: stateCodec,
+		InstanceID:       os.Getenv("CHILD_INSTANCE"),
 		MaxBatch:         20, // the library's session and transaction timeouts: what users run
 		StaticMembership: os.Getenv("CHILD_STATIC") != "",
 	}
@@ -53,7 +66,7 @@ func runChild() int {
 			return nil
 		}}
 	}
-	g, err := gateway.New(cfg)
+	g, err := gateway.New(c, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -70,27 +83,20 @@ func runChild() int {
 
 // runBankChild runs a gateway of the bank example (examples/bank/account: its domain and
 // Avro codecs, schemas published first) as that example's gateway process does.
-func runBankChild(ctx context.Context, brokers []string, ns, instance string, logger *slog.Logger) int {
+func runBankChild(ctx context.Context, c *cluster.Cluster, instance string) int {
 	codecs, err := bank.NewCodecs(nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	err = schema.Publish(ctx, cl, codecs.Registry, bank.Schemas()...)
-	cl.Close()
-	if err != nil {
+	if err := schema.Publish(ctx, c.Client(), codecs.Registry, bank.Schemas()...); err != nil {
 		fmt.Fprintln(os.Stderr, "publish schemas:", err)
 		return 2
 	}
-	g, err := gateway.New(gateway.Config[bank.State, bank.Command, kastor.Event]{
-		Aggregate: bank.Aggregate, Namespace: ns, Brokers: brokers,
-		Commands: codecs.Commands, Events: codecs.Events, States: codecs.States,
-		InstanceID: instance, Logger: logger, MaxBatch: 50, // the library's timeouts: what users run
+	g, err := gateway.New(c, gateway.Config[bank.State, bank.Command, kastor.Event]{
+		Aggregate: bank.Aggregate,
+		Commands:  codecs.Commands, Events: codecs.Events, States: codecs.States,
+		InstanceID: instance, MaxBatch: 50, // the library's timeouts: what users run
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

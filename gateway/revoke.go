@@ -19,7 +19,7 @@ import (
 // logged and the handover goes on.
 func (g *Gateway[S, C, E]) checkpointRevoked(ctx context.Context, cl *kgo.Client, revoked []int32) {
 	if !g.txnMu.TryLock() {
-		g.cfg.Logger.Info("no checkpoint on revoke: a batch is in flight", "partitions", revoked)
+		g.cfg.logger.Info("no checkpoint on revoke: a batch is in flight", "partitions", revoked)
 		return
 	}
 	defer g.txnMu.Unlock()
@@ -38,7 +38,7 @@ func (g *Gateway[S, C, E]) checkpointRevoked(ctx context.Context, cl *kgo.Client
 			}
 			kr, err := g.snapshotRecord(p, id, e)
 			if err != nil {
-				g.cfg.Logger.Warn("no checkpoint on revoke: cannot write a snapshot", "partition", p, "aggregate_id", id, "err", err)
+				g.cfg.logger.Warn("no checkpoint on revoke: cannot write a snapshot", "partition", p, "aggregate_id", id, "err", err)
 				complete = false
 				break
 			}
@@ -61,11 +61,11 @@ func (g *Gateway[S, C, E]) checkpointRevoked(ctx context.Context, cl *kgo.Client
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.TransactionTimeout)
 	defer cancel()
 	if err := g.writeTransaction(tctx, cl, recs); err != nil {
-		g.cfg.Logger.Warn("no checkpoint on revoke", "partitions", revoked, "err", err)
+		g.cfg.logger.Warn("no checkpoint on revoke", "partitions", revoked, "err", err)
 		return
 	}
 	g.metrics.snapshots.Add(float64(len(recs) - len(shards)))
-	g.cfg.Logger.Info("checkpointed revoked shards", "shards", len(shards), "snapshots", len(recs)-len(shards),
+	g.cfg.logger.Info("checkpointed revoked shards", "shards", len(shards), "snapshots", len(recs)-len(shards),
 		"took", time.Since(start).Round(time.Millisecond))
 }
 

@@ -45,7 +45,7 @@ func TestCheckpointOnRevoke(t *testing.T) {
 				defer cancel()
 				snaps := 0
 				for p := range int32(partitions) {
-					sh, err := snapshot.Restore(ctx, c.Brokers(), r.snapshots, p, quietLogger())
+					sh, err := snapshot.Restore(ctx, r.kc.Client(), r.snapshots, p, quietLogger())
 					if err != nil {
 						t.Fatal(err)
 					}

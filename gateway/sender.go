@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/internal/brokerwait"
 	"github.com/kastor-dev/kastor/internal/kgolog"
 	"github.com/kastor-dev/kastor/producer"
@@ -63,14 +64,13 @@ type Sender[C any] struct {
 	closeOnce    sync.Once
 }
 
-// SenderConfig configures NewSender.
+// SenderConfig configures NewSender. The cluster, the namespace of the topic names, the
+// logger and the metrics registerer come from the *cluster.Cluster given to NewSender.
 type SenderConfig[C any] struct {
-	// Brokers are the bootstrap addresses (host:port) of the cluster.
-	Brokers []string
-	// Namespace and AggregateType name the topics: the commands go to
-	// <Namespace>.<AggregateType>.commands and the replies come from
-	// <Namespace>.<AggregateType>.replies. Both topics must exist (`kastor topics apply`).
-	Namespace, AggregateType string
+	// AggregateType names the topics with the cluster's namespace: the commands go to
+	// <namespace>.<AggregateType>.commands and the replies come from
+	// <namespace>.<AggregateType>.replies. Both topics must exist (`kastor topics apply`).
+	AggregateType string
 	// Commands encodes command payloads; the gateway decodes them with the same schemas.
 	Commands Codec[C]
 	// CallerID is the key of this Sender's replies. It must be unique among the Senders
@@ -78,17 +78,6 @@ type SenderConfig[C any] struct {
 	// it waits for. Default: a random ID, new for every Sender. Set it only to recognise a
 	// Sender's records in the topics (for example "billing-api-<host>").
 	CallerID string
-	// Logger receives warnings (undecodable replies, consumer errors) and, at debug level,
-	// replies that nobody waits for. Default: slog.Default().
-	Logger *slog.Logger
-	// ClientOptions are passed to both franz-go clients (producer and reply reader) after
-	// kastor's own: TLS, SASL, dial and tuning options. Options that break the producer's
-	// guarantees (acks other than all, no idempotence) are refused by NewSender.
-	ClientOptions []kgo.Opt
-	// Registerer, when set, registers the Sender's counters of replies it could not
-	// decode (kastor_sender_replies_malformed_total) and of replies for no waiting attempt
-	// (kastor_sender_replies_unmatched_total), labelled with the aggregate type.
-	Registerer prometheus.Registerer
 }
 
 // Result is the outcome of a command the gateway accepted.
@@ -111,43 +100,57 @@ type senderWaiter struct {
 	ch chan Reply // capacity 1; receives at most one reply
 }
 
-// NewSender connects to the cluster, checks that the aggregate type's commands and replies
-// topics exist, and starts reading this Sender's replies partition.
+// NewSender returns a Sender of cluster c: it checks that the aggregate type's commands
+// and replies topics exist in c's namespace, and starts reading this Sender's replies
+// partition.
 //
 // The position in the replies partition is captured here, before any command can be sent,
 // so no reply to a command of this Sender can be written before it: none can be missed.
 // ctx bounds only the setup; Close stops the Sender.
-func NewSender[C any](ctx context.Context, cfg SenderConfig[C]) (*Sender[C], error) {
+//
+// The Sender owns two clients built from c's client's options (TLS, SASL, dialer,
+// tuning), each followed by kastor's own, which win. The producer is idempotent with
+// acks=all (producer.New), so a command acknowledged to Send or Submit survives the loss
+// of its partition's leader and a retried batch is written once; c cannot disable
+// idempotence (cluster.New refuses it). The reply reader reads one partition,
+// read_uncommitted with the transaction markers (see below). Warnings (undecodable
+// replies, consumer errors) and, at debug level, replies that nobody waits for go to c's
+// logger. When c has a registerer, the Sender's counters of replies it could not decode
+// (kastor_sender_replies_malformed_total) and of replies for no waiting attempt
+// (kastor_sender_replies_unmatched_total), labelled with the aggregate type, are
+// registered with it; Senders of one aggregate type share them.
+func NewSender[C any](ctx context.Context, c *cluster.Cluster, cfg SenderConfig[C]) (*Sender[C], error) {
 	switch {
-	case len(cfg.Brokers) == 0:
-		return nil, errors.New("kastor: sender: no broker address (SenderConfig.Brokers)")
-	case cfg.Namespace == "" || cfg.AggregateType == "":
-		return nil, errors.New("kastor: sender: SenderConfig.Namespace and AggregateType are required: they name the topics")
+	case c == nil:
+		return nil, errors.New("kastor: sender: nil *cluster.Cluster")
+	case cfg.AggregateType == "":
+		return nil, errors.New("kastor: sender: SenderConfig.AggregateType is required: it names the topics")
 	case cfg.Commands == nil:
 		return nil, errors.New("kastor: sender: SenderConfig.Commands (the command codec) is required")
 	}
 	if cfg.CallerID == "" {
 		cfg.CallerID = "sender-" + senderNewID()
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+	logger := c.Logger()
+	if logger == nil {
+		logger = slog.Default()
 	}
 	s := &Sender[C]{
 		aggregateType: cfg.AggregateType,
-		commandsTopic: topics.TopicName(cfg.Namespace, cfg.AggregateType, topics.RoleCommands),
-		repliesTopic:  topics.TopicName(cfg.Namespace, cfg.AggregateType, topics.RoleReplies),
+		commandsTopic: topics.TopicName(c.Namespace(), cfg.AggregateType, topics.RoleCommands),
+		repliesTopic:  topics.TopicName(c.Namespace(), cfg.AggregateType, topics.RoleReplies),
 		callerID:      cfg.CallerID,
 		codec:         cfg.Commands,
-		logger:        cfg.Logger.With("component", "kastor.sender", "aggregate_type", cfg.AggregateType, "caller_id", cfg.CallerID),
+		logger:        logger.With("component", "kastor.sender", "aggregate_type", cfg.AggregateType, "caller_id", cfg.CallerID),
 		waiters:       map[string]*senderWaiter{},
 		inTxn:         map[int64][]*kgo.Record{},
 		done:          make(chan struct{}),
 		consumerDone:  make(chan struct{}),
 	}
-	if err := s.counters(cfg.Registerer); err != nil {
+	if err := s.counters(c.Registerer()); err != nil {
 		return nil, err
 	}
-	app, err := producer.New(cfg.Brokers, producer.Logger(cfg.Logger), producer.ClientOptions(cfg.ClientOptions...))
+	app, err := producer.New(c.Client(), producer.Logger(logger))
 	if err != nil {
 		return nil, fmt.Errorf("kastor: sender: %w", err)
 	}
@@ -157,8 +160,7 @@ func NewSender[C any](ctx context.Context, cfg SenderConfig[C]) (*Sender[C], err
 		app.Close()
 		return nil, err
 	}
-	opts := append([]kgo.Opt{
-		kgo.SeedBrokers(cfg.Brokers...),
+	s.replies, err = c.NewClient(
 		// Replies are written in the gateway's transaction, with the command's events: an
 		// aborted batch's replies must never reach a caller. A read_committed fetch would
 		// hold every reply behind the oldest open transaction in the partition, another
@@ -169,8 +171,7 @@ func NewSender[C any](ctx context.Context, cfg SenderConfig[C]) (*Sender[C], err
 		kgo.KeepControlRecords(),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{s.repliesTopic: {s.partition: kgo.NewOffset().At(start)}}),
 		kgo.WithLogger(kgolog.New(s.logger)),
-	}, cfg.ClientOptions...)
-	s.replies, err = kgo.NewClient(opts...)
+	)
 	if err != nil {
 		app.Close()
 		return nil, fmt.Errorf("kastor: sender: reply reader: %w", err)

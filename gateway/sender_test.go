@@ -20,6 +20,7 @@ import (
 	"io"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/gateway"
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/producer"
@@ -104,10 +105,9 @@ func sndNewSender(t *testing.T, c *kafkatest.Cluster, ns, callerID string, log *
 	if log == nil {
 		log = &sndLog{}
 	}
-	s, err := gateway.NewSender(sndCtx(t, time.Minute), gateway.SenderConfig[sndCmd]{
-		Brokers: c.Brokers(), Namespace: ns, AggregateType: sndAgg, Commands: sndCodec{},
-		CallerID: callerID,
-		Logger:   slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	kc := c.Kastor(t, ns, cluster.Logger(slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	s, err := gateway.NewSender(sndCtx(t, time.Minute), kc, gateway.SenderConfig[sndCmd]{
+		AggregateType: sndAgg, Commands: sndCodec{}, CallerID: callerID,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -147,7 +147,7 @@ type sndFake struct {
 // sndStartFake runs a fake gateway for namespace ns until the test ends.
 func sndStartFake(t *testing.T, c *kafkatest.Cluster, ns string, hold int) *sndFake {
 	t.Helper()
-	app, err := producer.New(c.Brokers(), producer.Transactional("snd-fake-"+ns), producer.TransactionTimeout(10*time.Second))
+	app, err := producer.New(c.Client(t), producer.Transactional("snd-fake-"+ns), producer.TransactionTimeout(10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -786,15 +786,16 @@ func TestNewSenderMissingTopics(t *testing.T) {
 	ns := kafkatest.TopicName(t)
 	commands := topics.TopicName(ns, sndAgg, topics.RoleCommands)
 	replies := topics.TopicName(ns, sndAgg, topics.RoleReplies)
-	cfg := gateway.SenderConfig[sndCmd]{Brokers: c.Brokers(), Namespace: ns, AggregateType: sndAgg, Commands: sndCodec{}}
+	kc := c.Kastor(t, ns, cluster.Logger(quietSndLogger()))
+	cfg := gateway.SenderConfig[sndCmd]{AggregateType: sndAgg, Commands: sndCodec{}}
 
-	_, err := gateway.NewSender(sndCtx(t, time.Minute), cfg)
+	_, err := gateway.NewSender(sndCtx(t, time.Minute), kc, cfg)
 	if !errors.Is(err, producer.ErrUnknownTopic) || !strings.Contains(err.Error(), strconv.Quote(commands)) ||
 		!strings.Contains(err.Error(), strconv.Quote(replies)) || !strings.Contains(err.Error(), "kastor topics apply") {
 		t.Fatalf("no topics: %v", err)
 	}
 	c.CreateTopic(t, commands, 3, 1, nil)
-	_, err = gateway.NewSender(sndCtx(t, time.Minute), cfg)
+	_, err = gateway.NewSender(sndCtx(t, time.Minute), kc, cfg)
 	if !errors.Is(err, producer.ErrUnknownTopic) || strings.Contains(err.Error(), strconv.Quote(commands)) ||
 		!strings.Contains(err.Error(), strconv.Quote(replies)) {
 		t.Fatalf("no replies topic: %v", err)
@@ -804,14 +805,25 @@ func TestNewSenderMissingTopics(t *testing.T) {
 
 func TestNewSenderConfigErrors(t *testing.T) {
 	ctx := sndCtx(t, time.Minute)
-	for _, cfg := range []gateway.SenderConfig[sndCmd]{
-		{Namespace: "ns", AggregateType: sndAgg, Commands: sndCodec{}},
-		{Brokers: []string{"127.0.0.1:1"}, AggregateType: sndAgg, Commands: sndCodec{}},
-		{Brokers: []string{"127.0.0.1:1"}, Namespace: "ns", Commands: sndCodec{}},
-		{Brokers: []string{"127.0.0.1:1"}, Namespace: "ns", AggregateType: sndAgg},
+	cl, err := kgo.NewClient(kgo.SeedBrokers("127.0.0.1:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	kc, err := cluster.New(cl, "ns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		c   *cluster.Cluster
+		cfg gateway.SenderConfig[sndCmd]
+	}{
+		{nil, gateway.SenderConfig[sndCmd]{AggregateType: sndAgg, Commands: sndCodec{}}},
+		{kc, gateway.SenderConfig[sndCmd]{Commands: sndCodec{}}},
+		{kc, gateway.SenderConfig[sndCmd]{AggregateType: sndAgg}},
 	} {
-		if _, err := gateway.NewSender(ctx, cfg); err == nil {
-			t.Errorf("NewSender accepted %+v", cfg)
+		if _, err := gateway.NewSender(ctx, tc.c, tc.cfg); err == nil {
+			t.Errorf("NewSender accepted %+v (cluster %v)", tc.cfg, tc.c)
 		}
 	}
 }
@@ -879,7 +891,7 @@ func TestSenderStartsAtTheEndOfItsRepliesPartition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := producer.New(c.Brokers())
+	app, err := producer.New(c.Client(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -915,8 +927,17 @@ func TestSendReturnsAtItsDeadlineWithAProduceInFlight(t *testing.T) {
 		kc.SleepControl(func() { <-release })
 		return nil, nil, false
 	})
-	s, err := gateway.NewSender(sndCtx(t, time.Minute), gateway.SenderConfig[sndCmd]{
-		Brokers: kc.ListenAddrs(), Namespace: ns, AggregateType: sndAgg, Commands: sndCodec{}, Logger: quietSndLogger(),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	kk, err := cluster.New(cl, ns, cluster.Logger(quietSndLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := gateway.NewSender(sndCtx(t, time.Minute), kk, gateway.SenderConfig[sndCmd]{
+		AggregateType: sndAgg, Commands: sndCodec{},
 	})
 	if err != nil {
 		t.Fatal(err)

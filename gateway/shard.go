@@ -132,12 +132,12 @@ func (g *Gateway[S, C, E]) restore(ctx context.Context, p int32) (*shard[S], Rec
 	}
 	// One client reads both partitions, and one request finds both ends. The events end,
 	// once settled, is final: this instance is the shard's only writer and has not begun.
-	rd, err := partition.NewReader(cfg.Brokers, cfg.ClientOptions...)
+	rd, err := partition.NewReader(g.cluster.Client())
 	if err != nil {
 		return nil, Recovery{}, fmt.Errorf("gateway: restore shard %d: %w", p, err)
 	}
 	defer rd.Close()
-	rd.Logger = cfg.Logger.With("partition", p)
+	rd.Logger = cfg.logger.With("partition", p)
 	rd.Prefetch(g.topics.snapshots, p, 0)
 	ends, err := rd.Ends(ctx, g.topics.snapshots, g.topics.events)
 	if err != nil {
@@ -173,7 +173,7 @@ func (g *Gateway[S, C, E]) restore(ctx context.Context, p int32) (*shard[S], Rec
 		return nil, Recovery{}, fmt.Errorf("gateway: restore shard %d: snapshots: %w", p, err)
 	}
 	if scan.Ignored > 0 {
-		cfg.Logger.Warn("snapshot records ignored; the shard's events are replayed from the start",
+		cfg.logger.Warn("snapshot records ignored; the shard's events are replayed from the start",
 			"partition", p, "ignored", scan.Ignored, "first", scan.Err())
 	}
 
@@ -253,7 +253,7 @@ func (g *Gateway[S, C, E]) settledEventsEnd(ctx context.Context, rd *partition.R
 		return 0, err
 	}
 	if settled != lso {
-		g.cfg.Logger.Info("waited for a previous owner's transaction to settle before restoring", "partition", p,
+		g.cfg.logger.Info("waited for a previous owner's transaction to settle before restoring", "partition", p,
 			"from_offset", lso, "to_offset", settled, "took", time.Since(start).Round(time.Millisecond))
 	}
 	return settled, nil
@@ -272,7 +272,7 @@ func (g *Gateway[S, C, E]) unpack(ctx context.Context, p int32, id string, e *en
 			lazy: Encoded{Type: rec.StateType, Fingerprint: rec.StateFingerprint, Data: rec.State}, isLazy: true}
 		return nil
 	}
-	g.cfg.Logger.Warn("snapshot record cannot be decoded; replaying the aggregate's events",
+	g.cfg.logger.Warn("snapshot record cannot be decoded; replaying the aggregate's events",
 		"partition", p, "aggregate_id", id, "err", err)
 	fresh, err := g.replay(ctx, p, id)
 	if err != nil {
@@ -297,7 +297,7 @@ func (g *Gateway[S, C, E]) materialize(ctx context.Context, p int32, id string, 
 		e.state, e.lazy, e.isLazy = state, Encoded{}, false
 		return nil
 	}
-	g.cfg.Logger.Warn("snapshot state cannot be decoded; replaying the aggregate's events",
+	g.cfg.logger.Warn("snapshot state cannot be decoded; replaying the aggregate's events",
 		"partition", p, "aggregate_id", id, "err", err)
 	fresh, err := g.replay(ctx, p, id)
 	if err != nil {
@@ -321,7 +321,7 @@ func unusableData(err error) bool {
 func (g *Gateway[S, C, E]) replay(ctx context.Context, p int32, id string) (*entry[S], error) {
 	cfg := g.cfg
 	e := &entry[S]{state: cfg.Aggregate.Initial(id), eventOffset: -1}
-	_, err := partition.ReadToEnd(ctx, cfg.Brokers, g.topics.events, p, 0, func(r *kgo.Record) error {
+	_, err := partition.ReadToEnd(ctx, g.cluster.Client(), g.topics.events, p, 0, func(r *kgo.Record) error {
 		if string(r.Key) != id {
 			return nil
 		}
@@ -335,7 +335,7 @@ func (g *Gateway[S, C, E]) replay(ctx context.Context, p int32, id string) (*ent
 		}
 		e.replayed(cfg.Aggregate.Evolve(e.state, ev), md, r.Offset, cfg.DedupeWindow)
 		return nil
-	}, cfg.ClientOptions...)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: replay %s %q: %w", cfg.Aggregate.Type, id, err)
 	}

@@ -19,8 +19,8 @@ func (r *rig) sender() *gateway.Sender[command] {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s, err := gateway.NewSender(ctx, gateway.SenderConfig[command]{
-		Brokers: r.c.Brokers(), Namespace: r.ns, AggregateType: "bank.account", Commands: commandCodec, Logger: quietLogger(),
+	s, err := gateway.NewSender(ctx, r.kc, gateway.SenderConfig[command]{
+		AggregateType: "bank.account", Commands: commandCodec,
 	})
 	if err != nil {
 		r.t.Fatal(err)

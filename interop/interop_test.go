@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/cluster"
 	bank "github.com/kastor-dev/kastor/examples/bank/account"
 	"github.com/kastor-dev/kastor/gateway"
 	"github.com/kastor-dev/kastor/kafkatest"
@@ -127,12 +128,11 @@ schemas: {replicationFactor: 1}
 	if os.Getenv("INTEROP_TEST_LOG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	runGateway(t, gateway.Config[bank.State, bank.Command, kastor.Event]{
-		Aggregate: bank.Aggregate, Namespace: ns, Brokers: brokers,
-		Commands: codecs.Commands, Events: codecs.Events, States: codecs.States, Logger: logger,
+	kc := c.Kastor(t, ns, cluster.Logger(logger))
+	runGateway(t, kc, gateway.Config[bank.State, bank.Command, kastor.Event]{
+		Aggregate: bank.Aggregate, Commands: codecs.Commands, Events: codecs.Events, States: codecs.States,
 	})
-	sender, err := gateway.NewSender(ctx, gateway.SenderConfig[bank.Command]{Brokers: brokers, Namespace: ns,
-		AggregateType: bank.Type, Commands: codecs.Commands, Logger: logger})
+	sender, err := gateway.NewSender(ctx, kc, gateway.SenderConfig[bank.Command]{AggregateType: bank.Type, Commands: codecs.Commands})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,9 +194,9 @@ schemas: {replicationFactor: 1}
 }
 
 // runGateway runs a gateway until the test ends.
-func runGateway[S, C, E any](t *testing.T, cfg gateway.Config[S, C, E]) {
+func runGateway[S, C, E any](t *testing.T, kc *cluster.Cluster, cfg gateway.Config[S, C, E]) {
 	t.Helper()
-	g, err := gateway.New(cfg)
+	g, err := gateway.New(kc, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,6 @@ type config struct {
 	txnTimeout time.Duration
 	linger     time.Duration
 	logger     *slog.Logger
-	kopts      []kgo.Opt
 }
 
 // Option configures New.
@@ -77,48 +76,58 @@ func Linger(d time.Duration) Option { return func(c *config) { c.linger = d } }
 // Logger sends the client's warnings and errors to l (default: slog.Default()).
 func Logger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
-// ClientOptions passes options to the underlying franz-go client, after kastor's own, for
-// TLS, SASL and tuning. Options that break kastor's guarantees (disabling idempotence,
-// acks other than all) are rejected by New. Do not set a partitioner: the appender places
-// every record itself.
-func ClientOptions(opts ...kgo.Opt) Option {
-	return func(c *config) { c.kopts = append(c.kopts, opts...) }
-}
-
-// New connects an appender to the cluster at brokers.
-func New(brokers []string, opts ...Option) (*Appender, error) {
+// New returns an appender whose client is built from base's options (seed brokers, TLS,
+// SASL, dialer, tuning) followed by kastor's own, which override them: acks=all, the
+// manual partitioner (the appender places every record itself, see PartitionFor), the
+// linger, the logger and, with Transactional, the transactional ID and timeout. base is
+// only read, never used or closed; close the appender when done.
+//
+// Kafka's idempotent producer (producer IDs and sequence numbers) is franz-go's default
+// and kastor relies on it: no duplicates and no reordering when a batch is retried. New
+// refuses a base that disables it (franz-go has no option that enables it again), and a
+// transactional base for an appender that is not Transactional.
+func New(base *kgo.Client, opts ...Option) (*Appender, error) {
+	if base == nil {
+		return nil, errors.New("producer: nil base client")
+	}
 	cfg := config{txnTimeout: 30 * time.Second, linger: 5 * time.Millisecond, logger: slog.Default()}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	kopts := []kgo.Opt{
-		kgo.SeedBrokers(brokers...),
+	if cfg.logger == nil {
+		cfg.logger = slog.Default()
+	}
+	bopts := base.Opts()
+	kopts := append(bopts[:len(bopts):len(bopts)],
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerLinger(cfg.linger),
 		kgo.WithLogger(kgolog.New(cfg.logger.With("component", "kastor.producer"))),
-	}
+	)
 	if cfg.txnID != "" {
 		kopts = append(kopts, kgo.TransactionalID(cfg.txnID), kgo.TransactionTimeout(cfg.txnTimeout))
 	}
-	kopts = append(kopts, cfg.kopts...)
 	cl, err := kgo.NewClient(kopts...)
 	if err != nil {
 		return nil, fmt.Errorf("producer: %w", err)
 	}
-	if err := checkGuarantees(cl); err != nil {
+	if err := checkGuarantees(cl, cfg.txnID); err != nil {
 		cl.Close()
 		return nil, err
 	}
 	return &Appender{cl: cl, adm: kadm.NewClient(cl), txnID: cfg.txnID, logger: cfg.logger, partitions: map[string]int32{}}, nil
 }
 
-func checkGuarantees(cl *kgo.Client) error {
+// checkGuarantees refuses what cl inherited from the base client and kastor's own options
+// do not override.
+func checkGuarantees(cl *kgo.Client, txnID string) error {
 	if v, _ := cl.OptValue(kgo.DisableIdempotentWrite).(bool); v {
-		return errors.New("producer: ClientOptions disabled idempotent writes; kastor needs them (no duplicates, no reordering on retry)")
+		return errors.New("producer: the base client disables idempotent writes; kastor needs them (no duplicates, no reordering on retry)")
 	}
-	if acks, ok := cl.OptValue(kgo.RequiredAcks).(kgo.Acks); ok && acks != kgo.AllISRAcks() {
-		return errors.New("producer: ClientOptions set acks other than all; an acknowledged record could then be lost with its leader")
+	if txnID == "" {
+		if vs := cl.OptValues(kgo.TransactionalID); len(vs) > 1 && vs[1] == true {
+			return errors.New("producer: the base client is transactional; use producer.Transactional for a transactional appender")
+		}
 	}
 	return nil
 }

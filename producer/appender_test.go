@@ -33,7 +33,7 @@ func backends(t *testing.T, fn func(t *testing.T, c *kafkatest.Cluster)) {
 
 func newAppender(t *testing.T, c *kafkatest.Cluster, opts ...producer.Option) *producer.Appender {
 	t.Helper()
-	a, err := producer.New(c.Brokers(), opts...)
+	a, err := producer.New(c.Client(t), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,14 +90,48 @@ func TestAppendErrors(t *testing.T) {
 }
 
 func TestNewRefusesWeakerGuarantees(t *testing.T) {
-	for name, opt := range map[string]kgo.Opt{
-		"no idempotence": kgo.DisableIdempotentWrite(),
-		"acks=1":         kgo.RequiredAcks(kgo.LeaderAck()),
+	// franz-go only allows acks other than all without idempotence, so a base with acks=1
+	// also disables it.
+	for name, opts := range map[string][]kgo.Opt{
+		"no idempotence":        {kgo.DisableIdempotentWrite()},
+		"acks=1":                {kgo.DisableIdempotentWrite(), kgo.RequiredAcks(kgo.LeaderAck())},
+		"inherited transaction": {kgo.TransactionalID("not-mine")},
 	} {
-		if a, err := producer.New([]string{"127.0.0.1:1"}, producer.ClientOptions(opt)); err == nil {
+		base, err := kgo.NewClient(append(opts, kgo.SeedBrokers("127.0.0.1:1"))...)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if a, err := producer.New(base); err == nil {
 			a.Close()
 			t.Errorf("%s: accepted", name)
 		}
+		base.Close()
+	}
+}
+
+func TestNewOverridesBaseOptions(t *testing.T) {
+	base, err := kgo.NewClient(kgo.SeedBrokers("127.0.0.1:1"), kgo.ClientID("shared"), kgo.ProducerLinger(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Close()
+	a, err := producer.New(base, producer.Transactional("tx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	cl := a.Client()
+	if got := cl.OptValue(kgo.ClientID); got != "shared" {
+		t.Errorf("client ID %v, want the base's", got)
+	}
+	if got := cl.OptValue(kgo.RequiredAcks); got != kgo.AllISRAcks() {
+		t.Errorf("acks %v, want all", got)
+	}
+	if got := cl.OptValue(kgo.ProducerLinger); got != 5*time.Millisecond {
+		t.Errorf("linger %v, want the appender's 5ms", got)
+	}
+	if got := cl.OptValue(kgo.TransactionalID); got != "tx" {
+		t.Errorf("transactional ID %v", got)
 	}
 }
 

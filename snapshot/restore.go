@@ -136,14 +136,19 @@ func (s *Scan) bad(r *kgo.Record, what string, err error) {
 // Restore reads snapshots partition p of topic to its end (read_committed) and returns the
 // shard's latest snapshots and checkpoint. Records it cannot decode are ignored (counted,
 // logged once per call) and make the checkpoint unusable: snapshots are a cache, and the
-// events are the truth. opts are extra franz-go client options (TLS, SASL).
-func Restore(ctx context.Context, seeds []string, topic string, p int32, logger *slog.Logger, opts ...kgo.Opt) (*Shard, error) {
+// events are the truth.
+//
+// The read goes over a client of its own built from base's options (seed brokers, TLS,
+// SASL, dialer) followed by read_committed isolation, so snapshots of aborted transactions
+// are never seen; base itself is not used for the read and is not closed. A nil logger
+// means slog.Default().
+func Restore(ctx context.Context, base *kgo.Client, topic string, p int32, logger *slog.Logger) (*Shard, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
 	s := &Shard{Topic: topic, Partition: p, Snapshots: map[string]Record{}, Checkpoint: -1}
 	scan := NewScan(func(r Record) { s.Snapshots[r.AggregateID] = r }, func(id string) { delete(s.Snapshots, id) })
-	st, err := partition.ReadToEnd(ctx, seeds, topic, p, 0, func(r *kgo.Record) error { scan.Add(r); return nil }, opts...)
+	st, err := partition.ReadToEnd(ctx, base, topic, p, 0, func(r *kgo.Record) error { scan.Add(r); return nil })
 	s.Read = st
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: restore %s/%d: %w", topic, p, err)

@@ -97,6 +97,7 @@ func TestRestore(t *testing.T) {
 			topic := kafkatest.TopicName(t)
 			c.CreateTopic(t, topic, 2, 1, map[string]string{"cleanup.policy": "compact"})
 			cl := c.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+			base := c.Client(t)
 			produce := func(recs ...*kgo.Record) {
 				t.Helper()
 				if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
@@ -123,7 +124,7 @@ func TestRestore(t *testing.T) {
 			}
 			produce(cp)
 
-			s, err := Restore(ctx, c.Brokers(), topic, 1, nil)
+			s, err := Restore(ctx, base, topic, 1, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -139,7 +140,7 @@ func TestRestore(t *testing.T) {
 
 			// An undecodable snapshot is ignored and voids the checkpoint.
 			produce(&kgo.Record{Topic: topic, Partition: 1, Key: []byte("a2"), Value: []byte{0xff, 0xff}})
-			s, err = Restore(ctx, c.Brokers(), topic, 1, nil)
+			s, err = Restore(ctx, base, topic, 1, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -154,7 +155,7 @@ func TestRestore(t *testing.T) {
 				t.Fatal("Drop kept the snapshot or the checkpoint")
 			}
 			// Partition 0 is empty.
-			s, err = Restore(ctx, c.Brokers(), topic, 0, nil)
+			s, err = Restore(ctx, base, topic, 0, nil)
 			if err != nil || len(s.Snapshots) != 0 || s.Checkpoint != -1 {
 				t.Fatalf("empty partition: %+v %v", s, err)
 			}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/topics"
@@ -33,7 +34,7 @@ aggregates:
 
 func connect(t *testing.T, c *kafkatest.Cluster) *kadm.Client {
 	t.Helper()
-	adm, err := topics.Connect(context.Background(), c.Brokers(), 10*time.Second)
+	adm, err := dial(t, c.Brokers(), 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,9 +248,9 @@ func TestApplyReplicationFactorTooLarge(t *testing.T) {
 	}
 }
 
-func TestConnectRefused(t *testing.T) {
+func TestReachableRefused(t *testing.T) {
 	start := time.Now()
-	_, err := topics.Connect(context.Background(), []string{"127.0.0.1:1"}, 2*time.Second)
+	_, err := dial(t, []string{"127.0.0.1:1"}, 2*time.Second)
 	if !errors.Is(err, topics.ErrUnreachable) {
 		t.Fatalf("error %v, want ErrUnreachable", err)
 	}
@@ -264,7 +265,7 @@ func TestConnectRefused(t *testing.T) {
 }
 
 // A broker that accepts connections but never answers must not hang the caller.
-func TestConnectSilentBroker(t *testing.T) {
+func TestReachableSilentBroker(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -294,7 +295,7 @@ func TestConnectSilentBroker(t *testing.T) {
 		}
 	}()
 	start := time.Now()
-	_, err = topics.Connect(context.Background(), []string{ln.Addr().String()}, time.Second)
+	_, err = dial(t, []string{ln.Addr().String()}, time.Second)
 	if !errors.Is(err, topics.ErrUnreachable) {
 		t.Fatalf("error %v, want ErrUnreachable", err)
 	}
@@ -304,4 +305,18 @@ func TestConnectSilentBroker(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("took %v with a 1s timeout", d)
 	}
+}
+
+// dial returns an admin client over a new client of brokers once Reachable says a broker
+// answered.
+func dial(t *testing.T, brokers []string, timeout time.Duration) (*kadm.Client, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.MetadataMinAge(100*time.Millisecond))
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(cl.Close)
+	if err := topics.Reachable(context.Background(), cl, timeout); err != nil {
+		return nil, err
+	}
+	return kadm.NewClient(cl), nil
 }

@@ -21,7 +21,8 @@
 // Typical use:
 //
 //	cfg, err := topics.Load("kastor.yaml")
-//	adm, err := topics.Connect(ctx, []string{"127.0.0.1:9092"}, 10*time.Second)
-//	defer adm.Close()
-//	res, err := topics.Apply(ctx, adm, topics.NewPlan(cfg), topics.Options{})
+//	cl, err := kgo.NewClient(kgo.SeedBrokers("127.0.0.1:9092"))
+//	defer cl.Close()
+//	err = topics.Reachable(ctx, cl, 10*time.Second)
+//	res, err := topics.Apply(ctx, kadm.NewClient(cl), topics.NewPlan(cfg), topics.Options{})
 package topics

@@ -53,7 +53,7 @@ its ID), with read_committed isolation: aborted writes are not shown.`,
 				}
 				cfg, namespace = c, c.Namespace
 			}
-			evs, err := aggregateEvents(cmd.Context(), a.resolveBrokers(cfg), a.timeout, namespace, args[0], args[1])
+			evs, err := a.aggregateEvents(cmd.Context(), a.resolveBrokers(cfg), namespace, args[0], args[1])
 			if err != nil {
 				return err
 			}
@@ -77,14 +77,15 @@ type storedEvent struct {
 	Event         json.RawMessage `json:"event"`
 }
 
-func aggregateEvents(ctx context.Context, brokers []string, timeout time.Duration, ns, aggType, id string) ([]storedEvent, error) {
+func (a *app) aggregateEvents(ctx context.Context, brokers []string, ns, aggType, id string) ([]storedEvent, error) {
 	topic := topics.TopicName(ns, aggType, topics.RoleEvents)
-	adm, err := topics.Connect(ctx, brokers, timeout)
+	cl, err := a.dial(ctx, brokers)
 	if err != nil {
 		return nil, err
 	}
-	defer adm.Close()
-	mctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cl.Close()
+	adm := a.adminOf(cl)
+	mctx, cancel := context.WithTimeout(ctx, a.timeout)
 	md, err := adm.Metadata(mctx, topic, schema.Topic)
 	cancel()
 	if err != nil {
@@ -95,18 +96,13 @@ func aggregateEvents(ctx context.Context, brokers []string, timeout time.Duratio
 			return nil, fmt.Errorf("topic %s does not exist (is the namespace %q and the type %q right? `kastor topics describe` lists the topics)", t, ns, aggType)
 		}
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DialTimeout(timeout))
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
 	reg := schema.NewRegistry()
 	if err := schema.Load(ctx, cl, reg); err != nil {
 		return nil, err
 	}
 	p := producer.PartitionFor([]byte(id), int32(len(md.Topics[topic].Partitions)))
 	var out []storedEvent
-	_, err = partition.ReadToEnd(ctx, brokers, topic, p, 0, func(r *kgo.Record) error {
+	_, err = partition.ReadToEnd(ctx, cl, topic, p, 0, func(r *kgo.Record) error {
 		if string(r.Key) != id {
 			return nil
 		}

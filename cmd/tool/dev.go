@@ -135,7 +135,7 @@ topics, records, offsets and groups are saved there and loaded on the next start
 }
 
 func applyDev(cmd *cobra.Command, a *app, cfg *topics.Config, addrs []string) (*topics.Result, error) {
-	adm, err := topics.Connect(cmd.Context(), addrs, a.timeout)
+	adm, err := a.admin(cmd.Context(), addrs)
 	if err != nil {
 		return nil, err
 	}

@@ -90,7 +90,7 @@ ones (waiting behind a parked event of their aggregate) and the resolved ones.`,
 				if m == nil || m[1] != t.ns {
 					continue
 				}
-				c, err := countLetters(ctx, t.brokers, name, int32(len(tds[name].Partitions)))
+				c, err := countLetters(ctx, t.c.Client(), name, int32(len(tds[name].Partitions)))
 				if err != nil {
 					return err
 				}
@@ -114,7 +114,7 @@ ones (waiting behind a parked event of their aggregate) and the resolved ones.`,
 }
 
 // countLetters reads a dead-letter topic and counts its letters per projection version.
-func countLetters(ctx context.Context, brokers []string, topic string, partitions int32) ([]dlqCount, error) {
+func countLetters(ctx context.Context, cl *kgo.Client, topic string, partitions int32) ([]dlqCount, error) {
 	type key struct {
 		proj string
 		ver  int
@@ -127,7 +127,7 @@ func countLetters(ctx context.Context, brokers []string, topic string, partition
 	letters := map[origin]string{} // reason of the first letter
 	resolved := map[origin]bool{}
 	for p := range partitions {
-		_, err := partition.ReadToEnd(ctx, brokers, topic, p, 0, func(r *kgo.Record) error {
+		_, err := partition.ReadToEnd(ctx, cl, topic, p, 0, func(r *kgo.Record) error {
 			d, err := consumer.ParseDeadLetter(r)
 			if err != nil {
 				return nil
@@ -235,11 +235,11 @@ with decodeError.`,
 				return err
 			}
 			defer t.adm.Close()
-			letters, err := consumer.ReadDeadLetters(ctx, t.brokers, consumer.DLQTopic(t.ns, args[0]), args[0], v)
+			letters, err := consumer.ReadDeadLetters(ctx, t.c, consumer.DLQTopic(t.ns, args[0]), args[0], v)
 			if err != nil {
 				return err
 			}
-			out, err := decodeLetters(ctx, t.brokers, letters)
+			out, err := decodeLetters(ctx, t.c.Client(), letters)
 			if err != nil {
 				return err
 			}
@@ -268,18 +268,13 @@ with decodeError.`,
 }
 
 // decodeLetters decodes the letters' events with the schemas in _kastor.schemas.
-func decodeLetters(ctx context.Context, brokers []string, letters []consumer.DeadLetter) ([]letterOut, error) {
+func decodeLetters(ctx context.Context, cl *kgo.Client, letters []consumer.DeadLetter) ([]letterOut, error) {
 	out := []letterOut{}
 	if len(letters) == 0 {
 		return out, nil
 	}
 	reg := schema.NewRegistry()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		return nil, err
-	}
 	schemaErr := schema.Load(ctx, cl, reg)
-	cl.Close()
 	for _, d := range letters {
 		l := letterOut{Reason: d.Reason, Error: d.Err, Attempts: d.Attempts, Projection: d.Projection, Version: d.Version,
 			Topic: d.Origin.Topic, Partition: d.Origin.Partition, Offset: d.Offset, Timestamp: d.Timestamp.UTC(),
@@ -358,7 +353,7 @@ again (they stay unresolved: see 'kastor dlq show').`,
 				return err
 			}
 			sctx, cancel := context.WithTimeout(ctx, a.timeout)
-			req, err := consumer.Submit(sctx, t.brokers, consumer.Request{Kind: consumer.RequestReplay, Namespace: t.ns, Name: st.Name,
+			req, err := consumer.Submit(sctx, t.c, consumer.Request{Kind: consumer.RequestReplay, Namespace: t.ns, Name: st.Name,
 				Version: st.Serving, By: requester()})
 			cancel()
 			if err != nil {
@@ -367,7 +362,7 @@ again (they stay unresolved: see 'kastor dlq show').`,
 			wctx, cancel := context.WithTimeout(ctx, wait)
 			defer cancel()
 			var r consumer.Request
-			_, err = consumer.WatchRegistry(wctx, t.brokers, func(g *consumer.Registry) (bool, error) {
+			_, err = consumer.WatchRegistry(wctx, t.c, func(g *consumer.Registry) (bool, error) {
 				r, _ = g.Request(t.ns, st.Name, req.ID)
 				return r.Final(), nil
 			})
@@ -439,18 +434,18 @@ the purge (consumer.Projection does; a bare Reader on Reader.ReloadDeadLetters).
 			}
 			defer t.adm.Close()
 			if !yes {
-				letters, err := consumer.ReadDeadLetters(ctx, t.brokers, consumer.DLQTopic(t.ns, args[0]), args[0], v)
+				letters, err := consumer.ReadDeadLetters(ctx, t.c, consumer.DLQTopic(t.ns, args[0]), args[0], v)
 				if err != nil {
 					return err
 				}
 				return fmt.Errorf("purge would mark %d unresolved dead letter(s) of %s v%d resolved without applying them: re-run with --yes", len(letters), args[0], v)
 			}
-			letters, err := consumer.Purge(ctx, t.brokers, t.ns, args[0], v)
+			letters, err := consumer.Purge(ctx, t.c, args[0], v)
 			if err != nil {
 				return err
 			}
 			// The registry keeps a record of who purged what, when it exists.
-			_, _ = consumer.Submit(ctx, t.brokers, consumer.Request{Kind: consumer.RequestPurge, Namespace: t.ns, Name: args[0],
+			_, _ = consumer.Submit(ctx, t.c, consumer.Request{Kind: consumer.RequestPurge, Namespace: t.ns, Name: args[0],
 				Version: v, Status: consumer.StatusDone, Resolved: len(letters), By: requester()})
 			res := purgeResult{Name: args[0], Version: v, Resolved: len(letters)}
 			if a.output == "json" {

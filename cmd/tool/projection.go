@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/consumer"
 	"github.com/kastor-dev/kastor/topics"
 )
@@ -25,6 +26,7 @@ type target struct {
 	ns      string
 	brokers []string
 	adm     *kadm.Client
+	c       *cluster.Cluster // over adm's client
 }
 
 // projFlags are the flags shared by the projection and dlq commands.
@@ -46,18 +48,23 @@ func (a *app) connectTarget(ctx context.Context, f *projFlags) (*target, error) 
 		cfg, ns = c, c.Namespace
 	}
 	brokers := a.resolveBrokers(cfg)
-	adm, err := topics.Connect(ctx, brokers, a.timeout)
+	cl, err := a.dial(ctx, brokers)
 	if err != nil {
 		return nil, err
 	}
-	return &target{ns: ns, brokers: brokers, adm: adm}, nil
+	c, err := cluster.New(cl, ns, cluster.Logger(a.logger()))
+	if err != nil {
+		cl.Close()
+		return nil, err
+	}
+	return &target{ns: ns, brokers: brokers, adm: a.adminOf(cl), c: c}, nil
 }
 
 // registry reads the projection registry, with the command that creates it when absent.
 func (a *app) registry(ctx context.Context, t *target) (*consumer.Registry, error) {
 	rctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
-	g, err := consumer.ReadRegistry(rctx, t.brokers)
+	g, err := consumer.ReadRegistry(rctx, t.c)
 	if errors.Is(err, consumer.ErrNoRegistry) {
 		return nil, fmt.Errorf("the projection registry topic %s does not exist: create it with `kastor projection init`", consumer.RegistryTopic)
 	}
@@ -119,8 +126,7 @@ implicitly, so an application's Projection refuses to start without it.`,
   kastor projection init --replication-factor 1 --brokers 127.0.0.1:9092`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			brokers := a.resolveBrokers(nil)
-			adm, err := topics.Connect(cmd.Context(), brokers, a.timeout)
+			adm, err := a.admin(cmd.Context(), a.resolveBrokers(nil))
 			if err != nil {
 				return err
 			}

@@ -87,7 +87,7 @@ drop v+1's).`,
 			}
 			start := time.Now()
 			sctx, cancel := context.WithTimeout(ctx, a.timeout)
-			req, err := consumer.Submit(sctx, t.brokers, consumer.Request{Kind: consumer.RequestRebuild, Namespace: t.ns, Name: st.Name, By: requester()})
+			req, err := consumer.Submit(sctx, t.c, consumer.Request{Kind: consumer.RequestRebuild, Namespace: t.ns, Name: st.Name, By: requester()})
 			cancel()
 			if err != nil {
 				return err
@@ -110,7 +110,7 @@ drop v+1's).`,
 				fmt.Fprintf(a.stdout, "rebuild of %s requested (request %s); v%d keeps serving meanwhile\n", st.Name, req.ID, st.Serving)
 			}
 			var total int64
-			_, err = consumer.WatchRegistry(ctx, t.brokers, func(g *consumer.Registry) (bool, error) {
+			_, err = consumer.WatchRegistry(ctx, t.c, func(g *consumer.Registry) (bool, error) {
 				r, _ := g.Request(t.ns, st.Name, req.ID)
 				s, _ := g.State(t.ns, st.Name)
 				if s.Phase == consumer.PhaseRebuilding && s.RequestID == req.ID {
@@ -169,7 +169,7 @@ func (a *app) cancelRebuild(ctx context.Context, t *target, st consumer.Projecti
 	}
 	start := time.Now()
 	sctx, cancel := context.WithTimeout(ctx, a.timeout)
-	req, err := consumer.Submit(sctx, t.brokers, consumer.Request{Kind: consumer.RequestCancel, Namespace: t.ns, Name: st.Name, By: requester()})
+	req, err := consumer.Submit(sctx, t.c, consumer.Request{Kind: consumer.RequestCancel, Namespace: t.ns, Name: st.Name, By: requester()})
 	cancel()
 	if err != nil {
 		return err
@@ -181,7 +181,7 @@ func (a *app) cancelRebuild(ctx context.Context, t *target, st consumer.Projecti
 		defer cancel()
 	}
 	res := rebuildResult{Type: "result", Request: req.ID, From: st.Serving, To: st.Building}
-	_, err = consumer.WatchRegistry(wctx, t.brokers, func(g *consumer.Registry) (bool, error) {
+	_, err = consumer.WatchRegistry(wctx, t.c, func(g *consumer.Registry) (bool, error) {
 		r, _ := g.Request(t.ns, st.Name, req.ID)
 		if !r.Final() {
 			return false, nil

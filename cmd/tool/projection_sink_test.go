@@ -11,6 +11,7 @@ import (
 	"time"
 
 	ks "github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/consumer"
 	"github.com/kastor-dev/kastor/examples/bank/account"
 	"github.com/kastor-dev/kastor/kafkatest"
@@ -53,10 +54,10 @@ func TestProjectionWithSinkOffsets(t *testing.T) {
 			write(ids[i%len(ids)], int64(i))
 		}
 
-		p, err := consumer.NewProjection(consumer.ProjectionConfig[ks.Event]{
-			Reader: consumer.Config[ks.Event]{Name: "balances", Namespace: pr.ns, AggregateTypes: []string{account.Type},
-				Events: pr.codecs.Events, Brokers: c.Brokers(), AllPartitions: true,
-				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		kc := c.Kastor(t, pr.ns, cluster.Logger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+		p, err := consumer.NewProjection(kc, consumer.ProjectionConfig[ks.Event]{
+			Reader: consumer.Config[ks.Event]{Name: "balances", AggregateTypes: []string{account.Type},
+				Events: pr.codecs.Events, AllPartitions: true},
 			Version: 1, Instance: "app-1", Interval: 100 * time.Millisecond,
 			NewSink: func(v int) (consumer.Sink[ks.Event], error) {
 				return consumer.NewMemory(balances{}, func(m *balances, e ks.Envelope[ks.Event]) error {

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	ks "github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/consumer"
 	"github.com/kastor-dev/kastor/examples/bank/account"
 	"github.com/kastor-dev/kastor/kafkatest"
@@ -51,10 +52,10 @@ func TestProjectionAndDLQCommands(t *testing.T) {
 		// The application: a projection whose handler fails on acct-bad while failing is set.
 		var failing atomic.Bool
 		failing.Store(true)
-		p, err := consumer.NewProjection(consumer.ProjectionConfig[ks.Event]{
-			Reader: consumer.Config[ks.Event]{Name: "balances", Namespace: ns, AggregateTypes: []string{account.Type},
-				Events: codecs.Events, Brokers: c.Brokers(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-				Retry: consumer.Retry{Attempts: 1}},
+		kc := c.Kastor(t, ns, cluster.Logger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+		p, err := consumer.NewProjection(kc, consumer.ProjectionConfig[ks.Event]{
+			Reader: consumer.Config[ks.Event]{Name: "balances", AggregateTypes: []string{account.Type},
+				Events: codecs.Events, Retry: consumer.Retry{Attempts: 1}},
 			Version: 1, Instance: "app-1", Interval: 100 * time.Millisecond,
 			NewSink: func(int) (consumer.Sink[ks.Event], error) {
 				return consumer.Handler(func(_ context.Context, e ks.Envelope[ks.Event]) error {

@@ -1,14 +1,18 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor/topics"
 )
@@ -42,9 +46,9 @@ func usagef(cmd *cobra.Command, format string, args ...any) error {
 
 const rootLong = `kastor runs event-sourced services on Apache Kafka, with Kafka as the only
 infrastructure: the event store, the command router, the snapshot store and the bus.
-This tool runs a development broker, creates the topics an application needs, reads
-aggregates' events, and operates projections (status, rebuild without downtime, reset)
-and their dead letters.
+This tool runs a development broker, creates the topics an application needs, sends
+commands to running gateways and reads aggregates' events, and operates projections
+(status, rebuild without downtime, reset) and their dead letters.
 
 Topic layout, for namespace <ns>, each aggregate type <agg> and each projection <p> of
 kastor.yaml:
@@ -70,14 +74,18 @@ const rootExample = `  # One-command development setup: a broker on 127.0.0.1:90
   export KAFKA_BROKERS=127.0.0.1:9092
   kastor topics apply -f examples/kastor.yaml --dry-run
   kastor topics apply -f examples/kastor.yaml
-  kastor topics describe -f examples/kastor.yaml -o json`
+  kastor topics describe -f examples/kastor.yaml -o json
+
+  # With a gateway running (go run ./examples/bank gateway): a command, then the events
+  kastor command send bank.account acct-1 '{"bank.OpenAccount": {"owner": "Alice"}}' -f examples/kastor.yaml
+  kastor aggregate events bank.account acct-1 -f examples/kastor.yaml`
 
 // newRootCmd builds the command tree writing to stdout and stderr.
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	a := &app{stdout: stdout, stderr: stderr, getenv: os.Getenv}
 	root := &cobra.Command{
 		Use:           "kastor",
-		Short:         "Development broker and topic management for kastor applications on Kafka",
+		Short:         "Development broker, topics, commands and projections of kastor applications on Kafka",
 		Long:          rootLong,
 		Example:       rootExample,
 		SilenceErrors: true,
@@ -108,7 +116,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	pf.StringVarP(&a.output, "output", "o", "text", "output format: text or json")
 
 	root.AddCommand(newDevCmd(a), newTopicsCmd(a), newAggregateCmd(a))
-	root.AddCommand(newProjectionCmd(a), newDLQCmd(a))
+	root.AddCommand(newProjectionCmd(a), newDLQCmd(a), newCommandCmd(a))
 	return root
 }
 
@@ -134,6 +142,57 @@ func noArgs(cmd *cobra.Command, args []string) error {
 		return usagef(cmd, "unexpected argument %q (%s takes flags only)", args[0], cmd.CommandPath())
 	}
 	return nil
+}
+
+// dial returns a client of brokers set up for a command a person waits on, once a broker
+// has answered: dials, requests and their retries are bounded by --timeout, so a wrong
+// address fails in seconds with the dial error (a *topics.UnreachableError) instead of
+// being retried in the background for minutes, as a service's client would. The caller
+// closes it.
+func (a *app) dial(ctx context.Context, brokers []string) (*kgo.Client, error) {
+	if len(brokers) == 0 {
+		return nil, errors.New("no broker address given")
+	}
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(brokers...),
+		kgo.ClientID("kastor"),
+		kgo.DialTimeout(a.timeout),
+		kgo.RetryTimeout(a.timeout),
+		kgo.RequestRetries(5),
+		kgo.RequestTimeoutOverhead(a.timeout),
+		// Topics are created and then looked up right away; the default 5s minimum
+		// between metadata refreshes would make that look-up wait.
+		kgo.MetadataMinAge(100*time.Millisecond),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client for %v: %w", brokers, err)
+	}
+	if err := topics.Reachable(ctx, cl, a.timeout); err != nil {
+		cl.Close()
+		return nil, err
+	}
+	return cl, nil
+}
+
+// logger is the library's logger in the tool: warnings (a broker it waits for) on stderr.
+func (a *app) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// admin is dial's client wrapped for admin requests, bounded by --timeout. Closing it
+// closes the client.
+func (a *app) admin(ctx context.Context, brokers []string) (*kadm.Client, error) {
+	cl, err := a.dial(ctx, brokers)
+	if err != nil {
+		return nil, err
+	}
+	return a.adminOf(cl), nil
+}
+
+func (a *app) adminOf(cl *kgo.Client) *kadm.Client {
+	adm := kadm.NewClient(cl)
+	adm.SetTimeoutMillis(int32(min(a.timeout, time.Hour).Milliseconds()))
+	return adm
 }
 
 // resolveBrokers applies the precedence --brokers, KAFKA_BROKERS, file, default.

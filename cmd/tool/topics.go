@@ -106,7 +106,7 @@ func (a *app) connectPlan(ctx context.Context, file string) (topics.Plan, []stri
 		return topics.Plan{}, nil, nil, err
 	}
 	brokers := a.resolveBrokers(cfg)
-	adm, err := topics.Connect(ctx, brokers, a.timeout)
+	adm, err := a.admin(ctx, brokers)
 	if err != nil {
 		return topics.Plan{}, nil, nil, err
 	}

@@ -25,7 +25,7 @@
 //		},
 //	})
 //	...
-//	reader, err := consumer.New(consumer.Config[kastor.Event]{Name: "balances", Version: 1, ...}, sink)
+//	reader, err := consumer.New(c, consumer.Config[kastor.Event]{Name: "balances", Version: 1, ...}, sink) // c: the service's *cluster.Cluster
 //
 // Apply's statements take a round trip each. When an event's statements need no result
 // of earlier ones (upserts, increments), set Config.Queue instead: it queues them on a

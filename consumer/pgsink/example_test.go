@@ -8,8 +8,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/consumer"
 	"github.com/kastor-dev/kastor/consumer/pgsink"
 	bank "github.com/kastor-dev/kastor/examples/bank/account"
@@ -58,13 +60,23 @@ func Example() {
 		return
 	}
 
+	// The service's client and its kastor cluster: the topics of namespace "shop".
+	cl, err := kgo.NewClient(kgo.SeedBrokers("localhost:9092"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer cl.Close()
+	c, err := cluster.New(cl, "shop")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	codecs, _ := bank.NewCodecs(nil)
-	reader, err := consumer.New(consumer.Config[kastor.Event]{
+	reader, err := consumer.New(c, consumer.Config[kastor.Event]{
 		Name: "balances", Version: 1, // the same identity as the sink's
-		Namespace:      "shop",
-		AggregateTypes: []string{bank.Type},
+		AggregateTypes: []string{bank.Type}, // shop.bank.account.events
 		Events:         codecs.Events,
-		Brokers:        []string{"localhost:9092"},
 	}, sink)
 	if err != nil {
 		fmt.Println(err)

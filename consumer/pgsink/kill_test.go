@@ -25,6 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/consumer"
 	"github.com/kastor-dev/kastor/consumer/pgsink"
 	bank "github.com/kastor-dev/kastor/examples/bank/account"
@@ -102,9 +103,18 @@ func runChild() int {
 			}
 		})
 	}
-	rd, err := consumer.New(consumer.Config[kastor.Event]{
-		Name: projection, Version: 1, Namespace: os.Getenv("CHILD_NS"), AggregateTypes: []string{bank.Type},
-		Events: codecs.Events, Brokers: brokers, Logger: logger, MaxPollRecords: 100,
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return fail(err)
+	}
+	defer cl.Close()
+	kc, err := cluster.New(cl, os.Getenv("CHILD_NS"), cluster.Logger(logger))
+	if err != nil {
+		return fail(err)
+	}
+	rd, err := consumer.New(kc, consumer.Config[kastor.Event]{
+		Name: projection, Version: 1, AggregateTypes: []string{bank.Type},
+		Events: codecs.Events, MaxPollRecords: 100,
 		Retry: consumer.Retry{Attempts: 3, InitialBackoff: time.Millisecond, MaxBackoff: 200 * time.Millisecond},
 		// The reader's default session timeout: what users run.
 	}, sink)

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/consumer"
 	"github.com/kastor-dev/kastor/consumer/pgsink"
 	bank "github.com/kastor-dev/kastor/examples/bank/account"
@@ -140,6 +141,7 @@ const projection = "balances"
 type rig struct {
 	t          *testing.T
 	c          *kafkatest.Cluster
+	kc         *cluster.Cluster // the namespace's kastor cluster, that readers run on
 	ns         string
 	partitions int32
 	events     string
@@ -162,6 +164,7 @@ func newRig(t *testing.T, partitions int32) *rig {
 	c.CreateTopic(t, r.dlq, partitions, 1, nil)
 	r.w = c.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.TransactionalID(ns+"-writer"),
 		kgo.TransactionTimeout(10*time.Second))
+	r.kc = c.Kastor(t, ns, cluster.Logger(quietLogger()))
 	return r
 }
 
@@ -259,9 +262,9 @@ func endOffsets(t testing.TB, c *kafkatest.Cluster, topic string) map[consumer.T
 
 func (r *rig) config(mod ...func(*consumer.Config[kastor.Event])) consumer.Config[kastor.Event] {
 	cfg := consumer.Config[kastor.Event]{
-		Name: projection, Version: 1, Namespace: r.ns, AggregateTypes: []string{bank.Type},
-		Events: codecs.Events, Brokers: r.c.Brokers(), Logger: quietLogger(),
-		Retry: consumer.Retry{Attempts: 3, InitialBackoff: time.Millisecond, MaxBackoff: 200 * time.Millisecond},
+		Name: projection, Version: 1, AggregateTypes: []string{bank.Type},
+		Events: codecs.Events,
+		Retry:  consumer.Retry{Attempts: 3, InitialBackoff: time.Millisecond, MaxBackoff: 200 * time.Millisecond},
 	}
 	for _, m := range mod {
 		m(&cfg)
@@ -269,10 +272,11 @@ func (r *rig) config(mod ...func(*consumer.Config[kastor.Event])) consumer.Confi
 	return cfg
 }
 
-// start runs a reader until the test ends or stop is called; stop returns Run's error.
+// start runs a reader on r.kc until the test ends or stop is called; stop returns Run's
+// error.
 func (r *rig) start(cfg consumer.Config[kastor.Event], sink consumer.Sink[kastor.Event]) (*consumer.Reader[kastor.Event], func() error) {
 	r.t.Helper()
-	rd, err := consumer.New(cfg, sink)
+	rd, err := consumer.New(r.kc, cfg, sink)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -299,7 +303,7 @@ func (r *rig) start(cfg consumer.Config[kastor.Event], sink consumer.Sink[kastor
 // deadLetters reads the projection's unresolved dead letters.
 func (r *rig) deadLetters() []consumer.DeadLetter {
 	r.t.Helper()
-	ds, err := consumer.ReadDeadLetters(testCtx(r.t, 60*time.Second), r.c.Brokers(), r.dlq, projection, 1)
+	ds, err := consumer.ReadDeadLetters(testCtx(r.t, 60*time.Second), r.kc, r.dlq, projection, 1)
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -179,7 +179,7 @@ func TestFailedEventParked(t *testing.T) {
 
 	// The projection fixed, the dead letter is replayed.
 	fixed := newSink(t, pool, func(c *pgsink.Config[kastor.Event]) { c.Apply = apply(true) })
-	res, err := consumer.Replay(testCtx(t, 60*time.Second), cfg, fixed)
+	res, err := consumer.Replay(testCtx(t, 60*time.Second), r.kc, cfg, fixed)
 	if err != nil || res.Resolved != 1 {
 		t.Fatalf("Replay: %+v, %v", res, err)
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/consumer"
 	"github.com/kastor-dev/kastor/devbroker"
 	"github.com/kastor-dev/kastor/examples/bank/account"
@@ -45,43 +46,63 @@ const usage = `bank runs the bank example: an account aggregate on kastor.
 Usage:
   bank demo [-f kastor.yaml]
       everything in one process, on the embedded broker (not Apache Kafka)
-  bank gateway -brokers host:port [-instance NAME] [-session-timeout 6s] [-f kastor.yaml]
+  bank gateway [-brokers host:port] [-instance NAME] [-session-timeout 6s] [-f kastor.yaml]
       a gateway process; run several: they share the account's shards
-  bank projection -brokers host:port -postgres DSN [-f kastor.yaml]
+  bank projection [-brokers host:port] -postgres DSN [-f kastor.yaml]
       the account-balances projection into PostgreSQL
 
-Create the topics first (kastor topics apply -f examples/kastor.yaml). Logs go to stderr
-with millisecond timestamps; each gateway's lines carry its instance ID.
+Run 'bank COMMAND -help' for a command's flags. On a real cluster, create the topics
+first (kastor topics apply -f examples/kastor.yaml); or start 'kastor dev -f
+examples/kastor.yaml', which has them. Then send commands to the gateways from the shell:
 
-Flags:
+  kastor command send bank.account acct-1 '{"bank.OpenAccount": {"owner": "Alice"}}' -f examples/kastor.yaml
+  kastor aggregate events bank.account acct-1 -f examples/kastor.yaml
+
+Logs go to stderr with millisecond timestamps; each gateway's lines carry its instance ID.
 `
 
 func main() {
-	fs := flag.NewFlagSet("bank", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usage)
-		fs.PrintDefaults()
-	}
-	file := fs.String("f", "examples/kastor.yaml", "topic file (namespace and topic layout)")
-	brokers := fs.String("brokers", os.Getenv("KAFKA_BROKERS"), "bootstrap brokers, host:port[,host:port] (gateway, projection; default $KAFKA_BROKERS)")
-	dsn := fs.String("postgres", os.Getenv("POSTGRES_DSN"), "PostgreSQL connection string (projection; default $POSTGRES_DSN)")
-	instance := fs.String("instance", "", "gateway instance ID: its client, transactional and group instance IDs (default: host, pid and a random "+
-		"suffix); restarted under the same name after a crash, a gateway takes its shards back at once. Never run two with one name")
-	session := fs.Duration("session-timeout", 0, "gateway group session timeout: how soon a crashed gateway's shards move (default: the library's, 6s)")
-	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	if len(os.Args) < 2 || strings.HasPrefix(os.Args[1], "-") {
-		if len(os.Args) >= 2 && (os.Args[1] == "-h" || os.Args[1] == "-help" || os.Args[1] == "--help") {
-			fs.SetOutput(os.Stdout)
-			fs.Usage()
-			return
+	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "-help" || os.Args[1] == "--help" || os.Args[1] == "help" {
+		out := os.Stderr
+		if len(os.Args) >= 2 {
+			out = os.Stdout // asked for
 		}
-		fs.Usage()
+		fmt.Fprint(out, usage)
+		if len(os.Args) < 2 {
+			os.Exit(2)
+		}
+		return
+	}
+	cmd := os.Args[1]
+	fs := flag.NewFlagSet("bank "+cmd, flag.ContinueOnError)
+	file := fs.String("f", "examples/kastor.yaml", "topic file: the namespace, and the brokers when -brokers and $KAFKA_BROKERS are empty")
+	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	var brokers, dsn, instance *string
+	var session *time.Duration
+	switch cmd {
+	case "demo":
+	case "gateway", "projection":
+		brokers = fs.String("brokers", os.Getenv("KAFKA_BROKERS"), "bootstrap brokers, host:port[,host:port] (default $KAFKA_BROKERS, else the topic file's)")
+		if cmd == "gateway" {
+			instance = fs.String("instance", "", "instance ID: its client, transactional and group instance IDs (default: host, pid and a random "+
+				"suffix); restarted under the same name after a crash, a gateway takes its shards back at once. Never run two with one name")
+			session = fs.Duration("session-timeout", 0, "group session timeout: how soon a crashed gateway's shards move (default: the library's, 6s)")
+		} else {
+			dsn = fs.String("postgres", os.Getenv("POSTGRES_DSN"), "PostgreSQL connection string (default $POSTGRES_DSN)")
+		}
+	default:
+		fmt.Fprint(os.Stderr, usage)
+		fmt.Fprintf(os.Stderr, "bank: unknown command %q\n", cmd)
 		os.Exit(2)
 	}
 	if err := fs.Parse(os.Args[2:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return
 		}
+		os.Exit(2)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "bank %s: unexpected argument %q\n", cmd, fs.Arg(0))
 		os.Exit(2)
 	}
 	var lvl slog.Level
@@ -93,46 +114,63 @@ func main() {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var err error
-	switch os.Args[1] {
-	case "demo":
-		err = demo(ctx, os.Stdout, *file)
-	case "gateway":
-		if *brokers == "" {
-			err = errors.New("gateway needs -brokers or KAFKA_BROKERS")
-			break
+	err := func() error {
+		if cmd == "demo" {
+			return demo(ctx, os.Stdout, *file)
 		}
-		err = runGateway(ctx, gatewayOptions{brokers: strings.Split(*brokers, ","), file: *file, logger: logger,
-			instance: *instance, sessionTimeout: *session})
-	case "projection":
-		if *brokers == "" || *dsn == "" {
-			err = errors.New("projection needs -brokers (or KAFKA_BROKERS) and -postgres (or POSTGRES_DSN)")
-			break
+		if cmd == "projection" && *dsn == "" {
+			return errors.New("projection needs -postgres or POSTGRES_DSN")
 		}
-		err = runPostgresProjection(ctx, strings.Split(*brokers, ","), *file, *dsn, logger)
-	default:
-		fs.Usage()
-		err = fmt.Errorf("unknown command %q", os.Args[1])
-	}
+		c, closeClient, err := connect(*file, *brokers, logger)
+		if err != nil {
+			return err
+		}
+		defer closeClient()
+		if cmd == "gateway" {
+			return runGateway(ctx, c, gatewayOptions{instance: *instance, sessionTimeout: *session})
+		}
+		return runPostgresProjection(ctx, c, *dsn)
+	}()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bank:", err)
 		os.Exit(1)
 	}
 }
 
+// connect makes the process's one Kafka client and its kastor cluster handle, in the
+// namespace of the topic file. brokers, when empty, come from the file.
+func connect(file, brokers string, logger *slog.Logger) (*cluster.Cluster, func(), error) {
+	cfg, err := topics.Load(file)
+	if err != nil {
+		return nil, nil, err
+	}
+	seeds := cfg.Brokers
+	if brokers != "" {
+		seeds = strings.Split(brokers, ",")
+	}
+	if len(seeds) == 0 {
+		return nil, nil, fmt.Errorf("no brokers: give -brokers, set KAFKA_BROKERS, or list them in %s", file)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := cluster.New(cl, cfg.Namespace, cluster.Logger(logger))
+	if err != nil {
+		cl.Close()
+		return nil, nil, err
+	}
+	return c, cl.Close, nil
+}
+
 // setup publishes the schemas (refusing incompatible ones) and returns the codecs. A
 // broker that is down delays it (logged), never fails it.
-func setup(ctx context.Context, brokers []string, logger *slog.Logger) (*account.Codecs, error) {
+func setup(ctx context.Context, c *cluster.Cluster) (*account.Codecs, error) {
 	codecs, err := account.NewCodecs(nil)
 	if err != nil {
 		return nil, err
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	if err := (schema.Store{Client: cl, Logger: logger}).Publish(ctx, codecs.Registry, account.Schemas()...); err != nil {
+	if err := (schema.Store{Client: c.Client(), Logger: c.Logger()}).Publish(ctx, codecs.Registry, account.Schemas()...); err != nil {
 		return nil, err
 	}
 	return codecs, nil
@@ -140,28 +178,21 @@ func setup(ctx context.Context, brokers []string, logger *slog.Logger) (*account
 
 // gatewayOptions are the gateway command's settings.
 type gatewayOptions struct {
-	brokers        []string
-	file           string
-	logger         *slog.Logger
 	listeners      []gateway.Listener[kastor.Event]
 	instance       string        // "": the library's default
 	sessionTimeout time.Duration // 0: the library's default
 }
 
 // runGateway runs one gateway for the account aggregate until ctx ends.
-func runGateway(ctx context.Context, o gatewayOptions) error {
-	cfg, err := topics.Load(o.file)
+func runGateway(ctx context.Context, c *cluster.Cluster, o gatewayOptions) error {
+	codecs, err := setup(ctx, c)
 	if err != nil {
 		return err
 	}
-	codecs, err := setup(ctx, o.brokers, o.logger)
-	if err != nil {
-		return err
-	}
-	g, err := gateway.New(gateway.Config[account.State, account.Command, kastor.Event]{
-		Aggregate: account.Aggregate, Namespace: cfg.Namespace, Brokers: o.brokers,
-		Commands: codecs.Commands, Events: codecs.Events, States: codecs.States,
-		Listeners: o.listeners, Logger: o.logger, InstanceID: o.instance, SessionTimeout: o.sessionTimeout,
+	g, err := gateway.New(c, gateway.Config[account.State, account.Command, kastor.Event]{
+		Aggregate: account.Aggregate,
+		Commands:  codecs.Commands, Events: codecs.Events, States: codecs.States,
+		Listeners: o.listeners, InstanceID: o.instance, SessionTimeout: o.sessionTimeout,
 		// A named instance is a static group member: restarted under its name after a
 		// crash, it takes its shards back at once.
 		StaticMembership: o.instance != "",
@@ -182,14 +213,18 @@ func demo(ctx context.Context, out io.Writer, file string) error {
 		return err
 	}
 	defer b.Close()
-	brokers := b.Addrs()
-	fmt.Fprintf(out, "embedded broker (kfake, not Apache Kafka) on %s\n", strings.Join(brokers, ","))
-	adm, err := topics.Connect(ctx, brokers, 10*time.Second)
+	fmt.Fprintf(out, "embedded broker (kfake, not Apache Kafka) on %s\n", strings.Join(b.Addrs(), ","))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...))
 	if err != nil {
 		return err
 	}
-	defer adm.Close()
-	if _, err := topics.Apply(ctx, adm, topics.NewPlan(cfg), topics.Options{}); err != nil {
+	defer cl.Close()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	c, err := cluster.New(cl, cfg.Namespace, cluster.Logger(quiet))
+	if err != nil {
+		return err
+	}
+	if _, err := topics.Apply(ctx, c.Admin(), topics.NewPlan(cfg), topics.Options{}); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "topics of %s created; schemas published to %s\n\n", file, schema.Topic)
@@ -197,19 +232,16 @@ func demo(ctx context.Context, out io.Writer, file string) error {
 	tap, events := gateway.Tap[kastor.Event](64)
 	gctx, stopGateway := context.WithCancel(ctx)
 	defer stopGateway()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	errc := make(chan error, 1)
 	go func() {
-		errc <- runGateway(gctx, gatewayOptions{brokers: brokers, file: file, logger: quiet, listeners: []gateway.Listener[kastor.Event]{tap}})
+		errc <- runGateway(gctx, c, gatewayOptions{listeners: []gateway.Listener[kastor.Event]{tap}})
 	}()
 
 	codecs, err := account.NewCodecs(nil)
 	if err != nil {
 		return err
 	}
-	sender, err := gateway.NewSender(ctx, gateway.SenderConfig[account.Command]{
-		Brokers: brokers, Namespace: cfg.Namespace, AggregateType: account.Type, Commands: codecs.Commands, Logger: quiet,
-	})
+	sender, err := gateway.NewSender(ctx, c, gateway.SenderConfig[account.Command]{AggregateType: account.Type, Commands: codecs.Commands})
 	if err != nil {
 		return err
 	}
@@ -249,28 +281,33 @@ func demo(ctx context.Context, out io.Writer, file string) error {
 		}
 		fmt.Fprintf(out, "    state %+v\n", state)
 	}
-	if err := demoProjection(ctx, out, brokers, cfg.Namespace, codecs, sender, quiet); err != nil {
+	if err := demoProjection(ctx, out, c, codecs, sender); err != nil {
 		return err
 	}
 	stopGateway()
 	if err := <-errc; err != nil {
 		return err
 	}
+	fmt.Fprint(out, `
+Next, on a broker that outlives the process:
+  kastor dev -f examples/kastor.yaml                 # a dev broker with the topics (go run ./cmd/tool)
+  go run ./examples/bank gateway                     # a gateway; run several
+  kastor command send bank.account acct-1 '{"bank.OpenAccount": {"owner": "Alice"}}' -f examples/kastor.yaml
+  kastor aggregate events bank.account acct-1 -f examples/kastor.yaml
+`)
 	return nil
 }
 
 // readerConfig is the account-balances projection's reader.
-func readerConfig(ns string, brokers []string, codecs *account.Codecs, logger *slog.Logger) consumer.Config[kastor.Event] {
+func readerConfig(codecs *account.Codecs) consumer.Config[kastor.Event] {
 	return consumer.Config[kastor.Event]{
-		Name: balance.Name, Version: balance.Version, Namespace: ns,
-		AggregateTypes: []string{account.Type}, Events: codecs.Events, Brokers: brokers, Logger: logger,
+		Name: balance.Name, Version: balance.Version, AggregateTypes: []string{account.Type}, Events: codecs.Events,
 	}
 }
 
 // demoProjection starts the balances projection after the commands, so it catches up
 // from the earliest offsets, then shows a query that waits for a command's version.
-func demoProjection(ctx context.Context, out io.Writer, brokers []string, ns string, codecs *account.Codecs,
-	sender *gateway.Sender[account.Command], logger *slog.Logger) error {
+func demoProjection(ctx context.Context, out io.Writer, c *cluster.Cluster, codecs *account.Codecs, sender *gateway.Sender[account.Command]) error {
 	for _, c := range []account.Command{account.Open{Owner: "Bob"}, account.Deposit{Amount: 250}} {
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		_, err := sender.Send(sctx, kastor.NewCommand[account.Command]("acct-bob", c))
@@ -281,9 +318,9 @@ func demoProjection(ctx context.Context, out io.Writer, brokers []string, ns str
 	}
 	fmt.Fprintf(out, "\nprojection %s v%d (in memory): catching up from the earliest offsets\n", balance.Name, balance.Version)
 	mem := balance.NewMemory()
-	cfg := readerConfig(ns, brokers, codecs, logger)
+	cfg := readerConfig(codecs)
 	cfg.AllPartitions = true // this process holds every account
-	reader, err := consumer.New(cfg, mem.Sink())
+	reader, err := consumer.New(c, cfg, mem.Sink())
 	if err != nil {
 		return err
 	}
@@ -322,11 +359,7 @@ func demoProjection(ctx context.Context, out io.Writer, brokers []string, ns str
 
 // runPostgresProjection runs the balances projection into PostgreSQL until ctx ends: the
 // table account_balances and the reader's offsets commit in one transaction per batch.
-func runPostgresProjection(ctx context.Context, brokers []string, file, dsn string, logger *slog.Logger) error {
-	cfg, err := topics.Load(file)
-	if err != nil {
-		return err
-	}
+func runPostgresProjection(ctx context.Context, c *cluster.Cluster, dsn string) error {
 	codecs, err := account.NewCodecs(nil)
 	if err != nil {
 		return err
@@ -340,7 +373,7 @@ func runPostgresProjection(ctx context.Context, brokers []string, file, dsn stri
 	if err != nil {
 		return err
 	}
-	reader, err := consumer.New(readerConfig(cfg.Namespace, brokers, codecs, logger), proj.Sink())
+	reader, err := consumer.New(c, readerConfig(codecs), proj.Sink())
 	if err != nil {
 		return err
 	}

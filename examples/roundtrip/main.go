@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor/devbroker"
@@ -28,6 +29,19 @@ import (
 func main() {
 	file := flag.String("f", "examples/kastor.yaml", "topic file")
 	brokers := flag.String("brokers", "", "use this cluster (host:port,...) instead of the embedded broker")
+	flag.Usage = func() {
+		fmt.Fprint(flag.CommandLine.Output(), `roundtrip creates the topics of a topic file, appends keyed records to a scratch topic
+with the events topic's partition count, reads them back to show that each key stays on
+its partition (shard), and deletes the scratch topic.
+
+Usage: roundtrip [-f kastor.yaml] [-brokers host:port]
+
+Next: go run ./examples/bank demo (an aggregate, its gateway and a projection).
+
+Flags:
+`)
+		flag.PrintDefaults()
+	}
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -55,10 +69,15 @@ func run(ctx context.Context, file, brokerList string) error {
 		seeds = strings.Split(brokerList, ",")
 	}
 
-	adm, err := topics.Connect(ctx, seeds, 10*time.Second)
+	base, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
 	if err != nil {
 		return err
 	}
+	if err := topics.Reachable(ctx, base, 10*time.Second); err != nil {
+		base.Close()
+		return err
+	}
+	adm := kadm.NewClient(base)
 	defer adm.Close()
 	plan := topics.NewPlan(cfg)
 	res, err := topics.Apply(ctx, adm, plan, topics.Options{})

@@ -11,9 +11,9 @@
 // Both are sinks for a consumer.Reader over the bank.account events topic:
 //
 //	proj, err := balance.NewPostgres(ctx, pool)
-//	reader, err := consumer.New(consumer.Config[kastor.Event]{
-//		Name: balance.Name, Version: balance.Version, Namespace: "bank",
-//		AggregateTypes: []string{account.Type}, Events: codecs.Events, Brokers: brokers,
+//	reader, err := consumer.New(c, consumer.Config[kastor.Event]{ // c: a *cluster.Cluster
+//		Name: balance.Name, Version: balance.Version,
+//		AggregateTypes: []string{account.Type}, Events: codecs.Events,
 //	}, proj.Sink())
 package balance
 

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/consumer"
 	"github.com/kastor-dev/kastor/examples/bank/account"
 	"github.com/kastor-dev/kastor/examples/bank/balance"
@@ -80,7 +81,8 @@ func TestProjectionsAgree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := producer.New(c.Brokers())
+	kc := c.Kastor(t, ns, cluster.Logger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	app, err := producer.New(kc.Client())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,13 +124,12 @@ func TestProjectionsAgree(t *testing.T) {
 	}
 	mem := balance.NewMemory()
 	cfg := func(name string) consumer.Config[kastor.Event] {
-		return consumer.Config[kastor.Event]{Name: name, Version: balance.Version, Namespace: ns,
-			AggregateTypes: []string{account.Type}, Events: codecs.Events, Brokers: c.Brokers(),
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Retry:  consumer.Retry{Attempts: 2, InitialBackoff: time.Millisecond, MaxBackoff: 50 * time.Millisecond}}
+		return consumer.Config[kastor.Event]{Name: name, Version: balance.Version,
+			AggregateTypes: []string{account.Type}, Events: codecs.Events,
+			Retry: consumer.Retry{Attempts: 2, InitialBackoff: time.Millisecond, MaxBackoff: 50 * time.Millisecond}}
 	}
 	run := func(name string, sink consumer.Sink[kastor.Event]) {
-		rd, err := consumer.New(cfg(name), sink)
+		rd, err := consumer.New(kc, cfg(name), sink)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -193,7 +194,7 @@ func TestProjectionsAgree(t *testing.T) {
 		t.Errorf("%d accounts, want 13", len(all))
 	}
 	for _, name := range []string{balance.Name, memName} {
-		ds, err := consumer.ReadDeadLetters(ctx, c.Brokers(), consumer.DLQTopic(ns, name), name, balance.Version)
+		ds, err := consumer.ReadDeadLetters(ctx, kc, consumer.DLQTopic(ns, name), name, balance.Version)
 		if err != nil || len(ds) != 1 || ds[0].Offset < 0 {
 			t.Errorf("%s: dead letters %+v, %v; want the ghost's deposit", name, ds, err)
 		}
