@@ -1,0 +1,129 @@
+// Command quickstart is the smallest whole kastor service: the cart aggregate (package
+// cart) behind a gateway, a Sender that sends it commands, and an in-memory projection
+// that answers a query once it has the command's events. The Avro schemas are derived
+// from the Go types. It runs on an embedded broker (franz-go's kfake, not Apache Kafka)
+// unless -brokers names a cluster.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/cluster"
+	"github.com/kastor-dev/kastor/consumer"
+	"github.com/kastor-dev/kastor/devbroker"
+	"github.com/kastor-dev/kastor/examples/quickstart/cart"
+	"github.com/kastor-dev/kastor/gateway"
+	"github.com/kastor-dev/kastor/schema"
+	"github.com/kastor-dev/kastor/topics"
+)
+
+// The topics: shop.cart's four, the projection's dead letters, _kastor.schemas.
+const topicFile = `{namespace: quickstart, defaults: {partitions: 3, replicationFactor: 1, minInsyncReplicas: 1},
+  aggregates: [{type: shop.cart}], projections: [{name: cart-items}], schemas: {replicationFactor: 1}}`
+
+func main() {
+	brokers := flag.String("brokers", "", "Kafka bootstrap brokers, host:port[,...] (default: an embedded broker)")
+	flag.Usage = func() {
+		fmt.Fprintln(flag.CommandLine.Output(), "quickstart runs a cart aggregate, a command and a projection query.\nNext: go run ./examples/bank demo.\n\nFlags:")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if err := run(context.Background(), os.Stdout, *brokers); err != nil {
+		fmt.Fprintln(os.Stderr, "quickstart:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, out io.Writer, brokers string) error {
+	seeds := strings.Split(brokers, ",")
+	if brokers == "" {
+		b, err := devbroker.Start()
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		seeds = b.Addrs()
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	c, err := cluster.New(cl, "quickstart", cluster.Logger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		return err
+	}
+	plan, err := topics.Parse([]byte(topicFile), "quickstart")
+	if err != nil {
+		return err
+	}
+	if _, err := topics.Apply(ctx, c.Admin(), topics.NewPlan(plan), topics.Options{}); err != nil {
+		return err
+	}
+
+	// Avro schemas derived from the Go types and published, so any reader can decode.
+	reg, shop := schema.NewRegistry(), schema.Namespace("shop")
+	cmds, err1 := schema.DeriveTypes[cart.Command](reg, "command", schema.Of[cart.AddItem](shop), schema.Of[cart.CheckOut](shop))
+	evs, err2 := schema.DeriveTypes[kastor.Event](reg, "event", schema.Of[cart.ItemAdded](), schema.Of[cart.CheckedOut]())
+	state, err3 := schema.NewCodec[cart.State](reg, schema.MustDerive[cart.State](shop))
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return err
+	}
+	if err := schema.Publish(ctx, cl, reg, append(append(cmds.Schemas(), evs.Schemas()...), state.Schema())...); err != nil {
+		return err
+	}
+
+	// The write side: a gateway (run several in production) and a Sender.
+	g, err := gateway.New(c, gateway.Config[cart.State, cart.Command, kastor.Event]{Aggregate: cart.Aggregate,
+		Commands: schema.TypesCodec(cmds), Events: schema.TypesCodec(evs), States: schema.ValueCodec(state)})
+	if err != nil {
+		return err
+	}
+	gctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go g.Run(gctx)
+	s, err := gateway.NewSender(ctx, c, gateway.SenderConfig[cart.Command]{AggregateType: cart.Aggregate.Type, Commands: schema.TypesCodec(cmds)})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+
+	// The read side: items per cart, in memory, fed by the events topic.
+	items := consumer.NewMemory(map[string]int64{}, func(m *map[string]int64, ev kastor.Envelope[kastor.Event]) error {
+		if e, ok := ev.Event.(cart.ItemAdded); ok {
+			(*m)[ev.AggregateID] += e.Quantity
+		}
+		return nil
+	})
+	r, err := consumer.New(c, consumer.Config[kastor.Event]{Name: "cart-items", Version: 1, AllPartitions: true,
+		AggregateTypes: []string{cart.Aggregate.Type}, Events: schema.TypesCodec(evs)}, items)
+	if err != nil {
+		return err
+	}
+	go r.Run(gctx)
+
+	for _, cmd := range []cart.Command{cart.AddItem{SKU: "tea", Quantity: 2}, cart.AddItem{SKU: "cup", Quantity: 1}, cart.CheckOut{}, cart.CheckOut{}} {
+		res, err := s.Send(ctx, kastor.NewCommand("cart-1", cmd))
+		if err != nil {
+			fmt.Fprintf(out, "%T: %v\n", cmd, err)
+			continue
+		}
+		if err := items.WaitForVersion(ctx, "cart-1", res.To); err != nil { // read-your-writes
+			return err
+		}
+		var n int64
+		items.Read(func(m *map[string]int64) { n = (*m)["cart-1"] })
+		fmt.Fprintf(out, "%T: ok, version %d; the projection has %d items in cart-1\n", cmd, res.To, n)
+	}
+	return nil
+}
