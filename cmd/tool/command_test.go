@@ -103,6 +103,19 @@ func TestCommandSend(t *testing.T) {
 		if r := send(`{"bank.NoSuch": {}}`); !strings.Contains(r.stderr, `no schema of type "bank.NoSuch"`) || !strings.Contains(r.stderr, "bank.Deposit") {
 			t.Errorf("unknown type: %q", r.stderr)
 		}
+		// The published schemas, as the command above used them.
+		r = kastor(t, "schema", "show", "bank.Deposit", "--brokers", brokers, "-o", "json")
+		var shown []schemaOut
+		if err := json.Unmarshal([]byte(r.stdout), &shown); r.code != exitOK || err != nil || len(shown) != 1 ||
+			shown[0].Version != 1 || !strings.Contains(string(shown[0].Schema), `"amount"`) {
+			t.Fatalf("schema show: %d %v %+v", r.code, err, shown)
+		}
+		if r = kastor(t, "schema", "list", "--brokers", brokers); r.code != exitOK || !strings.Contains(r.stdout, "bank.MoneyWithdrawn") {
+			t.Fatalf("schema list: %d %q", r.code, r.stdout)
+		}
+		if r = kastor(t, "schema", "show", "bank.NoSuch", "--brokers", brokers); r.code != exitError || !strings.Contains(r.stderr, "no schema of type") {
+			t.Fatalf("schema show of an unknown type: %d %q", r.code, r.stderr)
+		}
 		r = kastor(t, "aggregate", "events", "bank.account", "acct-ada", "-f", file, "--brokers", brokers, "-o", "json")
 		var evs []storedEvent
 		if err := json.Unmarshal([]byte(r.stdout), &evs); err != nil || len(evs) != 2 || evs[1].CommandID != "dep-1" {

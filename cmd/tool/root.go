@@ -116,7 +116,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	pf.StringVarP(&a.output, "output", "o", "text", "output format: text or json")
 
 	root.AddCommand(newDevCmd(a), newTopicsCmd(a), newAggregateCmd(a))
-	root.AddCommand(newProjectionCmd(a), newDLQCmd(a), newCommandCmd(a))
+	root.AddCommand(newProjectionCmd(a), newDLQCmd(a), newCommandCmd(a), newSchemaCmd(a))
 	return root
 }
 
