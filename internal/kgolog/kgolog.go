@@ -9,8 +9,8 @@ import (
 
 // New returns a kgo.Logger writing franz-go's warnings and errors to l. franz-go logs
 // every transaction, rebalance and connection at Info: at the rates kastor runs them that
-// would drown the application's own logs, so only warnings and errors pass. Use
-// kgo.WithLogger in ClientOptions to see more.
+// would drown the application's own logs, so only warnings and errors pass; kastor's
+// clients set it after the shared client's options, so it replaces a kgo.WithLogger there.
 func New(l *slog.Logger) kgo.Logger { return logger{l} }
 
 type logger struct{ l *slog.Logger }
