@@ -131,14 +131,20 @@ func (c *Cluster) In(namespace string) (*Cluster, error) {
 // override them: for a component that must own a client (a consumer group member, a
 // transactional producer, a reader of chosen partitions). The caller closes it.
 func (c *Cluster) NewClient(opts ...kgo.Opt) (*kgo.Client, error) {
-	base := c.cl.Opts()
-	all := make([]kgo.Opt, 0, len(base)+len(opts))
-	all = append(append(all, base...), opts...)
-	cl, err := kgo.NewClient(all...)
+	cl, err := kgo.NewClient(Options(c.cl, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: new client: %w", err)
 	}
 	return cl, nil
+}
+
+// Options returns the options of a client derived from base: base's options followed by
+// own, which override them. It is what NewClient builds with, for the constructors that
+// build their client themselves (kgo.NewGroupTransactSession) and for packages handed a
+// plain *kgo.Client. base's own option slice is left as it is.
+func Options(base *kgo.Client, own ...kgo.Opt) []kgo.Opt {
+	b := base.Opts()
+	return append(b[:len(b):len(b)], own...)
 }
 
 // Brokers returns the shared client's seed brokers, for messages and for tools that

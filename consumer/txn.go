@@ -8,6 +8,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kastor-dev/kastor/cluster"
 )
 
 // runTransactional consumes through a transactional group session for a TxSink: each
@@ -16,15 +18,13 @@ import (
 // unavailable, a shutdown, a rebalance) is aborted whole and read again from the
 // committed offsets.
 func (r *Reader[E]) runTransactional(ctx context.Context) error {
-	// The shared client's options first, then the reader's, which override them (as
-	// cluster.Cluster.NewClient does for a plain client).
-	base := r.cfg.kc.Client().Opts()
-	opts := append(append(base[:len(base):len(base)], r.groupOpts()...),
+	// The shared client's options first, then the reader's, which override them.
+	opts := cluster.Options(r.cfg.kc.Client(), append(r.groupOpts(),
 		kgo.TransactionalID(r.tx.TransactionalID()),
 		kgo.TransactionTimeout(10*time.Second),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
-	)
+	)...)
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
 		return fmt.Errorf("consumer: %w", err)

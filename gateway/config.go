@@ -138,12 +138,8 @@ func (c *Config[S, C, E]) withDefaults(cl *cluster.Cluster) (*settings[S, C, E],
 	if cfg.MaxConcurrentRestores <= 0 {
 		cfg.MaxConcurrentRestores = 4
 	}
-	logger := cl.Logger()
-	if logger == nil {
-		logger = slog.Default()
-	}
 	// Every line names the instance: operators tell processes apart by it.
-	cfg.logger = logger.With("component", "kastor.gateway", "aggregate", cfg.Aggregate.Type, "instance", cfg.InstanceID)
+	cfg.logger = cl.Logger().With("component", "kastor.gateway", "aggregate", cfg.Aggregate.Type, "instance", cfg.InstanceID)
 	return cfg, nil
 }
 

@@ -16,14 +16,6 @@ import (
 // the instance's transactional ID too. fenceDeparted relies on it.
 const clientIDPrefix = "kastor-gateway-"
 
-// clientOpts returns the options of a client the gateway owns: the cluster's client's
-// options followed by opts, which override them, as cluster.Cluster.NewClient builds
-// them, for the session that kgo.NewGroupTransactSession builds itself.
-func (g *Gateway[S, C, E]) clientOpts(opts ...kgo.Opt) []kgo.Opt {
-	base := g.cluster.Client().Opts()
-	return append(base[:len(base):len(base)], opts...)
-}
-
 // txnID is an instance's transactional ID.
 func (c *Config[S, C, E]) txnID(instance string) string { return c.Group + "-" + instance }
 

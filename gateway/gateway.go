@@ -249,7 +249,7 @@ func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
 			}
 		}()
 	}
-	sess, err := kgo.NewGroupTransactSession(g.clientOpts(opts...)...)
+	sess, err := kgo.NewGroupTransactSession(cluster.Options(g.cluster.Client(), opts...)...)
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}

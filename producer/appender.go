@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/internal/kgolog"
 )
 
@@ -97,8 +98,7 @@ func New(base *kgo.Client, opts ...Option) (*Appender, error) {
 	if cfg.logger == nil {
 		cfg.logger = slog.Default()
 	}
-	bopts := base.Opts()
-	kopts := append(bopts[:len(bopts):len(bopts)],
+	kopts := cluster.Options(base,
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerLinger(cfg.linger),

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/internal/brokerwait"
 )
 
@@ -74,7 +75,7 @@ func NewReader(base *kgo.Client) (*Reader, error) {
 	// Control records (transaction markers) are kept so a read can see that it reached
 	// the end: the last offset before a last stable offset is a marker or a visible record,
 	// never an aborted one, since every finished transaction ends with its marker.
-	cl, err := kgo.NewClient(append(base.Opts()[:len(base.Opts()):len(base.Opts())],
+	cl, err := kgo.NewClient(cluster.Options(base,
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(),
 	)...)
