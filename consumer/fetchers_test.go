@@ -9,7 +9,7 @@ import (
 
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/consumer"
-	bank "github.com/kastor-dev/kastor/examples/bank/account"
+	"github.com/kastor-dev/kastor/internal/testdomain/bank"
 	"github.com/kastor-dev/kastor/kafkatest"
 )
 
@@ -19,7 +19,7 @@ import (
 // in its own partition only, and a reload of the dead letters after a replay reaches
 // the fetcher that holds it, so its later events flow.
 func TestAllPartitionsFetchers(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		for _, n := range []int{1, 3, 8} {
 			t.Run(fmt.Sprint("fetchers-", n), func(t *testing.T) {
 				r := newRig(t, c, 6)
@@ -106,7 +106,7 @@ func TestAllPartitionsFetchers(t *testing.T) {
 // still comes (Kafka returns at least one batch whatever the limit), with the events
 // around it, in order, in both a group and an all-partitions reader.
 func TestEventLargerThanFetch(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 1)
 		big := strings.Repeat("x", 600<<10)
 		r.write(opened("a"), ev{agg: "b", event: bank.Opened{Owner: big}}, deposited("a", 2))

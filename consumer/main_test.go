@@ -18,7 +18,7 @@ import (
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/consumer"
-	bank "github.com/kastor-dev/kastor/examples/bank/account"
+	"github.com/kastor-dev/kastor/internal/testdomain/bank"
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/topics"
@@ -30,17 +30,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(tableChildEnv) != "" {
 		os.Exit(runTableChild())
 	}
-	code := m.Run()
-	if err := realKafka.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	}
-	os.Exit(code)
-}
-
-// backends runs fn against the embedded broker and against real Kafka.
-func backends(t *testing.T, fn func(t *testing.T, c *kafkatest.Cluster)) {
-	t.Run("embedded", func(t *testing.T) { t.Parallel(); fn(t, kafkatest.StartEmbedded(t)) })
-	t.Run("kafka", func(t *testing.T) { t.Parallel(); fn(t, realKafka.Get(t)) })
+	kafkatest.Main(m, realKafka)
 }
 
 func quietLogger() *slog.Logger {

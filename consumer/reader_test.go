@@ -16,7 +16,7 @@ import (
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/consumer"
-	bank "github.com/kastor-dev/kastor/examples/bank/account"
+	"github.com/kastor-dev/kastor/internal/testdomain/bank"
 	"github.com/kastor-dev/kastor/kafkatest"
 )
 
@@ -93,7 +93,7 @@ func TestMissingTopicsAreErrors(t *testing.T) {
 // Committed offsets survive a restart: every event applied exactly once with a graceful
 // stop, and an aborted transaction's events never.
 func TestResumeAfterRestart(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 3)
 		r.write(r.mix(30, 7, func(int) int64 { return 10 })...)
 		aborted := r.record(deposited("ghost", 1))
@@ -158,7 +158,7 @@ func TestResumeAfterRestart(t *testing.T) {
 // After a crash (no commit of the last round), the restarted reader applies again at most
 // that round's events, and loses nothing.
 func TestCrashDuplicatesBounded(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 2)
 		r.write(r.mix(200, 10, func(int) int64 { return 1 })...)
 		const round = 40
@@ -217,7 +217,7 @@ func foldBalance(m *balances, e kastor.Envelope[kastor.Event]) error {
 // The Memory sink's model equals a fold of the topic read back, and WaitFor /
 // WaitForVersion / Progress agree with the topic's end offsets.
 func TestMemoryFoldEqualsTopic(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 3)
 		for i := range 5 {
 			r.write(r.mix(20, 9, func(j int) int64 { return int64(i*100 + j) })...)
@@ -306,7 +306,7 @@ func TestMemoryFoldEqualsTopic(t *testing.T) {
 // Filters read headers only: filtered events are never decoded, and WaitForVersion
 // counts them as passed.
 func TestFilter(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 2)
 		r.write(opened("a"), opened("b"), opened("c"),
 			ev{agg: "a", event: bank.Deposited{Amount: 1}, tags: []string{"vip"}},
@@ -379,7 +379,7 @@ func (f *failing) heal() {
 // A poison event goes to the dead-letter topic after its retries, with its original
 // record and error headers, and the rest of the partition flows.
 func TestPoisonEventToDLQ(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 1)
 		r.write(opened("a"), opened("b"), deposited("a", 1), deposited("b", 2), deposited("a", 3), deposited("b", 4))
 		s := newSeen()
@@ -448,7 +448,7 @@ func TestPoisonEventToDLQ(t *testing.T) {
 // ParkAggregate holds only the failed aggregate, durably across a restart, and a replay
 // applies its parked and held events in order.
 func TestParkAggregate(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 1)
 		r.write(opened("a"), opened("b"), deposited("a", 1), deposited("b", 2), deposited("a", 3), deposited("b", 4))
 		s := newSeen()
@@ -569,7 +569,7 @@ func TestReplayKeepsOrderOnFailure(t *testing.T) {
 // Undecodable records (bad Avro, unknown type, missing headers) go to the dead-letter
 // topic at once, without retries, and the partition flows.
 func TestUndecodableToDLQ(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 1)
 		good := r.record(opened("a"))
 		badAvro := r.record(deposited("a", 1))
@@ -642,7 +642,7 @@ func TestUnavailableSinkWaits(t *testing.T) {
 // Two readers in one group share the partitions; when one leaves during the stream, no
 // event is lost or applied twice.
 func TestRebalanceTwoReaders(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 6)
 		s := newSeen()
 		cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.MaxPollRecords = 50 })

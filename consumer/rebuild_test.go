@@ -13,7 +13,7 @@ import (
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/consumer"
-	bank "github.com/kastor-dev/kastor/examples/bank/account"
+	"github.com/kastor-dev/kastor/internal/testdomain/bank"
 	"github.com/kastor-dev/kastor/kafkatest"
 )
 
@@ -102,7 +102,7 @@ func awaitState(t *testing.T, p *consumer.Projection[kastor.Event], ok func(cons
 // 2 has applied up to the end offsets captured at the start; version 2 then holds the
 // full fold of every event, and version 1's group is deleted.
 func TestProjectionRebuildWhileWriting(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 3)
 		createRegistry(t, c)
 		want := map[string]int64{}
@@ -272,7 +272,7 @@ func TestProjectionRebuildWhileWriting(t *testing.T) {
 // Two instances run the same projection: a rebuild requested through one switches both
 // exactly once, and the registry records each transition once.
 func TestProjectionSwitchOnceAcrossInstances(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 4)
 		createRegistry(t, c)
 		r.write(r.mix(200, 10, func(i int) int64 { return int64(i) })...)
@@ -340,7 +340,7 @@ func TestProjectionSwitchOnceAcrossInstances(t *testing.T) {
 // consumer group, fails the rebuild request, and the next rebuild builds a new version
 // from the earliest offsets (never resuming the abandoned one).
 func TestProjectionRebuildCancel(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 4)
 		createRegistry(t, c)
 		events := r.mix(100, 4, func(i int) int64 { return int64(i) })

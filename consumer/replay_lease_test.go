@@ -245,7 +245,7 @@ func await(t *testing.T, ch <-chan struct{}, what string) {
 // store once: the one in flight was applied by both and dropped once by aggregate ID and
 // version, and no other letter was applied twice.
 func TestReplayTakenOverAfterLeaseExpires(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 2)
 		createRegistry(t, c)
 		const naggs, k = 6, 2 // a stalls in its (k+1)th letter
@@ -370,7 +370,7 @@ func TestReplayTakenOverAfterLeaseExpires(t *testing.T) {
 // instance takes the request over at once, long before the lease would have expired,
 // finishes it, and no letter the first resolved is applied again.
 func TestReplayReleasedOnStop(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 2)
 		createRegistry(t, c)
 		const naggs, k = 6, 2 // a is stopped in its (k+1)th letter

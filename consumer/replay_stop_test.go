@@ -54,7 +54,7 @@ func (s *closingSink) Close() error {
 // Stopping a projection in the middle of a replay of its dead letters waits for the
 // letter being applied before closing the sink the replay applies through.
 func TestStopWaitsForReplayBeforeClosingSink(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 2)
 		createRegistry(t, c)
 		store := &leaseStore{bad: map[string]bool{"acc-0/2": true}, applied: map[string][]string{}, replayed: map[string][]string{}, model: map[string]bool{}}

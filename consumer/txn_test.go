@@ -44,7 +44,7 @@ func (tb *table) Apply(ctx context.Context, b consumer.Batch[kastor.Event]) erro
 // A TxSink's output, dead letters and offsets commit in one transaction: after a crash
 // in the middle of a transaction, the output holds every event exactly once.
 func TestTransactionalSinkExactlyOnce(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 3)
 		out := r.ns + ".table"
 		c.CreateTopic(t, out, 3, 1, nil)

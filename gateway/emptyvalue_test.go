@@ -11,8 +11,8 @@ import (
 
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/cluster"
-	bank "github.com/kastor-dev/kastor/examples/bank/account"
 	"github.com/kastor-dev/kastor/gateway"
+	"github.com/kastor-dev/kastor/internal/testdomain/bank"
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/producer"
 )
@@ -21,7 +21,7 @@ import (
 // one: null is a tombstone to every Kafka tool, and a Java reader handing record.value()
 // to Avro throws. Null values already written by older gateways still restore.
 func TestZeroFieldEventIsAnEmptyValue(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.Backends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 2)
 		codecs, err := bank.NewCodecs(nil)
 		if err != nil {

@@ -26,7 +26,7 @@ import (
 // partition and offset, a metric, and its commands refused UNAVAILABLE; the other shards
 // keep serving.
 func TestUnrestorableShardIsRefusedLoudly(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.Backends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 3)
 		const bad, good = "acct-bad", "acct-good"
 		pb, pg := producer.PartitionFor([]byte(bad), r.partitions), producer.PartitionFor([]byte(good), r.partitions)
@@ -90,7 +90,7 @@ func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 // a request) refuses its commands UNAVAILABLE meanwhile, which is not an outcome: once a
 // retry restores the shard, the same command ID executes, once.
 func TestFailedRestoreIsRetried(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.Backends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 3)
 		const bad, good = "acct-bad", "acct-good"
 		pb := producer.PartitionFor([]byte(bad), r.partitions)

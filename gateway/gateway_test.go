@@ -17,8 +17,8 @@ import (
 
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/cluster"
-	bank "github.com/kastor-dev/kastor/examples/bank/account"
 	"github.com/kastor-dev/kastor/gateway"
+	"github.com/kastor-dev/kastor/internal/testdomain/bank"
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/snapshot"
@@ -31,16 +31,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
 		os.Exit(runChild())
 	}
-	code := m.Run()
-	if err := realKafka.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	}
-	os.Exit(code)
-}
-
-func backends(t *testing.T, fn func(t *testing.T, c *kafkatest.Cluster)) {
-	t.Run("embedded", func(t *testing.T) { fn(t, kafkatest.StartEmbedded(t)) })
-	t.Run("kafka", func(t *testing.T) { fn(t, realKafka.Get(t)) })
+	kafkatest.Main(m, realKafka)
 }
 
 const callerID = "test-caller"
@@ -60,7 +51,7 @@ type rig struct {
 	cl         *kgo.Client
 	replyCl    *kgo.Client
 	got        map[string]gateway.Reply
-	bank       *bank.Codecs // the bank example's codecs, for tests that run it
+	bank       *bank.Codecs // the bank account's codecs, for tests that run it
 }
 
 func newRig(t *testing.T, c *kafkatest.Cluster, partitions int32) *rig {
@@ -272,7 +263,7 @@ func (r *rig) eventsOf() map[string][]kastor.Metadata {
 }
 
 func TestCommandsEventsAndTypedRejections(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.Backends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 3)
 		tap, tapped := gateway.Tap[kastor.Event](100)
 		r.start(r.config(func(cfg *gateway.Config[account, command, kastor.Event]) { cfg.Listeners = append(cfg.Listeners, tap) }))
@@ -344,7 +335,7 @@ func TestCommandsEventsAndTypedRejections(t *testing.T) {
 }
 
 func TestRestartKeepsStateAndDedupe(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.Backends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 2)
 		_, stop := r.start(r.config())
 		r.send("acct", "open", openAccount{})
@@ -371,7 +362,7 @@ func TestRestartKeepsStateAndDedupe(t *testing.T) {
 // TestRecoveryReadsSnapshotsAndTail is W5: after many snapshotted aggregates, a restore reads
 // the snapshots and only the events after the shard checkpoint.
 func TestRecoveryReadsSnapshotsAndTail(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.Backends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 1)
 		pol := snapshot.Policy{Every: 5, CheckpointEvery: 100, CheckpointInterval: time.Hour}
 		_, stop := r.start(r.config(func(cfg *gateway.Config[account, command, kastor.Event]) { cfg.Snapshots = pol }))
@@ -490,7 +481,7 @@ func TestRequestSnapshot(t *testing.T) {
 // TestUndecodableSnapshotFallsBackToEvents: a snapshot whose state no longer decodes is a
 // cache miss; the aggregate is rebuilt from its events.
 func TestUndecodableSnapshotFallsBackToEvents(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.Backends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 1)
 		g, stop := r.start(r.config())
 		r.send("acct", "open", openAccount{})
@@ -536,7 +527,7 @@ func TestUndecodableSnapshotFallsBackToEvents(t *testing.T) {
 // gateway rejoins and restores its shards from Kafka: the next command continues the
 // versions, and the command in doubt is known as already applied.
 func TestUnknownTransactionOutcome(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.Backends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 2)
 		g, _ := r.start(r.config())
 		if rep := r.send("acct", "open", openAccount{}); rep.Status != gateway.StatusOK {

@@ -21,8 +21,8 @@ import (
 
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/cluster"
-	bank "github.com/kastor-dev/kastor/examples/bank/account"
 	"github.com/kastor-dev/kastor/gateway"
+	"github.com/kastor-dev/kastor/internal/testdomain/bank"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/schema"
 )
@@ -81,8 +81,8 @@ func runChild() int {
 	return 0
 }
 
-// runBankChild runs a gateway of the bank example (examples/bank/account: its domain and
-// Avro codecs, schemas published first) as that example's gateway process does.
+// runBankChild runs a gateway of the bank account (internal/testdomain/bank: its domain and
+// Avro codecs, schemas published first) as the bank example's gateway process does.
 func runBankChild(ctx context.Context, c *cluster.Cluster, instance string) int {
 	codecs, err := bank.NewCodecs(nil)
 	if err != nil {

@@ -20,7 +20,7 @@ import (
 // event at all; without it, the next owner reads the event tail. Both halves check the
 // snapshots read back from the topic and the restored state.
 func TestCheckpointOnRevoke(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.Backends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		for _, onRevoke := range []bool{true, false} {
 			t.Run(fmt.Sprintf("OnRevoke=%v", onRevoke), func(t *testing.T) {
 				const partitions, aggs = 3, 12
@@ -96,7 +96,7 @@ func TestCheckpointOnRevoke(t *testing.T) {
 // checkpoint, is a cache miss for its aggregate alone: restores keep snapshot records
 // undecoded until an aggregate is needed, then replay that aggregate from its events.
 func TestCorruptSnapshotRecordReplaysTheAggregate(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.Backends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 1)
 		pol := snapshot.Policy{Every: -1, CheckpointEvery: 1 << 40, CheckpointInterval: time.Hour, OnRevoke: true}
 		withPolicy := func(cfg *gateway.Config[account, command, kastor.Event]) { cfg.Snapshots = pol }

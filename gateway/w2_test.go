@@ -12,8 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
-	bank "github.com/kastor-dev/kastor/examples/bank/account"
 	"github.com/kastor-dev/kastor/gateway"
+	"github.com/kastor-dev/kastor/internal/testdomain/bank"
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/schema"
@@ -124,7 +124,7 @@ func (l *bankLoad) waitOK(t *testing.T, more int, timeout time.Duration) {
 }
 
 // TestW2ExactlyOnceThroughCrashesAndFailover runs three gateway processes of the bank
-// example (examples/bank/account: its domain, Avro codecs and schemas) under load from
+// account (internal/testdomain/bank: its domain, Avro codecs and schemas) under load from
 // several clients, kills one with SIGKILL several times and stops a broker of the 3-node
 // cluster once. Afterwards every acknowledged command's event is present exactly once,
 // every account's versions are contiguous, and each balance equals the sum of the
@@ -285,7 +285,7 @@ func (r *rig) foldBalances(t *testing.T, into map[string]int64) {
 	}
 }
 
-// submitBank appends a bank example command, Avro-encoded, with a reply-to.
+// submitBank appends a bank account command, Avro-encoded, with a reply-to.
 func (r *rig) submitBank(aggID, cmdID string, c bank.Command) {
 	r.t.Helper()
 	enc, err := r.bank.Commands.Encode(c)

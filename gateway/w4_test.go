@@ -49,7 +49,7 @@ func wantRefused(t *testing.T, what string, err error, id string) {
 // remembered refusals, the second attempt was handed the first's reply and X was applied at
 // version 3, so the caller was told "refused" while the log held the withdrawal.
 func TestW4RefusalIsTheOutcome(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.Backends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 3)
 		s := r.sender()
 		const acct, x = "acct-w4", "withdraw-x"
@@ -121,7 +121,7 @@ func TestW4RefusalIsTheOutcome(t *testing.T) {
 // An attempt that expired before a gateway read it is not an outcome: the command ID stays
 // free, the next attempt executes, and it gets its own reply, not the expiry.
 func TestW4ExpiredAttemptIsNotAnOutcome(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.Backends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 2)
 		s := r.sender()
 		const acct, x = "acct-exp", "deposit-x"
@@ -153,7 +153,7 @@ func TestW4ExpiredAttemptIsNotAnOutcome(t *testing.T) {
 // A malformed header does not hide the headers after it: the UNDECODABLE reply still
 // reaches its caller, naming the command and the attempt.
 func TestMalformedHeaderStillAnswered(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.Backends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 1)
 		r.start(r.config())
 		rec := &kgo.Record{Topic: r.commands, Key: []byte("acct-h"), Value: []byte("{}"), Headers: []kgo.RecordHeader{

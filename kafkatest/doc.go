@@ -17,5 +17,5 @@
 // for unit tests; a Kafka guarantee is only proven against Start's real brokers.
 //
 // Tests that share one cluster should use a distinct topic per test: TopicName gives one.
-// To share a cluster across a package, create it in TestMain with New and Close it there.
+// To share a cluster across a package, use NewShared, and Main in TestMain to close it.
 package kafkatest

@@ -1,8 +1,6 @@
 package kafkatest_test
 
 import (
-	"fmt"
-	"os"
 	"testing"
 
 	"github.com/kastor-dev/kastor/kafkatest"
@@ -12,14 +10,7 @@ import (
 // their own.
 var shared = kafkatest.NewShared()
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if err := shared.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		code = 1
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { kafkatest.Main(m, shared) }
 
 func sharedCluster(t *testing.T) *kafkatest.Cluster {
 	t.Helper()

@@ -2,26 +2,32 @@ package kafkatest
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"os"
 	"testing"
 
 	"github.com/kastor-dev/kastor/internal/dockerenv"
 )
 
 // Shared is one cluster for all the tests of a package that ask for it: started on the
-// first Get, so a run of unit tests alone starts nothing, and closed by TestMain:
+// first Get, so a run of unit tests alone starts nothing, and closed by TestMain (Main
+// does it):
 //
 //	var kafka = kafkatest.NewShared()
 //
-//	func TestMain(m *testing.M) {
-//		code := m.Run()
-//		kafka.Close()
-//		os.Exit(code)
-//	}
+//	func TestMain(m *testing.M) { kafkatest.Main(m, kafka) }
 //
 //	func TestX(t *testing.T) {
 //		c := kafka.Get(t)
 //		topic := kafkatest.TopicName(t) // tests share the cluster, not topics
 //		...
+//	}
+//
+//	func TestY(t *testing.T) {
+//		kafka.Backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+//			... // once on the embedded broker, once on the shared cluster
+//		})
 //	}
 type Shared struct {
 	opts []Option
@@ -41,3 +47,45 @@ func (s *Shared) Get(t testing.TB) *Cluster {
 
 // Close stops the cluster if it was started. Call it from TestMain after m.Run.
 func (s *Shared) Close() error { return s.s.Close() }
+
+// Backends runs fn as two subtests, one after the other: "embedded" on a broker of its own
+// from StartEmbedded, and "kafka" on the shared cluster from Get (skipped without Docker,
+// as Get says). The "kafka" runs of a package's tests share the cluster: name topics with
+// TopicName.
+func (s *Shared) Backends(t *testing.T, fn func(t *testing.T, c *Cluster)) {
+	t.Helper()
+	t.Run("embedded", func(t *testing.T) { fn(t, StartEmbedded(t)) })
+	t.Run("kafka", func(t *testing.T) { fn(t, s.Get(t)) })
+}
+
+// ParallelBackends is Backends with parallel subtests: each calls t.Parallel before it
+// starts or gets its cluster, so the two run alongside the package's other parallel tests.
+func (s *Shared) ParallelBackends(t *testing.T, fn func(t *testing.T, c *Cluster)) {
+	t.Helper()
+	t.Run("embedded", func(t *testing.T) { t.Parallel(); fn(t, StartEmbedded(t)) })
+	t.Run("kafka", func(t *testing.T) { t.Parallel(); fn(t, s.Get(t)) })
+}
+
+// Main is a package's TestMain for tests that share clusters or servers: it runs the
+// tests, then closes every shared resource (a *Shared, a *pgtest.Shared: any io.Closer),
+// printing on stderr the errors Close returns, and exits with m.Run's code, or 1 when the
+// tests passed but a Close failed (a container left behind). Call it last in TestMain:
+//
+//	var (
+//		kafka    = kafkatest.NewShared()
+//		postgres = pgtest.NewShared()
+//	)
+//
+//	func TestMain(m *testing.M) { kafkatest.Main(m, kafka, postgres) }
+func Main(m *testing.M, shared ...io.Closer) {
+	code := m.Run()
+	for _, s := range shared {
+		if err := s.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "kafkatest.Main: %v\n", err)
+			if code == 0 {
+				code = 1
+			}
+		}
+	}
+	os.Exit(code)
+}

@@ -12,20 +12,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/pgtest"
 )
 
 // shared is one server for the tests of this package that need no server of their own.
 var shared = pgtest.NewShared()
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if err := shared.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		code = 1
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { kafkatest.Main(m, shared) }
 
 func exec(t *testing.T, dsn, sql string, args ...any) {
 	t.Helper()

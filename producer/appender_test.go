@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,19 +16,7 @@ import (
 
 var realKafka = kafkatest.NewShared()
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if err := realKafka.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	}
-	os.Exit(code)
-}
-
-// backends runs fn against the embedded broker and against real Kafka.
-func backends(t *testing.T, fn func(t *testing.T, c *kafkatest.Cluster)) {
-	t.Run("embedded", func(t *testing.T) { fn(t, kafkatest.StartEmbedded(t)) })
-	t.Run("kafka", func(t *testing.T) { fn(t, realKafka.Get(t)) })
-}
+func TestMain(m *testing.M) { kafkatest.Main(m, realKafka) }
 
 func newAppender(t *testing.T, c *kafkatest.Cluster, opts ...producer.Option) *producer.Appender {
 	t.Helper()
@@ -48,7 +35,7 @@ func ctx(t *testing.T) context.Context {
 }
 
 func TestAppendRoutesByMurmur2(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.Backends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		topic := kafkatest.TopicName(t)
 		c.CreateTopic(t, topic, 7, 1, nil)
 		a := newAppender(t, c)
@@ -136,7 +123,7 @@ func TestNewOverridesBaseOptions(t *testing.T) {
 }
 
 func TestTransactCommitsWholeOrNothing(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.Backends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		topic := kafkatest.TopicName(t)
 		c.CreateTopic(t, topic, 3, 1, nil)
 		a := newAppender(t, c, producer.Transactional(topic+"-tx"))
@@ -174,7 +161,7 @@ func TestTransactCommitsWholeOrNothing(t *testing.T) {
 // TestTransactionalFencing is W1's mechanism: a second producer with the same
 // transactional ID fences the first, whose open transaction is aborted and whose commit fails.
 func TestTransactionalFencing(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.Backends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		topic := kafkatest.TopicName(t)
 		c.CreateTopic(t, topic, 1, 1, nil)
 		id := topic + "-shard-0"

@@ -11,45 +11,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/internal/testdomain/bank"
 	"github.com/kastor-dev/kastor/schema"
 )
 
-// The bank example's types (examples/bank/account), copied.
-
-type State struct {
-	Owner   string
-	Balance int64
-	Open    bool
-	Closed  bool
-}
-
-type Command interface{ isCommand() }
-
-type (
-	Open     struct{ Owner string }
-	Deposit  struct{ Amount int64 }
-	Withdraw struct{ Amount int64 }
-	Close    struct{}
-)
-
-func (Open) isCommand()     {}
-func (Deposit) isCommand()  {}
-func (Withdraw) isCommand() {}
-func (Close) isCommand()    {}
-
-type (
-	Opened    struct{ Owner string }
-	Deposited struct{ Amount int64 }
-	Withdrawn struct{ Amount int64 }
-	Closed    struct{}
-)
-
-func (Opened) EventType() string    { return "bank.AccountOpened" }
-func (Deposited) EventType() string { return "bank.MoneyDeposited" }
-func (Withdrawn) EventType() string { return "bank.MoneyWithdrawn" }
-func (Closed) EventType() string    { return "bank.AccountClosed" }
-
-// The bank example's hand-written schemas (examples/bank/account/codecs.go), copied.
+// The bank account's schemas as written by hand (those of the bank example, before they
+// were derived): the test domain's types must derive to them.
 var (
 	stateSchema = schema.MustParse(`{"type":"record","name":"Account","namespace":"bank","fields":[
 		{"name":"owner","type":"string"},{"name":"balance","type":"long"},
@@ -79,23 +46,23 @@ func sameSchema(t *testing.T, got, want *schema.Schema) {
 	}
 }
 
-// TestDeriveBank: the schemas derived from the bank example's types are its hand-written
-// ones, by canonical form and fingerprint.
+// TestDeriveBank: the schemas derived from the bank account's types (internal/testdomain)
+// are the hand-written ones, by canonical form and fingerprint.
 func TestDeriveBank(t *testing.T) {
-	bank := schema.Namespace("bank")
+	ns := schema.Namespace("bank")
 	for _, c := range []struct {
 		derive func() (*schema.Schema, error)
 		want   *schema.Schema
 	}{
-		{func() (*schema.Schema, error) { return schema.Derive[State](schema.Name("bank.Account")) }, stateSchema},
-		{func() (*schema.Schema, error) { return schema.Derive[Open](bank, schema.Name("OpenAccount")) }, openSchema},
-		{func() (*schema.Schema, error) { return schema.Derive[Deposit](bank) }, depositSchema},
-		{func() (*schema.Schema, error) { return schema.Derive[*Withdraw](bank) }, withdrawSchema},
-		{func() (*schema.Schema, error) { return schema.Derive[Close](schema.Name("bank.CloseAccount")) }, closeSchema},
-		{func() (*schema.Schema, error) { return schema.Derive[Opened]() }, openedSchema},
-		{func() (*schema.Schema, error) { return schema.Derive[Deposited](bank) }, depositedSchema},
-		{func() (*schema.Schema, error) { return schema.Derive[Withdrawn]() }, withdrawnSchema},
-		{func() (*schema.Schema, error) { return schema.Derive[Closed]() }, closedSchema},
+		{func() (*schema.Schema, error) { return schema.Derive[bank.State](schema.Name("bank.Account")) }, stateSchema},
+		{func() (*schema.Schema, error) { return schema.Derive[bank.Open](ns, schema.Name("OpenAccount")) }, openSchema},
+		{func() (*schema.Schema, error) { return schema.Derive[bank.Deposit](ns) }, depositSchema},
+		{func() (*schema.Schema, error) { return schema.Derive[*bank.Withdraw](ns) }, withdrawSchema},
+		{func() (*schema.Schema, error) { return schema.Derive[bank.Close](schema.Name("bank.CloseAccount")) }, closeSchema},
+		{func() (*schema.Schema, error) { return schema.Derive[bank.Opened]() }, openedSchema},
+		{func() (*schema.Schema, error) { return schema.Derive[bank.Deposited](ns) }, depositedSchema},
+		{func() (*schema.Schema, error) { return schema.Derive[bank.Withdrawn]() }, withdrawnSchema},
+		{func() (*schema.Schema, error) { return schema.Derive[bank.Closed]() }, closedSchema},
 	} {
 		got, err := c.derive()
 		if err != nil {
@@ -109,15 +76,15 @@ func TestDeriveBank(t *testing.T) {
 	}
 }
 
-// bankCodecs is the bank example's NewCodecs with derived schemas.
-func bankCodecs(reg *schema.Registry) (*schema.Types[Command], *schema.Types[kastor.Event], *schema.Codec[State], error) {
-	bank := schema.Namespace("bank")
-	cmds, err1 := schema.DeriveTypes[Command](reg, "command",
-		schema.Of[Open](schema.Name("bank.OpenAccount")), schema.Of[Deposit](bank),
-		schema.Of[Withdraw](bank), schema.Of[Close](schema.Name("bank.CloseAccount")))
+// bankCodecs makes the bank account's codecs from its Go types, as bank.NewCodecs does.
+func bankCodecs(reg *schema.Registry) (*schema.Types[bank.Command], *schema.Types[kastor.Event], *schema.Codec[bank.State], error) {
+	ns := schema.Namespace("bank")
+	cmds, err1 := schema.DeriveTypes[bank.Command](reg, "command",
+		schema.Of[bank.Open](schema.Name("bank.OpenAccount")), schema.Of[bank.Deposit](ns),
+		schema.Of[bank.Withdraw](ns), schema.Of[bank.Close](schema.Name("bank.CloseAccount")))
 	evs, err2 := schema.DeriveTypes[kastor.Event](reg, "event",
-		schema.Of[Opened](), schema.Of[Deposited](), schema.Of[Withdrawn](), schema.Of[Closed]())
-	state, err3 := schema.NewCodec[State](reg, schema.MustDerive[State](schema.Name("bank.Account")), schema.Describe("state"))
+		schema.Of[bank.Opened](), schema.Of[bank.Deposited](), schema.Of[bank.Withdrawn](), schema.Of[bank.Closed]())
+	state, err3 := schema.NewCodec[bank.State](reg, schema.MustDerive[bank.State](schema.Name("bank.Account")), schema.Describe("state"))
 	return cmds, evs, state, errors.Join(err1, err2, err3)
 }
 
@@ -151,17 +118,17 @@ func TestDeriveTypesBank(t *testing.T) {
 	}
 
 	// Events written by the hand-written codecs decode through the derived set, and back.
-	hand := schema.MustCodec[Deposited](nil, depositedSchema)
-	data, err := hand.Encode(Deposited{Amount: 250})
+	hand := schema.MustCodec[bank.Deposited](nil, depositedSchema)
+	data, err := hand.Encode(bank.Deposited{Amount: 250})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := &kgo.Record{Value: data, Headers: hand.Headers()}
 	ev, err := evs.DecodeRecord(r)
-	if err != nil || ev != (Deposited{Amount: 250}) {
+	if err != nil || ev != (bank.Deposited{Amount: 250}) {
 		t.Fatalf("decoded %#v, %v", ev, err)
 	}
-	for _, e := range []kastor.Event{Opened{Owner: "ann"}, Deposited{Amount: 7}, Withdrawn{Amount: 3}, Closed{}} {
+	for _, e := range []kastor.Event{bank.Opened{Owner: "ann"}, bank.Deposited{Amount: 7}, bank.Withdrawn{Amount: 3}, bank.Closed{}} {
 		typ, fp, data, err := evs.Encode(e)
 		if err != nil {
 			t.Fatal(err)
@@ -174,7 +141,7 @@ func TestDeriveTypesBank(t *testing.T) {
 			t.Errorf("%#v came back as %#v, %v", e, back, err)
 		}
 	}
-	for _, c := range []Command{Open{Owner: "bob"}, Deposit{Amount: 1}, Withdraw{Amount: 2}, Close{}} {
+	for _, c := range []bank.Command{bank.Open{Owner: "bob"}, bank.Deposit{Amount: 1}, bank.Withdraw{Amount: 2}, bank.Close{}} {
 		typ, fp, data, err := cmds.Encode(c)
 		if err != nil {
 			t.Fatal(err)
@@ -184,12 +151,12 @@ func TestDeriveTypesBank(t *testing.T) {
 			t.Errorf("%#v came back as %#v, %v", c, back, err)
 		}
 	}
-	s := State{Owner: "ann", Balance: 42, Open: true}
+	s := bank.State{Owner: "ann", Balance: 42, Open: true}
 	data, err = state.Encode(s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back, err := schema.MustCodec[State](nil, stateSchema).Decode(stateSchema.Fingerprint(), data); err != nil || back != s {
+	if back, err := schema.MustCodec[bank.State](nil, stateSchema).Decode(stateSchema.Fingerprint(), data); err != nil || back != s {
 		t.Errorf("state %+v came back as %+v, %v", s, back, err)
 	}
 }
@@ -307,7 +274,7 @@ func TestDeriveNested(t *testing.T) {
 	// A nested event keeps its type name, in its own namespace; the records it contains
 	// are in the root's namespace.
 	type Envelope struct {
-		Event Opened
+		Event bank.Opened
 		Where Address
 		Notes string `avro:",default=<none> & more"`
 	}
@@ -665,8 +632,8 @@ func TestDeriveErrors(t *testing.T) {
 		N int64 `avro:",default=1.5"`
 	}](schema.Name("X"))), "", "invalid default", `"n"`)
 	check("generic type", e(schema.Derive[Pair[int64, string]]()), "", "schema.Name")
-	check("event renamed", e(schema.Derive[Opened](schema.Name("bank.Other"))), "", "EventType")
-	check("namespace conflict", e(schema.Derive[Opened](schema.Namespace("shop"))), "", "Namespace")
+	check("event renamed", e(schema.Derive[bank.Opened](schema.Name("bank.Other"))), "", "EventType")
+	check("namespace conflict", e(schema.Derive[bank.Opened](schema.Namespace("shop"))), "", "Namespace")
 	check("bad namespace", e(schema.Derive[Plain](schema.Namespace("a-b"))), "", "namespace")
 	if _, err := schema.Derive[Pair[int64, string]](schema.Name("t.Pair")); err != nil {
 		t.Errorf("a generic type with a name: %v", err)
@@ -686,12 +653,12 @@ type pkgMoney = Money
 // TestDeriveTypesErrors: DeriveTypes refuses what Register refuses, naming every failure.
 func TestDeriveTypesErrors(t *testing.T) {
 	reg := schema.NewRegistry()
-	_, err := schema.DeriveTypes[kastor.Event](reg, "event", schema.Of[Opened](), schema.Of[Open]())
-	if err == nil || !strings.Contains(err.Error(), "Go type schema_test.Open is not a kastor.Event") {
+	_, err := schema.DeriveTypes[kastor.Event](reg, "event", schema.Of[bank.Opened](), schema.Of[bank.Open]())
+	if err == nil || !strings.Contains(err.Error(), "Go type bank.Open is not a kastor.Event") {
 		t.Errorf("a command as an event: %v", err)
 	}
-	_, err = schema.DeriveTypes[any](reg, "event", schema.Of[Opened](), schema.Of[Opened](), schema.Of[Chan](), schema.Member{})
-	for _, part := range []string{"Go type schema_test.Opened is registered twice", "chan int", "schema.Of"} {
+	_, err = schema.DeriveTypes[any](reg, "event", schema.Of[bank.Opened](), schema.Of[bank.Opened](), schema.Of[Chan](), schema.Member{})
+	for _, part := range []string{"Go type bank.Opened is registered twice", "chan int", "schema.Of"} {
 		if err == nil || !strings.Contains(err.Error(), part) {
 			t.Errorf("%v does not contain %q", err, part)
 		}
@@ -700,36 +667,36 @@ func TestDeriveTypesErrors(t *testing.T) {
 		t.Errorf("%v is not ErrDerive", err)
 	}
 	type Renamed struct{ Owner string }
-	_, err = schema.DeriveTypes[any](nil, "event", schema.Of[Opened](), schema.Of[Renamed](schema.Name("bank.AccountOpened")))
+	_, err = schema.DeriveTypes[any](nil, "event", schema.Of[bank.Opened](), schema.Of[Renamed](schema.Name("bank.AccountOpened")))
 	if err == nil || !strings.Contains(err.Error(), "type bank.AccountOpened is registered twice") {
 		t.Errorf("two Go types of one name: %v", err)
 	}
 
 	// RegisterDerived mixes derived and hand-written schemas in one set.
 	evs := schema.NewTypes[kastor.Event](reg, "event")
-	if err := schema.Register(evs, schema.MustCodec[Opened](reg, openedSchema)); err != nil {
+	if err := schema.Register(evs, schema.MustCodec[bank.Opened](reg, openedSchema)); err != nil {
 		t.Fatal(err)
 	}
-	if err := schema.RegisterDerived[Deposited](evs); err != nil {
+	if err := schema.RegisterDerived[bank.Deposited](evs); err != nil {
 		t.Fatal(err)
 	}
-	if err := schema.RegisterDerived[Deposited](evs); err == nil {
+	if err := schema.RegisterDerived[bank.Deposited](evs); err == nil {
 		t.Error("registered a Go type twice")
 	}
 	if err := schema.RegisterDerived[Chan](evs); !errors.Is(err, schema.ErrDerive) {
 		t.Errorf("RegisterDerived of a chan: %v", err)
 	}
-	if err := schema.RegisterDerived[Open](evs, schema.Namespace("bank")); err == nil {
+	if err := schema.RegisterDerived[bank.Open](evs, schema.Namespace("bank")); err == nil {
 		t.Error("registered a command as an event")
 	}
 	if got := len(evs.Schemas()); got != 2 {
 		t.Errorf("%d schemas", got)
 	}
-	_, fp, data, err := evs.Encode(Deposited{Amount: 5})
+	_, fp, data, err := evs.Encode(bank.Deposited{Amount: 5})
 	if err != nil || fp != depositedSchema.Fingerprint() {
 		t.Fatalf("encode: %s, %v", fp, err)
 	}
-	if v, err := evs.Decode("", fp, data); err != nil || v != (Deposited{Amount: 5}) {
+	if v, err := evs.Decode("", fp, data); err != nil || v != (bank.Deposited{Amount: 5}) {
 		t.Errorf("decoded %v, %v", v, err)
 	}
 }

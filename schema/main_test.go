@@ -1,8 +1,6 @@
 package schema
 
 import (
-	"fmt"
-	"os"
 	"testing"
 
 	"github.com/kastor-dev/kastor/kafkatest"
@@ -11,11 +9,4 @@ import (
 // kafka is real Apache Kafka for the tests that need it, started on first use.
 var kafka = kafkatest.NewShared()
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if err := kafka.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		code = 1
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { kafkatest.Main(m, kafka) }

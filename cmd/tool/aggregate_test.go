@@ -11,7 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	ks "github.com/kastor-dev/kastor"
-	"github.com/kastor-dev/kastor/examples/bank/account"
+	"github.com/kastor-dev/kastor/internal/testdomain/bank"
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/schema"
@@ -20,7 +20,7 @@ import (
 // TestAggregateEvents writes Avro events as a service would (schemas published, headers
 // set) and reads them back with `kastor aggregate events`, which has no application code.
 func TestAggregateEvents(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		ns := namespace(t)
 		file := writeFile(t, oneNodeYAML(ns))
 		if r := kastor(t, "topics", "apply", "-f", file, "--brokers", strings.Join(c.Brokers(), ",")); r.code != exitOK && r.code != exitDrift {
@@ -28,22 +28,22 @@ func TestAggregateEvents(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		codecs, err := account.NewCodecs(nil)
+		codecs, err := bank.NewCodecs(nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		cl := c.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
-		if err := schema.Publish(ctx, cl, codecs.Registry, account.Schemas()...); err != nil {
+		if err := schema.Publish(ctx, cl, codecs.Registry, bank.Schemas()...); err != nil {
 			t.Fatal(err)
 		}
-		events := []ks.Event{account.Opened{Owner: "Ada"}, account.Deposited{Amount: 42}, account.Withdrawn{Amount: 2}}
+		events := []ks.Event{bank.Opened{Owner: "Ada"}, bank.Deposited{Amount: 42}, bank.Withdrawn{Amount: 2}}
 		for i, ev := range events {
 			for _, id := range []string{"acct-ada", "acct-other"} {
 				enc, err := codecs.Events.Encode(ev)
 				if err != nil {
 					t.Fatal(err)
 				}
-				md := ks.Metadata{AggregateType: account.Type, AggregateID: id, Version: int64(i + 1), Type: enc.Type, Fingerprint: enc.Fingerprint, CommandID: "c" + string(rune('1'+i))}
+				md := ks.Metadata{AggregateType: bank.Type, AggregateID: id, Version: int64(i + 1), Type: enc.Type, Fingerprint: enc.Fingerprint, CommandID: "c" + string(rune('1'+i))}
 				hs := producer.Headers(&md)
 				rec := &kgo.Record{Topic: ns + ".bank.account.events", Partition: producer.PartitionFor([]byte(id), 3), Key: []byte(id), Value: enc.Data, Headers: hs}
 				if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {

@@ -11,8 +11,8 @@ import (
 
 	ks "github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/cluster"
-	"github.com/kastor-dev/kastor/examples/bank/account"
 	"github.com/kastor-dev/kastor/gateway"
+	"github.com/kastor-dev/kastor/internal/testdomain/bank"
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/schema"
 )
@@ -20,7 +20,7 @@ import (
 // TestCommandSend sends commands to a running gateway from the command line, with no
 // application code: Avro's JSON encoding, encoded with the schemas the gateway published.
 func TestCommandSend(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		ns := namespace(t)
 		file := writeFile(t, oneNodeYAML(ns))
 		brokers := strings.Join(c.Brokers(), ",")
@@ -29,16 +29,16 @@ func TestCommandSend(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		codecs, err := account.NewCodecs(nil)
+		codecs, err := bank.NewCodecs(nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		kc := c.Kastor(t, ns, cluster.Logger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-		if err := schema.Publish(ctx, kc.Client(), codecs.Registry, account.Schemas()...); err != nil {
+		if err := schema.Publish(ctx, kc.Client(), codecs.Registry, bank.Schemas()...); err != nil {
 			t.Fatal(err)
 		}
-		g, err := gateway.New(kc, gateway.Config[account.State, account.Command, ks.Event]{
-			Aggregate: account.Aggregate, Commands: codecs.Commands, Events: codecs.Events, States: codecs.States,
+		g, err := gateway.New(kc, gateway.Config[bank.State, bank.Command, ks.Event]{
+			Aggregate: bank.Aggregate, Commands: codecs.Commands, Events: codecs.Events, States: codecs.States,
 		})
 		if err != nil {
 			t.Fatal(err)

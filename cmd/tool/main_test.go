@@ -20,37 +20,7 @@ import (
 // on first use and TestMain closes it. Each test uses its own namespace.
 var realKafka = kafkatest.NewShared()
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if err := realKafka.Close(); err != nil {
-		fmt.Fprintf(os.Stderr, "closing the shared Kafka cluster: %v\n", err)
-	}
-	os.Exit(code)
-}
-
-func sharedRealCluster(t *testing.T) *kafkatest.Cluster {
-	t.Helper()
-	return realKafka.Get(t)
-}
-
-// backends are the clusters every cluster test runs against.
-var backends = []struct {
-	name  string
-	start func(t *testing.T) *kafkatest.Cluster
-}{
-	{"embedded", func(t *testing.T) *kafkatest.Cluster { return kafkatest.StartEmbedded(t) }},
-	{"kafka", sharedRealCluster},
-}
-
-// forEachBackend runs fn as a parallel subtest per backend.
-func forEachBackend(t *testing.T, fn func(t *testing.T, c *kafkatest.Cluster)) {
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			fn(t, b.start(t))
-		})
-	}
-}
+func TestMain(m *testing.M) { kafkatest.Main(m, realKafka) }
 
 type result struct {
 	code           int

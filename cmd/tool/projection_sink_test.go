@@ -13,7 +13,7 @@ import (
 	ks "github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/consumer"
-	"github.com/kastor-dev/kastor/examples/bank/account"
+	"github.com/kastor-dev/kastor/internal/testdomain/bank"
 	"github.com/kastor-dev/kastor/kafkatest"
 )
 
@@ -26,7 +26,7 @@ type balances map[string]int64
 // would not reset the sink), a rebuild is cancelled, and the next rebuild, while events
 // keep arriving, ends with v3 equal to the fold of the events topic.
 func TestProjectionWithSinkOffsets(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		pr := newProjRig(t, ctx, c)
@@ -34,15 +34,15 @@ func TestProjectionWithSinkOffsets(t *testing.T) {
 		want := balances{}
 		var written atomic.Int64
 		write := func(id string, amount int64) {
-			var ev ks.Event = account.Deposited{Amount: amount}
+			var ev ks.Event = bank.Deposited{Amount: amount}
 			if pr.versions[id] == 0 {
-				ev = account.Opened{Owner: id}
+				ev = bank.Opened{Owner: id}
 			}
 			if err := pr.write(id, ev); err != nil {
 				t.Error(err)
 				return
 			}
-			if _, ok := ev.(account.Deposited); ok {
+			if _, ok := ev.(bank.Deposited); ok {
 				want[id] += amount
 			} else {
 				want[id] = 0
@@ -56,7 +56,7 @@ func TestProjectionWithSinkOffsets(t *testing.T) {
 
 		kc := c.Kastor(t, pr.ns, cluster.Logger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 		p, err := consumer.NewProjection(kc, consumer.ProjectionConfig[ks.Event]{
-			Reader: consumer.Config[ks.Event]{Name: "balances", AggregateTypes: []string{account.Type},
+			Reader: consumer.Config[ks.Event]{Name: "balances", AggregateTypes: []string{bank.Type},
 				Events: pr.codecs.Events, AllPartitions: true},
 			Version: 1, Instance: "app-1", Interval: 100 * time.Millisecond,
 			NewSink: func(v int) (consumer.Sink[ks.Event], error) {
@@ -65,9 +65,9 @@ func TestProjectionWithSinkOffsets(t *testing.T) {
 						time.Sleep(200 * time.Millisecond) // a build slow enough to cancel
 					}
 					switch ev := e.Event.(type) {
-					case account.Opened:
+					case bank.Opened:
 						(*m)[e.AggregateID] = 0
-					case account.Deposited:
+					case bank.Deposited:
 						(*m)[e.AggregateID] += ev.Amount
 					}
 					return nil

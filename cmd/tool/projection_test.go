@@ -16,7 +16,7 @@ import (
 	ks "github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/consumer"
-	"github.com/kastor-dev/kastor/examples/bank/account"
+	"github.com/kastor-dev/kastor/internal/testdomain/bank"
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/schema"
@@ -28,7 +28,7 @@ import (
 // shown, replayed and purged, a rebuild followed to its switch with -o json, and the
 // errors once the application is stopped.
 func TestProjectionAndDLQCommands(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()
 		pr := newProjRig(t, ctx, c)
@@ -41,20 +41,20 @@ func TestProjectionAndDLQCommands(t *testing.T) {
 		for i := range 10 {
 			for _, id := range []string{"acct-a", "acct-b", "acct-c"} {
 				if i == 0 {
-					write(id, account.Opened{Owner: id})
+					write(id, bank.Opened{Owner: id})
 				} else {
-					write(id, account.Deposited{Amount: int64(i)})
+					write(id, bank.Deposited{Amount: int64(i)})
 				}
 			}
 		}
-		write("acct-bad", account.Deposited{Amount: 7})
+		write("acct-bad", bank.Deposited{Amount: 7})
 
 		// The application: a projection whose handler fails on acct-bad while failing is set.
 		var failing atomic.Bool
 		failing.Store(true)
 		kc := c.Kastor(t, ns, cluster.Logger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 		p, err := consumer.NewProjection(kc, consumer.ProjectionConfig[ks.Event]{
-			Reader: consumer.Config[ks.Event]{Name: "balances", AggregateTypes: []string{account.Type},
+			Reader: consumer.Config[ks.Event]{Name: "balances", AggregateTypes: []string{bank.Type},
 				Events: codecs.Events, Retry: consumer.Retry{Attempts: 1}},
 			Version: 1, Instance: "app-1", Interval: 100 * time.Millisecond,
 			NewSink: func(int) (consumer.Sink[ks.Event], error) {
@@ -138,7 +138,7 @@ func TestProjectionAndDLQCommands(t *testing.T) {
 
 		// purge: a new dead letter of v2, refused without --yes, then resolved.
 		failing.Store(true)
-		write("acct-bad", account.Deposited{Amount: 8})
+		write("acct-bad", bank.Deposited{Amount: 8})
 		until(t, ctx, "a v2 dead letter", func() bool {
 			r := cli("dlq", "list", "-o", "json")
 			counts = nil
@@ -202,7 +202,7 @@ type projRig struct {
 	t        *testing.T
 	ctx      context.Context
 	ns       string
-	codecs   *account.Codecs
+	codecs   *bank.Codecs
 	cl       *kgo.Client
 	versions map[string]int64
 	file     string
@@ -219,11 +219,11 @@ func newProjRig(t *testing.T, ctx context.Context, c *kafkatest.Cluster) *projRi
 	}
 	c.CreateTopic(t, consumer.DLQTopic(r.ns, "balances"), 3, 1, nil)
 	var err error
-	if r.codecs, err = account.NewCodecs(nil); err != nil {
+	if r.codecs, err = bank.NewCodecs(nil); err != nil {
 		t.Fatal(err)
 	}
 	r.cl = c.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err := schema.Publish(ctx, r.cl, r.codecs.Registry, account.Schemas()...); err != nil {
+	if err := schema.Publish(ctx, r.cl, r.codecs.Registry, bank.Schemas()...); err != nil {
 		t.Fatal(err)
 	}
 	return r
@@ -244,7 +244,7 @@ func (r *projRig) write(id string, ev ks.Event) error {
 		return err
 	}
 	r.versions[id]++
-	md := ks.Metadata{AggregateType: account.Type, AggregateID: id, Version: r.versions[id], Type: enc.Type, Fingerprint: enc.Fingerprint}
+	md := ks.Metadata{AggregateType: bank.Type, AggregateID: id, Version: r.versions[id], Type: enc.Type, Fingerprint: enc.Fingerprint}
 	rec := &kgo.Record{Topic: r.ns + ".bank.account.events", Partition: producer.PartitionFor([]byte(id), 3), Key: []byte(id), Value: enc.Data, Headers: producer.Headers(&md)}
 	return r.cl.ProduceSync(r.ctx, rec).FirstErr()
 }

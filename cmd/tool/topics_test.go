@@ -132,7 +132,7 @@ func actions(out applyOutput) (map[string]topics.Action, topics.Action) {
 }
 
 func TestApplyCreatesTopics(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		ns := namespace(t)
 		file := writeFile(t, oneNodeYAML(ns))
 		r := kastor(t, "topics", "apply", "-f", file, "--brokers", strings.Join(c.Brokers(), ","), "-o", "json")
@@ -160,7 +160,7 @@ func TestApplyCreatesTopics(t *testing.T) {
 }
 
 func TestApplyTwiceIsNoop(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		ns := namespace(t)
 		args := []string{"topics", "apply", "-f", writeFile(t, oneNodeYAML(ns)), "--brokers", strings.Join(c.Brokers(), ",")}
 		if r := kastor(t, args...); r.code != exitOK {
@@ -190,7 +190,7 @@ func TestApplyTwiceIsNoop(t *testing.T) {
 }
 
 func TestApplyReportsDriftAndChangesNothing(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		ns := namespace(t)
 		events, snapshots := ns+".bank.account.events", ns+".bank.account.snapshots"
 		// Right configs, wrong partition count (the file says 3).
@@ -263,7 +263,7 @@ func TestApplyReportsDriftAndChangesNothing(t *testing.T) {
 }
 
 func TestApplyDryRunCreatesNothing(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		ns := namespace(t)
 		r := kastor(t, "topics", "apply", "--dry-run", "-f", writeFile(t, oneNodeYAML(ns)), "--brokers", strings.Join(c.Brokers(), ","), "-o", "json")
 		if r.code != exitOK {
@@ -290,7 +290,7 @@ func TestApplyDryRunCreatesNothing(t *testing.T) {
 }
 
 func TestDescribe(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		ns := namespace(t)
 		file := writeFile(t, oneNodeYAML(ns))
 		brokers := strings.Join(c.Brokers(), ",")

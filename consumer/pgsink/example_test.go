@@ -14,7 +14,7 @@ import (
 	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/consumer"
 	"github.com/kastor-dev/kastor/consumer/pgsink"
-	bank "github.com/kastor-dev/kastor/examples/bank/account"
+	"github.com/kastor-dev/kastor/internal/testdomain/bank"
 )
 
 // A projection of account balances into PostgreSQL. It needs a database

@@ -22,7 +22,7 @@ import (
 	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/consumer"
 	"github.com/kastor-dev/kastor/consumer/pgsink"
-	bank "github.com/kastor-dev/kastor/examples/bank/account"
+	"github.com/kastor-dev/kastor/internal/testdomain/bank"
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/pgtest"
 	"github.com/kastor-dev/kastor/producer"
@@ -38,14 +38,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
 		os.Exit(runChild())
 	}
-	code := m.Run()
-	if err := realKafka.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	}
-	if err := postgres.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	}
-	os.Exit(code)
+	kafkatest.Main(m, realKafka, postgres)
 }
 
 func quietLogger() *slog.Logger {

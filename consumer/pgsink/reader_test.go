@@ -13,7 +13,7 @@ import (
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/consumer"
 	"github.com/kastor-dev/kastor/consumer/pgsink"
-	bank "github.com/kastor-dev/kastor/examples/bank/account"
+	"github.com/kastor-dev/kastor/internal/testdomain/bank"
 	"github.com/kastor-dev/kastor/pgtest"
 	"github.com/kastor-dev/kastor/producer"
 )

@@ -17,7 +17,7 @@ import (
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/consumer"
 	"github.com/kastor-dev/kastor/consumer/pgsink"
-	bank "github.com/kastor-dev/kastor/examples/bank/account"
+	"github.com/kastor-dev/kastor/internal/testdomain/bank"
 )
 
 // These tests call Apply directly with batches made by hand, against real PostgreSQL.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -16,19 +15,7 @@ import (
 
 var realKafka = kafkatest.NewShared()
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if err := realKafka.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	}
-	os.Exit(code)
-}
-
-// backends runs fn on the embedded broker and on real Kafka.
-func backends(t *testing.T, fn func(t *testing.T, c *kafkatest.Cluster)) {
-	t.Run("embedded", func(t *testing.T) { fn(t, kafkatest.StartEmbedded(t)) })
-	t.Run("kafka", func(t *testing.T) { fn(t, realKafka.Get(t)) })
-}
+func TestMain(m *testing.M) { kafkatest.Main(m, realKafka) }
 
 // awaitStable waits until no transaction is open in topic/partition: its last stable
 // offset is its high watermark.
@@ -59,7 +46,7 @@ func awaitStable(t *testing.T, c *kafkatest.Cluster, topic string, partition int
 }
 
 func TestReadToEndStopsAtCapturedEnd(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.Backends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		topic := kafkatest.TopicName(t)
@@ -130,7 +117,7 @@ func TestReadToEndStopsAtCapturedEnd(t *testing.T) {
 // the partition, with an end that includes the transaction's records; and one Reader reads
 // two partitions in turn.
 func TestSettledWaitsForOpenTransactions(t *testing.T) {
-	backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+	realKafka.Backends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		topic := kafkatest.TopicName(t)
