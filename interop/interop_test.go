@@ -26,6 +26,7 @@ import (
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/cluster"
 	bank "github.com/kastor-dev/kastor/examples/bank/account"
+	"github.com/kastor-dev/kastor/examples/bank/wire"
 	"github.com/kastor-dev/kastor/gateway"
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/producer"
@@ -116,11 +117,11 @@ schemas: {replicationFactor: 1}
 	}
 	name := func(role topics.Role) string { return topics.TopicName(ns, bank.Type, role) }
 
-	codecs, err := bank.NewCodecs(nil)
+	codecs, err := wire.New(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := schema.Publish(ctx, c.Client(t), codecs.Registry, bank.Schemas()...); err != nil {
+	if err := schema.Publish(ctx, c.Client(t), codecs.Registry, codecs.Schemas...); err != nil {
 		t.Fatal(err)
 	}
 
@@ -320,10 +321,30 @@ var (
 	decimal = regexp.MustCompile(`^(0|-?[1-9][0-9]*)$`)
 )
 
+// bankSchemas are the schemas the bank example publishes.
+func bankSchemas() []*schema.Schema {
+	c, err := wire.New(nil)
+	if err != nil {
+		panic(err)
+	}
+	return c.Schemas
+}
+
+// fingerprintOf is the fingerprint of the bank example's schema name, as a snapshot holds it.
+func fingerprintOf(t *testing.T, name string) int64 {
+	for _, s := range bankSchemas() {
+		if s.Name() == name {
+			return int64(s.Fingerprint())
+		}
+	}
+	t.Fatalf("no schema %s", name)
+	return 0
+}
+
 // fingerprints maps the bank example's schema names to their fingerprint headers.
 func fingerprints() map[string]string {
 	m := map[string]string{}
-	for _, s := range bank.Schemas() {
+	for _, s := range bankSchemas() {
 		m[s.Name()] = s.Fingerprint().String()
 	}
 	return m
@@ -375,7 +396,7 @@ func checkEvents(t *testing.T, recs []*kgo.Record) {
 }
 
 func checkSchemas(t *testing.T, recs []*kgo.Record) {
-	for _, s := range bank.Schemas() {
+	for _, s := range bankSchemas() {
 		var found *kgo.Record
 		for _, r := range recs {
 			if string(r.Key) == s.Fingerprint().String() {
@@ -490,7 +511,7 @@ func checkSnapshots(t *testing.T, recs []*kgo.Record) {
 	}
 	refusals, _ := refused["refusals"].([]any)
 	if len(refusals) != 1 || refused["version"] != int64(2) || refused["stateType"] != "bank.Account" ||
-		refused["stateFingerprint"] != int64(bank.StateSchema.Fingerprint()) {
+		refused["stateFingerprint"] != fingerprintOf(t, "bank.Account") {
 		t.Fatalf("acct-2's snapshot: %v", refused)
 	}
 	if f := refusals[0].(map[string]any); f["id"] != "c8" || f["status"] != string(gateway.StatusRejected) {

@@ -36,6 +36,7 @@ import (
 	"github.com/kastor-dev/kastor/devbroker"
 	"github.com/kastor-dev/kastor/examples/bank/account"
 	"github.com/kastor-dev/kastor/examples/bank/balance"
+	"github.com/kastor-dev/kastor/examples/bank/wire"
 	"github.com/kastor-dev/kastor/gateway"
 	"github.com/kastor-dev/kastor/schema"
 	"github.com/kastor-dev/kastor/topics"
@@ -165,12 +166,12 @@ func connect(file, brokers string, logger *slog.Logger) (*cluster.Cluster, func(
 
 // setup publishes the schemas (refusing incompatible ones) and returns the codecs. A
 // broker that is down delays it (logged), never fails it.
-func setup(ctx context.Context, c *cluster.Cluster) (*account.Codecs, error) {
-	codecs, err := account.NewCodecs(nil)
+func setup(ctx context.Context, c *cluster.Cluster) (*wire.Codecs, error) {
+	codecs, err := wire.New(nil)
 	if err != nil {
 		return nil, err
 	}
-	if err := (schema.Store{Client: c.Client(), Logger: c.Logger()}).Publish(ctx, codecs.Registry, account.Schemas()...); err != nil {
+	if err := (schema.Store{Client: c.Client(), Logger: c.Logger()}).Publish(ctx, codecs.Registry, codecs.Schemas...); err != nil {
 		return nil, err
 	}
 	return codecs, nil
@@ -237,7 +238,7 @@ func demo(ctx context.Context, out io.Writer, file string) error {
 		errc <- runGateway(gctx, c, gatewayOptions{listeners: []gateway.Listener[kastor.Event]{tap}})
 	}()
 
-	codecs, err := account.NewCodecs(nil)
+	codecs, err := wire.New(nil)
 	if err != nil {
 		return err
 	}
@@ -299,7 +300,7 @@ Next, on a broker that outlives the process:
 }
 
 // readerConfig is the account-balances projection's reader.
-func readerConfig(codecs *account.Codecs) consumer.Config[kastor.Event] {
+func readerConfig(codecs *wire.Codecs) consumer.Config[kastor.Event] {
 	return consumer.Config[kastor.Event]{
 		Name: balance.Name, Version: balance.Version, AggregateTypes: []string{account.Type}, Events: codecs.Events,
 	}
@@ -307,7 +308,7 @@ func readerConfig(codecs *account.Codecs) consumer.Config[kastor.Event] {
 
 // demoProjection starts the balances projection after the commands, so it catches up
 // from the earliest offsets, then shows a query that waits for a command's version.
-func demoProjection(ctx context.Context, out io.Writer, c *cluster.Cluster, codecs *account.Codecs, sender *gateway.Sender[account.Command]) error {
+func demoProjection(ctx context.Context, out io.Writer, c *cluster.Cluster, codecs *wire.Codecs, sender *gateway.Sender[account.Command]) error {
 	for _, c := range []account.Command{account.Open{Owner: "Bob"}, account.Deposit{Amount: 250}} {
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		_, err := sender.Send(sctx, kastor.NewCommand[account.Command]("acct-bob", c))
@@ -360,7 +361,7 @@ func demoProjection(ctx context.Context, out io.Writer, c *cluster.Cluster, code
 // runPostgresProjection runs the balances projection into PostgreSQL until ctx ends: the
 // table account_balances and the reader's offsets commit in one transaction per batch.
 func runPostgresProjection(ctx context.Context, c *cluster.Cluster, dsn string) error {
-	codecs, err := account.NewCodecs(nil)
+	codecs, err := wire.New(nil)
 	if err != nil {
 		return err
 	}

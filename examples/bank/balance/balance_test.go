@@ -19,6 +19,7 @@ import (
 	"github.com/kastor-dev/kastor/consumer"
 	"github.com/kastor-dev/kastor/examples/bank/account"
 	"github.com/kastor-dev/kastor/examples/bank/balance"
+	"github.com/kastor-dev/kastor/examples/bank/wire"
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/pgtest"
 	"github.com/kastor-dev/kastor/producer"
@@ -77,7 +78,7 @@ func TestProjectionsAgree(t *testing.T) {
 	c.CreateTopic(t, consumer.DLQTopic(ns, balance.Name), 3, 1, nil)
 	c.CreateTopic(t, consumer.DLQTopic(ns, memName), 3, 1, nil)
 
-	codecs, err := account.NewCodecs(nil)
+	codecs, err := wire.New(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
