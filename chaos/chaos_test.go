@@ -38,6 +38,9 @@ const (
 	// brokerDown is how long a killed broker stays down: past the brokers' session
 	// timeout (9 s), so the controller moves its leaderships.
 	brokerDown = 12 * time.Second
+	// brokerLossBound is how soon after the cluster's leader election every shard must
+	// answer again when a broker dies.
+	brokerLossBound = 10 * time.Second
 	// recoveryWait bounds the wait for a fault's shards to answer before the next fault:
 	// past it the run goes on and the fault is reported as never recovered.
 	recoveryWait = 90 * time.Second
@@ -363,15 +366,18 @@ func (r *run) killBroker(coordinator bool) {
 		r.t.Fatal(err)
 	}
 	r.faultList = append(r.faultList, f)
+	leaders := watchLeaders(ctx, r.c.Admin(), f.at, []string{r.commands, r.events,
+		topics.TopicName(r.ns, account.Type, topics.RoleReplies), topics.TopicName(r.ns, account.Type, topics.RoleSnapshots)})
 	time.Sleep(brokerDown) // the length of the outage, not synchronisation
 	if err := r.c.StartNode(ctx, node); err != nil {
 		r.t.Fatal(err)
 	}
 	f.resumed = time.Now()
+	f.election = <-leaders
 	f.restart = fmt.Sprintf("started again after %v", f.resumed.Sub(f.at).Round(time.Millisecond))
 	w := r.rec.watch(f.dead, f.resumed)
 	silent := r.rec.wait(w, recoveryWait)
-	r.t.Logf("fault #%d: killed broker %s, %s; %s", f.n, f.victim, f.restart, recovery(f.resumed, silent))
+	r.t.Logf("fault #%d: killed broker %s, leaders answering after %s, %s; %s", f.n, f.victim, dur(f.election), f.restart, recovery(f.resumed, silent))
 }
 
 func recovery(since time.Time, silent []int32) string {
@@ -539,6 +545,13 @@ func (r *run) assertFailover(atts []attempt) {
 					f.n, f.kind, f.victim, f.dead, dur(fo.allAnswered), fo.missing, failoverBound)
 			}
 		case "broker":
+			// Broker loss is a pause: once every partition's leader answers again (new ones
+			// elected, or the broker back first), every shard answers within
+			// brokerLossBound (W6).
+			if fo := computeFailover(f, atts, horizon); f.election >= 0 && fo.allAnswered > f.election+brokerLossBound {
+				r.t.Errorf("fault #%d (broker %s): leaders answered again after %v but shards only after %v (per shard %v), want within %v more",
+					f.n, f.victim, ms(f.election), ms(fo.allAnswered), fo.perShard, brokerLossBound)
+			}
 			after := *f
 			after.at = f.resumed
 			if fo := computeFailover(&after, atts, horizon); len(fo.missing) > 0 {

@@ -21,6 +21,9 @@ type fault struct {
 	restart string // how the victim came back
 	at      time.Time
 	resumed time.Time // SIGCONT (zombie); broker started again (broker)
+	// election is how long after a broker's death every partition the gateways use had a
+	// leader that answered again (new leaders elected, or the broker back first).
+	election time.Duration
 	// dead are the shards the victim gateway owned at the fault (gateway faults), or all
 	// shards (broker faults: any of them may depend on the lost broker).
 	dead []int32
@@ -225,6 +228,9 @@ func describeFault(f *fault, fo failover, since time.Time) string {
 	}
 	if !f.resumed.IsZero() {
 		fmt.Fprintf(&b, ", resumed after %v", ms(f.resumed.Sub(f.at)))
+	}
+	if f.kind == "broker" {
+		fmt.Fprintf(&b, ", leaders answering after %s", dur(f.election))
 	}
 	fmt.Fprintf(&b, ": shards %v; first answer %s, all answered %s, first verdict %s", f.dead,
 		dur(fo.firstAnswer), dur(fo.allAnswered), dur(fo.firstVerdict))

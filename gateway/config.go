@@ -69,9 +69,12 @@ type Config[S, C, E any] struct {
 	// up to MaxBatch commands before committing (default 0: commit what each poll
 	// returned). Under light load it trades latency for fewer, larger transactions.
 	CommitInterval time.Duration
-	// TransactionTimeout bounds how long a transaction may stay open (default 10s). A
-	// paused or crashed instance holds back read_committed readers of its shards for at
-	// most this long; see docs/decisions.md, decision 10.
+	// TransactionTimeout bounds how long a transaction may stay open (default 20s): past
+	// it the broker aborts it, and the gateway drops its shards and restores them, since
+	// it cannot know the outcome. It must outlast a partition leader's election after a
+	// broker's death (about 11 s with Kafka's defaults). A crashed or paused instance's
+	// open transaction is aborted when another instance takes its shards over, not at
+	// this timeout. See decisions 10, 28 and 30.
 	TransactionTimeout time.Duration
 	// Snapshots is the snapshot and checkpoint policy.
 	Snapshots snapshot.Policy
@@ -129,7 +132,7 @@ func (c *Config[S, C, E]) withDefaults(cl *cluster.Cluster) (*settings[S, C, E],
 		cfg.MaxBatch = 500
 	}
 	if cfg.TransactionTimeout <= 0 {
-		cfg.TransactionTimeout = 10 * time.Second
+		cfg.TransactionTimeout = 20 * time.Second
 	}
 	cfg.Snapshots = cfg.Snapshots.WithDefaults()
 	if cfg.DedupeWindow <= 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -176,6 +177,33 @@ func (e *outcomeUnknownError) Error() string {
 
 func (e *outcomeUnknownError) Unwrap() error { return e.err }
 
+// coordinatorFailover is how long a heartbeat is retried while the group coordinator
+// cannot be reached: long enough to ride out the election of a new coordinator after a
+// broker's death (about 10 s with Kafka's default broker.session.timeout.ms of 9 s), so
+// that every member keeps its shards instead of all of them dropping and restoring every
+// shard at once (see decision 30).
+const coordinatorFailover = 30 * time.Second
+
+// retryTimeout is the session client's retry limit per request: the shared client's for
+// everything but the group's own requests, which follow the session timeout as franz-go's
+// default does, except heartbeats, retried through a coordinator failover.
+func (g *Gateway[S, C, E]) retryTimeout() func(int16) time.Duration {
+	shared, _ := g.cluster.Client().OptValue(kgo.RetryTimeoutFn).(func(int16) time.Duration)
+	session := g.cfg.SessionTimeout
+	return func(key int16) time.Duration {
+		switch key {
+		case (*kmsg.HeartbeatRequest)(nil).Key():
+			return max(session, coordinatorFailover)
+		case (*kmsg.JoinGroupRequest)(nil).Key(), (*kmsg.SyncGroupRequest)(nil).Key():
+			return session
+		}
+		if shared == nil {
+			return 30 * time.Second
+		}
+		return shared(key)
+	}
+}
+
 // runSession is one group membership with one transactional producer session.
 func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
 	cfg := g.cfg
@@ -193,6 +221,11 @@ func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
 		// go on committing (franz-go's default, pinned: decision 28).
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.HeartbeatInterval(cfg.HeartbeatInterval),
+		kgo.RetryTimeoutFn(g.retryTimeout()),
+		// Retried at most a second apart (brokerwait.ClientOptions), a heartbeat reaches a
+		// new coordinator within the session timeout; the retry timeouts above bound the
+		// retries, not a count (see decision 30).
+		kgo.RequestRetries(math.MaxInt32),
 		kgo.ConsumeTopics(g.topics.commands),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
@@ -227,6 +260,7 @@ func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
 		}),
 		kgo.WithLogger(kgolog.New(cfg.logger)),
 	}
+	opts = append(opts, brokerwait.ClientOptions()...)
 	runCtx, cancelRestores := context.WithCancel(ctx)
 	defer cancelRestores()
 	g.mu.Lock()

@@ -171,6 +171,7 @@ func NewSender[C any](ctx context.Context, c *cluster.Cluster, cfg SenderConfig[
 		kgo.KeepControlRecords(),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{s.repliesTopic: {s.partition: kgo.NewOffset().At(start)}}),
 		kgo.WithLogger(kgolog.New(s.logger)),
+		kgo.RetryBackoffFn(brokerwait.RetryBackoff), kgo.MetadataMinAge(time.Second), // decision 30
 	)
 	if err != nil {
 		app.Close()

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor/cluster"
+	"github.com/kastor-dev/kastor/internal/brokerwait"
 	"github.com/kastor-dev/kastor/internal/kgolog"
 )
 
@@ -104,6 +105,7 @@ func New(base *kgo.Client, opts ...Option) (*Appender, error) {
 		kgo.ProducerLinger(cfg.linger),
 		kgo.WithLogger(kgolog.New(cfg.logger.With("component", "kastor.producer"))),
 	)
+	kopts = append(kopts, brokerwait.ClientOptions()...)
 	if cfg.txnID != "" {
 		kopts = append(kopts, kgo.TransactionalID(cfg.txnID), kgo.TransactionTimeout(cfg.txnTimeout))
 	}

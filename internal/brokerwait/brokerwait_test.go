@@ -360,3 +360,13 @@ func TestAfterContact(t *testing.T) {
 		t.Error("AfterContact(nil) != nil")
 	}
 }
+
+func TestRetryBackoffGrowsToOneSecond(t *testing.T) {
+	for tries, want := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 4: 800 * time.Millisecond, 5: time.Second, 50: time.Second} {
+		for range 20 {
+			if got := RetryBackoff(tries); got < want*8/10 || got > want*12/10 {
+				t.Fatalf("RetryBackoff(%d) = %v, want %v ± 20%%", tries, got, want)
+			}
+		}
+	}
+}
