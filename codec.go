@@ -16,3 +16,12 @@ type Codec[T any] interface {
 	Encode(v T) (Encoded, error)
 	Decode(e Encoded) (T, error)
 }
+
+// Codecs are the three codecs of one aggregate type: its commands', its events' and its
+// state's. A gateway uses all three, a Sender the first, a reader the second.
+// schema.ForAggregate derives them from the Go types.
+type Codecs[S, C, E any] struct {
+	Commands Codec[C]
+	Events   Codec[E]
+	States   Codec[S]
+}

@@ -319,3 +319,13 @@ func topicReady(details kadm.TopicDetails, name string) error {
 	}
 	return nil
 }
+
+// ApplyYAML is Apply for the plan of a topic file's content (see Parse): `kastor topics
+// apply` for a service that creates its own topics at startup, as the examples do.
+func ApplyYAML(ctx context.Context, adm *kadm.Client, data []byte, opts Options) (*Result, error) {
+	cfg, err := Parse(data, "topic file")
+	if err != nil {
+		return nil, err
+	}
+	return Apply(ctx, adm, NewPlan(cfg), opts)
+}

@@ -7,7 +7,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -63,50 +62,45 @@ func run(ctx context.Context, out io.Writer, brokers string) error {
 	if err != nil {
 		return err
 	}
-	plan, err := topics.Parse([]byte(topicFile), "quickstart")
-	if err != nil {
-		return err
-	}
-	if _, err := topics.Apply(ctx, c.Admin(), topics.NewPlan(plan), topics.Options{}); err != nil {
+	if _, err := topics.ApplyYAML(ctx, c.Admin(), []byte(topicFile), topics.Options{}); err != nil {
 		return err
 	}
 
 	// Avro schemas derived from the Go types and published, so any reader can decode.
-	reg, shop := schema.NewRegistry(), schema.Namespace("shop")
-	cmds, err1 := schema.DeriveTypes[cart.Command](reg, "command", schema.Of[cart.AddItem](shop), schema.Of[cart.CheckOut](shop))
-	evs, err2 := schema.DeriveTypes[kastor.Event](reg, "event", schema.Of[cart.ItemAdded](), schema.Of[cart.CheckedOut]())
-	state, err3 := schema.NewCodec[cart.State](reg, schema.MustDerive[cart.State](shop))
-	if err := errors.Join(err1, err2, err3); err != nil {
+	codecs, err := schema.ForAggregate(cart.Aggregate,
+		schema.Commands(schema.Of[cart.AddItem](), schema.Of[cart.CheckOut]()),
+		schema.Events(schema.Of[cart.ItemAdded](), schema.Of[cart.CheckedOut]()))
+	if err != nil {
 		return err
 	}
-	if err := schema.Publish(ctx, cl, reg, append(append(cmds.Schemas(), evs.Schemas()...), state.Schema())...); err != nil {
+	if err := schema.PublishAggregate(ctx, cl, codecs); err != nil {
 		return err
 	}
 
 	// The write side: a gateway (run several in production) and a Sender.
-	g, err := gateway.New(c, gateway.Config[cart.State, cart.Command, kastor.Event]{Aggregate: cart.Aggregate,
-		Commands: schema.TypesCodec(cmds), Events: schema.TypesCodec(evs), States: schema.ValueCodec(state)})
+	g, err := gateway.New(c, gateway.ConfigFor(cart.Aggregate, codecs))
 	if err != nil {
 		return err
 	}
 	gctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go g.Run(gctx)
-	s, err := gateway.NewSender(ctx, c, gateway.SenderConfig[cart.Command]{AggregateType: cart.Aggregate.Type, Commands: schema.TypesCodec(cmds)})
+	s, err := gateway.NewSender(ctx, c, gateway.SenderConfigFor(cart.Aggregate, codecs))
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 
-	// The read side: items per cart, in memory, fed by the events topic.
+	// The read side: items per cart, in memory in every process, fed by the events topic.
 	items := consumer.NewMemory(map[string]int64{}, func(m *map[string]int64, ev kastor.Envelope[kastor.Event]) error {
 		if e, ok := ev.Event.(cart.ItemAdded); ok {
 			(*m)[ev.AggregateID] += e.Quantity
 		}
 		return nil
 	})
-	r, err := consumer.New(c, consumer.Config[kastor.Event]{Name: "cart-items", Version: 1, AllPartitions: true,
-		AggregateTypes: []string{cart.Aggregate.Type}, Events: schema.TypesCodec(evs)}, items)
+	rc := consumer.ConfigFor("cart-items", codecs.Events, cart.Aggregate.Type)
+	rc.AllPartitions = true
+	r, err := consumer.New(c, rc, items)
 	if err != nil {
 		return err
 	}
@@ -121,9 +115,9 @@ func run(ctx context.Context, out io.Writer, brokers string) error {
 		if err := items.WaitForVersion(ctx, "cart-1", res.To); err != nil { // read-your-writes
 			return err
 		}
-		var n int64
-		items.Read(func(m *map[string]int64) { n = (*m)["cart-1"] })
-		fmt.Fprintf(out, "%T: ok, version %d; the projection has %d items in cart-1\n", cmd, res.To, n)
+		items.Read(func(m *map[string]int64) {
+			fmt.Fprintf(out, "%T: ok, version %d; the projection has %d items in cart-1\n", cmd, res.To, (*m)["cart-1"])
+		})
 	}
 	return nil
 }
