@@ -13,7 +13,8 @@
 //   - producer: keyed idempotent and transactional appenders
 //   - snapshot: the compacted snapshot store
 //   - gateway: shard ownership, recovery, command processing, request/reply
-//   - consumer: readers and projections
+//   - consumer: readers, their sinks and dead letters
+//   - projection: projections by name over readers: registry, rebuilds, replays
 //   - topics: the topic layout of an application and its reconciliation with a cluster
 //   - devbroker: an embedded Kafka-protocol broker for development and unit tests
 //   - kafkatest: real Kafka clusters (and the embedded broker) for tests

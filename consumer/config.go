@@ -26,8 +26,9 @@ const (
 	// events are replayed, while other aggregates keep flowing. A replay applies the
 	// parked event and the held ones in their original order, so the aggregate's order is
 	// kept at the price of a stale read model for that aggregate. The aggregate's next
-	// events flow again once readers learn of the replay (or a purge): a Projection does
-	// through the registry; a Reader run alone, when Reader.ReloadDeadLetters is called.
+	// events flow again once readers learn of the replay (or a purge): a
+	// projection.Projection does through the registry; a Reader run alone, when
+	// Reader.ReloadDeadLetters is called.
 	ParkAggregate
 )
 
@@ -237,12 +238,23 @@ func (c *Config[E]) withDefaults(kc *cluster.Cluster) (*settings[E], error) {
 	return &cfg, nil
 }
 
-// topicNames lists the events topics read, without duplicates, in configuration order.
-func (c *settings[E]) topicNames() []string {
+// Validate reports every problem New would find in c for cluster kc, joined into one
+// error, or nil. It checks the configuration only, not the sink nor the topics. Code
+// that starts readers later, as a projection does for each version it builds, calls it
+// up front so a mistake shows before anything runs.
+func (c *Config[E]) Validate(kc *cluster.Cluster) error {
+	_, err := c.withDefaults(kc)
+	return err
+}
+
+// TopicNames returns the events topics a reader of c reads in namespace ns: those of
+// AggregateTypes, then Topics, in that order, each once. They are what Reader.Topics
+// returns, known before a reader exists, so a projection can record them.
+func (c *Config[E]) TopicNames(ns string) []string {
 	var names []string
 	all := make([]string, 0, len(c.AggregateTypes)+len(c.Topics))
 	for _, a := range c.AggregateTypes {
-		all = append(all, topics.TopicName(c.ns, a, topics.RoleEvents))
+		all = append(all, topics.TopicName(ns, a, topics.RoleEvents))
 	}
 	for _, t := range append(all, c.Topics...) {
 		if !slices.Contains(names, t) {

@@ -52,7 +52,8 @@ const (
 	// it was not tried.
 	ReasonHeld = "held"
 	// ReasonResolved marks a record with no value that resolves an earlier dead letter
-	// of the same projection version and origin (written by Replay).
+	// of the same projection version and origin (ResolutionMarker; written by
+	// projection.Replay and projection.Purge).
 	ReasonResolved = "resolved"
 )
 
@@ -141,9 +142,11 @@ type origin struct {
 
 func (d *DeadLetter) origin() origin { return origin{d.Origin, d.Offset} }
 
-// aggregateID is the aggregate a dead letter belongs to: its kastor.aggregate.id header,
-// or its key (the aggregate ID of every kastor event) when the header is missing.
-func (d *DeadLetter) aggregateID() string { return aggregateOf(d.Headers, d.Key) }
+// AggregateID returns the aggregate the dead letter's event belongs to: its
+// kastor.aggregate.id header, or its key (the aggregate ID of every kastor event) when
+// the header is missing, so an undecodable letter still has one. A replay goes by it to
+// keep each aggregate's letters in order.
+func (d *DeadLetter) AggregateID() string { return aggregateOf(d.Headers, d.Key) }
 
 func aggregateOf(hs []kgo.RecordHeader, key []byte) string {
 	for _, h := range hs {
@@ -187,8 +190,14 @@ func dlqRecord(topic, projection string, version int, l letter) *kgo.Record {
 	return &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value, Headers: hs}
 }
 
-// resolvedRecord is the marker that resolves dead letter d.
-func resolvedRecord(topic string, d DeadLetter) *kgo.Record {
+// ResolutionMarker returns the record that, appended to dead-letter topic topic (the one
+// d was read from), marks d resolved: a record with d's key, no value and the
+// kastor.dlq.* headers of d's origin, projection and version, HeaderDLQReason
+// ReasonResolved. Readers and ReadDeadLetters then leave d out, and with ParkAggregate
+// its aggregate flows again once a reader reloads its dead letters. The letter itself
+// stays in the topic: the topic is the durable record of what was parked (see decision
+// 15). Write markers with acks=all, as a reader writes dead letters.
+func ResolutionMarker(topic string, d DeadLetter) *kgo.Record {
 	hs := []kgo.RecordHeader{
 		{Key: HeaderDLQReason, Value: []byte(ReasonResolved)},
 		{Key: HeaderDLQTopic, Value: []byte(d.Origin.Topic)},

@@ -1,7 +1,10 @@
-// Package consumer holds kastor's readers and projections: consumer groups over events
-// topics that decode events through a kastor.Codec (writer schema, reader schema,
-// upcasters) and apply them to a Sink, in offset order per partition — so in version
-// order per aggregate — with partitions applied in parallel.
+// Package consumer is kastor's reader core: consumer groups over events topics that
+// decode events through a kastor.Codec (writer schema, reader schema, upcasters) and
+// apply them to a Sink, in offset order per partition — so in version order per
+// aggregate — with partitions applied in parallel; the sinks; and dead letters as data.
+// Running a projection across its versions, rebuilding it, and replaying or purging its
+// dead letters is package projection's, which builds on this one (consumer never imports
+// it).
 //
 // A Reader is one projection version: Config names it, lists its topics (by aggregate
 // type or by name), its codec and an optional Filter on headers (event types, tags,
@@ -52,14 +55,16 @@
 // then parked on the dead-letter topic DLQTopic(ns, name) with its original key, value
 // and headers plus kastor.dlq.* headers (reason, error, attempts, origin, projection), and
 // the partition goes on. With ParkAggregate the aggregate's later events are parked too,
-// marked held, until a Replay applies them in order; other aggregates keep flowing.
-// Undecodable records (headers missing or malformed, unknown type or schema, bad Avro)
-// are parked at once. A sink error wrapped with Unavailable, or a dead-letter topic that
-// cannot be written, makes the partition wait and retry without limit: nothing is
-// skipped and nothing committed past it.
+// marked held, until a replay (projection.Replay) applies them in order; other aggregates
+// keep flowing. Undecodable records (headers missing or malformed, unknown type or
+// schema, bad Avro) are parked at once. A sink error wrapped with Unavailable, or a
+// dead-letter topic that cannot be written, makes the partition wait and retry without
+// limit: nothing is skipped and nothing committed past it.
 //
-// Replay re-applies a projection's unresolved dead letters, in order, and marks them
-// resolved; ReadDeadLetters and ParseDeadLetter read the dead-letter topic for tools.
+// ReadDeadLetters and ParseDeadLetter read the dead-letter topic; a letter is resolved by
+// the marker ResolutionMarker builds, which projection.Replay writes after re-applying
+// the letter and projection.Purge writes without applying it. Reader.ReloadDeadLetters
+// makes a running reader read its letters again, so a resolved aggregate flows.
 //
 // # Progress
 //

@@ -6,9 +6,10 @@ import (
 	"github.com/kastor-dev/kastor"
 )
 
-// match reports whether an event with metadata md passes the filter. It reads only the
-// metadata (the record headers), so a filtered-out event costs no decoding.
-func (f *Filter) match(md *kastor.Metadata) bool {
+// Match reports whether an event with metadata md passes the filter; the zero Filter
+// passes every event. It reads only the metadata (the record headers), so a
+// filtered-out event costs no decoding.
+func (f *Filter) Match(md *kastor.Metadata) bool {
 	if len(f.EventTypes) > 0 && !slices.Contains(f.EventTypes, md.Type) {
 		return false
 	}

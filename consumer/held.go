@@ -6,7 +6,7 @@ import "context"
 // projection version: the records to skip as already parked, and with ParkAggregate the
 // aggregates held behind a parked event. Both must survive restarts and rebalances, or
 // an aggregate's later events would overtake its parked one and a parked event met again
-// would be applied outside Replay; the dead-letter topic is where they are durable.
+// would be applied outside a replay; the dead-letter topic is where they are durable.
 func (r *Reader[E]) loadHeld(ctx context.Context, sts []*partState) error {
 	letters, err := ReadDeadLetters(ctx, r.cfg.kc, r.dlq, r.cfg.Name, r.cfg.Version)
 	if err != nil {
@@ -33,7 +33,7 @@ func (r *Reader[E]) installLetters(sts []*partState, letters []DeadLetter) {
 		if r.cfg.OnFailure != ParkAggregate {
 			continue
 		}
-		if agg := d.aggregateID(); agg != "" {
+		if agg := d.AggregateID(); agg != "" {
 			if o, ok := st.held[agg]; !ok || d.Offset < o {
 				st.held[agg] = d.Offset
 			}

@@ -318,7 +318,7 @@ func (w *worker[E]) prepare(it *item) {
 		it.bad = errors.Join(missing...)
 		return
 	}
-	it.filtered = !w.r.cfg.Filter.match(md)
+	it.filtered = !w.r.cfg.Filter.Match(md)
 }
 
 // classify says what to do with an item now; held status depends on what was parked

@@ -89,7 +89,7 @@ type partState struct {
 	// letters are the offsets of records with an unresolved dead letter of this
 	// projection version: met again (after a crash, a rewind, or by a fresh in-memory
 	// model), they are skipped as parked, never applied nor parked twice. A parked event
-	// takes effect only through Replay.
+	// takes effect only through a replay (projection.Replay).
 	letters map[int64]bool
 	// held maps, with ParkAggregate, an aggregate ID to the offset of its first parked
 	// event: its records after that offset are held.
@@ -135,7 +135,7 @@ func New[E any](c *cluster.Cluster, cfg Config[E], sink Sink[E]) (*Reader[E], er
 	if sink == nil {
 		return nil, errors.New("consumer: the sink is nil")
 	}
-	r := &Reader[E]{cfg: s, sink: sink, topics: s.topicNames(), dlq: s.dlqTopic(), parts: map[TopicPartition]*partState{}, pool: &recordPool{}, sem: make(chan struct{}, s.Concurrency)}
+	r := &Reader[E]{cfg: s, sink: sink, topics: s.TopicNames(s.ns), dlq: s.dlqTopic(), parts: map[TopicPartition]*partState{}, pool: &recordPool{}, sem: make(chan struct{}, s.Concurrency)}
 	for i := range s.Fetchers {
 		r.fetchers = append(r.fetchers, &fetcher{id: i})
 	}

@@ -349,7 +349,7 @@ func (c *countingCodec) Decode(e kastor.Encoded) (kastor.Event, error) {
 	return c.Codec.Decode(e)
 }
 
-// failing is a handler sink that fails on chosen aggregate versions while fail says so.
+// failing is a handler sink that fails on chosen aggregate versions.
 type failing struct {
 	seen *seen
 	mu   sync.Mutex
@@ -370,14 +370,9 @@ func (f *failing) Apply(ctx context.Context, b consumer.Batch[kastor.Event]) err
 	return nil
 }
 
-func (f *failing) heal() {
-	f.mu.Lock()
-	f.bad = nil
-	f.mu.Unlock()
-}
-
 // A poison event goes to the dead-letter topic after its retries, with its original
-// record and error headers, and the rest of the partition flows.
+// record and error headers, and the rest of the partition flows. (projection's
+// TestReplayResolvesOnce replays it.)
 func TestPoisonEventToDLQ(t *testing.T) {
 	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 1)
@@ -427,26 +422,11 @@ func TestPoisonEventToDLQ(t *testing.T) {
 		if err != nil || e != (bank.Deposited{Amount: 1}) {
 			t.Errorf("original value decodes to %v, %v", e, err)
 		}
-		// Replay with the sink healed applies it and resolves it, once.
-		f.heal()
-		res, err := consumer.Replay(testCtx(t), r.kc, cfg, f)
-		if err != nil || res.Resolved != 1 || len(res.Failed) != 0 {
-			t.Fatalf("replay: %+v, %v", res, err)
-		}
-		res, err = consumer.Replay(testCtx(t), r.kc, cfg, f)
-		if err != nil || res.Resolved != 0 {
-			t.Fatalf("second replay: %+v, %v", res, err)
-		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.n["a/2"] != 1 {
-			t.Errorf("a/2 applied %d times after the replays, want 1", s.n["a/2"])
-		}
 	})
 }
 
-// ParkAggregate holds only the failed aggregate, durably across a restart, and a replay
-// applies its parked and held events in order.
+// ParkAggregate holds only the failed aggregate, durably across a restart. (projection's
+// TestReplayParkedAggregate replays its parked and held events in order.)
 func TestParkAggregate(t *testing.T) {
 	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 1)
@@ -487,83 +467,7 @@ func TestParkAggregate(t *testing.T) {
 		if want := "[a/2:failed:-1 a/3:held:2 a/4:held:2]"; fmt.Sprint(got) != want {
 			t.Errorf("dead letters %v, want %s", got, want)
 		}
-		// Replay: a/2, a/3, a/4 in order.
-		f.heal()
-		res, err := consumer.Replay(testCtx(t), r.kc, cfg, f)
-		if err != nil || res.Resolved != 3 {
-			t.Fatalf("replay: %+v, %v", res, err)
-		}
-		s.mu.Lock()
-		if fmt.Sprint(s.order["a"]) != "[1 2 3 4]" {
-			t.Errorf("a applied in order %v, want [1 2 3 4]", s.order["a"])
-		}
-		s.mu.Unlock()
-		// After the replay, a restarted reader no longer holds a.
-		r.write(deposited("a", 7))
-		_, stop = r.start(cfg, f)
-		r.awaitCommitted(r.group(cfg), r.ends())
-		_ = stop()
-		if dups := s.check(t, r.versions); dups != 0 {
-			t.Errorf("%d duplicates", dups)
-		}
 	})
-}
-
-// A running reader told of a replay (ReloadDeadLetters; a Projection does it when the
-// registry records a replay or purge) stops holding the replayed aggregate: its next
-// events are applied, not held, without waiting for a new assignment.
-func TestParkedAggregateFlowsAfterReplayWhileRunning(t *testing.T) {
-	c := kafkatest.StartEmbedded(t)
-	r := newRig(t, c, 1)
-	r.write(opened("a"), deposited("a", 1), deposited("a", 2))
-	s := newSeen()
-	f := &failing{seen: s, bad: map[string]bool{"a/2": true}, err: errors.New("boom")}
-	cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.OnFailure = consumer.ParkAggregate })
-	rd, stop := r.start(cfg, f)
-	defer func() { _ = stop() }()
-	r.awaitCommitted(r.group(cfg), r.ends())
-	f.heal()
-	if res, err := consumer.Replay(testCtx(t), r.kc, cfg, f); err != nil || res.Resolved != 2 {
-		t.Fatalf("replay: %+v, %v", res, err)
-	}
-	rd.ReloadDeadLetters()
-	r.write(deposited("a", 4))
-	r.awaitCommitted(r.group(cfg), r.ends())
-	letters, err := consumer.ReadDeadLetters(testCtx(t), r.kc, r.dlq, cfg.Name, cfg.Version)
-	if err != nil || len(letters) != 0 {
-		t.Errorf("unresolved dead letters %v (%v), want none: a/4 was held again", letters, err)
-	}
-	if dups := s.check(t, r.versions); dups != 0 {
-		t.Errorf("%d duplicates", dups)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if fmt.Sprint(s.order["a"]) != "[1 2 3 4]" {
-		t.Errorf("a applied in order %v, want [1 2 3 4]", s.order["a"])
-	}
-}
-
-// A replay that fails again for an aggregate keeps its later letters in order.
-func TestReplayKeepsOrderOnFailure(t *testing.T) {
-	c := kafkatest.StartEmbedded(t)
-	r := newRig(t, c, 1)
-	r.write(opened("a"), deposited("a", 1), deposited("a", 2), opened("b"), deposited("b", 1))
-	s := newSeen()
-	f := &failing{seen: s, bad: map[string]bool{"a/2": true, "b/2": true}, err: errors.New("boom")}
-	cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.OnFailure = consumer.ParkAggregate })
-	_, stop := r.start(cfg, f)
-	r.awaitCommitted(r.group(cfg), r.ends())
-	_ = stop()
-	f.mu.Lock()
-	f.bad = map[string]bool{"a/2": true} // b is fixed, a is not
-	f.mu.Unlock()
-	res, err := consumer.Replay(testCtx(t), r.kc, cfg, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Resolved != 1 || len(res.Failed) != 1 || res.Kept != 1 || res.Failed[0].Letter.Offset != 1 {
-		t.Errorf("replay result %+v, want b resolved, a/2 failed, a/3 kept", res)
-	}
 }
 
 // Undecodable records (bad Avro, unknown type, missing headers) go to the dead-letter
@@ -734,7 +638,8 @@ func TestMemoryWaitForParkedVersion(t *testing.T) {
 }
 
 // A fresh model meets a parked event again: it skips it as parked (no second dead
-// letter, no apply outside Replay), and a replay into it resolves it.
+// letter, no apply outside a replay). (projection's TestReplayIntoFreshMemory replays
+// into it.)
 func TestFreshMemorySkipsParkedEvents(t *testing.T) {
 	c := kafkatest.StartEmbedded(t)
 	r := newRig(t, c, 1)
@@ -763,16 +668,12 @@ func TestFreshMemorySkipsParkedEvents(t *testing.T) {
 	if n := len(r.readDLQ()); n != 1 {
 		t.Errorf("%d dead letters after a restart, want 1", n)
 	}
-	res, err := consumer.Replay(testCtx(t), r.kc, cfg, fresh)
-	if err != nil || res.Resolved != 1 {
-		t.Fatalf("replay: %+v, %v", res, err)
-	}
-	if err := fresh.WaitForVersion(testCtx(t), "a", 3); err != nil {
-		t.Errorf("after the replay: %v", err)
+	if err := fresh.WaitFor(testCtx(t), r.ends()); err != nil {
+		t.Fatal(err)
 	}
 	fresh.Read(func(m *balances) {
-		if m.Balance["a"] != 3 || m.Events != 3 {
-			t.Errorf("model after replay %+v", *m)
+		if m.Balance["a"] != 2 || m.Events != 2 {
+			t.Errorf("model %+v, want a/1 and a/3 applied, the parked a/2 not", *m)
 		}
 	})
 }

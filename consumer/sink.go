@@ -52,8 +52,9 @@ type Batch[E any] struct {
 	// skipped once this batch is applied. An OffsetStore records it with the batch's
 	// effects. It is -1 for a replay, which must not move offsets.
 	Next int64
-	// Replay is true when the events come back from the dead-letter topic (Replay): they
-	// are older than what the sink already applied, and no offset is to be recorded.
+	// Replay is true when the events come back from the dead-letter topic (a replay,
+	// projection.Replay): they are older than what the sink already applied, and no
+	// offset is to be recorded.
 	Replay bool
 }
 
@@ -148,8 +149,9 @@ type TxSink[E any] interface {
 // wrap it with Unavailable when the failure is fn's dependency being down. Offsets
 // are committed to the group after fn returned for the round's events, so after a crash
 // fn sees again the events since the last commit: drop them by aggregate ID and version.
-// After a Replay from the dead-letter topic, fn sees events older than what it applied
-// (Batch.Replay is not visible to fn; use a custom Sink to tell them apart).
+// After a replay from the dead-letter topic (projection.Replay), fn sees events older
+// than what it applied (Batch.Replay is not visible to fn; use a custom Sink to tell
+// them apart).
 func Handler[E any](fn func(ctx context.Context, ev kastor.Envelope[E]) error) Sink[E] {
 	return handler[E](fn)
 }

@@ -39,7 +39,7 @@ const (
 	// RoleRegistry is the shared _kastor.projections topic (ProjectionsTopic): each
 	// projection's state (serving and building versions) and the requests tools make of
 	// running projections. Compacted, one partition: one total order for every record,
-	// which makes it a compare-and-set log (package consumer, docs/decisions.md 19).
+	// which makes it a compare-and-set log (package projection, docs/decisions.md 19).
 	RoleRegistry Role = "registry"
 )
 
@@ -53,7 +53,7 @@ func ProjectionDLQTopic(namespace, name string) string {
 var aggregateRoles = []Role{RoleCommands, RoleEvents, RoleSnapshots, RoleReplies}
 
 // ProjectionsTopic is the projection registry, shared by every namespace on the cluster
-// (package consumer's RegistryTopic). The plan includes it when kastor.yaml declares
+// (package projection's RegistryTopic). The plan includes it when kastor.yaml declares
 // projections.
 const ProjectionsTopic = "_kastor.projections"
 

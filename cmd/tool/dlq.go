@@ -17,6 +17,7 @@ import (
 	"github.com/kastor-dev/kastor/consumer"
 	"github.com/kastor-dev/kastor/internal/partition"
 	"github.com/kastor-dev/kastor/producer"
+	"github.com/kastor-dev/kastor/projection"
 	"github.com/kastor-dev/kastor/schema"
 )
 
@@ -309,11 +310,11 @@ func decodeLetters(ctx context.Context, cl *kgo.Client, letters []consumer.DeadL
 
 // replayResult is the document of `dlq replay -o json`.
 type replayResult struct {
-	Request  string                 `json:"request"`
-	Name     string                 `json:"name"`
-	Version  int                    `json:"version"`
-	Status   consumer.RequestStatus `json:"status"`
-	Instance string                 `json:"instance,omitempty"`
+	Request  string                   `json:"request"`
+	Name     string                   `json:"name"`
+	Version  int                      `json:"version"`
+	Status   projection.RequestStatus `json:"status"`
+	Instance string                   `json:"instance,omitempty"`
 	// TakenFrom is the instance that claimed the replay first and stopped renewing its
 	// lease; Applied then counts only what Instance applied.
 	TakenFrom string `json:"takenFrom,omitempty"`
@@ -329,8 +330,8 @@ func newDLQReplayCmd(a *app, f *projFlags) *cobra.Command {
 		Use:   "replay NAME",
 		Short: "Ask a running instance to re-apply a projection's dead letters, and report",
 		Long: `replay writes a replay request to the projection registry; one running instance of the
-application (consumer.Projection) claims it and replays the serving version's unresolved
-dead letters through its sink (consumer.Replay: in order per aggregate, each applied one
+application (projection.Projection) claims it and replays the serving version's unresolved
+dead letters through its sink (projection.Replay: in order per aggregate, each applied one
 marked resolved). The command waits for the outcome and reports how many letters were
 applied, failed again, or kept behind a failed one of their aggregate.
 
@@ -353,7 +354,7 @@ again (they stay unresolved: see 'kastor dlq show').`,
 				return err
 			}
 			sctx, cancel := context.WithTimeout(ctx, a.timeout)
-			req, err := consumer.Submit(sctx, t.c, consumer.Request{Kind: consumer.RequestReplay, Namespace: t.ns, Name: st.Name,
+			req, err := projection.SubmitRequest(sctx, t.c, projection.Request{Kind: projection.RequestReplay, Namespace: t.ns, Name: st.Name,
 				Version: st.Serving, By: requester()})
 			cancel()
 			if err != nil {
@@ -361,14 +362,14 @@ again (they stay unresolved: see 'kastor dlq show').`,
 			}
 			wctx, cancel := context.WithTimeout(ctx, wait)
 			defer cancel()
-			var r consumer.Request
-			_, err = consumer.WatchRegistry(wctx, t.c, func(g *consumer.Registry) (bool, error) {
+			var r projection.Request
+			_, err = projection.WatchRegistry(wctx, t.c, func(g *projection.Registry) (bool, error) {
 				r, _ = g.Request(t.ns, st.Name, req.ID)
 				return r.Final(), nil
 			})
 			if err != nil {
 				if errors.Is(err, context.DeadlineExceeded) {
-					if r.Status == consumer.StatusRunning {
+					if r.Status == projection.StatusRunning {
 						// An instance that dies leaves the request to the others when its lease expires.
 						return fmt.Errorf("no outcome for replay request %s within %s: running on instance %s, lease until %s (another instance takes it over if that one stops renewing)",
 							req.ID, wait, r.Instance, r.LeaseEnd().Local().Format(time.RFC3339))
@@ -392,7 +393,7 @@ again (they stay unresolved: see 'kastor dlq show').`,
 					st.Name, res.Version, by, res.Applied, res.Failed, res.Kept)
 			}
 			switch {
-			case r.Status == consumer.StatusFailed:
+			case r.Status == projection.StatusFailed:
 				return fmt.Errorf("replay of %s failed: %s", st.Name, r.Error)
 			case r.Failed > 0:
 				return fmt.Errorf("%d dead letter(s) of %s failed again (first error: %s); they stay unresolved: `kastor dlq show %s`", r.Failed, st.Name, r.Error, st.Name)
@@ -422,7 +423,7 @@ for every unresolved dead letter of a projection version (the serving one by def
 without applying it: the projection will never see those events (they stay in their
 events topic; a rebuild would apply them again). Confirmation is required: --yes.
 Readers holding aggregates (ParkAggregate) release them as soon as the registry records
-the purge (consumer.Projection does; a bare Reader on Reader.ReloadDeadLetters).`,
+the purge (projection.Projection does; a bare consumer.Reader on Reader.ReloadDeadLetters).`,
 		Example: `  kastor dlq purge balances --yes
   kastor dlq purge balances --version 1 --yes -o json`,
 		Args: nameArg,
@@ -440,13 +441,13 @@ the purge (consumer.Projection does; a bare Reader on Reader.ReloadDeadLetters).
 				}
 				return fmt.Errorf("purge would mark %d unresolved dead letter(s) of %s v%d resolved without applying them: re-run with --yes", len(letters), args[0], v)
 			}
-			letters, err := consumer.Purge(ctx, t.c, args[0], v)
+			letters, err := projection.Purge(ctx, t.c, args[0], v)
 			if err != nil {
 				return err
 			}
 			// The registry keeps a record of who purged what, when it exists.
-			_, _ = consumer.Submit(ctx, t.c, consumer.Request{Kind: consumer.RequestPurge, Namespace: t.ns, Name: args[0],
-				Version: v, Status: consumer.StatusDone, Resolved: len(letters), By: requester()})
+			_, _ = projection.SubmitRequest(ctx, t.c, projection.Request{Kind: projection.RequestPurge, Namespace: t.ns, Name: args[0],
+				Version: v, Status: projection.StatusDone, Resolved: len(letters), By: requester()})
 			res := purgeResult{Name: args[0], Version: v, Resolved: len(letters)}
 			if a.output == "json" {
 				return writeJSON(a.stdout, res)

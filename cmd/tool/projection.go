@@ -17,6 +17,7 @@ import (
 
 	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/consumer"
+	"github.com/kastor-dev/kastor/projection"
 	"github.com/kastor-dev/kastor/topics"
 )
 
@@ -61,12 +62,12 @@ func (a *app) connectTarget(ctx context.Context, f *projFlags) (*target, error) 
 }
 
 // registry reads the projection registry, with the command that creates it when absent.
-func (a *app) registry(ctx context.Context, t *target) (*consumer.Registry, error) {
+func (a *app) registry(ctx context.Context, t *target) (*projection.Registry, error) {
 	rctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
-	g, err := consumer.ReadRegistry(rctx, t.c)
-	if errors.Is(err, consumer.ErrNoRegistry) {
-		return nil, fmt.Errorf("the projection registry topic %s does not exist: create it with `kastor projection init`", consumer.RegistryTopic)
+	g, err := projection.ReadRegistry(rctx, t.c)
+	if errors.Is(err, projection.ErrNoRegistry) {
+		return nil, fmt.Errorf("the projection registry topic %s does not exist: create it with `kastor projection init`", projection.RegistryTopic)
 	}
 	return g, err
 }
@@ -117,8 +118,8 @@ func newProjectionInitCmd(a *app) *cobra.Command {
 	var rf int16
 	cmd := &cobra.Command{
 		Use:   "init",
-		Short: "Create the projection registry topic " + consumer.RegistryTopic + " if missing",
-		Long: `init creates ` + consumer.RegistryTopic + `, the projection registry shared by every
+		Short: "Create the projection registry topic " + projection.RegistryTopic + " if missing",
+		Long: `init creates ` + projection.RegistryTopic + `, the projection registry shared by every
 namespace: 1 partition (one total order: it is how instances agree on a switch),
 cleanup.policy=compact. An existing topic is left as it is. kastor creates no topic
 implicitly, so an application's Projection refuses to start without it.`,
@@ -133,13 +134,13 @@ implicitly, so an application's Projection refuses to start without it.`,
 			defer adm.Close()
 			ctx, cancel := context.WithTimeout(cmd.Context(), a.timeout)
 			defer cancel()
-			if err := consumer.CreateRegistry(ctx, adm, rf); err != nil {
+			if err := projection.CreateRegistry(ctx, adm, rf); err != nil {
 				return err
 			}
 			if a.output == "json" {
-				return writeJSON(a.stdout, map[string]any{"topic": consumer.RegistryTopic, "ready": true})
+				return writeJSON(a.stdout, map[string]any{"topic": projection.RegistryTopic, "ready": true})
 			}
-			_, err = fmt.Fprintf(a.stdout, "%s is ready\n", consumer.RegistryTopic)
+			_, err = fmt.Fprintf(a.stdout, "%s is ready\n", projection.RegistryTopic)
 			return err
 		},
 	}
@@ -160,16 +161,16 @@ type versionStatus struct {
 
 // projectionStatus is the document of `projection status`.
 type projectionStatus struct {
-	Namespace string                    `json:"namespace"`
-	Name      string                    `json:"name"`
-	Phase     consumer.Phase            `json:"phase,omitempty"`
-	Serving   int                       `json:"serving,omitempty"`
-	Building  int                       `json:"building,omitempty"`
-	Topics    []string                  `json:"topics"`
-	Offsets   string                    `json:"offsets,omitempty"` // group or sink
-	Registry  *consumer.ProjectionState `json:"registry,omitempty"`
-	Progress  *consumer.RebuildProgress `json:"progress,omitempty"`
-	Versions  []versionStatus           `json:"versions"`
+	Namespace string                      `json:"namespace"`
+	Name      string                      `json:"name"`
+	Phase     projection.Phase            `json:"phase,omitempty"`
+	Serving   int                         `json:"serving,omitempty"`
+	Building  int                         `json:"building,omitempty"`
+	Topics    []string                    `json:"topics"`
+	Offsets   string                      `json:"offsets,omitempty"` // group or sink
+	Registry  *projection.State           `json:"registry,omitempty"`
+	Progress  *projection.RebuildProgress `json:"progress,omitempty"`
+	Versions  []versionStatus             `json:"versions"`
 }
 
 var groupVersion = regexp.MustCompile(`\.v([0-9]+)$`)
@@ -200,7 +201,7 @@ func projectionGroups(ctx context.Context, adm *kadm.Client, ns string) (map[str
 }
 
 // statusOf gathers a projection's status.
-func (a *app) statusOf(ctx context.Context, t *target, g *consumer.Registry, name string, groups map[string][]int) (*projectionStatus, error) {
+func (a *app) statusOf(ctx context.Context, t *target, g *projection.Registry, name string, groups map[string][]int) (*projectionStatus, error) {
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
 	st := &projectionStatus{Namespace: t.ns, Name: name}
@@ -215,7 +216,7 @@ func (a *app) statusOf(ctx context.Context, t *target, g *consumer.Registry, nam
 		if rs.Building > 0 {
 			versions[rs.Building] = "building"
 		}
-		if p, ok := g.Progress(t.ns, name); ok && p.Version == rs.Building && rs.Phase == consumer.PhaseRebuilding {
+		if p, ok := g.Progress(t.ns, name); ok && p.Version == rs.Building && rs.Phase == projection.PhaseRebuilding {
 			st.Progress = &p
 		}
 	}
@@ -368,13 +369,13 @@ func offset(n int64) string {
 
 // listRow is one projection of `projection list`.
 type listRow struct {
-	Name     string         `json:"name"`
-	Phase    consumer.Phase `json:"phase,omitempty"`
-	Serving  int            `json:"serving,omitempty"`
-	Building int            `json:"building,omitempty"`
-	Versions []int          `json:"versions"`
-	Members  int            `json:"members"`
-	Lag      int64          `json:"lag"`
+	Name     string           `json:"name"`
+	Phase    projection.Phase `json:"phase,omitempty"`
+	Serving  int              `json:"serving,omitempty"`
+	Building int              `json:"building,omitempty"`
+	Versions []int            `json:"versions"`
+	Members  int              `json:"members"`
+	Lag      int64            `json:"lag"`
 }
 
 func newProjectionListCmd(a *app, f *projFlags) *cobra.Command {
@@ -477,7 +478,7 @@ func liveMembers(ctx context.Context, adm *kadm.Client, group string) ([]string,
 
 // requireRunning fails when nobody runs the projection's serving version: a request
 // would never be executed.
-func requireRunning(ctx context.Context, t *target, st consumer.ProjectionState, what string) error {
+func requireRunning(ctx context.Context, t *target, st projection.State, what string) error {
 	if st.AllPartitions {
 		return nil // no group to ask: the wait's timeout tells
 	}
@@ -487,14 +488,14 @@ func requireRunning(ctx context.Context, t *target, st consumer.ProjectionState,
 		return err
 	}
 	if len(members) == 0 {
-		return fmt.Errorf("no instance is running projection %s (its serving group %s has no live members): a %s is executed by the application's running instances, which hold the sink; start the application (consumer.Projection.Run), then run this again", st.Name, group, what)
+		return fmt.Errorf("no instance is running projection %s (its serving group %s has no live members): a %s is executed by the application's running instances, which hold the sink; start the application (projection.Projection.Run), then run this again", st.Name, group, what)
 	}
 	return nil
 }
 
 // projectionsView connects and reads what list and status show: the registry and the
 // namespace's projection groups. The caller closes t.adm.
-func (a *app) projectionsView(ctx context.Context, f *projFlags) (*target, *consumer.Registry, map[string][]int, error) {
+func (a *app) projectionsView(ctx context.Context, f *projFlags) (*target, *projection.Registry, map[string][]int, error) {
 	t, err := a.connectTarget(ctx, f)
 	if err != nil {
 		return nil, nil, nil, err
@@ -513,26 +514,26 @@ func (a *app) projectionsView(ctx context.Context, f *projFlags) (*target, *cons
 
 // knownProjection connects, reads the registry and returns the state of projection name:
 // the start of every command that acts on a running projection. The caller closes t.adm.
-func (a *app) knownProjection(ctx context.Context, f *projFlags, name string) (*target, consumer.ProjectionState, error) {
+func (a *app) knownProjection(ctx context.Context, f *projFlags, name string) (*target, projection.State, error) {
 	t, err := a.connectTarget(ctx, f)
 	if err != nil {
-		return nil, consumer.ProjectionState{}, err
+		return nil, projection.State{}, err
 	}
 	g, err := a.registry(ctx, t)
 	if err == nil {
-		var st consumer.ProjectionState
+		var st projection.State
 		if st, err = projectionState(g, t.ns, name); err == nil {
 			return t, st, nil
 		}
 	}
 	t.adm.Close()
-	return nil, consumer.ProjectionState{}, err
+	return nil, projection.State{}, err
 }
 
-func projectionState(g *consumer.Registry, ns, name string) (consumer.ProjectionState, error) {
+func projectionState(g *projection.Registry, ns, name string) (projection.State, error) {
 	st, ok := g.State(ns, name)
 	if !ok {
-		return st, fmt.Errorf("projection %q of namespace %s is not in the registry %s: no consumer.Projection has run it yet (`kastor projection list` shows what is known)", name, ns, consumer.RegistryTopic)
+		return st, fmt.Errorf("projection %q of namespace %s is not in the registry %s: no projection.Projection has run it yet (`kastor projection list` shows what is known)", name, ns, projection.RegistryTopic)
 	}
 	return st, nil
 }

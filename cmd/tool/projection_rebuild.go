@@ -11,19 +11,19 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kastor-dev/kastor/consumer"
+	"github.com/kastor-dev/kastor/projection"
 )
 
 // rebuildResult is the last JSON line of `projection rebuild -o json` (and its document
 // with --no-wait).
 type rebuildResult struct {
-	Type           string                 `json:"type"` // "result"
-	Request        string                 `json:"request"`
-	Status         consumer.RequestStatus `json:"status"`
-	From           int                    `json:"from,omitempty"`
-	To             int                    `json:"to,omitempty"`
-	Error          string                 `json:"error,omitempty"`
-	ElapsedSeconds float64                `json:"elapsedSeconds"`
+	Type           string                   `json:"type"` // "result"
+	Request        string                   `json:"request"`
+	Status         projection.RequestStatus `json:"status"`
+	From           int                      `json:"from,omitempty"`
+	To             int                      `json:"to,omitempty"`
+	Error          string                   `json:"error,omitempty"`
+	ElapsedSeconds float64                  `json:"elapsedSeconds"`
 }
 
 // requester names who asks, for the registry's records.
@@ -42,7 +42,7 @@ func newProjectionRebuildCmd(a *app, f *projFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rebuild NAME",
 		Short: "Rebuild a projection without downtime: build v+1 beside v, switch when caught up",
-		Long: `rebuild asks the application's running instances (consumer.Projection) to rebuild the
+		Long: `rebuild asks the application's running instances (projection.Projection) to rebuild the
 projection without downtime: they capture the events topics' end offsets, start version
 v+1 from the earliest offsets under its own consumer group into a fresh sink while v
 keeps serving queries, and switch to v+1 once its applied offsets reach the captured
@@ -76,7 +76,7 @@ drop v+1's).`,
 			if cancelBuild {
 				return a.cancelRebuild(ctx, t, st, wait)
 			}
-			if st.Phase == consumer.PhaseRebuilding {
+			if st.Phase == projection.PhaseRebuilding {
 				return fmt.Errorf("projection %s is already rebuilding version %d (request %s): follow it with `kastor projection status %s`, or cancel it with `kastor projection rebuild %s --cancel`", st.Name, st.Building, st.RequestID, st.Name, st.Name)
 			}
 			mctx, cancel := context.WithTimeout(ctx, a.timeout)
@@ -87,7 +87,7 @@ drop v+1's).`,
 			}
 			start := time.Now()
 			sctx, cancel := context.WithTimeout(ctx, a.timeout)
-			req, err := consumer.Submit(sctx, t.c, consumer.Request{Kind: consumer.RequestRebuild, Namespace: t.ns, Name: st.Name, By: requester()})
+			req, err := projection.SubmitRequest(sctx, t.c, projection.Request{Kind: projection.RequestRebuild, Namespace: t.ns, Name: st.Name, By: requester()})
 			cancel()
 			if err != nil {
 				return err
@@ -110,10 +110,10 @@ drop v+1's).`,
 				fmt.Fprintf(a.stdout, "rebuild of %s requested (request %s); v%d keeps serving meanwhile\n", st.Name, req.ID, st.Serving)
 			}
 			var total int64
-			_, err = consumer.WatchRegistry(ctx, t.c, func(g *consumer.Registry) (bool, error) {
+			_, err = projection.WatchRegistry(ctx, t.c, func(g *projection.Registry) (bool, error) {
 				r, _ := g.Request(t.ns, st.Name, req.ID)
 				s, _ := g.State(t.ns, st.Name)
-				if s.Phase == consumer.PhaseRebuilding && s.RequestID == req.ID {
+				if s.Phase == projection.PhaseRebuilding && s.RequestID == req.ID {
 					if p, ok := g.Progress(t.ns, st.Name); ok && p.Version == s.Building && !p.At.Before(s.StartedAt) {
 						total = p.Total
 						bar.update(p.Version, p.Done, p.Total)
@@ -123,7 +123,7 @@ drop v+1's).`,
 					return false, nil
 				}
 				res.Status, res.From, res.To, res.Error = r.Status, r.From, r.To, r.Error
-				if r.Status == consumer.StatusDone && total > 0 {
+				if r.Status == projection.StatusDone && total > 0 {
 					bar.update(r.To, total, total)
 				}
 				return true, nil
@@ -139,11 +139,11 @@ drop v+1's).`,
 			if a.output == "json" {
 				b, _ := json.Marshal(res)
 				fmt.Fprintf(a.stdout, "%s\n", b)
-			} else if res.Status == consumer.StatusDone {
+			} else if res.Status == projection.StatusDone {
 				fmt.Fprintf(a.stdout, "switched %s from v%d to v%d in %s; v%d's consumer group is retired once its readers stopped\n",
 					st.Name, res.From, res.To, time.Since(start).Round(100*time.Millisecond), res.From)
 			}
-			if res.Status == consumer.StatusFailed {
+			if res.Status == projection.StatusFailed {
 				return fmt.Errorf("rebuild of %s failed: %s", st.Name, res.Error)
 			}
 			return nil
@@ -157,8 +157,8 @@ drop v+1's).`,
 
 // cancelRebuild asks the running instances to abandon the rebuild in progress and waits
 // for their answer.
-func (a *app) cancelRebuild(ctx context.Context, t *target, st consumer.ProjectionState, wait time.Duration) error {
-	if st.Phase != consumer.PhaseRebuilding {
+func (a *app) cancelRebuild(ctx context.Context, t *target, st projection.State, wait time.Duration) error {
+	if st.Phase != projection.PhaseRebuilding {
 		return fmt.Errorf("projection %s is not rebuilding (v%d serves, phase %s): nothing to cancel", st.Name, st.Serving, st.Phase)
 	}
 	mctx, cancel := context.WithTimeout(ctx, a.timeout)
@@ -169,7 +169,7 @@ func (a *app) cancelRebuild(ctx context.Context, t *target, st consumer.Projecti
 	}
 	start := time.Now()
 	sctx, cancel := context.WithTimeout(ctx, a.timeout)
-	req, err := consumer.Submit(sctx, t.c, consumer.Request{Kind: consumer.RequestCancel, Namespace: t.ns, Name: st.Name, By: requester()})
+	req, err := projection.SubmitRequest(sctx, t.c, projection.Request{Kind: projection.RequestCancel, Namespace: t.ns, Name: st.Name, By: requester()})
 	cancel()
 	if err != nil {
 		return err
@@ -181,7 +181,7 @@ func (a *app) cancelRebuild(ctx context.Context, t *target, st consumer.Projecti
 		defer cancel()
 	}
 	res := rebuildResult{Type: "result", Request: req.ID, From: st.Serving, To: st.Building}
-	_, err = consumer.WatchRegistry(wctx, t.c, func(g *consumer.Registry) (bool, error) {
+	_, err = projection.WatchRegistry(wctx, t.c, func(g *projection.Registry) (bool, error) {
 		r, _ := g.Request(t.ns, st.Name, req.ID)
 		if !r.Final() {
 			return false, nil
@@ -193,7 +193,7 @@ func (a *app) cancelRebuild(ctx context.Context, t *target, st consumer.Projecti
 	if err != nil {
 		return fmt.Errorf("stopped waiting for cancel request %s of %s: %w", req.ID, st.Name, err)
 	}
-	if res.Status == consumer.StatusFailed {
+	if res.Status == projection.StatusFailed {
 		return fmt.Errorf("cancelling the rebuild of %s failed: %s", st.Name, res.Error)
 	}
 	if a.output == "json" {

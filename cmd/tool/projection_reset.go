@@ -8,15 +8,16 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kastor-dev/kastor/consumer"
+	"github.com/kastor-dev/kastor/projection"
 )
 
 // resetResult is the document of `projection reset -o json`.
 type resetResult struct {
-	Namespace string                     `json:"namespace"`
-	Name      string                     `json:"name"`
-	Version   int                        `json:"version"`
-	Group     string                     `json:"group"`
-	Offsets   []consumer.PartitionOffset `json:"offsets"`
+	Namespace string                       `json:"namespace"`
+	Name      string                       `json:"name"`
+	Version   int                          `json:"version"`
+	Group     string                       `json:"group"`
+	Offsets   []projection.PartitionOffset `json:"offsets"`
 }
 
 func newProjectionResetCmd(a *app, f *projFlags) *cobra.Command {
@@ -66,7 +67,7 @@ reset refuses when the registry says so; clear the sink instead, or rebuild.`,
 			if known && ver == st.Serving && st.SinkOffsets {
 				return fmt.Errorf("projection %s v%d has a sink that stores its own offsets: the reader resumes from the sink's offsets, so resetting the group would not reset it; clear the sink (or rebuild: `kastor projection rebuild %s`)", name, ver, name)
 			}
-			if known && st.Phase == consumer.PhaseRebuilding && ver == st.Building {
+			if known && st.Phase == projection.PhaseRebuilding && ver == st.Building {
 				return fmt.Errorf("projection %s is building v%d: it already reads from the earliest offsets", name, ver)
 			}
 			group := consumer.GroupName(t.ns, name, ver)
@@ -95,9 +96,9 @@ reset refuses when the registry says so; clear the sink instead, or rebuild.`,
 			if err != nil {
 				return fmt.Errorf("start offsets: %w", err)
 			}
-			res := resetResult{Namespace: t.ns, Name: name, Version: ver, Group: group, Offsets: []consumer.PartitionOffset{}}
+			res := resetResult{Namespace: t.ns, Name: name, Version: ver, Group: group, Offsets: []projection.PartitionOffset{}}
 			for _, p := range starts.Offsets().Sorted() {
-				res.Offsets = append(res.Offsets, consumer.PartitionOffset{Topic: p.Topic, Partition: p.Partition, Offset: p.At})
+				res.Offsets = append(res.Offsets, projection.PartitionOffset{Topic: p.Topic, Partition: p.Partition, Offset: p.At})
 			}
 			if !yes {
 				return fmt.Errorf("reset would set the offsets of group %s (%d partitions of %s) to the earliest: re-run with --yes", group, len(res.Offsets), strings.Join(tops, ", "))

@@ -15,6 +15,7 @@ import (
 	"github.com/kastor-dev/kastor/consumer"
 	"github.com/kastor-dev/kastor/internal/testdomain/bank"
 	"github.com/kastor-dev/kastor/kafkatest"
+	"github.com/kastor-dev/kastor/projection"
 )
 
 // balances is the read model of TestProjectionWithSinkOffsets: each account's balance.
@@ -55,7 +56,7 @@ func TestProjectionWithSinkOffsets(t *testing.T) {
 		}
 
 		kc := c.Kastor(t, pr.ns, cluster.Logger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-		p, err := consumer.NewProjection(kc, consumer.ProjectionConfig[ks.Event]{
+		p, err := projection.New(kc, projection.Config[ks.Event]{
 			Reader: consumer.Config[ks.Event]{Name: "balances", AggregateTypes: []string{bank.Type},
 				Events: pr.codecs.Events, AllPartitions: true},
 			Version: 1, Instance: "app-1", Interval: 100 * time.Millisecond,
@@ -123,10 +124,13 @@ func TestProjectionWithSinkOffsets(t *testing.T) {
 		until(t, ctx, "v2 building", func() bool { st, ok := p.State(); return ok && st.Building == 2 })
 		var cres rebuildResult
 		if r := cli("projection", "rebuild", "balances", "--cancel", "-o", "json"); r.code != exitOK || json.Unmarshal([]byte(r.stdout), &cres) != nil ||
-			cres.Status != consumer.StatusDone || cres.From != 1 || cres.To != 2 {
+			cres.Status != projection.StatusDone || cres.From != 1 || cres.To != 2 {
 			t.Fatalf("rebuild --cancel: %d %q %q", r.code, r.stdout, r.stderr)
 		}
-		until(t, ctx, "the cancellation", func() bool { st, ok := p.State(); return ok && st.Phase == consumer.PhaseServing && st.Abandoned == 2 })
+		until(t, ctx, "the cancellation", func() bool {
+			st, ok := p.State()
+			return ok && st.Phase == projection.PhaseServing && st.Abandoned == 2
+		})
 		if v, _ := p.Serving(); v != 1 {
 			t.Errorf("serving v%d after the cancellation", v)
 		}
@@ -150,7 +154,7 @@ func TestProjectionWithSinkOffsets(t *testing.T) {
 		<-writerDone
 		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 		var res rebuildResult
-		if r.code != exitOK || json.Unmarshal([]byte(lines[len(lines)-1]), &res) != nil || res.Status != consumer.StatusDone || res.From != 1 || res.To != 3 {
+		if r.code != exitOK || json.Unmarshal([]byte(lines[len(lines)-1]), &res) != nil || res.Status != projection.StatusDone || res.From != 1 || res.To != 3 {
 			t.Fatalf("rebuild: %d %q %q", r.code, r.stdout, r.stderr)
 		}
 		until(t, ctx, "v3 serves every event", func() bool {

@@ -19,11 +19,12 @@ import (
 	"github.com/kastor-dev/kastor/internal/testdomain/bank"
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/producer"
+	"github.com/kastor-dev/kastor/projection"
 	"github.com/kastor-dev/kastor/schema"
 )
 
 // TestProjectionAndDLQCommands runs a projection as an application would (a
-// consumer.Projection in the test process) and drives it with the projection and dlq
+// projection.Projection in the test process) and drives it with the projection and dlq
 // commands: status, list, reset refused while members are live, dead letters listed,
 // shown, replayed and purged, a rebuild followed to its switch with -o json, and the
 // errors once the application is stopped.
@@ -53,7 +54,7 @@ func TestProjectionAndDLQCommands(t *testing.T) {
 		var failing atomic.Bool
 		failing.Store(true)
 		kc := c.Kastor(t, ns, cluster.Logger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-		p, err := consumer.NewProjection(kc, consumer.ProjectionConfig[ks.Event]{
+		p, err := projection.New(kc, projection.Config[ks.Event]{
 			Reader: consumer.Config[ks.Event]{Name: "balances", AggregateTypes: []string{bank.Type},
 				Events: codecs.Events, Retry: consumer.Retry{Attempts: 1}},
 			Version: 1, Instance: "app-1", Interval: 100 * time.Millisecond,
@@ -81,7 +82,7 @@ func TestProjectionAndDLQCommands(t *testing.T) {
 			v := st.Versions[0]
 			return st.Serving == 1 && v.Lag == 0 && len(v.Partitions) == 3 && len(v.Members) == 1
 		})
-		if st.Phase != consumer.PhaseServing || st.Offsets != "group" || st.Versions[0].Role != "serving" {
+		if st.Phase != projection.PhaseServing || st.Offsets != "group" || st.Versions[0].Role != "serving" {
 			t.Errorf("status: %+v", st)
 		}
 		if r := cli("projection", "status", "balances"); r.code != exitOK || !strings.Contains(r.stdout, "serving v1") || !strings.Contains(r.stdout, "1 member(s)") {
@@ -125,7 +126,7 @@ func TestProjectionAndDLQCommands(t *testing.T) {
 		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 		var res rebuildResult
 		if r.code != exitOK || json.Unmarshal([]byte(lines[len(lines)-1]), &res) != nil ||
-			res.Type != "result" || res.Status != consumer.StatusDone || res.From != 1 || res.To != 2 {
+			res.Type != "result" || res.Status != projection.StatusDone || res.From != 1 || res.To != 2 {
 			t.Fatalf("rebuild: %d %q %q", r.code, r.stdout, r.stderr)
 		}
 		for _, l := range lines[:len(lines)-1] {
@@ -179,7 +180,7 @@ func TestProjectionAndDLQCommands(t *testing.T) {
 }
 
 // runApp runs p as the application would, until stop (called at cleanup too).
-func runApp(t *testing.T, p *consumer.Projection[ks.Event]) (stop func()) {
+func runApp(t *testing.T, p *projection.Projection[ks.Event]) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()

@@ -88,7 +88,7 @@ func runChild() int {
 	if err := pgsink.Migrate(ctx, pool, balanceSchema); err != nil {
 		return fail(err)
 	}
-	sink, err := pgsink.New(ctx, pool, pgsink.Config[kastor.Event]{Name: projection, Version: 1, Apply: applyBalance})
+	sink, err := pgsink.New(ctx, pool, pgsink.Config[kastor.Event]{Name: projName, Version: 1, Apply: applyBalance})
 	if err != nil {
 		return fail(err)
 	}
@@ -113,7 +113,7 @@ func runChild() int {
 		return fail(err)
 	}
 	rd, err := consumer.New(kc, consumer.Config[kastor.Event]{
-		Name: projection, Version: 1, AggregateTypes: []string{bank.Type},
+		Name: projName, Version: 1, AggregateTypes: []string{bank.Type},
 		Events: codecs.Events, MaxPollRecords: 100,
 		Retry: consumer.Retry{Attempts: 3, InitialBackoff: time.Millisecond, MaxBackoff: 200 * time.Millisecond},
 		// The reader's default session timeout: what users run.

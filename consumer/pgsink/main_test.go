@@ -97,7 +97,7 @@ func migrate(t testing.TB, pool *pgxpool.Pool, statements ...string) {
 
 func newSink(t testing.TB, pool *pgxpool.Pool, mod ...func(*pgsink.Config[kastor.Event])) *pgsink.Sink[kastor.Event] {
 	t.Helper()
-	cfg := pgsink.Config[kastor.Event]{Name: projection, Version: 1, Apply: countEvent}
+	cfg := pgsink.Config[kastor.Event]{Name: projName, Version: 1, Apply: countEvent}
 	for _, m := range mod {
 		m(&cfg)
 	}
@@ -127,7 +127,7 @@ func counted(t testing.TB, pool *pgxpool.Pool) (counts map[string]int64, total i
 	return counts, total, dups
 }
 
-const projection = "balances"
+const projName = "balances"
 
 // rig is a bank.account events topic and its projection's dead-letter topic on real
 // Kafka, with a transactional writer that appends events as the gateway does.
@@ -150,7 +150,7 @@ func newRig(t *testing.T, partitions int32) *rig {
 	ns := strings.ToLower(strings.ReplaceAll(kafkatest.TopicName(t), "/", "-"))
 	r := &rig{t: t, c: c, ns: ns, partitions: partitions,
 		events:   topics.TopicName(ns, bank.Type, topics.RoleEvents),
-		dlq:      consumer.DLQTopic(ns, projection),
+		dlq:      consumer.DLQTopic(ns, projName),
 		versions: map[string]int64{},
 	}
 	c.CreateTopic(t, r.events, partitions, 1, nil)
@@ -255,7 +255,7 @@ func endOffsets(t testing.TB, c *kafkatest.Cluster, topic string) map[consumer.T
 
 func (r *rig) config(mod ...func(*consumer.Config[kastor.Event])) consumer.Config[kastor.Event] {
 	cfg := consumer.Config[kastor.Event]{
-		Name: projection, Version: 1, AggregateTypes: []string{bank.Type},
+		Name: projName, Version: 1, AggregateTypes: []string{bank.Type},
 		Events: codecs.Events,
 		Retry:  consumer.Retry{Attempts: 3, InitialBackoff: time.Millisecond, MaxBackoff: 200 * time.Millisecond},
 	}
@@ -296,7 +296,7 @@ func (r *rig) start(cfg consumer.Config[kastor.Event], sink consumer.Sink[kastor
 // deadLetters reads the projection's unresolved dead letters.
 func (r *rig) deadLetters() []consumer.DeadLetter {
 	r.t.Helper()
-	ds, err := consumer.ReadDeadLetters(testCtx(r.t, 60*time.Second), r.kc, r.dlq, projection, 1)
+	ds, err := consumer.ReadDeadLetters(testCtx(r.t, 60*time.Second), r.kc, r.dlq, projName, 1)
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/kastor-dev/kastor/internal/testdomain/bank"
 	"github.com/kastor-dev/kastor/pgtest"
 	"github.com/kastor-dev/kastor/producer"
+	"github.com/kastor-dev/kastor/projection"
 )
 
 // These tests run readers on real Kafka with the sink on real PostgreSQL.
@@ -179,7 +180,7 @@ func TestFailedEventParked(t *testing.T) {
 
 	// The projection fixed, the dead letter is replayed.
 	fixed := newSink(t, pool, func(c *pgsink.Config[kastor.Event]) { c.Apply = apply(true) })
-	res, err := consumer.Replay(testCtx(t, 60*time.Second), r.kc, cfg, fixed)
+	res, err := projection.Replay(testCtx(t, 60*time.Second), r.kc, cfg, fixed)
 	if err != nil || res.Resolved != 1 {
 		t.Fatalf("Replay: %+v, %v", res, err)
 	}

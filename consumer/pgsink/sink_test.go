@@ -141,7 +141,7 @@ func TestOffsetsTable(t *testing.T) {
 	}
 
 	migrate(t, pool, `CREATE TABLE wrong (x int)`)
-	_, err := pgsink.New(ctx, pool, pgsink.Config[kastor.Event]{Name: projection, Version: 1, Apply: countEvent, OffsetsTable: "wrong"})
+	_, err := pgsink.New(ctx, pool, pgsink.Config[kastor.Event]{Name: projName, Version: 1, Apply: countEvent, OffsetsTable: "wrong"})
 	if err == nil || !strings.Contains(err.Error(), "expected columns") {
 		t.Errorf("New on a table without the columns: %v", err)
 	}
@@ -155,7 +155,7 @@ func TestNewConcurrently(t *testing.T) {
 	errs := make(chan error, 8)
 	for range 8 {
 		wg.Go(func() {
-			_, err := pgsink.New(context.Background(), pool, pgsink.Config[kastor.Event]{Name: projection, Version: 1, Apply: countEvent})
+			_, err := pgsink.New(context.Background(), pool, pgsink.Config[kastor.Event]{Name: projName, Version: 1, Apply: countEvent})
 			errs <- err
 		})
 	}

@@ -41,7 +41,7 @@ func NewPostgres(ctx context.Context, pool *pgxpool.Pool) (*Postgres, error) {
 	return &Postgres{pool: pool, sink: sink}, nil
 }
 
-// Sink is the projection's sink, for consumer.New (and consumer.Replay).
+// Sink is the projection's sink, for consumer.New (and projection.Replay).
 func (p *Postgres) Sink() *pgsink.Sink[kastor.Event] { return p.sink }
 
 // apply writes one event, as Evolve would fold it, in the sink's transaction.

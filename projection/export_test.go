@@ -1,4 +1,4 @@
-package consumer
+package projection
 
 // Test hooks of the replay lease (replay_lease.go).
 

@@ -1,4 +1,4 @@
-package consumer
+package projection
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/kastor-dev/kastor/consumer"
 )
 
 // controller is a Projection's Run: one goroutine that owns the readers and turns the
@@ -45,7 +47,7 @@ type controller[E any] struct {
 
 // view is what the controller needs of the registry, copied out of the watcher.
 type view struct {
-	state    ProjectionState
+	state    State
 	known    bool
 	requests []Request
 	// resolutions counts the replays and purges that resolved dead letters.
@@ -114,7 +116,7 @@ func (c *controller[E]) run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("consumer: reading %s: %w", RegistryTopic, err)
+			return fmt.Errorf("projection: reading %s: %w", RegistryTopic, err)
 		case v := <-updates:
 			cur = &v
 		case <-tick.C:
@@ -126,12 +128,12 @@ func (c *controller[E]) run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("consumer: projection %s version %d stopped: %w", c.name(), c.serving.version, c.serving.err)
+			return fmt.Errorf("projection: projection %s version %d stopped: %w", c.name(), c.serving.version, c.serving.err)
 		case <-buildingDone:
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("consumer: projection %s version %d (rebuilding) stopped: %w", c.name(), c.building.version, c.building.err)
+			return fmt.Errorf("projection: projection %s version %d (rebuilding) stopped: %w", c.name(), c.building.version, c.building.err)
 		}
 		if cur == nil {
 			continue
@@ -224,20 +226,20 @@ func (c *controller[E]) register(ctx context.Context) error {
 	}
 	sink, err := c.p.cfg.NewSink(c.p.cfg.Version)
 	if err != nil {
-		return fmt.Errorf("consumer: NewSink(%d): %w", c.p.cfg.Version, err)
+		return fmt.Errorf("projection: NewSink(%d): %w", c.p.cfg.Version, err)
 	}
-	_, sinkOffsets := sink.(OffsetStore)
+	_, sinkOffsets := sink.(consumer.OffsetStore)
 	if cl, ok := sink.(interface{ Close() error }); ok {
 		_ = cl.Close()
 	}
 	c.proposed = 1
-	return c.propose(ctx, ProjectionState{Epoch: 1, Phase: PhaseServing, Serving: c.p.cfg.Version,
+	return c.propose(ctx, State{Epoch: 1, Phase: PhaseServing, Serving: c.p.cfg.Version,
 		SinkOffsets: sinkOffsets, AllPartitions: c.p.cfg.Reader.AllPartitions})
 }
 
 // propose writes a state transition. It takes effect, here and in every instance, when
 // it is read back as the next epoch.
-func (c *controller[E]) propose(ctx context.Context, s ProjectionState) error {
+func (c *controller[E]) propose(ctx context.Context, s State) error {
 	s.Namespace, s.Name, s.Topics, s.Instance = c.ns(), c.name(), c.p.topics, c.p.instance
 	s.UpdatedAt = time.Now().UTC()
 	c.proposed = s.Epoch
@@ -245,7 +247,7 @@ func (c *controller[E]) propose(ctx context.Context, s ProjectionState) error {
 }
 
 // follow makes the version the registry names the one serving here.
-func (c *controller[E]) follow(ctx context.Context, st *ProjectionState) error {
+func (c *controller[E]) follow(ctx context.Context, st *State) error {
 	if c.serving != nil && c.serving.version == st.Serving {
 		return nil
 	}
@@ -295,8 +297,8 @@ func (c *controller[E]) follow(ctx context.Context, st *ProjectionState) error {
 
 // checkCaughtUp reports the rebuild's progress and proposes the switch once the
 // building version reached the captured end offsets.
-func (c *controller[E]) checkCaughtUp(ctx context.Context, st *ProjectionState) error {
-	var pr Progress
+func (c *controller[E]) checkCaughtUp(ctx context.Context, st *State) error {
+	var pr consumer.Progress
 	var err error
 	if st.AllPartitions {
 		if c.building == nil {
@@ -306,7 +308,7 @@ func (c *controller[E]) checkCaughtUp(ctx context.Context, st *ProjectionState) 
 	} else {
 		// The group's committed offsets: the view across all instances, and behind what
 		// the sinks applied (a reader commits after its sink).
-		pr, err = GroupProgress(ctx, c.adm, GroupName(c.ns(), c.name(), st.Building), st.Topics...)
+		pr, err = consumer.GroupProgress(ctx, c.adm, consumer.GroupName(c.ns(), c.name(), st.Building), st.Topics...)
 	}
 	if err != nil {
 		return err
@@ -330,7 +332,7 @@ func (c *controller[E]) checkCaughtUp(ctx context.Context, st *ProjectionState) 
 	next.Epoch, next.Phase, next.Previous, next.Serving, next.Building = st.Epoch+1, PhaseSwitched, st.Serving, st.Building, 0
 	next.SwitchedAt = time.Now().UTC()
 	if c.building != nil {
-		_, next.SinkOffsets = c.building.sink.(OffsetStore)
+		_, next.SinkOffsets = c.building.sink.(consumer.OffsetStore)
 	}
 	if err := c.propose(ctx, next); err != nil {
 		return err
@@ -345,14 +347,14 @@ func (c *controller[E]) checkCaughtUp(ctx context.Context, st *ProjectionState) 
 
 // caughtUp reports whether pr reached the captured ends. A partition with nothing to
 // read (end at its start) is caught up even if the group never committed on it.
-func caughtUp(pr Progress, st *ProjectionState) bool {
-	applied := map[TopicPartition]int64{}
+func caughtUp(pr consumer.Progress, st *State) bool {
+	applied := map[consumer.TopicPartition]int64{}
 	for _, pp := range pr.Partitions {
-		applied[TopicPartition{pp.Topic, pp.Partition}] = pp.Applied
+		applied[consumer.TopicPartition{Topic: pp.Topic, Partition: pp.Partition}] = pp.Applied
 	}
 	starts := offsetMap(st.Starts)
 	for _, e := range st.Ends {
-		tp := TopicPartition{e.Topic, e.Partition}
+		tp := consumer.TopicPartition{Topic: e.Topic, Partition: e.Partition}
 		if e.Offset <= starts[tp] {
 			continue
 		}
@@ -364,14 +366,14 @@ func caughtUp(pr Progress, st *ProjectionState) bool {
 }
 
 // progressOf counts the offsets between the captured starts and ends that pr passed.
-func progressOf(pr Progress, st *ProjectionState) (done, total int64) {
-	applied := map[TopicPartition]int64{}
+func progressOf(pr consumer.Progress, st *State) (done, total int64) {
+	applied := map[consumer.TopicPartition]int64{}
 	for _, pp := range pr.Partitions {
-		applied[TopicPartition{pp.Topic, pp.Partition}] = pp.Applied
+		applied[consumer.TopicPartition{Topic: pp.Topic, Partition: pp.Partition}] = pp.Applied
 	}
 	starts := offsetMap(st.Starts)
 	for _, e := range st.Ends {
-		tp := TopicPartition{e.Topic, e.Partition}
+		tp := consumer.TopicPartition{Topic: e.Topic, Partition: e.Partition}
 		n := max(e.Offset-starts[tp], 0)
 		total += n
 		if a, ok := applied[tp]; ok && a >= 0 {
@@ -383,9 +385,9 @@ func progressOf(pr Progress, st *ProjectionState) (done, total int64) {
 
 // retire deletes the previous version's consumer group once every instance left it,
 // then records the projection serving again.
-func (c *controller[E]) retire(ctx context.Context, st *ProjectionState) {
+func (c *controller[E]) retire(ctx context.Context, st *State) {
 	if st.Previous > 0 && !st.AllPartitions {
-		group := GroupName(c.ns(), c.name(), st.Previous)
+		group := consumer.GroupName(c.ns(), c.name(), st.Previous)
 		resp, err := c.adm.DeleteGroup(ctx, group)
 		if err == nil {
 			err = resp.Err
@@ -409,7 +411,7 @@ func (c *controller[E]) retire(ctx context.Context, st *ProjectionState) {
 }
 
 // requests acts on pending requests.
-func (c *controller[E]) requests(ctx context.Context, st *ProjectionState, reqs []Request) {
+func (c *controller[E]) requests(ctx context.Context, st *State, reqs []Request) {
 	for _, r := range reqs {
 		switch r.Kind {
 		case RequestRebuild:
@@ -432,7 +434,7 @@ func (c *controller[E]) finish(ctx context.Context, r Request, status RequestSta
 // rebuildRequest starts a rebuild: it captures the end offsets and proposes the
 // rebuilding state. Instances that propose at once all capture ends after the request
 // was made; the first proposal in the registry is the one everybody follows.
-func (c *controller[E]) rebuildRequest(ctx context.Context, st *ProjectionState, r Request) {
+func (c *controller[E]) rebuildRequest(ctx context.Context, st *State, r Request) {
 	if st.RequestID == r.ID || r.Status != StatusPending {
 		return
 	}
@@ -480,7 +482,7 @@ func (c *controller[E]) rebuildRequest(ctx context.Context, st *ProjectionState,
 // cancelRequest abandons the rebuild in progress. The transition names the cancel
 // request, so every instance can tell whether the cancellation or a concurrent switch
 // won, and the outcome is recorded only once the registry has it.
-func (c *controller[E]) cancelRequest(ctx context.Context, st *ProjectionState, r Request) {
+func (c *controller[E]) cancelRequest(ctx context.Context, st *State, r Request) {
 	if r.Status != StatusPending || c.claimed[r.ID] {
 		return
 	}
@@ -509,11 +511,11 @@ func (c *controller[E]) cancelRequest(ctx context.Context, st *ProjectionState, 
 }
 
 // dropAbandoned deletes the consumer group of a cancelled build once its readers left it.
-func (c *controller[E]) dropAbandoned(ctx context.Context, st *ProjectionState) {
+func (c *controller[E]) dropAbandoned(ctx context.Context, st *State) {
 	if st.Abandoned == 0 || st.AllPartitions || c.dropped[st.Abandoned] || c.building != nil {
 		return
 	}
-	group := GroupName(c.ns(), c.name(), st.Abandoned)
+	group := consumer.GroupName(c.ns(), c.name(), st.Abandoned)
 	resp, err := c.adm.DeleteGroup(ctx, group)
 	if err == nil {
 		err = resp.Err

@@ -1,4 +1,4 @@
-package consumer
+package projection
 
 import (
 	"context"
@@ -9,22 +9,23 @@ import (
 	"time"
 
 	"github.com/kastor-dev/kastor/cluster"
+	"github.com/kastor-dev/kastor/consumer"
 )
 
-// ProjectionConfig configures a Projection: a projection run by name across its
-// versions, rebuilt without downtime.
-type ProjectionConfig[E any] struct {
-	// Reader is the configuration of each version's Reader, run on the Projection's
-	// cluster. Its Version and Group are set by the Projection (each version has its own
-	// group, GroupName) and must be zero.
-	Reader Config[E]
+// Config configures a Projection: a projection run by name across its versions,
+// rebuilt without downtime.
+type Config[E any] struct {
+	// Reader is the configuration of each version's consumer.Reader, run on the
+	// Projection's cluster. Its Version and Group are set by the Projection (each version
+	// has its own group, consumer.GroupName) and must be zero.
+	Reader consumer.Config[E]
 	// Version is the version that serves when the registry does not know the projection
 	// yet (its first run). Afterwards the registry says which version serves: an
 	// instance follows it, so NewSink must build any version the registry may name.
 	Version int
 	// NewSink returns a new, empty sink for version: the serving version's at the start,
 	// and a fresh one for the version a rebuild builds.
-	NewSink func(version int) (Sink[E], error)
+	NewSink func(version int) (consumer.Sink[E], error)
 	// OnSwitch, when set, is called after the projection switched from version from to
 	// version to in this instance: Serving returns the new version's sink from then on,
 	// and queries holding the old one should let it go. It is also called at the start,
@@ -46,16 +47,16 @@ type ProjectionConfig[E any] struct {
 }
 
 // Projection runs a projection by name in an application process: the serving version's
-// Reader, and during a rebuild the next version's Reader beside it, following the
-// projection registry (RegistryTopic) that every instance of the application and the
+// consumer.Reader, and during a rebuild the next version's Reader beside it, following
+// the projection registry (RegistryTopic) that every instance of the application and the
 // kastor CLI share.
 //
 // A rebuild (Rebuild, or `kastor projection rebuild`) captures the events topics' end
 // offsets, records them in the registry, and starts version v+1 from the earliest
 // offsets under its own consumer group, into a fresh sink from NewSink, while version v
 // keeps serving. When v+1's applied offsets reach the captured ends (its group's
-// committed offsets: a view across all instances; with Config.AllPartitions, this
-// instance's own reader) the switch is recorded; every instance then makes v+1 the
+// committed offsets: a view across all instances; with consumer.Config.AllPartitions,
+// this instance's own reader) the switch is recorded; every instance then makes v+1 the
 // serving version (OnSwitch), stops v's reader, and v's consumer group is deleted once
 // empty. Transitions go through the registry's single partition and carry an epoch, so
 // when instances propose the same one at once the first wins everywhere: the switch
@@ -68,58 +69,57 @@ type ProjectionConfig[E any] struct {
 // are not applied again.
 type Projection[E any] struct {
 	kc       *cluster.Cluster
-	cfg      ProjectionConfig[E]
+	cfg      Config[E]
 	topics   []string
 	instance string
 	interval time.Duration
 
 	mu        sync.RWMutex
 	serving   int
-	sink      Sink[E]
-	state     ProjectionState
+	sink      consumer.Sink[E]
+	state     State
 	haveState bool
 	reg       *registryClient // set while Run runs
 	running   bool
 
 	lease time.Duration
-	// Test hooks (replay_lease_export_test.go): renewalsPaused stops this instance's
-	// lease renewals while it returns true, as a stalled process would; replayEnded is
-	// told when an executor of a replay request returns.
+	// Test hooks (export_test.go): renewalsPaused stops this instance's lease renewals
+	// while it returns true, as a stalled process would; replayEnded is told when an
+	// executor of a replay request returns.
 	renewalsPaused func() bool
 	replayEnded    func(id string, err error)
 }
 
-// NewProjection validates cfg and returns a projection of c's namespace; Run starts it.
+// New validates cfg and returns a projection of c's namespace; Run starts it.
 //
-// Its readers run on c as New describes. The registry (RegistryTopic, shared by every
-// namespace of the Kafka cluster) is read and written by clients of its own made with
-// c.NewClient; offsets and groups are listed and deleted through the shared client. The
-// projection logs to c.Logger() with the attributes component=kastor.projection,
+// Its readers run on c as consumer.New describes. The registry (RegistryTopic, shared by
+// every namespace of the Kafka cluster) is read and written by clients of its own made
+// with c.NewClient; offsets and groups are listed and deleted through the shared client.
+// The projection logs to c.Logger() with the attributes component=kastor.projection,
 // projection and instance.
-func NewProjection[E any](c *cluster.Cluster, cfg ProjectionConfig[E]) (*Projection[E], error) {
+func New[E any](c *cluster.Cluster, cfg Config[E]) (*Projection[E], error) {
 	var errs []error
 	if cfg.Reader.Version != 0 {
-		errs = append(errs, errors.New("ProjectionConfig.Reader.Version is set: the Projection sets each reader's version (use ProjectionConfig.Version)"))
+		errs = append(errs, errors.New("Config.Reader.Version is set: the Projection sets each reader's version (use Config.Version)"))
 	}
 	if cfg.Reader.Group != "" {
-		errs = append(errs, errors.New("ProjectionConfig.Reader.Group is set: each version has its own group, GroupName(ns, name, version)"))
+		errs = append(errs, errors.New("Config.Reader.Group is set: each version has its own group, consumer.GroupName(ns, name, version)"))
 	}
 	if cfg.Version < 1 {
-		errs = append(errs, fmt.Errorf("ProjectionConfig.Version is %d; versions start at 1", cfg.Version))
+		errs = append(errs, fmt.Errorf("Config.Version is %d; versions start at 1", cfg.Version))
 	}
 	if cfg.NewSink == nil {
-		errs = append(errs, errors.New("ProjectionConfig.NewSink is nil"))
+		errs = append(errs, errors.New("Config.NewSink is nil"))
 	}
 	rc := cfg.Reader
 	rc.Version = max(cfg.Version, 1)
-	s, err := rc.withDefaults(c)
-	if err != nil {
+	if err := rc.Validate(c); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("consumer: %w", errors.Join(errs...))
+		return nil, fmt.Errorf("projection: %w", errors.Join(errs...))
 	}
-	p := &Projection[E]{kc: c, cfg: cfg, topics: s.topicNames(), instance: cfg.Instance, interval: cfg.Interval}
+	p := &Projection[E]{kc: c, cfg: cfg, topics: rc.TopicNames(c.Namespace()), instance: cfg.Instance, interval: cfg.Interval}
 	if p.instance == "" {
 		host, _ := os.Hostname()
 		p.instance = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), newID()[:4])
@@ -136,7 +136,7 @@ func NewProjection[E any](c *cluster.Cluster, cfg ProjectionConfig[E]) (*Project
 
 // Serving returns the version serving in this instance and its sink (nil before Run
 // started it). Queries go to that sink; after OnSwitch, call Serving again.
-func (p *Projection[E]) Serving() (int, Sink[E]) {
+func (p *Projection[E]) Serving() (int, consumer.Sink[E]) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	return p.serving, p.sink
@@ -144,7 +144,7 @@ func (p *Projection[E]) Serving() (int, Sink[E]) {
 
 // State returns the projection's registry record as this instance last read it, and
 // false before Run has read the registry.
-func (p *Projection[E]) State() (ProjectionState, bool) {
+func (p *Projection[E]) State() (State, bool) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	return p.state, p.haveState
@@ -165,7 +165,7 @@ func (p *Projection[E]) request(ctx context.Context, kind RequestKind) (string, 
 	reg := p.reg
 	p.mu.RUnlock()
 	if reg == nil {
-		return "", fmt.Errorf("consumer: a %s request needs the projection to be running (call Run first)", kind)
+		return "", fmt.Errorf("projection: a %s request needs the projection to be running (call Run first)", kind)
 	}
 	req := Request{ID: newID(), Kind: kind, Namespace: p.kc.Namespace(), Name: p.cfg.Reader.Name,
 		Status: StatusPending, By: p.instance, RequestedAt: time.Now().UTC()}
@@ -180,7 +180,7 @@ func (p *Projection[E]) CancelRebuild(ctx context.Context) (string, error) {
 }
 
 // readerConfig is the reader configuration of version v.
-func (p *Projection[E]) readerConfig(v int) Config[E] {
+func (p *Projection[E]) readerConfig(v int) consumer.Config[E] {
 	c := p.cfg.Reader
 	c.Version = v
 	return c
@@ -189,8 +189,8 @@ func (p *Projection[E]) readerConfig(v int) Config[E] {
 // versionRun is one version's reader running in this instance.
 type versionRun[E any] struct {
 	version int
-	sink    Sink[E]
-	reader  *Reader[E]
+	sink    consumer.Sink[E]
+	reader  *consumer.Reader[E]
 	cancel  context.CancelFunc
 	done    chan struct{} // closed when Run returned, err set
 	err     error
@@ -200,9 +200,9 @@ type versionRun[E any] struct {
 func (p *Projection[E]) startVersion(ctx context.Context, v int) (*versionRun[E], error) {
 	sink, err := p.cfg.NewSink(v)
 	if err != nil {
-		return nil, fmt.Errorf("consumer: NewSink(%d): %w", v, err)
+		return nil, fmt.Errorf("projection: NewSink(%d): %w", v, err)
 	}
-	rd, err := New(p.kc, p.readerConfig(v), sink)
+	rd, err := consumer.New(p.kc, p.readerConfig(v), sink)
 	if err != nil {
 		return nil, err
 	}
@@ -234,7 +234,7 @@ func (p *Projection[E]) Run(ctx context.Context) error {
 	p.mu.Lock()
 	if p.running {
 		p.mu.Unlock()
-		return errors.New("consumer: Run was already called on this projection")
+		return errors.New("projection: Run was already called on this projection")
 	}
 	p.running = true
 	p.mu.Unlock()

@@ -1,4 +1,4 @@
-package consumer
+package projection
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/cluster"
+	"github.com/kastor-dev/kastor/consumer"
 	"github.com/kastor-dev/kastor/producer"
 )
 
@@ -27,58 +28,63 @@ type ReplayResult struct {
 
 // ReplayFailure is a dead letter that failed again.
 type ReplayFailure struct {
-	Letter DeadLetter
+	Letter consumer.DeadLetter
 	Err    error
 }
 
 // Replay re-applies the unresolved dead letters of cfg's projection version through
-// sink, then marks each applied one resolved by appending a resolution marker to the
-// dead-letter topic, DLQTopic(c.Namespace(), cfg.Name). It reads the dead-letter topic
-// to its end as of the call (ReadDeadLetters) and writes the markers with a producer of
-// its own made with c.NewClient, waiting for every in-sync replica (acks=all). It logs
-// to c.Logger() as a Reader does; cfg is validated as New validates it.
+// sink, then marks each applied one resolved by appending a resolution marker
+// (consumer.ResolutionMarker) to the dead-letter topic, consumer.DLQTopic(c.Namespace(),
+// cfg.Name). It reads the dead-letter topic to its end as of the call
+// (consumer.ReadDeadLetters) and writes the markers with a producer of its own made with
+// c.NewClient, waiting for every in-sync replica (acks=all). It logs to c.Logger() with
+// the attributes component=kastor.projection, projection and version; cfg is validated
+// as consumer.New validates it.
 //
 // Order: dead letters are keyed by aggregate ID, so an aggregate's letters share a
 // partition of the dead-letter topic and are replayed in the order they were parked —
-// with ParkAggregate, the parked event first, then the events held behind it, in their
+// with consumer.ParkAggregate, the parked event first, then the events held behind it, in their
 // original order. When a letter fails again, the aggregate's later letters are kept
 // (counted in Kept) and the replay goes on with other aggregates. A letter parked twice
 // (the reader re-read its event after a crash, or an in-memory model rebuilt) is applied
 // once.
 //
-// Events reach the sink in batches of one with Batch.Replay set and Next -1: a sink must
-// not move its offsets for them. Under ParkEvent, a replayed event is older than events
-// of its aggregate the sink has applied since.
+// Events reach the sink in batches of one with consumer.Batch.Replay set and Next -1: a
+// sink must not move its offsets for them. Under consumer.ParkEvent, a replayed event is
+// older than events of its aggregate the sink has applied since.
 //
 // A running reader with ParkAggregate learns of resolutions when it next loads its
-// partitions (a restart or a rebalance); until then it keeps holding the aggregate's new
-// events, which a later replay applies in order after these.
+// partitions (a restart or a rebalance), or when consumer.Reader.ReloadDeadLetters is
+// called, as a Projection does when the registry records a replay or a purge; until then
+// it keeps holding the aggregate's new events, which a later replay applies in order
+// after these.
 //
 // Replay returns an error, and stops, when the dead-letter topic cannot be read or
-// written or the sink reports ErrUnavailable; what was resolved before stays resolved.
+// written or the sink reports consumer.ErrUnavailable; what was resolved before stays
+// resolved.
 //
 // A letter is marked resolved after the sink applied it, so a Replay that stops between
 // the two (a crash, or a Projection's executor losing its lease) leaves that one letter
 // applied but unresolved, and the next replay applies it again: at-least-once for that
 // letter, exactly once for a sink that drops events by aggregate ID and version it
 // already holds.
-func Replay[E any](ctx context.Context, c *cluster.Cluster, cfg Config[E], sink Sink[E]) (ReplayResult, error) {
+func Replay[E any](ctx context.Context, c *cluster.Cluster, cfg consumer.Config[E], sink consumer.Sink[E]) (ReplayResult, error) {
 	return replay(ctx, c, cfg, sink, nil)
 }
 
 // replay is Replay, asking hold before each letter whether it may go on: a Projection
 // executes a replay request only while its claim holds (see replayRun.hold).
-func replay[E any](ctx context.Context, kc *cluster.Cluster, cfg Config[E], sink Sink[E], hold func() error) (ReplayResult, error) {
+func replay[E any](ctx context.Context, kc *cluster.Cluster, cfg consumer.Config[E], sink consumer.Sink[E], hold func() error) (ReplayResult, error) {
 	var res ReplayResult
-	c, err := cfg.withDefaults(kc)
-	if err != nil {
+	if err := cfg.Validate(kc); err != nil {
 		return res, err
 	}
 	if sink == nil {
-		return res, errors.New("consumer: the sink is nil")
+		return res, errors.New("projection: the sink is nil")
 	}
-	dlq := c.dlqTopic()
-	letters, err := ReadDeadLetters(ctx, kc, dlq, c.Name, c.Version)
+	log := kc.Logger().With("component", "kastor.projection", "projection", cfg.Name, "version", cfg.Version)
+	dlq := consumer.DLQTopic(kc.Namespace(), cfg.Name)
+	letters, err := consumer.ReadDeadLetters(ctx, kc, dlq, cfg.Name, cfg.Version)
 	if err != nil {
 		return res, err
 	}
@@ -87,12 +93,12 @@ func replay[E any](ctx context.Context, kc *cluster.Cluster, cfg Config[E], sink
 	}
 	cl, err := kc.NewClient(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0))
 	if err != nil {
-		return res, fmt.Errorf("consumer: %w", err)
+		return res, fmt.Errorf("projection: %w", err)
 	}
 	defer cl.Close()
 	blocked := map[string]bool{}
 	for _, d := range letters {
-		agg := d.aggregateID()
+		agg := d.AggregateID()
 		if agg != "" && blocked[agg] {
 			res.Kept++
 			continue
@@ -103,35 +109,35 @@ func replay[E any](ctx context.Context, kc *cluster.Cluster, cfg Config[E], sink
 			}
 		}
 		if err := ctx.Err(); err != nil {
-			return res, fmt.Errorf("consumer: replay stopped: %w", err)
+			return res, fmt.Errorf("projection: replay stopped: %w", err)
 		}
-		err := replayOne(ctx, c, sink, d)
-		if errors.Is(err, ErrUnavailable) || ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		err := replayOne(ctx, &cfg, sink, d)
+		if errors.Is(err, consumer.ErrUnavailable) || ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 			// Stopped, not failed: the letter stays unresolved for the next replay.
-			return res, fmt.Errorf("consumer: replay stopped: %w", err)
+			return res, fmt.Errorf("projection: replay stopped: %w", err)
 		}
 		if err != nil {
 			res.Failed = append(res.Failed, ReplayFailure{Letter: d, Err: err})
 			if agg != "" {
 				blocked[agg] = true
 			}
-			c.log.Warn("dead letter failed again; kept", "topic", d.Origin.Topic, "partition", d.Origin.Partition,
+			log.Warn("dead letter failed again; kept", "topic", d.Origin.Topic, "partition", d.Origin.Partition,
 				"offset", d.Offset, "aggregate", agg, "err", err)
 			continue
 		}
-		if err := cl.ProduceSync(ctx, resolvedRecord(dlq, d)).FirstErr(); err != nil {
-			return res, fmt.Errorf("consumer: the event at %s/%d@%d was re-applied but could not be marked resolved (a next replay applies it again): %w",
+		if err := cl.ProduceSync(ctx, consumer.ResolutionMarker(dlq, d)).FirstErr(); err != nil {
+			return res, fmt.Errorf("projection: the event at %s/%d@%d was re-applied but could not be marked resolved (a next replay applies it again): %w",
 				d.Origin.Topic, d.Origin.Partition, d.Offset, err)
 		}
 		res.Resolved++
 	}
-	c.log.Info("dead letters replayed", "resolved", res.Resolved, "failed", len(res.Failed), "kept", res.Kept)
+	log.Info("dead letters replayed", "resolved", res.Resolved, "failed", len(res.Failed), "kept", res.Kept)
 	return res, nil
 }
 
 // replayOne decodes a dead letter and applies it alone; nil also when the filter now
 // leaves it out.
-func replayOne[E any](ctx context.Context, c *settings[E], sink Sink[E], d DeadLetter) (err error) {
+func replayOne[E any](ctx context.Context, c *consumer.Config[E], sink consumer.Sink[E], d consumer.DeadLetter) (err error) {
 	md, err := producer.Metadata(d.Headers)
 	if err == nil && (md.AggregateID == "" || md.Type == "" || md.Version == 0) {
 		err = errors.New("kastor headers are missing")
@@ -143,18 +149,18 @@ func replayOne[E any](ctx context.Context, c *settings[E], sink Sink[E], d DeadL
 	if err != nil {
 		return undecodable(err)
 	}
-	if !c.Filter.match(&md) {
+	if !c.Filter.Match(&md) {
 		return nil
 	}
 	env := kastor.Envelope[E]{Metadata: md, Timestamp: d.Timestamp, Topic: d.Origin.Topic, Partition: d.Origin.Partition, Offset: d.Offset}
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("consumer: panic: %v\n%s", p, debug.Stack())
+			err = fmt.Errorf("projection: panic: %v\n%s", p, debug.Stack())
 		}
 	}()
 	env.Event, err = c.Events.Decode(kastor.Encoded{Type: md.Type, Fingerprint: md.Fingerprint, Data: d.Value})
 	if err != nil {
 		return undecodable(err)
 	}
-	return sink.Apply(ctx, Batch[E]{Topic: d.Origin.Topic, Partition: d.Origin.Partition, Events: []kastor.Envelope[E]{env}, Next: -1, Replay: true})
+	return sink.Apply(ctx, consumer.Batch[E]{Topic: d.Origin.Topic, Partition: d.Origin.Partition, Events: []kastor.Envelope[E]{env}, Next: -1, Replay: true})
 }

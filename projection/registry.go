@@ -1,4 +1,4 @@
-package consumer
+package projection
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor/cluster"
+	"github.com/kastor-dev/kastor/consumer"
 	"github.com/kastor-dev/kastor/internal/brokerwait"
 	"github.com/kastor-dev/kastor/topics"
 )
@@ -25,7 +26,7 @@ import (
 // being built, the end offsets captured when the build started) and the requests tools
 // make of the running projections (rebuild, replay dead letters) with their outcomes.
 // One partition gives every record one total order, which is what makes the registry a
-// compare-and-set log (see ProjectionState.Epoch).
+// compare-and-set log (see State.Epoch).
 //
 // kastor creates no topic implicitly: `kastor topics apply` creates it when kastor.yaml
 // declares projections; `kastor projection init` or CreateRegistry also do. Records are
@@ -40,12 +41,12 @@ func RegistryTopicConfigs() map[string]string {
 }
 
 // ErrNoRegistry is matched by the error returned when RegistryTopic does not exist.
-var ErrNoRegistry = errors.New("consumer: the projection registry topic does not exist")
+var ErrNoRegistry = errors.New("projection: the registry topic does not exist")
 
 type noRegistryError struct{}
 
 func (noRegistryError) Error() string {
-	return fmt.Sprintf("consumer: the projection registry topic %q does not exist (kastor creates no topic implicitly): "+
+	return fmt.Sprintf("projection: the registry topic %q does not exist (kastor creates no topic implicitly): "+
 		"declare the projection in kastor.yaml and run `kastor topics apply`, or run `kastor projection init` (1 partition, cleanup.policy=compact)", RegistryTopic)
 }
 func (noRegistryError) Is(target error) bool { return target == ErrNoRegistry }
@@ -63,7 +64,7 @@ func CreateRegistry(ctx context.Context, adm *kadm.Client, replicationFactor int
 		err = resp.Err
 	}
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		return fmt.Errorf("consumer: creating %s: %w", RegistryTopic, err)
+		return fmt.Errorf("projection: creating %s: %w", RegistryTopic, err)
 	}
 	return nil
 }
@@ -90,8 +91,9 @@ type PartitionOffset struct {
 	Offset    int64  `json:"offset"`
 }
 
-// ProjectionState is a projection's record in the registry, keyed "<ns>/<name>".
-type ProjectionState struct {
+// State is a projection's record in the registry, keyed "<ns>/<name>": which version
+// serves, which one is being built, and the offsets a rebuild must reach.
+type State struct {
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
 	// Epoch numbers the state's transitions. A record is accepted only when its epoch is
@@ -117,8 +119,8 @@ type ProjectionState struct {
 	Cancelled string `json:"cancelled,omitempty"`
 	// Topics are the events topics the projection reads.
 	Topics []string `json:"topics"`
-	// SinkOffsets is true when the serving sink stores its own offsets (OffsetStore):
-	// resetting the consumer group does not reset it.
+	// SinkOffsets is true when the serving sink stores its own offsets
+	// (consumer.OffsetStore): resetting the consumer group does not reset it.
 	SinkOffsets bool `json:"sinkOffsets,omitempty"`
 	// AllPartitions is true when every instance reads every partition (no consumer group).
 	AllPartitions bool      `json:"allPartitions,omitempty"`
@@ -128,13 +130,13 @@ type ProjectionState struct {
 	UpdatedAt     time.Time `json:"updatedAt"`
 }
 
-// EndOffsets returns Ends as a map.
-func (s *ProjectionState) EndOffsets() map[TopicPartition]int64 { return offsetMap(s.Ends) }
+// EndOffsets returns Ends as a map, the form consumer.Progress.CaughtUp takes.
+func (s *State) EndOffsets() map[consumer.TopicPartition]int64 { return offsetMap(s.Ends) }
 
-func offsetMap(ps []PartitionOffset) map[TopicPartition]int64 {
-	m := make(map[TopicPartition]int64, len(ps))
+func offsetMap(ps []PartitionOffset) map[consumer.TopicPartition]int64 {
+	m := make(map[consumer.TopicPartition]int64, len(ps))
 	for _, p := range ps {
-		m[TopicPartition{p.Topic, p.Partition}] = p.Offset
+		m[consumer.TopicPartition{Topic: p.Topic, Partition: p.Partition}] = p.Offset
 	}
 	return m
 }
@@ -147,7 +149,7 @@ const (
 	// RequestRebuild asks the running instances to build version Serving+1 and switch.
 	RequestRebuild RequestKind = "rebuild"
 	// RequestReplay asks one running instance to replay the serving version's dead letters
-	// into its sink (consumer.Replay): only the application has the sink.
+	// into its sink (Replay): only the application has the sink.
 	RequestReplay RequestKind = "replay"
 	// RequestPurge records that a tool marked dead letters resolved without applying them.
 	RequestPurge RequestKind = "purge"
@@ -216,7 +218,7 @@ type Request struct {
 func (r *Request) Final() bool { return r.Status == StatusDone || r.Status == StatusFailed }
 
 // DefaultReplayLease is how long a replay claim lasts unless renewed
-// (ProjectionConfig.ReplayLease). The executing instance renews it every third of it, so
+// (Config.ReplayLease). The executing instance renews it every third of it, so
 // it survives two lost renewals; an instance that dies leaves the request to the others
 // this long after its last renewal.
 const DefaultReplayLease = 30 * time.Second
@@ -259,28 +261,28 @@ func registryRecord(key string, v any) *kgo.Record {
 // applied in order, by the rules every reader of the registry shares, so instances
 // that read the same prefix agree.
 type Registry struct {
-	states   map[string]*ProjectionState
+	states   map[string]*State
 	requests map[string]*Request
 	progress map[string]*RebuildProgress
 	next     int64
 }
 
 func newRegistry() *Registry {
-	return &Registry{states: map[string]*ProjectionState{}, requests: map[string]*Request{}, progress: map[string]*RebuildProgress{}}
+	return &Registry{states: map[string]*State{}, requests: map[string]*Request{}, progress: map[string]*RebuildProgress{}}
 }
 
 // State returns the state of projection name in namespace ns.
-func (g *Registry) State(ns, name string) (ProjectionState, bool) {
+func (g *Registry) State(ns, name string) (State, bool) {
 	s, ok := g.states[stateKey(ns, name)]
 	if !ok {
-		return ProjectionState{}, false
+		return State{}, false
 	}
 	return *s, true
 }
 
 // States returns the states of the projections of namespace ns ("" for all), by name.
-func (g *Registry) States(ns string) []ProjectionState {
-	var out []ProjectionState
+func (g *Registry) States(ns string) []State {
+	var out []State
 	for _, s := range g.states {
 		if ns == "" || s.Namespace == ns {
 			out = append(out, *s)
@@ -378,7 +380,7 @@ func (g *Registry) apply(r *kgo.Record) {
 			delete(g.states, key)
 			return
 		}
-		var s ProjectionState
+		var s State
 		if json.Unmarshal(r.Value, &s) != nil {
 			return
 		}
@@ -428,7 +430,7 @@ func newRegistryClient(ctx context.Context, kc *cluster.Cluster) (*registryClien
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("consumer: %w", err)
+		return nil, fmt.Errorf("projection: %w", err)
 	}
 	c := &registryClient{kc: kc, prod: prod}
 	if err := c.check(ctx); err != nil {
@@ -445,18 +447,18 @@ func (c *registryClient) close() { c.prod.Close() }
 // for a missing topic.
 func (c *registryClient) check(ctx context.Context) error {
 	adm := c.kc.Admin()
-	log := c.kc.Logger().With("component", "kastor.consumer")
+	log := c.kc.Logger().With("component", "kastor.projection")
 	return brokerwait.Do(ctx, log, "the metadata of topic "+RegistryTopic, func(ctx context.Context) error {
 		m, err := adm.Metadata(ctx, RegistryTopic)
 		if err != nil {
-			return fmt.Errorf("consumer: cannot read the metadata of %s from %v: %w", RegistryTopic, c.kc.Brokers(), err)
+			return fmt.Errorf("projection: cannot read the metadata of %s from %v: %w", RegistryTopic, c.kc.Brokers(), err)
 		}
 		td, ok := m.Topics[RegistryTopic]
 		switch {
 		case !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition):
 			return noRegistryError{}
 		case td.Err != nil:
-			return fmt.Errorf("consumer: topic %s: %w", RegistryTopic, td.Err)
+			return fmt.Errorf("projection: topic %s: %w", RegistryTopic, td.Err)
 		}
 		return nil
 	})
@@ -464,7 +466,7 @@ func (c *registryClient) check(ctx context.Context) error {
 
 func (c *registryClient) write(ctx context.Context, key string, v any) error {
 	if err := c.prod.ProduceSync(ctx, registryRecord(key, v)).FirstErr(); err != nil {
-		return fmt.Errorf("consumer: writing to %s: %w", RegistryTopic, err)
+		return fmt.Errorf("projection: writing to %s: %w", RegistryTopic, err)
 	}
 	return nil
 }
@@ -478,7 +480,7 @@ func (c *registryClient) watch(ctx context.Context, fn func(g *Registry) (bool, 
 		err = ends.Error()
 	}
 	if err != nil {
-		return fmt.Errorf("consumer: end offset of %s: %w", RegistryTopic, err)
+		return fmt.Errorf("projection: end offset of %s: %w", RegistryTopic, err)
 	}
 	end := int64(0)
 	if o, ok := ends.Lookup(RegistryTopic, 0); ok {
@@ -489,7 +491,7 @@ func (c *registryClient) watch(ctx context.Context, fn func(g *Registry) (bool, 
 		kgo.FetchMaxWait(200*time.Millisecond),
 	)
 	if err != nil {
-		return fmt.Errorf("consumer: %w", err)
+		return fmt.Errorf("projection: %w", err)
 	}
 	defer cl.Close()
 	g := newRegistry()
@@ -538,12 +540,14 @@ func WatchRegistry(ctx context.Context, c *cluster.Cluster, fn func(g *Registry)
 	return last, err
 }
 
-// Submit writes a request for the running instances of projection req.Name of c's
-// namespace (a rebuild or a replay), or the record of a purge, and returns it with its
-// ID, namespace and times set. req.Namespace, when set, must be c.Namespace(). The
-// record is written to RegistryTopic with acks=all by a producer of its own made with
-// c.NewClient. Follow its outcome with WatchRegistry and Registry.Request.
-func Submit(ctx context.Context, c *cluster.Cluster, req Request) (Request, error) {
+// SubmitRequest writes a request for the running instances of projection req.Name of c's
+// namespace (a rebuild, a cancellation or a replay), or the record of a purge, and
+// returns it with its ID, namespace and times set; it does not wait for the outcome,
+// since the instances execute the request when they read it. req.Namespace, when set,
+// must be c.Namespace(); req.Status defaults to StatusPending. The record is written to
+// RegistryTopic with acks=all by a producer of its own made with c.NewClient. Follow its
+// outcome with WatchRegistry and Registry.Request.
+func SubmitRequest(ctx context.Context, c *cluster.Cluster, req Request) (Request, error) {
 	if c == nil {
 		return req, errNilCluster
 	}
@@ -551,7 +555,7 @@ func Submit(ctx context.Context, c *cluster.Cluster, req Request) (Request, erro
 	case req.Namespace == "":
 		req.Namespace = c.Namespace()
 	case req.Namespace != c.Namespace():
-		return req, fmt.Errorf("consumer: the request is for namespace %q, the cluster's is %q", req.Namespace, c.Namespace())
+		return req, fmt.Errorf("projection: the request is for namespace %q, the cluster's is %q", req.Namespace, c.Namespace())
 	}
 	rc, err := newRegistryClient(ctx, c)
 	if err != nil {
@@ -571,3 +575,6 @@ func Submit(ctx context.Context, c *cluster.Cluster, req Request) (Request, erro
 	req.UpdatedAt = now
 	return req, rc.write(ctx, requestKey(req.Namespace, req.Name, req.ID), req)
 }
+
+// errNilCluster is returned by the functions given a nil *cluster.Cluster.
+var errNilCluster = errors.New("projection: the cluster is nil")

@@ -1,4 +1,4 @@
-package consumer
+package projection
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 )
 
 // errLeaseLost stops the executor of a replay request whose claim no longer holds.
-var errLeaseLost = errors.New("consumer: this instance no longer holds the replay request's lease")
+var errLeaseLost = errors.New("projection: this instance no longer holds the replay request's lease")
 
 // replayClaim is this instance's latest claim of a replay request.
 type replayClaim struct {
@@ -89,7 +89,7 @@ type replayOutcome struct {
 // replayRequest claims a replay request that is pending or whose lease expired,
 // executes it once the registry shows this instance's claim, and keeps the lease of a
 // replay it executes up to date.
-func (c *controller[E]) replayRequest(ctx context.Context, st *ProjectionState, r Request) {
+func (c *controller[E]) replayRequest(ctx context.Context, st *State, r Request) {
 	if run := c.replaying[r.ID]; run != nil {
 		// Never claimed anew while an executor runs here, even on a lost claim: it may be
 		// in the middle of applying a letter.
@@ -112,7 +112,7 @@ func (c *controller[E]) replayRequest(ctx context.Context, st *ProjectionState, 
 // claimReplay writes a claim of r. The fold accepts it when r is pending, or when it is
 // written after the current claim's lease end; of several instances claiming at once
 // the first in the registry wins, everywhere.
-func (c *controller[E]) claimReplay(ctx context.Context, st *ProjectionState, r Request) {
+func (c *controller[E]) claimReplay(ctx context.Context, st *State, r Request) {
 	cl := &replayClaim{token: newID(), over: holderOf(&r)}
 	if r.Status == StatusRunning {
 		c.log.Info("claiming a replay request whose lease expired", "request", r.ID, "holder", r.Instance,
@@ -133,7 +133,7 @@ func (c *controller[E]) claimReplay(ctx context.Context, st *ProjectionState, r 
 
 // executeReplay runs Replay for the claim r this instance holds, renewing the lease
 // until the executor returns; the controller records the outcome (replayed).
-func (c *controller[E]) executeReplay(ctx context.Context, st *ProjectionState, r Request) {
+func (c *controller[E]) executeReplay(ctx context.Context, st *State, r Request) {
 	if c.serving == nil || c.serving.version != r.Version {
 		r.LeaseUntil = time.Time{}
 		c.finish(ctx, r, StatusFailed, fmt.Sprintf("version %d does not serve here (serving: %d); replay the dead letters of the serving version", r.Version, st.Serving))

@@ -1,4 +1,4 @@
-package consumer_test
+package projection_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/consumer"
 	"github.com/kastor-dev/kastor/kafkatest"
+	"github.com/kastor-dev/kastor/projection"
 )
 
 // The registry's fold decides a replay request's holder from the records alone: a
@@ -24,8 +25,8 @@ import (
 func TestReplayLeaseFold(t *testing.T) {
 	t0 := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
-	base := consumer.Request{ID: "r1", Kind: consumer.RequestReplay, Namespace: "ns", Name: "p", Version: 1, RequestedAt: t0}
-	rec := func(status consumer.RequestStatus, inst, claim string, updated, until int) consumer.Request {
+	base := projection.Request{ID: "r1", Kind: projection.RequestReplay, Namespace: "ns", Name: "p", Version: 1, RequestedAt: t0}
+	rec := func(status projection.RequestStatus, inst, claim string, updated, until int) projection.Request {
 		r := base
 		r.Status, r.Instance, r.Claim, r.UpdatedAt = status, inst, claim, at(updated)
 		if until > 0 {
@@ -34,36 +35,36 @@ func TestReplayLeaseFold(t *testing.T) {
 		return r
 	}
 	pending := base
-	pending.Status, pending.UpdatedAt = consumer.StatusPending, t0
-	takenFromA := rec(consumer.StatusRunning, "b", "b1", 42, 72)
+	pending.Status, pending.UpdatedAt = projection.StatusPending, t0
+	takenFromA := rec(projection.StatusRunning, "b", "b1", 42, 72)
 	takenFromA.TakenFrom = "a"
 
 	steps := []struct {
 		what       string
-		rec        consumer.Request
+		rec        projection.Request
 		holder     string // the claim holding the request after the record
 		leaseUntil int
-		status     consumer.RequestStatus
+		status     projection.RequestStatus
 	}{
-		{"the request", pending, "", 0, consumer.StatusPending},
-		{"a's claim of a pending request", rec(consumer.StatusRunning, "a", "a1", 1, 31), "a1", 31, consumer.StatusRunning},
-		{"b's claim during a's lease", rec(consumer.StatusRunning, "b", "b0", 2, 32), "a1", 31, consumer.StatusRunning},
-		{"the request again", pending, "a1", 31, consumer.StatusRunning},
-		{"a's renewal", rec(consumer.StatusRunning, "a", "a1", 11, 41), "a1", 41, consumer.StatusRunning},
-		{"a's older renewal, delayed", rec(consumer.StatusRunning, "a", "a1", 5, 35), "a1", 41, consumer.StatusRunning},
-		{"b's claim before the lease end by its own date", rec(consumer.StatusRunning, "b", "b0", 40, 70), "a1", 41, consumer.StatusRunning},
-		{"b's claim after the lease end", takenFromA, "b1", 72, consumer.StatusRunning},
-		{"c's claim of the same expired lease, second", rec(consumer.StatusRunning, "c", "c1", 43, 73), "b1", 72, consumer.StatusRunning},
-		{"a's late renewal", rec(consumer.StatusRunning, "a", "a1", 44, 74), "b1", 72, consumer.StatusRunning},
-		{"b's renewal", rec(consumer.StatusRunning, "b", "b1", 52, 82), "b1", 82, consumer.StatusRunning},
-		{"b's outcome", rec(consumer.StatusDone, "b", "b1", 60, 0), "b1", 0, consumer.StatusDone},
-		{"a's outcome, second", rec(consumer.StatusFailed, "a", "a1", 61, 0), "b1", 0, consumer.StatusDone},
-		{"a claim after the outcome", rec(consumer.StatusRunning, "c", "c2", 500, 530), "b1", 0, consumer.StatusDone},
+		{"the request", pending, "", 0, projection.StatusPending},
+		{"a's claim of a pending request", rec(projection.StatusRunning, "a", "a1", 1, 31), "a1", 31, projection.StatusRunning},
+		{"b's claim during a's lease", rec(projection.StatusRunning, "b", "b0", 2, 32), "a1", 31, projection.StatusRunning},
+		{"the request again", pending, "a1", 31, projection.StatusRunning},
+		{"a's renewal", rec(projection.StatusRunning, "a", "a1", 11, 41), "a1", 41, projection.StatusRunning},
+		{"a's older renewal, delayed", rec(projection.StatusRunning, "a", "a1", 5, 35), "a1", 41, projection.StatusRunning},
+		{"b's claim before the lease end by its own date", rec(projection.StatusRunning, "b", "b0", 40, 70), "a1", 41, projection.StatusRunning},
+		{"b's claim after the lease end", takenFromA, "b1", 72, projection.StatusRunning},
+		{"c's claim of the same expired lease, second", rec(projection.StatusRunning, "c", "c1", 43, 73), "b1", 72, projection.StatusRunning},
+		{"a's late renewal", rec(projection.StatusRunning, "a", "a1", 44, 74), "b1", 72, projection.StatusRunning},
+		{"b's renewal", rec(projection.StatusRunning, "b", "b1", 52, 82), "b1", 82, projection.StatusRunning},
+		{"b's outcome", rec(projection.StatusDone, "b", "b1", 60, 0), "b1", 0, projection.StatusDone},
+		{"a's outcome, second", rec(projection.StatusFailed, "a", "a1", 61, 0), "b1", 0, projection.StatusDone},
+		{"a claim after the outcome", rec(projection.StatusRunning, "c", "c2", 500, 530), "b1", 0, projection.StatusDone},
 	}
-	var log []consumer.Request
+	var log []projection.Request
 	for _, s := range steps {
 		log = append(log, s.rec)
-		g := consumer.FoldRequests(log...)
+		g := projection.FoldRequests(log...)
 		got, ok := g.Request("ns", "p", "r1")
 		if !ok {
 			t.Fatalf("after %s: no request", s.what)
@@ -77,55 +78,55 @@ func TestReplayLeaseFold(t *testing.T) {
 				s.holder, until, s.status)
 		}
 	}
-	if got, _ := consumer.FoldRequests(log...).Request("ns", "p", "r1"); got.Instance != "b" || got.TakenFrom != "" {
+	if got, _ := projection.FoldRequests(log...).Request("ns", "p", "r1"); got.Instance != "b" || got.TakenFrom != "" {
 		t.Errorf("outcome by %q (taken from %q), want b's outcome record", got.Instance, got.TakenFrom)
 	}
 
 	// A release ends the lease when written, though a renewal never shortens it;
 	// nothing of the released claim counts after it, and a claim dated after it wins.
-	released := rec(consumer.StatusRunning, "a", "a1", 20, 20)
+	released := rec(projection.StatusRunning, "a", "a1", 20, 20)
 	released.Released = true
 	for _, c := range []struct {
 		what   string
-		log    []consumer.Request
+		log    []projection.Request
 		holder string
 		until  int
 	}{
-		{"a release", []consumer.Request{pending, rec(consumer.StatusRunning, "a", "a1", 1, 31), released}, "a1", 20},
-		{"a renewal after the release", []consumer.Request{pending, rec(consumer.StatusRunning, "a", "a1", 1, 31), released,
-			rec(consumer.StatusRunning, "a", "a1", 21, 51)}, "a1", 20},
-		{"b's claim after the release", []consumer.Request{pending, rec(consumer.StatusRunning, "a", "a1", 1, 31), released,
-			rec(consumer.StatusRunning, "b", "b1", 21, 51)}, "b1", 51},
-		{"b's claim before the release's date", []consumer.Request{pending, rec(consumer.StatusRunning, "a", "a1", 1, 31), released,
-			rec(consumer.StatusRunning, "b", "b1", 19, 49)}, "a1", 20},
+		{"a release", []projection.Request{pending, rec(projection.StatusRunning, "a", "a1", 1, 31), released}, "a1", 20},
+		{"a renewal after the release", []projection.Request{pending, rec(projection.StatusRunning, "a", "a1", 1, 31), released,
+			rec(projection.StatusRunning, "a", "a1", 21, 51)}, "a1", 20},
+		{"b's claim after the release", []projection.Request{pending, rec(projection.StatusRunning, "a", "a1", 1, 31), released,
+			rec(projection.StatusRunning, "b", "b1", 21, 51)}, "b1", 51},
+		{"b's claim before the release's date", []projection.Request{pending, rec(projection.StatusRunning, "a", "a1", 1, 31), released,
+			rec(projection.StatusRunning, "b", "b1", 19, 49)}, "a1", 20},
 	} {
-		got, _ := consumer.FoldRequests(c.log...).Request("ns", "p", "r1")
+		got, _ := projection.FoldRequests(c.log...).Request("ns", "p", "r1")
 		if got.Claim != c.holder || !got.LeaseUntil.Equal(at(c.until)) {
 			t.Errorf("after %s: claim %q until %v, want %q until %v", c.what, got.Claim, got.LeaseUntil, c.holder, at(c.until))
 		}
 	}
 
 	// A claim written before claims had leases expires DefaultReplayLease after it.
-	legacy := rec(consumer.StatusRunning, "old", "", 0, 0)
-	early := rec(consumer.StatusRunning, "b", "b1", 10, 40)
-	late := rec(consumer.StatusRunning, "b", "b2", 31, 61)
-	if got, _ := consumer.FoldRequests(pending, legacy, early).Request("ns", "p", "r1"); got.Instance != "old" {
-		t.Errorf("a claim within the legacy claim's %v replaced it: %+v", consumer.DefaultReplayLease, got)
+	legacy := rec(projection.StatusRunning, "old", "", 0, 0)
+	early := rec(projection.StatusRunning, "b", "b1", 10, 40)
+	late := rec(projection.StatusRunning, "b", "b2", 31, 61)
+	if got, _ := projection.FoldRequests(pending, legacy, early).Request("ns", "p", "r1"); got.Instance != "old" {
+		t.Errorf("a claim within the legacy claim's %v replaced it: %+v", projection.DefaultReplayLease, got)
 	}
-	if got, _ := consumer.FoldRequests(pending, legacy, late).Request("ns", "p", "r1"); got.Claim != "b2" {
+	if got, _ := projection.FoldRequests(pending, legacy, late).Request("ns", "p", "r1"); got.Claim != "b2" {
 		t.Errorf("a claim after the legacy claim's lease did not replace it: %+v", got)
 	}
 	// Two legacy claims (no tokens) are not renewals of each other: the first wins.
-	if got, _ := consumer.FoldRequests(pending, legacy, rec(consumer.StatusRunning, "old2", "", 1, 0)).Request("ns", "p", "r1"); got.Instance != "old" {
+	if got, _ := projection.FoldRequests(pending, legacy, rec(projection.StatusRunning, "old2", "", 1, 0)).Request("ns", "p", "r1"); got.Instance != "old" {
 		t.Errorf("a second legacy claim replaced the first: %+v", got)
 	}
 	// Other requests keep "the first claim wins", however late the second.
 	rb := base
-	rb.Kind = consumer.RequestRebuild
+	rb.Kind = projection.RequestRebuild
 	first, second := rb, rb
-	first.Status, first.Instance, first.UpdatedAt = consumer.StatusRunning, "a", at(1)
-	second.Status, second.Instance, second.UpdatedAt = consumer.StatusRunning, "b", at(1000)
-	if got, _ := consumer.FoldRequests(rb, first, second).Request("ns", "p", "r1"); got.Instance != "a" {
+	first.Status, first.Instance, first.UpdatedAt = projection.StatusRunning, "a", at(1)
+	second.Status, second.Instance, second.UpdatedAt = projection.StatusRunning, "b", at(1000)
+	if got, _ := projection.FoldRequests(rb, first, second).Request("ns", "p", "r1"); got.Instance != "a" {
 		t.Errorf("a rebuild's second running record replaced the first: %+v", got)
 	}
 }
@@ -195,9 +196,9 @@ func writeLeaseEvents(r *rig, naggs int) (*leaseStore, []ev) {
 
 // leaseInstances returns a constructor of the instances of one projection over r,
 // applying through leaseSinks into store, with replay leases of lease.
-func leaseInstances(r *rig, store *leaseStore, lease time.Duration) func(name string, onReplay func(n int)) *consumer.Projection[kastor.Event] {
-	return func(name string, onReplay func(n int)) *consumer.Projection[kastor.Event] {
-		p, err := consumer.NewProjection(r.kc, consumer.ProjectionConfig[kastor.Event]{
+func leaseInstances(r *rig, store *leaseStore, lease time.Duration) func(name string, onReplay func(n int)) *projection.Projection[kastor.Event] {
+	return func(name string, onReplay func(n int)) *projection.Projection[kastor.Event] {
+		p, err := projection.New(r.kc, projection.Config[kastor.Event]{
 			Reader:      r.config(func(cfg *consumer.Config[kastor.Event]) { cfg.Version = 0 }),
 			Version:     1,
 			Instance:    name,
@@ -215,13 +216,13 @@ func leaseInstances(r *rig, store *leaseStore, lease time.Duration) func(name st
 }
 
 // registryRequest returns request id as the registry has it now.
-func registryRequest(t *testing.T, kc *cluster.Cluster, ns, id string) consumer.Request {
+func registryRequest(t *testing.T, kc *cluster.Cluster, ns, id string) projection.Request {
 	t.Helper()
-	g, err := consumer.ReadRegistry(testCtx(t), kc)
+	g, err := projection.ReadRegistry(testCtx(t), kc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, ok := g.Request(ns, projection, id)
+	r, ok := g.Request(ns, projName, id)
 	if !ok {
 		t.Fatalf("request %s is not in the registry", id)
 	}
@@ -265,25 +266,25 @@ func TestReplayTakenOverAfterLeaseExpires(t *testing.T) {
 				<-releaseA
 			}
 		})
-		consumer.PauseRenewals(a, aStalled.Load)
-		consumer.OnReplayEnded(a, func(_ string, err error) { aErr = err; close(aEnded) })
+		projection.PauseRenewals(a, aStalled.Load)
+		projection.OnReplayEnded(a, func(_ string, err error) { aErr = err; close(aEnded) })
 		startProjection(t, a)
-		awaitState(t, a, func(st consumer.ProjectionState) bool { return st.Serving == 1 })
-		r.awaitCommitted(consumer.GroupName(r.ns, projection, 1), r.ends())
+		awaitState(t, a, func(st projection.State) bool { return st.Serving == 1 })
+		r.awaitCommitted(consumer.GroupName(r.ns, projName, 1), r.ends())
 		ctx := testCtx(t)
-		letters, err := consumer.ReadDeadLetters(ctx, r.kc, r.dlq, projection, 1)
+		letters, err := consumer.ReadDeadLetters(ctx, r.kc, r.dlq, projName, 1)
 		if err != nil || len(letters) != naggs {
 			t.Fatalf("%d dead letters (%v), want %d", len(letters), err, naggs)
 		}
 
-		req, err := consumer.Submit(ctx, r.kc, consumer.Request{Kind: consumer.RequestReplay, Namespace: r.ns, Name: projection,
+		req, err := projection.SubmitRequest(ctx, r.kc, projection.Request{Kind: projection.RequestReplay, Namespace: r.ns, Name: projName,
 			Version: 1, By: "test"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		await(t, aFrozen, "a to stall in its replay")
 		claimA := registryRequest(t, r.kc, r.ns, req.ID)
-		if claimA.Status != consumer.StatusRunning || claimA.Instance != "a" || claimA.Claim == "" || claimA.LeaseUntil.IsZero() {
+		if claimA.Status != projection.StatusRunning || claimA.Instance != "a" || claimA.Claim == "" || claimA.LeaseUntil.IsZero() {
 			t.Fatalf("a's claim: %+v", claimA)
 		}
 
@@ -299,7 +300,7 @@ func TestReplayTakenOverAfterLeaseExpires(t *testing.T) {
 		startProjection(t, b)
 		await(t, bBlocked, "b to take the replay over")
 		claimB := registryRequest(t, r.kc, r.ns, req.ID)
-		if claimB.Status != consumer.StatusRunning || claimB.Instance != "b" || claimB.TakenFrom != "a" || claimB.Claim == claimA.Claim {
+		if claimB.Status != projection.StatusRunning || claimB.Instance != "b" || claimB.TakenFrom != "a" || claimB.Claim == claimA.Claim {
 			t.Fatalf("the request while b executes it: %+v", claimB)
 		}
 		if !claimB.UpdatedAt.After(claimA.LeaseUntil) {
@@ -307,7 +308,7 @@ func TestReplayTakenOverAfterLeaseExpires(t *testing.T) {
 		}
 		lateRenewal := claimA
 		lateRenewal.LeaseUntil = time.Now().UTC().Add(lease)
-		if _, err := consumer.Submit(ctx, r.kc, lateRenewal); err != nil {
+		if _, err := projection.SubmitRequest(ctx, r.kc, lateRenewal); err != nil {
 			t.Fatal(err)
 		}
 		if got := registryRequest(t, r.kc, r.ns, req.ID); got.Claim != claimB.Claim || got.Instance != "b" {
@@ -317,16 +318,16 @@ func TestReplayTakenOverAfterLeaseExpires(t *testing.T) {
 		// a wakes up: it finishes the letter it was applying, then stops.
 		close(releaseA)
 		await(t, aEnded, "a's executor to return")
-		if !errors.Is(aErr, consumer.ErrLeaseLost) {
+		if !errors.Is(aErr, projection.ErrLeaseLost) {
 			t.Errorf("a's executor returned %v, want a lost lease", aErr)
 		}
 		close(releaseB)
 		res := awaitRequest(t, r.kc, r.ns, req.ID)
-		if res.Status != consumer.StatusDone || res.Instance != "b" || res.Claim != claimB.Claim || res.TakenFrom != "a" ||
+		if res.Status != projection.StatusDone || res.Instance != "b" || res.Claim != claimB.Claim || res.TakenFrom != "a" ||
 			res.Resolved != naggs-k || res.Failed != 0 || res.Kept != 0 {
 			t.Errorf("outcome %+v; want done by b, taken from a, %d resolved", res, naggs-k)
 		}
-		if letters, err := consumer.ReadDeadLetters(ctx, r.kc, r.dlq, projection, 1); err != nil || len(letters) != 0 {
+		if letters, err := consumer.ReadDeadLetters(ctx, r.kc, r.dlq, projName, 1); err != nil || len(letters) != 0 {
 			t.Errorf("unresolved dead letters after the replay: %d (%v)", len(letters), err)
 		}
 
@@ -385,10 +386,10 @@ func TestReplayReleasedOnStop(t *testing.T) {
 			}
 		})
 		stopA := startProjection(t, a)
-		awaitState(t, a, func(st consumer.ProjectionState) bool { return st.Serving == 1 })
-		r.awaitCommitted(consumer.GroupName(r.ns, projection, 1), r.ends())
+		awaitState(t, a, func(st projection.State) bool { return st.Serving == 1 })
+		r.awaitCommitted(consumer.GroupName(r.ns, projName, 1), r.ends())
 		ctx := testCtx(t)
-		req, err := consumer.Submit(ctx, r.kc, consumer.Request{Kind: consumer.RequestReplay, Namespace: r.ns, Name: projection,
+		req, err := projection.SubmitRequest(ctx, r.kc, projection.Request{Kind: projection.RequestReplay, Namespace: r.ns, Name: projName,
 			Version: 1, By: "test"})
 		if err != nil {
 			t.Fatal(err)
@@ -402,20 +403,20 @@ func TestReplayReleasedOnStop(t *testing.T) {
 			t.Fatalf("a's Run: %v", err)
 		}
 		got := registryRequest(t, r.kc, r.ns, req.ID)
-		if got.Status != consumer.StatusRunning || got.Claim != claimA.Claim || !got.Released || !got.LeaseUntil.Before(claimA.LeaseUntil) {
+		if got.Status != projection.StatusRunning || got.Claim != claimA.Claim || !got.Released || !got.LeaseUntil.Before(claimA.LeaseUntil) {
 			t.Fatalf("after a stopped, the request is %+v; want a's claim released", got)
 		}
 
 		b := newInstance("b", nil)
 		startProjection(t, b)
 		res := awaitRequest(t, r.kc, r.ns, req.ID)
-		if res.Status != consumer.StatusDone || res.Instance != "b" || res.TakenFrom != "a" || res.Failed != 0 || res.Kept != 0 {
+		if res.Status != projection.StatusDone || res.Instance != "b" || res.TakenFrom != "a" || res.Failed != 0 || res.Kept != 0 {
 			t.Fatalf("outcome %+v; want done by b, taken from a", res)
 		}
 		if !res.UpdatedAt.Before(claimA.LeaseUntil) {
 			t.Errorf("b finished at %v, not before a's lease would have ended (%v)", res.UpdatedAt, claimA.LeaseUntil)
 		}
-		if letters, err := consumer.ReadDeadLetters(ctx, r.kc, r.dlq, projection, 1); err != nil || len(letters) != 0 {
+		if letters, err := consumer.ReadDeadLetters(ctx, r.kc, r.dlq, projName, 1); err != nil || len(letters) != 0 {
 			t.Errorf("unresolved dead letters after the replay: %d (%v)", len(letters), err)
 		}
 		store.mu.Lock()

@@ -1,4 +1,4 @@
-package consumer_test
+package projection_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/consumer"
 	"github.com/kastor-dev/kastor/kafkatest"
+	"github.com/kastor-dev/kastor/projection"
 )
 
 // closingSink is a leaseSink with a Close method. A replayed event waits for the
@@ -61,7 +62,7 @@ func TestStopWaitsForReplayBeforeClosingSink(t *testing.T) {
 		r.write(opened("acc-0"), deposited("acc-0", 1), deposited("acc-0", 2))
 		probe := &replayProbe{inReplay: make(chan struct{})}
 		var sinks atomic.Int32
-		p, err := consumer.NewProjection(r.kc, consumer.ProjectionConfig[kastor.Event]{
+		p, err := projection.New(r.kc, projection.Config[kastor.Event]{
 			Reader:   r.config(func(cfg *consumer.Config[kastor.Event]) { cfg.Version = 0 }),
 			Version:  1,
 			Instance: "a",
@@ -75,10 +76,10 @@ func TestStopWaitsForReplayBeforeClosingSink(t *testing.T) {
 			t.Fatal(err)
 		}
 		stop := startProjection(t, p)
-		awaitState(t, p, func(st consumer.ProjectionState) bool { return st.Serving == 1 })
-		r.awaitCommitted(consumer.GroupName(r.ns, projection, 1), r.ends())
+		awaitState(t, p, func(st projection.State) bool { return st.Serving == 1 })
+		r.awaitCommitted(consumer.GroupName(r.ns, projName, 1), r.ends())
 		ctx := testCtx(t)
-		if _, err := consumer.Submit(ctx, r.kc, consumer.Request{Kind: consumer.RequestReplay, Namespace: r.ns, Name: projection,
+		if _, err := projection.SubmitRequest(ctx, r.kc, projection.Request{Kind: projection.RequestReplay, Namespace: r.ns, Name: projName,
 			Version: 1, By: "test"}); err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package consumer_test
+package projection_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/kastor-dev/kastor/consumer"
 	"github.com/kastor-dev/kastor/internal/testdomain/bank"
 	"github.com/kastor-dev/kastor/kafkatest"
+	"github.com/kastor-dev/kastor/projection"
 )
 
 // rebuildModel is the read model of the rebuild tests: the sum of deposits per account and
@@ -39,13 +40,13 @@ func balanceSink(slow time.Duration) *consumer.Memory[rebuildModel, kastor.Event
 
 func createRegistry(t *testing.T, c *kafkatest.Cluster) {
 	t.Helper()
-	if err := consumer.CreateRegistry(testCtx(t), c.Admin(), 1); err != nil {
+	if err := projection.CreateRegistry(testCtx(t), c.Admin(), 1); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // startProjection runs p until the test ends; the returned function stops it.
-func startProjection(t *testing.T, p *consumer.Projection[kastor.Event]) func() error {
+func startProjection(t *testing.T, p *projection.Projection[kastor.Event]) func() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
@@ -67,11 +68,11 @@ func startProjection(t *testing.T, p *consumer.Projection[kastor.Event]) func() 
 }
 
 // awaitRequest waits for the outcome of a registry request.
-func awaitRequest(t *testing.T, kc *cluster.Cluster, ns, id string) consumer.Request {
+func awaitRequest(t *testing.T, kc *cluster.Cluster, ns, id string) projection.Request {
 	t.Helper()
-	var out consumer.Request
-	_, err := consumer.WatchRegistry(testCtx(t), kc, func(g *consumer.Registry) (bool, error) {
-		r, ok := g.Request(ns, projection, id)
+	var out projection.Request
+	_, err := projection.WatchRegistry(testCtx(t), kc, func(g *projection.Registry) (bool, error) {
+		r, ok := g.Request(ns, projName, id)
 		out = r
 		return ok && r.Final(), nil
 	})
@@ -81,7 +82,7 @@ func awaitRequest(t *testing.T, kc *cluster.Cluster, ns, id string) consumer.Req
 	return out
 }
 
-func awaitState(t *testing.T, p *consumer.Projection[kastor.Event], ok func(consumer.ProjectionState) bool) consumer.ProjectionState {
+func awaitState(t *testing.T, p *projection.Projection[kastor.Event], ok func(projection.State) bool) projection.State {
 	t.Helper()
 	ctx := testCtx(t)
 	for {
@@ -118,10 +119,10 @@ func TestProjectionRebuildWhileWriting(t *testing.T) {
 		}
 		write(r.mix(600, 20, func(i int) int64 { return int64(i % 13) }))
 
-		var p *consumer.Projection[kastor.Event]
+		var p *projection.Projection[kastor.Event]
 		var switchErr atomic.Value // string: what went wrong at the switch
 		var switched atomic.Bool
-		p, err := consumer.NewProjection(r.kc, consumer.ProjectionConfig[kastor.Event]{
+		p, err := projection.New(r.kc, projection.Config[kastor.Event]{
 			Reader:   r.config(func(cfg *consumer.Config[kastor.Event]) { cfg.Version = 0 }),
 			Version:  1,
 			Interval: 100 * time.Millisecond,
@@ -143,7 +144,7 @@ func TestProjectionRebuildWhileWriting(t *testing.T) {
 						switchErr.Store("switched to 2 before it caught up: " + tp.Topic + " applied below the captured end")
 					}
 				}
-				if to != 2 || st.Phase != consumer.PhaseSwitched || len(st.Ends) == 0 {
+				if to != 2 || st.Phase != projection.PhaseSwitched || len(st.Ends) == 0 {
 					switchErr.Store("unexpected switch state")
 				}
 				switched.Store(true)
@@ -154,7 +155,7 @@ func TestProjectionRebuildWhileWriting(t *testing.T) {
 		}
 		startProjection(t, p)
 		ctx := testCtx(t)
-		awaitState(t, p, func(st consumer.ProjectionState) bool { return st.Serving == 1 })
+		awaitState(t, p, func(st projection.State) bool { return st.Serving == 1 })
 		for {
 			if _, s := p.Serving(); s != nil {
 				if err := s.(*consumer.Memory[rebuildModel, kastor.Event]).WaitFor(ctx, r.ends()); err != nil {
@@ -187,10 +188,10 @@ func TestProjectionRebuildWhileWriting(t *testing.T) {
 					}
 					last = n
 					queries.Add(1)
-					if st, _ := p.State(); st.Phase == consumer.PhaseRebuilding {
+					if st, _ := p.State(); st.Phase == projection.PhaseRebuilding {
 						duringRebuild.Add(1)
 					}
-				} else if st, _ := p.State(); st.Serving != v || st.Phase == consumer.PhaseRebuilding {
+				} else if st, _ := p.State(); st.Serving != v || st.Phase == projection.PhaseRebuilding {
 					queryErr.Store("a version other than 1 served before the switch was recorded")
 				}
 			}
@@ -215,7 +216,7 @@ func TestProjectionRebuildWhileWriting(t *testing.T) {
 		})
 		res := awaitRequest(t, r.kc, r.ns, id)
 		// The outcome is recorded with the switch; instances switch when they read it.
-		awaitState(t, p, func(st consumer.ProjectionState) bool { return st.Serving == 2 })
+		awaitState(t, p, func(st projection.State) bool { return st.Serving == 2 })
 		for !switched.Load() && ctx.Err() == nil {
 			time.Sleep(5 * time.Millisecond)
 		}
@@ -224,7 +225,7 @@ func TestProjectionRebuildWhileWriting(t *testing.T) {
 		wwg.Wait()
 		close(stopQueries)
 		qwg.Wait()
-		if res.Status != consumer.StatusDone || res.From != 1 || res.To != 2 {
+		if res.Status != projection.StatusDone || res.From != 1 || res.To != 2 {
 			t.Fatalf("rebuild outcome: %+v", res)
 		}
 		if e, _ := switchErr.Load().(string); e != "" || !switched.Load() {
@@ -254,7 +255,7 @@ func TestProjectionRebuildWhileWriting(t *testing.T) {
 				}
 			}
 		})
-		st := awaitState(t, p, func(st consumer.ProjectionState) bool { return st.Phase == consumer.PhaseServing && st.Serving == 2 })
+		st := awaitState(t, p, func(st projection.State) bool { return st.Phase == projection.PhaseServing && st.Serving == 2 })
 		if st.Previous != 1 || st.Building != 0 {
 			t.Errorf("final state: %+v", st)
 		}
@@ -262,7 +263,7 @@ func TestProjectionRebuildWhileWriting(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if slices.Contains(groups.Groups(), consumer.GroupName(r.ns, projection, 1)) {
+		if slices.Contains(groups.Groups(), consumer.GroupName(r.ns, projName, 1)) {
 			t.Errorf("version 1's group was not deleted: %v", groups.Groups())
 		}
 		t.Logf("%d events, %d queries answered by version 1 (%d during the rebuild)", total, queries.Load(), duringRebuild.Load())
@@ -278,8 +279,8 @@ func TestProjectionSwitchOnceAcrossInstances(t *testing.T) {
 		r.write(r.mix(200, 10, func(i int) int64 { return int64(i) })...)
 		var mu sync.Mutex
 		switches := map[string][][2]int{}
-		newInstance := func(name string) *consumer.Projection[kastor.Event] {
-			p, err := consumer.NewProjection(r.kc, consumer.ProjectionConfig[kastor.Event]{
+		newInstance := func(name string) *projection.Projection[kastor.Event] {
+			p, err := projection.New(r.kc, projection.Config[kastor.Event]{
 				Reader:   r.config(func(cfg *consumer.Config[kastor.Event]) { cfg.Version = 0 }),
 				Version:  1,
 				Instance: name,
@@ -298,17 +299,17 @@ func TestProjectionSwitchOnceAcrossInstances(t *testing.T) {
 			return p
 		}
 		a, b := newInstance("a"), newInstance("b")
-		awaitState(t, b, func(st consumer.ProjectionState) bool { return st.Serving == 1 })
-		r.awaitCommitted(consumer.GroupName(r.ns, projection, 1), r.ends())
+		awaitState(t, b, func(st projection.State) bool { return st.Serving == 1 })
+		r.awaitCommitted(consumer.GroupName(r.ns, projName, 1), r.ends())
 		id, err := b.Rebuild(testCtx(t))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res := awaitRequest(t, r.kc, r.ns, id); res.Status != consumer.StatusDone || res.To != 2 {
+		if res := awaitRequest(t, r.kc, r.ns, id); res.Status != projection.StatusDone || res.To != 2 {
 			t.Fatalf("rebuild outcome: %+v", res)
 		}
-		for _, p := range []*consumer.Projection[kastor.Event]{a, b} {
-			st := awaitState(t, p, func(st consumer.ProjectionState) bool { return st.Phase == consumer.PhaseServing && st.Serving == 2 })
+		for _, p := range []*projection.Projection[kastor.Event]{a, b} {
+			st := awaitState(t, p, func(st projection.State) bool { return st.Phase == projection.PhaseServing && st.Serving == 2 })
 			// register, rebuilding, switched, serving: one accepted record each.
 			if st.Epoch != 4 {
 				t.Errorf("epoch %d after one rebuild, want 4: %+v", st.Epoch, st)
@@ -325,12 +326,12 @@ func TestProjectionSwitchOnceAcrossInstances(t *testing.T) {
 		}
 		mu.Unlock()
 		// Version 2's group has everything; version 1's is gone.
-		r.awaitCommitted(consumer.GroupName(r.ns, projection, 2), r.ends())
+		r.awaitCommitted(consumer.GroupName(r.ns, projName, 2), r.ends())
 		groups, err := c.Admin().ListGroups(testCtx(t))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if slices.Contains(groups.Groups(), consumer.GroupName(r.ns, projection, 1)) {
+		if slices.Contains(groups.Groups(), consumer.GroupName(r.ns, projName, 1)) {
 			t.Errorf("version 1's group was not deleted")
 		}
 	})
@@ -345,7 +346,7 @@ func TestProjectionRebuildCancel(t *testing.T) {
 		createRegistry(t, c)
 		events := r.mix(100, 4, func(i int) int64 { return int64(i) })
 		r.write(events...)
-		p, err := consumer.NewProjection(r.kc, consumer.ProjectionConfig[kastor.Event]{
+		p, err := projection.New(r.kc, projection.Config[kastor.Event]{
 			Reader:   r.config(func(cfg *consumer.Config[kastor.Event]) { cfg.Version = 0 }),
 			Version:  1,
 			Instance: "a",
@@ -361,13 +362,13 @@ func TestProjectionRebuildCancel(t *testing.T) {
 			t.Fatal(err)
 		}
 		startProjection(t, p)
-		awaitState(t, p, func(st consumer.ProjectionState) bool { return st.Serving == 1 })
-		r.awaitCommitted(consumer.GroupName(r.ns, projection, 1), r.ends())
+		awaitState(t, p, func(st projection.State) bool { return st.Serving == 1 })
+		r.awaitCommitted(consumer.GroupName(r.ns, projName, 1), r.ends())
 		ctx := testCtx(t)
 
 		if id, err := p.CancelRebuild(ctx); err != nil {
 			t.Fatal(err)
-		} else if res := awaitRequest(t, r.kc, r.ns, id); res.Status != consumer.StatusFailed || !strings.Contains(res.Error, "no rebuild is running") {
+		} else if res := awaitRequest(t, r.kc, r.ns, id); res.Status != projection.StatusFailed || !strings.Contains(res.Error, "no rebuild is running") {
 			t.Errorf("cancel with no rebuild: %+v", res)
 		}
 
@@ -375,20 +376,20 @@ func TestProjectionRebuildCancel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		awaitState(t, p, func(st consumer.ProjectionState) bool {
-			return st.Phase == consumer.PhaseRebuilding && st.Building == 2
+		awaitState(t, p, func(st projection.State) bool {
+			return st.Phase == projection.PhaseRebuilding && st.Building == 2
 		})
 		cancelID, err := p.CancelRebuild(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res := awaitRequest(t, r.kc, r.ns, cancelID); res.Status != consumer.StatusDone || res.Version != 2 {
+		if res := awaitRequest(t, r.kc, r.ns, cancelID); res.Status != projection.StatusDone || res.Version != 2 {
 			t.Fatalf("cancel: %+v", res)
 		}
-		if res := awaitRequest(t, r.kc, r.ns, rebuild); res.Status != consumer.StatusFailed || !strings.Contains(res.Error, "cancelled by request "+cancelID) {
+		if res := awaitRequest(t, r.kc, r.ns, rebuild); res.Status != projection.StatusFailed || !strings.Contains(res.Error, "cancelled by request "+cancelID) {
 			t.Errorf("cancelled rebuild request: %+v", res)
 		}
-		st := awaitState(t, p, func(st consumer.ProjectionState) bool { return st.Phase == consumer.PhaseServing && st.Abandoned == 2 })
+		st := awaitState(t, p, func(st projection.State) bool { return st.Phase == projection.PhaseServing && st.Abandoned == 2 })
 		if st.Serving != 1 || st.Building != 0 {
 			t.Errorf("state after the cancellation: %+v", st)
 		}
@@ -400,7 +401,7 @@ func TestProjectionRebuildCancel(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Contains(groups.Groups(), consumer.GroupName(r.ns, projection, 2)) {
+			if !slices.Contains(groups.Groups(), consumer.GroupName(r.ns, projName, 2)) {
 				break
 			}
 			select {
@@ -415,10 +416,10 @@ func TestProjectionRebuildCancel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res := awaitRequest(t, r.kc, r.ns, rebuild); res.Status != consumer.StatusDone || res.From != 1 || res.To != 3 {
+		if res := awaitRequest(t, r.kc, r.ns, rebuild); res.Status != projection.StatusDone || res.From != 1 || res.To != 3 {
 			t.Fatalf("rebuild after the cancellation: %+v", res)
 		}
-		awaitState(t, p, func(st consumer.ProjectionState) bool { return st.Serving == 3 })
+		awaitState(t, p, func(st projection.State) bool { return st.Serving == 3 })
 		_, s := p.Serving()
 		m := s.(*consumer.Memory[rebuildModel, kastor.Event])
 		if err := m.WaitFor(ctx, r.ends()); err != nil {

@@ -1,0 +1,268 @@
+package projection_test
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/consumer"
+	"github.com/kastor-dev/kastor/kafkatest"
+	"github.com/kastor-dev/kastor/projection"
+)
+
+// A replay with the sink healed applies a parked event and resolves it, once: a second
+// replay finds nothing to do. (consumer's TestPoisonEventToDLQ checks the parking.)
+func TestReplayResolvesOnce(t *testing.T) {
+	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
+		r := newRig(t, c, 1)
+		r.write(opened("a"), opened("b"), deposited("a", 1), deposited("b", 2), deposited("a", 3), deposited("b", 4))
+		s := newSeen()
+		f := &failing{seen: s, bad: map[string]bool{"a/2": true}, err: errors.New("boom")}
+		cfg := r.config()
+		_, stop := r.start(cfg, f)
+		r.awaitCommitted(r.group(cfg), r.ends())
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(r.readDLQ()); n != 1 {
+			t.Fatalf("%d dead letters, want 1", n)
+		}
+		f.heal()
+		res, err := projection.Replay(testCtx(t), r.kc, cfg, f)
+		if err != nil || res.Resolved != 1 || len(res.Failed) != 0 {
+			t.Fatalf("replay: %+v, %v", res, err)
+		}
+		res, err = projection.Replay(testCtx(t), r.kc, cfg, f)
+		if err != nil || res.Resolved != 0 {
+			t.Fatalf("second replay: %+v, %v", res, err)
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.n["a/2"] != 1 {
+			t.Errorf("a/2 applied %d times after the replays, want 1", s.n["a/2"])
+		}
+	})
+}
+
+// A replay applies an aggregate parked under ParkAggregate, its parked and held events,
+// in order, and a restarted reader then no longer holds it. (consumer's
+// TestParkAggregate checks the holding, across a restart.)
+func TestReplayParkedAggregate(t *testing.T) {
+	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
+		r := newRig(t, c, 1)
+		r.write(opened("a"), opened("b"), deposited("a", 1), deposited("b", 2), deposited("a", 3), deposited("b", 4))
+		s := newSeen()
+		f := &failing{seen: s, bad: map[string]bool{"a/2": true}, err: errors.New("boom")}
+		cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.OnFailure = consumer.ParkAggregate })
+		_, stop := r.start(cfg, f)
+		r.awaitCommitted(r.group(cfg), r.ends())
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		// A restarted reader holds a/4 behind a/2 too.
+		r.write(deposited("a", 5), deposited("b", 6))
+		_, stop = r.start(cfg, f)
+		r.awaitCommitted(r.group(cfg), r.ends())
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		// Replay: a/2, a/3, a/4 in order.
+		f.heal()
+		res, err := projection.Replay(testCtx(t), r.kc, cfg, f)
+		if err != nil || res.Resolved != 3 {
+			t.Fatalf("replay: %+v, %v", res, err)
+		}
+		s.mu.Lock()
+		if fmt.Sprint(s.order["a"]) != "[1 2 3 4]" {
+			t.Errorf("a applied in order %v, want [1 2 3 4]", s.order["a"])
+		}
+		s.mu.Unlock()
+		// After the replay, a restarted reader no longer holds a.
+		r.write(deposited("a", 7))
+		_, stop = r.start(cfg, f)
+		r.awaitCommitted(r.group(cfg), r.ends())
+		_ = stop()
+		if dups := s.check(t, r.versions); dups != 0 {
+			t.Errorf("%d duplicates", dups)
+		}
+	})
+}
+
+// A running reader told of a replay (ReloadDeadLetters; a Projection does it when the
+// registry records a replay or purge) stops holding the replayed aggregate: its next
+// events are applied, not held, without waiting for a new assignment.
+func TestParkedAggregateFlowsAfterReplayWhileRunning(t *testing.T) {
+	c := kafkatest.StartEmbedded(t)
+	r := newRig(t, c, 1)
+	r.write(opened("a"), deposited("a", 1), deposited("a", 2))
+	s := newSeen()
+	f := &failing{seen: s, bad: map[string]bool{"a/2": true}, err: errors.New("boom")}
+	cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.OnFailure = consumer.ParkAggregate })
+	rd, stop := r.start(cfg, f)
+	defer func() { _ = stop() }()
+	r.awaitCommitted(r.group(cfg), r.ends())
+	f.heal()
+	if res, err := projection.Replay(testCtx(t), r.kc, cfg, f); err != nil || res.Resolved != 2 {
+		t.Fatalf("replay: %+v, %v", res, err)
+	}
+	rd.ReloadDeadLetters()
+	r.write(deposited("a", 4))
+	r.awaitCommitted(r.group(cfg), r.ends())
+	letters, err := consumer.ReadDeadLetters(testCtx(t), r.kc, r.dlq, cfg.Name, cfg.Version)
+	if err != nil || len(letters) != 0 {
+		t.Errorf("unresolved dead letters %v (%v), want none: a/4 was held again", letters, err)
+	}
+	if dups := s.check(t, r.versions); dups != 0 {
+		t.Errorf("%d duplicates", dups)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if fmt.Sprint(s.order["a"]) != "[1 2 3 4]" {
+		t.Errorf("a applied in order %v, want [1 2 3 4]", s.order["a"])
+	}
+}
+
+// A replay that fails again for an aggregate keeps its later letters in order.
+func TestReplayKeepsOrderOnFailure(t *testing.T) {
+	c := kafkatest.StartEmbedded(t)
+	r := newRig(t, c, 1)
+	r.write(opened("a"), deposited("a", 1), deposited("a", 2), opened("b"), deposited("b", 1))
+	s := newSeen()
+	f := &failing{seen: s, bad: map[string]bool{"a/2": true, "b/2": true}, err: errors.New("boom")}
+	cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.OnFailure = consumer.ParkAggregate })
+	_, stop := r.start(cfg, f)
+	r.awaitCommitted(r.group(cfg), r.ends())
+	_ = stop()
+	f.mu.Lock()
+	f.bad = map[string]bool{"a/2": true} // b is fixed, a is not
+	f.mu.Unlock()
+	res, err := projection.Replay(testCtx(t), r.kc, cfg, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Resolved != 1 || len(res.Failed) != 1 || res.Kept != 1 || res.Failed[0].Letter.Offset != 1 {
+		t.Errorf("replay result %+v, want b resolved, a/2 failed, a/3 kept", res)
+	}
+}
+
+// A replay into a fresh in-memory model, which skipped the parked event it met again,
+// applies the event and resolves it. (consumer's TestFreshMemorySkipsParkedEvents checks
+// the skipping.)
+func TestReplayIntoFreshMemory(t *testing.T) {
+	c := kafkatest.StartEmbedded(t)
+	r := newRig(t, c, 1)
+	r.write(opened("a"), deposited("a", 1), deposited("a", 2))
+	var broken atomic.Bool
+	broken.Store(true)
+	apply := func(m *balances, e kastor.Envelope[kastor.Event]) error {
+		if e.Version == 2 && broken.Load() {
+			return errors.New("no")
+		}
+		return foldBalance(m, e)
+	}
+	cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.AllPartitions = true })
+	first := consumer.NewMemory(balances{}, apply)
+	_, stop := r.start(cfg, first)
+	if err := first.WaitFor(testCtx(t), r.ends()); err != nil {
+		t.Fatal(err)
+	}
+	_ = stop()
+	broken.Store(false) // fixed code, restarted process
+	fresh := consumer.NewMemory(balances{}, apply)
+	r.start(cfg, fresh)
+	if err := fresh.WaitForVersion(testCtx(t), "a", 3); !errors.Is(err, consumer.ErrParked) {
+		t.Errorf("fresh model: WaitForVersion past the parked event: %v, want ErrParked", err)
+	}
+	res, err := projection.Replay(testCtx(t), r.kc, cfg, fresh)
+	if err != nil || res.Resolved != 1 {
+		t.Fatalf("replay: %+v, %v", res, err)
+	}
+	if err := fresh.WaitForVersion(testCtx(t), "a", 3); err != nil {
+		t.Errorf("after the replay: %v", err)
+	}
+	fresh.Read(func(m *balances) {
+		if m.Balance["a"] != 3 || m.Events != 3 {
+			t.Errorf("model after replay %+v", *m)
+		}
+	})
+}
+
+// With AllPartitions and several fetchers, a reload of the dead letters after a replay
+// reaches the fetcher that holds the replayed aggregate, so its later events flow; every
+// event is applied once and in order per aggregate. (consumer's
+// TestAllPartitionsFetchers checks the dealing and the parking.)
+func TestReplayReachesEveryFetcher(t *testing.T) {
+	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
+		for _, n := range []int{1, 3, 8} {
+			t.Run(fmt.Sprint("fetchers-", n), func(t *testing.T) {
+				r := newRig(t, c, 6)
+				var batch []ev
+				for i := range 40 {
+					agg := fmt.Sprintf("acc-%d", i)
+					batch = append(batch, opened(agg), deposited(agg, 1), deposited(agg, 2))
+				}
+				r.write(batch...)
+				broken := map[string]bool{"acc-3": true, "acc-4": true, "acc-17": true}
+				var healed atomic.Bool
+				s := newSeen()
+				mem := consumer.NewMemory(balances{}, func(m *balances, e kastor.Envelope[kastor.Event]) error {
+					if !healed.Load() && broken[e.AggregateID] && e.Version == 2 {
+						return errors.New("not yet")
+					}
+					s.add(e)
+					return foldBalance(m, e)
+				})
+				cfg := r.config(func(c *consumer.Config[kastor.Event]) {
+					c.AllPartitions, c.Fetchers, c.OnFailure = true, n, consumer.ParkAggregate
+				})
+				rd, _ := r.start(cfg, mem)
+				if err := mem.WaitFor(testCtx(t), r.ends()); err != nil {
+					t.Fatal(err)
+				}
+				// Versions 2 and 3 of each broken aggregate are parked (failed, then held).
+				if got := len(r.readDLQ()); got != 2*len(broken) {
+					t.Fatalf("%d dead letters, want %d", got, 2*len(broken))
+				}
+				healed.Store(true)
+				if res, err := projection.Replay(testCtx(t), r.kc, cfg, mem); err != nil || res.Resolved != 2*len(broken) {
+					t.Fatalf("replay: %+v, %v", res, err)
+				}
+				rd.ReloadDeadLetters()
+				var more []ev
+				for agg := range broken {
+					more = append(more, deposited(agg, 4))
+				}
+				r.write(more...)
+				if err := mem.WaitFor(testCtx(t), r.ends()); err != nil {
+					t.Fatal(err)
+				}
+				letters, err := consumer.ReadDeadLetters(testCtx(t), r.kc, r.dlq, cfg.Name, cfg.Version)
+				if err != nil || len(letters) != 0 {
+					t.Errorf("unresolved dead letters %v (%v), want none: a fetcher kept holding its aggregate", letters, err)
+				}
+				if dups := s.check(t, r.versions); dups != 0 {
+					t.Errorf("%d duplicates", dups)
+				}
+				mem.Read(func(m *balances) {
+					if len(m.Balance) != 40 || m.Events != 40*3+len(broken) {
+						t.Errorf("model holds %d accounts and %d events, want 40 and %d", len(m.Balance), m.Events, 40*3+len(broken))
+					}
+					for agg, b := range m.Balance {
+						if want := int64(3) + 4*map[bool]int64{true: 1}[broken[agg]]; b != want {
+							t.Errorf("%s balance %d, want %d", agg, b, want)
+						}
+					}
+				})
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				for agg := range broken {
+					if fmt.Sprint(s.order[agg]) != "[1 2 3 4]" {
+						t.Errorf("%s applied in order %v, want [1 2 3 4]", agg, s.order[agg])
+					}
+				}
+			})
+		}
+	})
+}
