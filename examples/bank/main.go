@@ -3,6 +3,7 @@
 //
 //	go run ./examples/bank demo                          # everything in one process, on the embedded broker
 //	go run ./examples/bank gateway -brokers host:9092    # a gateway process (run several)
+//	go run ./examples/bank projection -brokers host:9092 # the balances projection, in memory
 //	go run ./examples/bank projection -brokers host:9092 -postgres postgres://...
 //	                                                     # the balances projection into PostgreSQL
 //
@@ -24,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -38,6 +40,7 @@ import (
 	"github.com/kastor-dev/kastor/examples/bank/balance"
 	"github.com/kastor-dev/kastor/examples/bank/wire"
 	"github.com/kastor-dev/kastor/gateway"
+	"github.com/kastor-dev/kastor/projection"
 	"github.com/kastor-dev/kastor/schema"
 	"github.com/kastor-dev/kastor/topics"
 )
@@ -49,8 +52,9 @@ Usage:
       everything in one process, on the embedded broker (not Apache Kafka)
   bank gateway [-brokers host:port] [-instance NAME] [-session-timeout 6s] [-f kastor.yaml]
       a gateway process; run several: they share the account's shards
-  bank projection [-brokers host:port] -postgres DSN [-f kastor.yaml]
-      the account-balances projection into PostgreSQL
+  bank projection [-brokers host:port] [-postgres DSN] [-f kastor.yaml]
+      the account-balances projection: in memory, registered in the projection registry
+      (kastor projection status|rebuild account-balances), or into PostgreSQL with -postgres
 
 Run 'bank COMMAND -help' for a command's flags. On a real cluster, create the topics
 first (kastor topics apply -f examples/kastor.yaml); or start 'kastor dev -f
@@ -89,7 +93,7 @@ func main() {
 				"suffix); restarted under the same name after a crash, a gateway takes its shards back at once. Never run two with one name")
 			session = fs.Duration("session-timeout", 0, "group session timeout: how soon a crashed gateway's shards move (default: the library's, 6s)")
 		} else {
-			dsn = fs.String("postgres", os.Getenv("POSTGRES_DSN"), "PostgreSQL connection string (default $POSTGRES_DSN)")
+			dsn = fs.String("postgres", os.Getenv("POSTGRES_DSN"), "PostgreSQL connection string (default $POSTGRES_DSN; none: in memory)")
 		}
 	default:
 		fmt.Fprint(os.Stderr, usage)
@@ -119,9 +123,6 @@ func main() {
 		if cmd == "demo" {
 			return demo(ctx, os.Stdout, *file)
 		}
-		if cmd == "projection" && *dsn == "" {
-			return errors.New("projection needs -postgres or POSTGRES_DSN")
-		}
 		c, closeClient, err := connect(*file, *brokers, logger)
 		if err != nil {
 			return err
@@ -129,6 +130,9 @@ func main() {
 		defer closeClient()
 		if cmd == "gateway" {
 			return runGateway(ctx, c, gatewayOptions{instance: *instance, sessionTimeout: *session})
+		}
+		if *dsn == "" {
+			return runMemoryProjection(ctx, os.Stdout, c, logger)
 		}
 		return runPostgresProjection(ctx, c, *dsn)
 	}()
@@ -301,9 +305,9 @@ Next, on a broker that outlives the process:
 
 // readerConfig is the account-balances projection's reader.
 func readerConfig(codecs *wire.Codecs) consumer.Config[kastor.Event] {
-	return consumer.Config[kastor.Event]{
-		Name: balance.Name, Version: balance.Version, AggregateTypes: []string{account.Type}, Events: codecs.Events,
-	}
+	cfg := consumer.ConfigFor(balance.Name, codecs.Events, account.Type)
+	cfg.Version = balance.Version
+	return cfg
 }
 
 // demoProjection starts the balances projection after the commands, so it catches up
@@ -356,6 +360,54 @@ func demoProjection(ctx context.Context, out io.Writer, c *cluster.Cluster, code
 	fmt.Fprintf(out, "account.Withdraw{Amount:75} to acct-bob: ok, version %d; query after it: balance %d (version %d)\n", res.To, b.Balance, b.Version)
 	stopReader()
 	return <-rerr
+}
+
+// runMemoryProjection runs the balances projection in memory until ctx ends, registered
+// in the projection registry: `kastor projection status account-balances` shows it and
+// `kastor projection rebuild account-balances` rebuilds it beside the serving version.
+// It prints the balances when it stops.
+func runMemoryProjection(ctx context.Context, out io.Writer, c *cluster.Cluster, logger *slog.Logger) error {
+	codecs, err := wire.New(nil)
+	if err != nil {
+		return err
+	}
+	rc := readerConfig(codecs)
+	rc.Version = 0          // the projection runs each version
+	rc.AllPartitions = true // this process holds every account
+	var mu sync.Mutex
+	sinks := map[int]*balance.Memory{}
+	p, err := projection.New(c, projection.Config[kastor.Event]{
+		Reader: rc, Version: balance.Version,
+		NewSink: func(version int) (consumer.Sink[kastor.Event], error) {
+			m := balance.NewMemory()
+			mu.Lock()
+			sinks[version] = m
+			mu.Unlock()
+			return m.Sink(), nil
+		},
+		OnSwitch: func(from, to int) {
+			logger.Info("account-balances: serving a version", "version", to, "previous", from)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	err = p.Run(ctx)
+	version, _ := p.Serving()
+	mu.Lock()
+	m := sinks[version]
+	mu.Unlock()
+	if m != nil {
+		all := m.All()
+		fmt.Fprintf(out, "%s v%d: %d accounts\n", balance.Name, version, len(all))
+		for _, b := range all {
+			fmt.Fprintf(out, "  %-16s balance %d (version %d)\n", b.AccountID, b.Balance, b.Version)
+		}
+	}
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
 }
 
 // runPostgresProjection runs the balances projection into PostgreSQL until ctx ends: the
