@@ -73,7 +73,8 @@ type Config[S, C, E any] struct {
 	// paused or crashed instance holds back read_committed readers of its shards for at
 	// most this long; see docs/decisions.md, decision 10.
 	TransactionTimeout time.Duration
-	// Snapshots is the snapshot and checkpoint policy.
+	// Snapshots is the snapshot and checkpoint policy (zero fields take snapshot.Policy's
+	// defaults).
 	Snapshots snapshot.Policy
 	// DedupeWindow is how many recent command IDs each aggregate remembers (default 100):
 	// a command re-sent within that many later commands of its aggregate returns its first
@@ -131,7 +132,6 @@ func (c *Config[S, C, E]) withDefaults(cl *cluster.Cluster) (*settings[S, C, E],
 	if cfg.TransactionTimeout <= 0 {
 		cfg.TransactionTimeout = 10 * time.Second
 	}
-	cfg.Snapshots = cfg.Snapshots.WithDefaults()
 	if cfg.DedupeWindow <= 0 {
 		cfg.DedupeWindow = 100
 	}
