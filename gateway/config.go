@@ -76,7 +76,8 @@ type Config[S, C, E any] struct {
 	// open transaction is aborted when another instance takes its shards over, not at
 	// this timeout. See decisions 10, 28 and 30.
 	TransactionTimeout time.Duration
-	// Snapshots is the snapshot and checkpoint policy.
+	// Snapshots is the snapshot and checkpoint policy (zero fields take snapshot.Policy's
+	// defaults).
 	Snapshots snapshot.Policy
 	// DedupeWindow is how many recent command IDs each aggregate remembers (default 100):
 	// a command re-sent within that many later commands of its aggregate returns its first
@@ -134,7 +135,6 @@ func (c *Config[S, C, E]) withDefaults(cl *cluster.Cluster) (*settings[S, C, E],
 	if cfg.TransactionTimeout <= 0 {
 		cfg.TransactionTimeout = 20 * time.Second
 	}
-	cfg.Snapshots = cfg.Snapshots.WithDefaults()
 	if cfg.DedupeWindow <= 0 {
 		cfg.DedupeWindow = 100
 	}

@@ -4,7 +4,9 @@
 // partition p makes an instance the only writer of shard p. On assignment it fences the
 // previous writer, restores state from the snapshots and the event tail, then processes
 // commands sequentially per aggregate, committing events, snapshots, replies and command
-// offsets in one Kafka transaction per batch.
+// offsets in one Kafka transaction per batch. What a shard's restore reads and which
+// snapshots and checkpoints a transaction writes are package snapshot's (snapshot.Store,
+// Shard, Txn): the gateway drives it with its aggregates, its codecs and its transactions.
 //
 // A gateway and a Sender take the service's *cluster.Cluster: one franz-go client, the
 // namespace of the topic names, the logger and the metrics registerer. The clients they

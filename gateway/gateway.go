@@ -21,6 +21,7 @@ import (
 	"github.com/kastor-dev/kastor/internal/brokerwait"
 	"github.com/kastor-dev/kastor/internal/kgolog"
 	"github.com/kastor-dev/kastor/producer"
+	"github.com/kastor-dev/kastor/snapshot"
 )
 
 // Gateway executes the commands of one aggregate type. Run it in as many processes as
@@ -31,6 +32,8 @@ type Gateway[S, C, E any] struct {
 	cluster *cluster.Cluster
 	topics  topicSet
 	metrics *metrics
+	// store restores shards and decides their snapshots and checkpoints.
+	store *snapshot.Store
 
 	mu        sync.Mutex
 	shards    map[int32]*shard[S]
@@ -91,6 +94,10 @@ func New[S, C, E any](c *cluster.Cluster, cfg Config[S, C, E]) (*Gateway[S, C, E
 		restoring: map[int32]*restoring{},
 		failed:    map[int32]*failure{},
 		sem:       make(chan struct{}, sc.MaxConcurrentRestores),
+	}
+	g.store = &snapshot.Store{
+		Client: c.Client(), Snapshots: g.topics.snapshots, Events: g.topics.events,
+		Policy: sc.Snapshots, TransactionTimeout: sc.TransactionTimeout, Logger: sc.logger,
 	}
 	g.metrics, err = newMetrics(c.Registerer(), sc.Aggregate.Type)
 	if err != nil {
@@ -677,16 +684,14 @@ func (g *Gateway[S, C, E]) RequestSnapshot(aggregateID string) error {
 	return nil
 }
 
-// takeSnapshotRequests moves the on-demand requests of the batch's shards into it.
-func (g *Gateway[S, C, E]) takeSnapshotRequests(due map[int32]map[string]bool, shards map[int32]*shard[S]) {
+// takeSnapshotRequests makes the on-demand requests of the batch's shards due in their
+// transactions.
+func (g *Gateway[S, C, E]) takeSnapshotRequests(snaps map[int32]*snapshot.Txn) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for p := range shards {
+	for p, t := range snaps {
 		for id := range g.snapReq[p] {
-			if due[p] == nil {
-				due[p] = map[string]bool{}
-			}
-			due[p][id] = true
+			t.MarkDue(id)
 		}
 		delete(g.snapReq, p)
 	}

@@ -210,6 +210,40 @@ func (r *rig) reply(cmdID string) gateway.Reply {
 	}
 }
 
+// snapshotsIn reads snapshots partition p back as a gateway's restore reads it
+// (snapshot.Store.Restore): the latest snapshot of each aggregate, decoded, and the shard's
+// checkpoint (-1: none).
+func (r *rig) snapshotsIn(p int32) (map[string]snapshot.Record, int64) {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	store := &snapshot.Store{Client: r.kc.Client(), Snapshots: r.snapshots, Events: r.events, Logger: quietLogger()}
+	raw := rawSnapshots{}
+	_, st, err := store.Restore(ctx, p, raw)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	out := make(map[string]snapshot.Record, len(raw))
+	for id, v := range raw {
+		rec, err := snapshot.DecodeValue(id, v)
+		if err != nil {
+			r.t.Fatalf("snapshot of %q: %v", id, err)
+		}
+		out[id] = rec
+	}
+	return out, st.Checkpoint
+}
+
+// rawSnapshots is a snapshot.Target that keeps the snapshot records and ignores the events.
+type rawSnapshots map[string][]byte
+
+func (m rawSnapshots) Reserve(int64)                    {}
+func (m rawSnapshots) Snapshot(id string, value []byte) { m[id] = value }
+func (m rawSnapshots) Delete(id string)                 { delete(m, id) }
+func (m rawSnapshots) Event(context.Context, string, *kgo.Record) (bool, error) {
+	return false, nil
+}
+
 // eventsOf reads the events topic back, checks every aggregate's versions are 1..n without
 // gap or duplicate, and returns the events per aggregate.
 func (r *rig) eventsOf() map[string][]kastor.Metadata {
@@ -462,13 +496,8 @@ func TestRequestSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.send("acct", "d2", deposit{6}) // the snapshot goes with the shard's next transaction
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	sh, err := snapshot.Restore(ctx, r.kc.Client(), r.snapshots, producer.PartitionFor([]byte("acct"), 2), quietLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, ok := sh.Snapshots["acct"]
+	snaps, _ := r.snapshotsIn(producer.PartitionFor([]byte("acct"), 2))
+	rec, ok := snaps["acct"]
 	if !ok || rec.Version != 3 || len(rec.Commands) != 3 || rec.Commands[2].ID != "d2" {
 		t.Fatalf("snapshot of acct: %+v (found %v), want version 3 with the last three command IDs", rec, ok)
 	}
@@ -492,13 +521,8 @@ func TestUndecodableSnapshotFallsBackToEvents(t *testing.T) {
 		r.send("acct", "d2", deposit{5})
 		stop()
 
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		sh, err := snapshot.Restore(ctx, r.kc.Client(), r.snapshots, 0, quietLogger())
-		if err != nil {
-			t.Fatal(err)
-		}
-		rec, ok := sh.Snapshots["acct"]
+		snaps, _ := r.snapshotsIn(0)
+		rec, ok := snaps["acct"]
 		if !ok {
 			t.Fatal("no snapshot of acct")
 		}

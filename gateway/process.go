@@ -21,12 +21,12 @@ type batch[S, E any] struct {
 	shards  map[int32]*shard[S]
 	pending map[int32]map[string]*entry[S]
 	events  []stagedEvent[E]
-	due     map[int32]map[string]bool // aggregates whose snapshot is due
-	// checkpointed shards got a checkpoint in this transaction.
-	checkpointed map[int32]bool
-	snapshots    int
-	status       map[Status]int
-	started      []time.Time // append times of the commands, for latency
+	// snaps are the snapshot bookkeeping of the transaction, per shard: the snapshots and
+	// checkpoints it writes.
+	snaps     map[int32]*snapshot.Txn
+	snapshots int
+	status    map[Status]int
+	started   []time.Time // append times of the commands, for latency
 	// staged records wait for the end of the batch; see send.
 	staged []*kgo.Record
 
@@ -61,6 +61,7 @@ func (g *Gateway[S, C, E]) entry(ctx context.Context, b *batch[S, E], sh *shard[
 		e = &entry[S]{state: g.cfg.Aggregate.Initial(id), eventOffset: -1}
 	}
 	pm[id] = e
+	b.snaps[sh.partition].Hold(id)
 	return e, nil
 }
 
@@ -113,10 +114,8 @@ func (g *Gateway[S, C, E]) processBatch(ctx context.Context, sess *kgo.GroupTran
 	b := &batch[S, E]{
 		shards:  map[int32]*shard[S]{},
 		pending: map[int32]map[string]*entry[S]{},
-		due:     map[int32]map[string]bool{},
+		snaps:   map[int32]*snapshot.Txn{},
 		status:  map[Status]int{},
-
-		checkpointed: map[int32]bool{},
 	}
 	abort := false
 	handled := 0
@@ -137,6 +136,7 @@ func (g *Gateway[S, C, E]) processBatch(ctx context.Context, sess *kgo.GroupTran
 					return
 				}
 				b.shards[r.Partition] = sh
+				b.snaps[r.Partition] = sh.snap.Begin()
 			}
 			g.handle(tctx, b, sh, r)
 			handled++
@@ -160,9 +160,9 @@ func (g *Gateway[S, C, E]) processBatch(ctx context.Context, sess *kgo.GroupTran
 		}
 	}
 	if !abort {
-		g.takeSnapshotRequests(b.due, b.shards)
+		g.takeSnapshotRequests(b.snaps)
 	}
-	if !abort && len(b.due) > 0 || !abort && g.checkpointsDue(b) {
+	if !abort && snapshotsDue(b) {
 		// Snapshots name the offset of the last event they include: wait for the events'
 		// offsets, still inside the transaction.
 		b.send(sess, tctx)
@@ -171,7 +171,7 @@ func (g *Gateway[S, C, E]) processBatch(ctx context.Context, sess *kgo.GroupTran
 		}
 		b.wg.Wait()
 		if !abort && b.produceErr == nil {
-			g.stageSnapshots(tctx, b)
+			g.stageSnapshots(b)
 		}
 	}
 	if !abort {
@@ -294,7 +294,7 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, b *batch[S, E], sh *shard
 	refuse := func(s Status, err error) {
 		fail(s, err)
 		e.refuse(snapshot.Refusal{ID: ch.CommandID, Status: string(s), Message: reply.Message, Expected: reply.Expected, Actual: reply.Actual}, cfg.DedupeWindow)
-		b.snapshotDue(sh.partition, id)
+		b.snaps[sh.partition].MarkDue(id)
 	}
 	correlation := ch.CorrelationID
 	if correlation == "" {
@@ -340,6 +340,7 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, b *batch[S, E], sh *shard
 		}
 	}
 	before := e.version
+	recs := make([]*kgo.Record, len(out.Events))
 	for i, ev := range out.Events {
 		md := kastor.Metadata{
 			AggregateType: cfg.Aggregate.Type, AggregateID: id, Version: before + int64(i) + 1,
@@ -352,12 +353,11 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, b *batch[S, E], sh *shard
 		rec := &kgo.Record{Topic: g.topics.events, Partition: sh.partition, Key: r.Key, Value: encoded[i].Data, Headers: producer.Headers(&md)}
 		b.stage(rec)
 		b.events = append(b.events, stagedEvent[E]{rec: rec, env: kastor.Envelope[E]{Metadata: md, Event: ev, Topic: g.topics.events, Partition: sh.partition}})
+		recs[i] = rec
 	}
 	e.state, e.version = out.State, out.Version
 	e.remember(snapshot.Command{ID: ch.CommandID, From: before + 1, To: out.Version}, cfg.DedupeWindow)
-	if cfg.Snapshots.Due(before, out.Version) {
-		b.snapshotDue(sh.partition, id)
-	}
+	b.snaps[sh.partition].Wrote(id, before, out.Version, recs)
 	reply.Status, reply.From, reply.To = StatusOK, before+1, out.Version
 }
 
@@ -387,14 +387,6 @@ func (g *Gateway[S, C, E]) stageReply(b *batch[S, E], replyTo string, reply *Rep
 	})
 }
 
-// snapshotDue marks an aggregate's snapshot to be written in the batch's transaction.
-func (b *batch[S, E]) snapshotDue(p int32, id string) {
-	if b.due[p] == nil {
-		b.due[p] = map[string]bool{}
-	}
-	b.due[p][id] = true
-}
-
 // answerOutcome answers an outcome question from the aggregate's dedupe window, as it is
 // after the commands before the question in the shard: the batch's pending entry, else
 // the committed one. It decodes no state and creates no entry.
@@ -415,93 +407,31 @@ func (g *Gateway[S, C, E]) answerOutcome(ctx context.Context, b *batch[S, E], sh
 	reply.Status, reply.Message = StatusNone, "no outcome: not executed before this question, or older than the dedupe window"
 }
 
-// checkpointsDue reports whether any shard of the batch needs a checkpoint.
-func (g *Gateway[S, C, E]) checkpointsDue(b *batch[S, E]) bool {
-	for p := range b.pending {
-		if g.checkpointDue(b.shards[p], b) {
+// snapshotsDue reports whether any shard of the batch writes snapshots or a checkpoint.
+func snapshotsDue[S, E any](b *batch[S, E]) bool {
+	for _, t := range b.snaps {
+		if t.Due() {
 			return true
 		}
 	}
 	return false
 }
 
-func (g *Gateway[S, C, E]) checkpointDue(sh *shard[S], b *batch[S, E]) bool {
-	if sh == nil {
-		return false
-	}
-	n := sh.sinceCheckpoint
-	for _, se := range b.events {
-		if se.env.Partition == sh.partition {
-			n++
-		}
-	}
-	if n == 0 {
-		return false
-	}
-	pol := g.cfg.Snapshots
-	return n >= pol.CheckpointEvery || time.Since(sh.lastCheckpoint) >= pol.CheckpointInterval
-}
-
-// stageSnapshots writes the snapshots due and the shard checkpoints due, after the batch's
-// events have their offsets.
-func (g *Gateway[S, C, E]) stageSnapshots(ctx context.Context, b *batch[S, E]) {
+// stageSnapshots stages the records the snapshot bookkeeping asks for (snapshot.Txn): the
+// snapshots due and the shard checkpoints due, after the batch's events have their
+// offsets.
+func (g *Gateway[S, C, E]) stageSnapshots(b *batch[S, E]) {
 	for _, se := range b.events {
 		e := b.pending[se.env.Partition][se.env.AggregateID]
 		e.eventOffset = max(e.eventOffset, se.rec.Offset)
 	}
 	for p, sh := range b.shards {
-		ids := b.due[p]
-		checkpoint := g.checkpointDue(sh, b)
-		if checkpoint {
-			ids = map[string]bool{}
-			for id := range sh.dirty {
-				ids[id] = true
-			}
-			for id := range b.pending[p] {
-				ids[id] = true
-			}
+		recs, n := b.snaps[p].Records(snapSource[S, C, E]{g: g, sh: sh, pending: b.pending[p]})
+		for _, r := range recs {
+			b.stage(r)
 		}
-		last := sh.lastEventOffset
-		for id := range ids {
-			e := b.pending[p][id]
-			if e == nil {
-				e = sh.aggs[id]
-			}
-			if e == nil || e.version == 0 && len(e.refusals) == 0 || e.isLazy {
-				continue // nothing to snapshot, or its snapshot is current
-			}
-			last = max(last, e.eventOffset)
-			kr, err := g.snapshotRecord(p, id, e)
-			if err != nil {
-				g.cfg.logger.Warn("cannot write a snapshot; skipped", "aggregate_id", id, "err", err)
-				checkpoint = false // the checkpoint would claim a snapshot that is not there
-				continue
-			}
-			b.stage(kr)
-			b.snapshots++
-			if pe := b.pending[p][id]; pe != nil {
-				pe.snapVersion = e.version
-			}
-		}
-		if checkpoint && last >= 0 {
-			cp, err := snapshot.CheckpointRecord(g.topics.snapshots, p, last)
-			if err == nil {
-				b.stage(cp)
-				b.checkpointed[p] = true
-			}
-		}
+		b.snapshots += n
 	}
-}
-
-// snapshotRecord is the snapshot record of an aggregate's entry.
-func (g *Gateway[S, C, E]) snapshotRecord(p int32, id string, e *entry[S]) (*kgo.Record, error) {
-	st, err := g.cfg.States.Encode(e.state)
-	if err != nil {
-		return nil, fmt.Errorf("encoding the state: %w", err)
-	}
-	rec := snapshot.Record{AggregateID: id, Version: e.version, EventOffset: e.eventOffset, Commands: e.commands, Refusals: e.refusals,
-		StateType: st.Type, StateFingerprint: st.Fingerprint, State: st.Data}
-	return rec.KafkaRecord(g.topics.snapshots, p)
 }
 
 // apply merges a committed batch into the shards that are still owned.
@@ -510,28 +440,13 @@ func (g *Gateway[S, C, E]) apply(b *batch[S, E]) {
 		e := b.pending[se.env.Partition][se.env.AggregateID]
 		e.eventOffset = max(e.eventOffset, se.rec.Offset)
 	}
-	for p, pm := range b.pending {
-		sh := b.shards[p]
+	for p, sh := range b.shards {
 		if g.shard(p) != sh {
 			continue // revoked after the commit: the new owner restores from Kafka
 		}
-		for id, e := range pm {
+		for id, e := range b.pending[p] {
 			sh.aggs[id] = e
-			if e.eventOffset > sh.lastEventOffset {
-				sh.lastEventOffset = e.eventOffset
-			}
 		}
-		if b.checkpointed[p] {
-			sh.dirty = map[string]struct{}{}
-			sh.sinceCheckpoint = 0
-			sh.lastCheckpoint = time.Now()
-			continue
-		}
-		for _, se := range b.events {
-			if se.env.Partition == p {
-				sh.dirty[se.env.AggregateID] = struct{}{}
-				sh.sinceCheckpoint++
-			}
-		}
+		b.snaps[p].Committed()
 	}
 }

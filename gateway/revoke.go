@@ -6,16 +6,14 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/kastor-dev/kastor/snapshot"
 )
 
 // checkpointRevoked writes, for each revoked shard that changed since its last checkpoint,
 // the snapshots of its changed aggregates and a checkpoint, in one transaction
-// (snapshot.Policy.OnRevoke). It runs in the revoke callback, before the partitions are
-// handed over, so the instance is still their only writer; and only when no batch is in
-// flight: the session aborts such a batch anyway, and its producer cannot hold two
-// transactions. Failing here costs the next owner an event tail, nothing else: it is
+// (snapshot.Policy.OnRevoke; the records are snapshot.Shard.Handover's). It runs in the
+// revoke callback, before the partitions are handed over, so the instance is still their
+// only writer; and only when no batch is in flight: the session aborts such a batch
+// anyway, and its producer cannot hold two transactions. Failing here costs the next owner an event tail, nothing else: it is
 // logged and the handover goes on.
 func (g *Gateway[S, C, E]) checkpointRevoked(ctx context.Context, cl *kgo.Client, revoked []int32) {
 	if !g.txnMu.TryLock() {
@@ -24,37 +22,19 @@ func (g *Gateway[S, C, E]) checkpointRevoked(ctx context.Context, cl *kgo.Client
 	}
 	defer g.txnMu.Unlock()
 	var recs []*kgo.Record
-	var shards []*shard[S]
+	shards := 0
 	for _, p := range revoked {
 		sh := g.shard(p)
-		if sh == nil || sh.sinceCheckpoint == 0 && len(sh.dirty) == 0 {
+		if sh == nil {
 			continue
 		}
-		complete := true
-		for id := range sh.dirty {
-			e := sh.aggs[id]
-			if e == nil || e.isLazy {
-				continue
-			}
-			kr, err := g.snapshotRecord(p, id, e)
-			if err != nil {
-				g.cfg.logger.Warn("no checkpoint on revoke: cannot write a snapshot", "partition", p, "aggregate_id", id, "err", err)
-				complete = false
-				break
-			}
-			recs = append(recs, kr)
+		rs, checkpointed := sh.snap.Handover(snapSource[S, C, E]{g: g, sh: sh})
+		recs = append(recs, rs...)
+		if checkpointed {
+			shards++
 		}
-		if !complete || sh.lastEventOffset < 0 {
-			continue
-		}
-		cp, err := snapshot.CheckpointRecord(g.topics.snapshots, p, sh.lastEventOffset)
-		if err != nil {
-			continue
-		}
-		recs = append(recs, cp)
-		shards = append(shards, sh)
 	}
-	if len(shards) == 0 {
+	if shards == 0 {
 		return
 	}
 	start := time.Now()
@@ -64,8 +44,8 @@ func (g *Gateway[S, C, E]) checkpointRevoked(ctx context.Context, cl *kgo.Client
 		g.cfg.logger.Warn("no checkpoint on revoke", "partitions", revoked, "err", err)
 		return
 	}
-	g.metrics.snapshots.Add(float64(len(recs) - len(shards)))
-	g.cfg.logger.Info("checkpointed revoked shards", "shards", len(shards), "snapshots", len(recs)-len(shards),
+	g.metrics.snapshots.Add(float64(len(recs) - shards))
+	g.cfg.logger.Info("checkpointed revoked shards", "shards", shards, "snapshots", len(recs)-shards,
 		"took", time.Since(start).Round(time.Millisecond))
 }
 

@@ -135,7 +135,7 @@ func (s sndSeen) header(k string) (string, bool) {
 type sndFake struct {
 	t        *testing.T
 	replies  string
-	app      *producer.Appender
+	app      *sndTxns
 	hold     int // replies are written by groups of hold, in reverse order
 	seen     chan sndSeen
 	versions map[string]int64
@@ -147,7 +147,7 @@ type sndFake struct {
 // sndStartFake runs a fake gateway for namespace ns until the test ends.
 func sndStartFake(t *testing.T, c *kafkatest.Cluster, ns string, hold int) *sndFake {
 	t.Helper()
-	app, err := producer.New(c.Client(t), producer.Transactional("snd-fake-"+ns), producer.TransactionTimeout(10*time.Second))
+	app, err := newSndTxns(c, "snd-fake-"+ns, topics.TopicName(ns, sndAgg, topics.RoleReplies))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func sndStartFake(t *testing.T, c *kafkatest.Cluster, ns string, hold int) *sndF
 						pending[i], pending[j] = pending[j], pending[i]
 					}
 				}
-				if err := app.Transact(ctx, func(b *producer.Batch) error { return b.Add(pending...) }); err != nil {
+				if err := app.transact(ctx, true, pending...); err != nil {
 					if ctx.Err() == nil {
 						t.Errorf("fake gateway: writing replies: %v", err)
 					}
@@ -211,7 +211,49 @@ func sndStartFake(t *testing.T, c *kafkatest.Cluster, ns string, hold int) *sndF
 	return f
 }
 
-var errSndAbort = errors.New("abort on purpose")
+// sndTxns writes the fake gateway's replies in Kafka transactions, as the gateway does:
+// a transactional client of its own, each record in its key's partition.
+type sndTxns struct {
+	cl         *kgo.Client
+	partitions int32
+}
+
+func newSndTxns(c *kafkatest.Cluster, id, replies string) (*sndTxns, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	md, err := c.Admin().Metadata(ctx, replies)
+	if err != nil {
+		return nil, err
+	}
+	td, ok := md.Topics[replies]
+	if !ok || td.Err != nil || len(td.Partitions) == 0 {
+		return nil, fmt.Errorf("topic %s: %v", replies, td.Err)
+	}
+	cl, err := c.NewClient(kgo.TransactionalID(id), kgo.TransactionTimeout(10*time.Second), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		return nil, err
+	}
+	return &sndTxns{cl: cl, partitions: int32(len(td.Partitions))}, nil
+}
+
+// transact writes recs in one transaction, and commits it, or aborts it when commit is
+// false or a record failed.
+func (w *sndTxns) transact(ctx context.Context, commit bool, recs ...*kgo.Record) error {
+	if err := w.cl.BeginTransaction(); err != nil {
+		return err
+	}
+	for _, r := range recs {
+		r.Partition = producer.PartitionFor(r.Key, w.partitions)
+	}
+	err := w.cl.ProduceSync(ctx, recs...).FirstErr()
+	end := kgo.TransactionEndTry(commit && err == nil)
+	if endErr := w.cl.EndTransaction(ctx, end); err == nil {
+		err = endErr
+	}
+	return err
+}
+
+func (w *sndTxns) Close() { w.cl.Close() }
 
 // handle decides one command and returns the reply records to commit (none without reply-to).
 func (f *sndFake) handle(ctx context.Context, r *kgo.Record) []*kgo.Record {
@@ -275,13 +317,8 @@ func (f *sndFake) handle(ctx context.Context, r *kgo.Record) []*kgo.Record {
 	if cmd.AbortFirst {
 		bogus := gateway.Reply{CommandID: md.CommandID, Status: gateway.StatusOK, AggregateID: "bogus", From: 900, To: 999}
 		v, _ := bogus.Encode()
-		err := f.app.Transact(ctx, func(b *producer.Batch) error {
-			if err := b.Add(&kgo.Record{Topic: f.replies, Key: []byte(replyTo), Value: v, Headers: attemptHeader}); err != nil {
-				return err
-			}
-			return errSndAbort
-		})
-		if !errors.Is(err, errSndAbort) && ctx.Err() == nil {
+		err := f.app.transact(ctx, false, &kgo.Record{Topic: f.replies, Key: []byte(replyTo), Value: v, Headers: attemptHeader})
+		if err != nil && ctx.Err() == nil {
 			f.t.Errorf("fake gateway: aborted transaction: %v", err)
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
@@ -22,8 +21,7 @@ type entry[S any] struct {
 	eventOffset int64 // offset of the aggregate's last event in the events partition; -1: none
 	commands    []snapshot.Command
 	// refusals are the recent refused commands: a refused command ID keeps its outcome.
-	refusals    []snapshot.Refusal
-	snapVersion int64 // version of the aggregate's latest snapshot
+	refusals []snapshot.Refusal
 	// raw is the undecoded snapshot record the entry was restored from, until the
 	// aggregate is first needed (unpack): a restore then decodes nothing per snapshot.
 	raw []byte
@@ -101,12 +99,8 @@ func (e *entry[S]) seen(id string) (snapshot.Command, bool) {
 type shard[S any] struct {
 	partition int32
 	aggs      map[string]*entry[S]
-	// dirty aggregates changed since the last checkpoint; the next checkpoint snapshots them.
-	dirty map[string]struct{}
-	// lastEventOffset is the offset of the last event written to the shard's events partition.
-	lastEventOffset int64
-	sinceCheckpoint int64
-	lastCheckpoint  time.Time
+	// snap is the shard's snapshot bookkeeping: what changed since its checkpoint.
+	snap *snapshot.Shard
 }
 
 // Recovery describes the restore of one shard: what it read and how long it took. A
@@ -120,103 +114,18 @@ type Recovery struct {
 	Duration        time.Duration
 }
 
-// restore rebuilds a shard: the snapshots partition first, then the events partition from
-// the shard checkpoint (or from the start when there is none).
+// restore rebuilds a shard with the snapshot store (snapshot.Store.Restore): the
+// snapshots partition first, then the events partition from the shard checkpoint (or from
+// the start when there is none), replayed into the shard's entries by restoreTarget.
 func (g *Gateway[S, C, E]) restore(ctx context.Context, p int32) (*shard[S], Recovery, error) {
 	start := time.Now()
-	cfg := g.cfg
 	if f := g.restoreFault.Load(); f != nil {
 		if err := (*f)(p); err != nil {
 			return nil, Recovery{}, fmt.Errorf("gateway: restore shard %d: %w", p, err)
 		}
 	}
-	// One client reads both partitions, and one request finds both ends. The events end,
-	// once settled, is final: this instance is the shard's only writer and has not begun.
-	rd, err := partition.NewReader(g.cluster.Client())
-	if err != nil {
-		return nil, Recovery{}, fmt.Errorf("gateway: restore shard %d: %w", p, err)
-	}
-	defer rd.Close()
-	rd.Logger = cfg.logger.With("partition", p)
-	rd.Prefetch(g.topics.snapshots, p, 0)
-	ends, err := rd.Ends(ctx, g.topics.snapshots, g.topics.events)
-	if err != nil {
-		return nil, Recovery{}, fmt.Errorf("gateway: restore shard %d: %w", p, err)
-	}
-	snapEnd, err := partition.End(ends, g.topics.snapshots, p)
-	if err != nil {
-		return nil, Recovery{}, fmt.Errorf("gateway: restore shard %d: %w", p, err)
-	}
-	eventsEnd, err := g.settledEventsEnd(ctx, rd, ends, p)
-	if err != nil {
-		return nil, Recovery{}, fmt.Errorf("gateway: restore shard %d: %w", p, err)
-	}
-	// The snapshots partition's end offset bounds its number of aggregates (compaction
-	// only lowers it): sizing the map from it saves rehashing 100,000s of entries, and the
-	// cap bounds the waste when compaction has removed most records.
-	sh := &shard[S]{partition: p, aggs: make(map[string]*entry[S], min(snapEnd, 1<<18)), dirty: map[string]struct{}{}, lastEventOffset: -1, lastCheckpoint: time.Now()}
-	// Entries are allocated 256 at a time: a restore creates one per aggregate, often
-	// 100,000s of them, and the allocator and the GC are most of its CPU time.
-	var slab []entry[S]
-	scan := snapshot.NewScan(nil, func(id string) { delete(sh.aggs, id) })
-	scan.PutEncoded = func(id string, value []byte) {
-		if len(slab) == 0 {
-			slab = make([]entry[S], 256)
-		}
-		e := &slab[0]
-		slab = slab[1:]
-		e.raw, e.isLazy = value, true
-		sh.aggs[id] = e
-	}
-	snapRead, err := rd.Read(ctx, g.topics.snapshots, p, 0, snapEnd, func(r *kgo.Record) error { scan.Add(r); return nil })
-	if err != nil {
-		return nil, Recovery{}, fmt.Errorf("gateway: restore shard %d: snapshots: %w", p, err)
-	}
-	if scan.Ignored > 0 {
-		cfg.logger.Warn("snapshot records ignored; the shard's events are replayed from the start",
-			"partition", p, "ignored", scan.Ignored, "first", scan.Err())
-	}
-
-	st, err := rd.Read(ctx, g.topics.events, p, scan.UsableCheckpoint()+1, eventsEnd, func(r *kgo.Record) error {
-		md, err := producer.Metadata(r.Headers)
-		if err == nil && (md.Type == "" || md.Version < 1) {
-			err = fmt.Errorf("no %s or %s header: not a kastor event (another producer wrote it)", kastor.HeaderType, kastor.HeaderVersion)
-		}
-		if err != nil {
-			return &kastor.UndecodableError{What: "event", Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
-		}
-		id := string(r.Key)
-		e := sh.aggs[id]
-		if e == nil {
-			e = &entry[S]{state: cfg.Aggregate.Initial(id), eventOffset: -1}
-			sh.aggs[id] = e
-		}
-		sh.lastEventOffset = r.Offset
-		if err := g.unpack(ctx, p, id, e); err != nil {
-			return err
-		}
-		if r.Offset <= e.eventOffset {
-			return nil // included in the aggregate's snapshot
-		}
-		if err := g.materialize(ctx, p, id, e); err != nil {
-			return err
-		}
-		if r.Offset <= e.eventOffset {
-			return nil // the aggregate was replayed up to here
-		}
-		if md.Version != e.version+1 {
-			return fmt.Errorf("gateway: %s %q: event at %s/%d@%d has version %d after version %d: %w",
-				cfg.Aggregate.Type, id, r.Topic, r.Partition, r.Offset, md.Version, e.version, errNotContiguous)
-		}
-		ev, err := cfg.Events.Decode(Encoded{Type: md.Type, Fingerprint: md.Fingerprint, Data: r.Value})
-		if err != nil {
-			return &kastor.UndecodableError{What: "event", Type: md.Type, Fingerprint: md.Fingerprint, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
-		}
-		e.replayed(cfg.Aggregate.Evolve(e.state, ev), md, r.Offset, cfg.DedupeWindow)
-		sh.dirty[id] = struct{}{}
-		sh.sinceCheckpoint++
-		return nil
-	})
+	sh := &shard[S]{partition: p}
+	snap, st, err := g.store.Restore(ctx, p, &restoreTarget[S, C, E]{g: g, sh: sh})
 	if err != nil {
 		var ue *kastor.UndecodableError
 		if errors.As(err, &ue) {
@@ -224,39 +133,108 @@ func (g *Gateway[S, C, E]) restore(ctx context.Context, p int32) (*shard[S], Rec
 		}
 		return nil, Recovery{}, fmt.Errorf("gateway: restore shard %d: %w", p, err)
 	}
-	if st.End > 0 && sh.lastEventOffset < st.End-1 {
-		// The tail ended in transaction markers; new events go after them.
-		sh.lastEventOffset = st.End - 1
-	}
-	return sh, Recovery{Partition: p, SnapshotRecords: snapRead.Records, EventRecords: st.Records, Aggregates: len(sh.aggs), Duration: time.Since(start)}, nil
+	sh.snap = snap
+	return sh, Recovery{Partition: p, SnapshotRecords: st.SnapshotRecords, EventRecords: st.EventRecords, Aggregates: len(sh.aggs), Duration: time.Since(start)}, nil
 }
 
-// settledEventsEnd is where the restore of shard p stops reading events: the events
-// partition's last stable offset once no transaction is open there. The previous owner's
-// last transaction can have its command offsets committed and stable (awaitStableOffset)
-// while the marker that makes its events readable is not yet written or replicated; a
-// restore stopping before them would write their versions again (the W2 test caught it).
-// Only previous owners write this partition, and this instance has not begun, so an open
-// transaction there is theirs: one that committed settles in milliseconds, a paused
-// owner's is aborted by the broker after its timeout.
-func (g *Gateway[S, C, E]) settledEventsEnd(ctx context.Context, rd *partition.Reader, ends kadm.ListedOffsets, p int32) (int64, error) {
-	lso, err := partition.End(ends, g.topics.events, p)
+// restoreTarget fills a shard's entries from what a restore reads (snapshot.Target):
+// snapshot records kept undecoded until their aggregate is needed, then the event tail
+// replayed through the gateway's codec and Evolve.
+type restoreTarget[S, C, E any] struct {
+	g  *Gateway[S, C, E]
+	sh *shard[S]
+	// slab: entries are allocated 256 at a time: a restore creates one per aggregate,
+	// often 100,000s of them, and the allocator and the GC are most of its CPU time.
+	slab []entry[S]
+}
+
+// Reserve sizes the shard's map; the cap bounds the waste when compaction has removed
+// most records.
+func (t *restoreTarget[S, C, E]) Reserve(n int64) {
+	t.sh.aggs = make(map[string]*entry[S], min(n, 1<<18))
+}
+
+func (t *restoreTarget[S, C, E]) Snapshot(id string, value []byte) {
+	if len(t.slab) == 0 {
+		t.slab = make([]entry[S], 256)
+	}
+	e := &t.slab[0]
+	t.slab = t.slab[1:]
+	e.raw, e.isLazy = value, true
+	t.sh.aggs[id] = e
+}
+
+func (t *restoreTarget[S, C, E]) Delete(id string) { delete(t.sh.aggs, id) }
+
+func (t *restoreTarget[S, C, E]) Event(ctx context.Context, id string, r *kgo.Record) (bool, error) {
+	g, sh, cfg := t.g, t.sh, t.g.cfg
+	md, err := producer.Metadata(r.Headers)
+	if err == nil && (md.Type == "" || md.Version < 1) {
+		err = fmt.Errorf("no %s or %s header: not a kastor event (another producer wrote it)", kastor.HeaderType, kastor.HeaderVersion)
+	}
 	if err != nil {
-		return 0, err
+		return false, &kastor.UndecodableError{What: "event", Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
 	}
-	// The broker looks for timed-out transactions every 10 s by default.
-	sctx, cancel := context.WithTimeout(ctx, g.cfg.TransactionTimeout+time.Minute)
-	defer cancel()
-	start := time.Now()
-	settled, err := rd.Settled(sctx, g.topics.events, p)
+	e := sh.aggs[id]
+	if e == nil {
+		e = &entry[S]{state: cfg.Aggregate.Initial(id), eventOffset: -1}
+		sh.aggs[id] = e
+	}
+	if err := g.unpack(ctx, sh.partition, id, e); err != nil {
+		return false, err
+	}
+	if r.Offset <= e.eventOffset {
+		return false, nil // included in the aggregate's snapshot
+	}
+	if err := g.materialize(ctx, sh.partition, id, e); err != nil {
+		return false, err
+	}
+	if r.Offset <= e.eventOffset {
+		return false, nil // the aggregate was replayed up to here
+	}
+	if md.Version != e.version+1 {
+		return false, fmt.Errorf("gateway: %s %q: event at %s/%d@%d has version %d after version %d: %w",
+			cfg.Aggregate.Type, id, r.Topic, r.Partition, r.Offset, md.Version, e.version, errNotContiguous)
+	}
+	ev, err := cfg.Events.Decode(Encoded{Type: md.Type, Fingerprint: md.Fingerprint, Data: r.Value})
 	if err != nil {
-		return 0, err
+		return false, &kastor.UndecodableError{What: "event", Type: md.Type, Fingerprint: md.Fingerprint, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
 	}
-	if settled != lso {
-		g.cfg.logger.Info("waited for a previous owner's transaction to settle before restoring", "partition", p,
-			"from_offset", lso, "to_offset", settled, "took", time.Since(start).Round(time.Millisecond))
+	e.replayed(cfg.Aggregate.Evolve(e.state, ev), md, r.Offset, cfg.DedupeWindow)
+	return true, nil
+}
+
+// snapSource shows the snapshot bookkeeping a shard's aggregates (snapshot.Source): a
+// transaction's working copies over the committed entries (pending is nil on handover).
+type snapSource[S, C, E any] struct {
+	g       *Gateway[S, C, E]
+	sh      *shard[S]
+	pending map[string]*entry[S]
+}
+
+func (s snapSource[S, C, E]) lookup(id string) *entry[S] {
+	if e := s.pending[id]; e != nil {
+		return e
 	}
-	return settled, nil
+	return s.sh.aggs[id]
+}
+
+// Aggregate is false for a lazily restored entry: unchanged since its snapshot.
+func (s snapSource[S, C, E]) Aggregate(id string) (snapshot.Record, bool) {
+	e := s.lookup(id)
+	if e == nil || e.isLazy {
+		return snapshot.Record{}, false
+	}
+	return snapshot.Record{AggregateID: id, Version: e.version, EventOffset: e.eventOffset, Commands: e.commands, Refusals: e.refusals}, true
+}
+
+func (s snapSource[S, C, E]) EncodeState(rec *snapshot.Record) error {
+	st, err := s.g.cfg.States.Encode(s.lookup(rec.AggregateID).state)
+	if err != nil {
+		return err
+	}
+	rec.StateType, rec.StateFingerprint, rec.State = st.Type, st.Fingerprint, st.Data
+	return nil
 }
 
 // unpack decodes the snapshot record a restored entry holds (version, event offset,
@@ -268,7 +246,7 @@ func (g *Gateway[S, C, E]) unpack(ctx context.Context, p int32, id string, e *en
 	}
 	rec, err := snapshot.DecodeValue(id, e.raw)
 	if err == nil {
-		*e = entry[S]{version: rec.Version, eventOffset: rec.EventOffset, commands: rec.Commands, refusals: rec.Refusals, snapVersion: rec.Version,
+		*e = entry[S]{version: rec.Version, eventOffset: rec.EventOffset, commands: rec.Commands, refusals: rec.Refusals,
 			lazy: Encoded{Type: rec.StateType, Fingerprint: rec.StateFingerprint, Data: rec.State}, isLazy: true}
 		return nil
 	}

@@ -71,9 +71,6 @@ func TestAppendErrors(t *testing.T) {
 	if err := a.Append(ctx(t), &kgo.Record{Topic: topic}); !errors.Is(err, producer.ErrUnkeyed) {
 		t.Fatalf("unkeyed record: %v", err)
 	}
-	if err := a.Transact(ctx(t), func(*producer.Batch) error { return nil }); err == nil {
-		t.Fatal("Transact on a non-transactional appender succeeded")
-	}
 }
 
 func TestNewRefusesWeakerGuarantees(t *testing.T) {
@@ -102,7 +99,7 @@ func TestNewOverridesBaseOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer base.Close()
-	a, err := producer.New(base, producer.Transactional("tx"))
+	a, err := producer.New(base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,80 +114,6 @@ func TestNewOverridesBaseOptions(t *testing.T) {
 	if got := cl.OptValue(kgo.ProducerLinger); got != 5*time.Millisecond {
 		t.Errorf("linger %v, want the appender's 5ms", got)
 	}
-	if got := cl.OptValue(kgo.TransactionalID); got != "tx" {
-		t.Errorf("transactional ID %v", got)
-	}
-}
-
-func TestTransactCommitsWholeOrNothing(t *testing.T) {
-	realKafka.Backends(t, func(t *testing.T, c *kafkatest.Cluster) {
-		topic := kafkatest.TopicName(t)
-		c.CreateTopic(t, topic, 3, 1, nil)
-		a := newAppender(t, c, producer.Transactional(topic+"-tx"))
-		boom := errors.New("boom")
-		err := a.Transact(ctx(t), func(b *producer.Batch) error {
-			for i := range 50 {
-				if err := b.Add(&kgo.Record{Topic: topic, Key: []byte(fmt.Sprint(i)), Value: []byte("aborted")}); err != nil {
-					return err
-				}
-			}
-			return boom
-		})
-		if !errors.Is(err, boom) {
-			t.Fatalf("Transact returned %v, want fn's error", err)
-		}
-		err = a.Transact(ctx(t), func(b *producer.Batch) error {
-			for i := range 50 {
-				if err := b.Add(&kgo.Record{Topic: topic, Key: []byte(fmt.Sprint(i)), Value: []byte("committed")}); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range readCommitted(t, c, topic, 50) {
-			if string(r.Value) != "committed" {
-				t.Fatalf("read_committed saw %q at %d/%d", r.Value, r.Partition, r.Offset)
-			}
-		}
-	})
-}
-
-// TestTransactionalFencing is W1's mechanism: a second producer with the same
-// transactional ID fences the first, whose open transaction is aborted and whose commit fails.
-func TestTransactionalFencing(t *testing.T) {
-	realKafka.Backends(t, func(t *testing.T, c *kafkatest.Cluster) {
-		topic := kafkatest.TopicName(t)
-		c.CreateTopic(t, topic, 1, 1, nil)
-		id := topic + "-shard-0"
-		old := newAppender(t, c, producer.Transactional(id))
-		next := newAppender(t, c, producer.Transactional(id))
-
-		oldErr := old.Transact(ctx(t), func(b *producer.Batch) error {
-			if err := b.Add(&kgo.Record{Topic: topic, Key: []byte("k"), Value: []byte("old")}); err != nil {
-				return err
-			}
-			// While the old writer's transaction is open, the new one takes over the ID.
-			return next.Transact(ctx(t), func(nb *producer.Batch) error {
-				return nb.Add(&kgo.Record{Topic: topic, Key: []byte("k"), Value: []byte("new")})
-			})
-		})
-		if !errors.Is(oldErr, producer.ErrFenced) {
-			t.Fatalf("the old writer's commit returned %v, want ErrFenced", oldErr)
-		}
-		// The new writer's record is the only committed one.
-		recs := readCommitted(t, c, topic, 1)
-		if string(recs[0].Value) != "new" {
-			t.Fatalf("read_committed saw %q first, want the new writer's record", recs[0].Value)
-		}
-		if err := old.Transact(ctx(t), func(b *producer.Batch) error {
-			return b.Add(&kgo.Record{Topic: topic, Key: []byte("k"), Value: []byte("old-again")})
-		}); err == nil {
-			t.Fatal("the fenced writer committed a later transaction")
-		}
-	})
 }
 
 func readCommitted(t *testing.T, c *kafkatest.Cluster, topic string, n int) []*kgo.Record {

@@ -2,7 +2,9 @@ package snapshot
 
 import "time"
 
-// Policy decides when the gateway writes snapshots and shard checkpoints.
+// Policy decides when snapshots and shard checkpoints are written (Txn.Due, Txn.Records,
+// Shard.Handover). The zero Policy is the defaults below; the gateway takes one in its
+// Config.
 type Policy struct {
 	// Every snapshots an aggregate each time its version crosses a multiple of Every
 	// (default 100). Negative: never by count (checkpoints still snapshot changed aggregates).
@@ -23,8 +25,8 @@ type Policy struct {
 	OnRevoke bool
 }
 
-// WithDefaults returns p with zero fields set to their defaults.
-func (p Policy) WithDefaults() Policy {
+// withDefaults returns p with zero fields set to their defaults.
+func (p Policy) withDefaults() Policy {
 	if p.Every == 0 {
 		p.Every = 100
 	}
@@ -37,10 +39,10 @@ func (p Policy) WithDefaults() Policy {
 	return p
 }
 
-// Due reports whether an aggregate going from version before to version after (one
+// due reports whether an aggregate going from version before to version after (one
 // command's events) crosses a multiple of Every and so needs a snapshot.
-func (p Policy) Due(before, after int64) bool {
-	p = p.WithDefaults()
+func (p Policy) due(before, after int64) bool {
+	p = p.withDefaults()
 	if p.Every < 0 || after <= before {
 		return false
 	}

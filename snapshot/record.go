@@ -99,8 +99,8 @@ func mustCodec(s string) *goavro.Codec {
 	return c
 }
 
-// Encode returns the record's value bytes.
-func (r *Record) Encode() ([]byte, error) {
+// encode returns the record's value bytes.
+func (r *Record) encode() ([]byte, error) {
 	cmds := make([]any, len(r.Commands))
 	for i, c := range r.Commands {
 		cmds[i] = map[string]any{"id": c.ID, "from": c.From, "to": c.To}
@@ -119,6 +119,10 @@ func (r *Record) Encode() ([]byte, error) {
 		"refusals":         refusals,
 	})
 }
+
+// empty reports whether the record holds nothing to remember: no event and no refusal. No
+// such record is written (decodeSnapshot refuses one).
+func (r *Record) empty() bool { return r.Version == 0 && len(r.Refusals) == 0 }
 
 // decodeSnapshot decodes a snapshot value (see wire.go). State aliases value: Kafka
 // record buffers are never reused, and copying 100,000 states cost a restore more than
@@ -175,12 +179,14 @@ bad:
 }
 
 // KafkaRecord returns the record to write to the snapshots topic, in partition (the
-// aggregate's shard: the partition of its events).
+// aggregate's shard: the partition of its events). Txn.Records and Shard.Handover build
+// the gateway's with it; tools that write a snapshots topic (the benchmarks) use it too,
+// so that every writer agrees on the key, headers and value.
 func (r *Record) KafkaRecord(topic string, partition int32) (*kgo.Record, error) {
 	if r.AggregateID == "" || r.AggregateID[0] == 0 {
 		return nil, fmt.Errorf("snapshot: aggregate ID %q is empty or starts with NUL", r.AggregateID)
 	}
-	v, err := r.Encode()
+	v, err := r.encode()
 	if err != nil {
 		return nil, fmt.Errorf("snapshot of %q: %w", r.AggregateID, err)
 	}
@@ -190,6 +196,8 @@ func (r *Record) KafkaRecord(topic string, partition int32) (*kgo.Record, error)
 
 // CheckpointRecord returns the checkpoint record of a shard: every aggregate of the
 // partition is covered by a snapshot up to eventOffset (inclusive) of the events partition.
+// Txn.Records and Shard.Handover write the gateway's; exported for tools that lay out a
+// snapshots topic themselves (the benchmarks).
 func CheckpointRecord(topic string, partition int32, eventOffset int64) (*kgo.Record, error) {
 	v, err := checkpointCodec.BinaryFromNative(nil, map[string]any{"eventOffset": eventOffset})
 	if err != nil {

@@ -25,14 +25,14 @@ func TestPolicyDue(t *testing.T) {
 		{0, 1, false}, {8, 9, false}, {9, 10, true}, {9, 12, true}, {10, 11, false},
 		{5, 25, true}, {19, 19, false}, {0, 10, true},
 	} {
-		if got := p.Due(c.before, c.after); got != c.want {
+		if got := p.due(c.before, c.after); got != c.want {
 			t.Errorf("Due(%d, %d) = %v, want %v", c.before, c.after, got, c.want)
 		}
 	}
-	if (Policy{}).Due(99, 100) != true || (Policy{}).Due(98, 99) != false {
+	if (Policy{}).due(99, 100) != true || (Policy{}).due(98, 99) != false {
 		t.Error("default Every is not 100")
 	}
-	if (Policy{Every: -1}).Due(0, 1_000) {
+	if (Policy{Every: -1}).due(0, 1_000) {
 		t.Error("Every < 0 still snapshots")
 	}
 }
@@ -62,7 +62,7 @@ func TestRecordRoundTrip(t *testing.T) {
 func FuzzDecodeSnapshot(f *testing.F) {
 	r := Record{AggregateID: "a", Version: 1, EventOffset: 0, Commands: []Command{{"c", 1, 1}}, StateType: "t", State: []byte("s"),
 		Refusals: []Refusal{{ID: "r", Status: "REJECTED", Message: "no"}}}
-	v, _ := r.Encode()
+	v, _ := r.encode()
 	f.Add(v)
 	f.Add([]byte{})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f})
@@ -75,7 +75,36 @@ func FuzzDecodeSnapshot(f *testing.F) {
 	})
 }
 
-func TestRestore(t *testing.T) {
+// testTarget is a Target that keeps what a restore hands it: the snapshot records, decoded
+// as the gateway decodes them when needed, and the events. changed says which events change
+// their aggregate.
+type testTarget struct {
+	reserved int64
+	raw      map[string][]byte
+	events   []*kgo.Record
+	changed  func(r *kgo.Record) bool
+}
+
+func newTestTarget() *testTarget { return &testTarget{reserved: -1, raw: map[string][]byte{}} }
+
+func (t *testTarget) Reserve(n int64)                  { t.reserved = n }
+func (t *testTarget) Snapshot(id string, value []byte) { t.raw[id] = value }
+func (t *testTarget) Delete(id string)                 { delete(t.raw, id) }
+func (t *testTarget) Event(_ context.Context, id string, r *kgo.Record) (bool, error) {
+	if id != string(r.Key) {
+		return false, fmt.Errorf("event at %d handed over as %q", r.Offset, id)
+	}
+	t.events = append(t.events, r)
+	return t.changed != nil && t.changed(r), nil
+}
+
+// TestStoreRestore: a restore hands over the latest snapshot of each aggregate undecoded
+// (a later one wins, a tombstone deletes), then the events after the shard checkpoint, to
+// the end the previous owner's transaction settles at; the shard's bookkeeping counts the
+// events that changed an aggregate. An undecodable snapshot is handed over as it is (the
+// gateway replays that aggregate); an undecodable checkpoint is ignored and the events are
+// read from the start.
+func TestStoreRestore(t *testing.T) {
 	for _, b := range []struct {
 		name string
 		get  func(*testing.T) *kafkatest.Cluster
@@ -88,9 +117,10 @@ func TestRestore(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			topic := kafkatest.TopicName(t)
+			events := topic + "-events"
 			c.CreateTopic(t, topic, 2, 1, map[string]string{"cleanup.policy": "compact"})
+			c.CreateTopic(t, events, 2, 1, nil)
 			cl := c.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
-			base := c.Client(t)
 			produce := func(recs ...*kgo.Record) {
 				t.Helper()
 				if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
@@ -105,52 +135,98 @@ func TestRestore(t *testing.T) {
 				}
 				return kr
 			}
+			event := func(id string) *kgo.Record {
+				return &kgo.Record{Topic: events, Partition: 1, Key: []byte(id), Value: []byte("e")}
+			}
 			const n = 300
 			for i := range n {
 				produce(snap(fmt.Sprintf("a%d", i), 100, int64(i)))
 			}
 			produce(snap("a0", 200, 1000)) // a later snapshot of a0 wins
 			produce(&kgo.Record{Topic: topic, Partition: 1, Key: []byte("a1")})
-			cp, err := CheckpointRecord(topic, 1, 1000)
+			cp, err := CheckpointRecord(topic, 1, 2)
 			if err != nil {
 				t.Fatal(err)
 			}
 			produce(cp)
+			for _, id := range []string{"a0", "a1", "a2", "a3", "a4"} { // offsets 0..4
+				produce(event(id))
+			}
 
-			s, err := Restore(ctx, base, topic, 1, nil)
+			store := &Store{Client: c.Client(t), Snapshots: topic, Events: events}
+			into := newTestTarget()
+			into.changed = func(r *kgo.Record) bool { return string(r.Key) == "a4" }
+			sh, st, err := store.Restore(ctx, 1, into)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s.Read.Records != n+3 {
-				t.Fatalf("read %d records, wrote %d", s.Read.Records, n+3)
+			if st.SnapshotRecords != n+3 || into.reserved != n+3 {
+				t.Fatalf("read %d records (reserved %d), wrote %d", st.SnapshotRecords, into.reserved, n+3)
 			}
-			if len(s.Snapshots) != n-1 || s.Snapshots["a0"].Version != 200 || s.Checkpoint != 1000 || s.EventsFrom() != 1001 {
-				t.Fatalf("restored %d snapshots, a0 at %d, checkpoint %d", len(s.Snapshots), s.Snapshots["a0"].Version, s.Checkpoint)
+			a0, err := DecodeValue("a0", into.raw["a0"])
+			if len(into.raw) != n-1 || err != nil || a0.Version != 200 || st.Checkpoint != 2 {
+				t.Fatalf("restored %d snapshots, a0 at %d (%v), checkpoint %d", len(into.raw), a0.Version, err, st.Checkpoint)
 			}
-			if _, ok := s.Snapshots["a1"]; ok {
+			if _, ok := into.raw["a1"]; ok {
 				t.Fatal("a1's tombstone did not delete its snapshot")
 			}
+			if st.EventRecords != 2 || len(into.events) != 2 || into.events[0].Offset != 3 || into.events[1].Offset != 4 {
+				t.Fatalf("read %d events %v, want offsets 3 and 4: those after the checkpoint", st.EventRecords, into.events)
+			}
+			if _, ok := sh.dirty["a4"]; !ok || len(sh.dirty) != 1 || sh.sinceCheckpoint != 1 || sh.lastEventOffset != 4 {
+				t.Fatalf("bookkeeping: dirty %v, %d since the checkpoint, last event %d", sh.dirty, sh.sinceCheckpoint, sh.lastEventOffset)
+			}
 
-			// An undecodable snapshot is ignored and voids the checkpoint.
+			// An undecodable snapshot is handed over as it is, and the checkpoint holds.
 			produce(&kgo.Record{Topic: topic, Partition: 1, Key: []byte("a2"), Value: []byte{0xff, 0xff}})
-			s, err = Restore(ctx, base, topic, 1, nil)
-			if err != nil {
+			into = newTestTarget()
+			if _, st, err = store.Restore(ctx, 1, into); err != nil {
 				t.Fatal(err)
 			}
-			if s.Ignored != 1 || s.Checkpoint != -1 || s.EventsFrom() != 0 {
-				t.Fatalf("after a bad record: ignored %d, checkpoint %d", s.Ignored, s.Checkpoint)
+			if _, err := DecodeValue("a2", into.raw["a2"]); err == nil || st.Ignored != 0 || st.Checkpoint != 2 || st.EventRecords != 2 {
+				t.Fatalf("after a bad snapshot: decoded (%v), ignored %d, checkpoint %d, %d events", err, st.Ignored, st.Checkpoint, st.EventRecords)
 			}
-			if _, ok := s.Snapshots["a2"]; ok {
-				t.Fatal("the undecodable snapshot of a2 was kept")
+			// An undecodable checkpoint is ignored: every event is read.
+			produce(&kgo.Record{Topic: topic, Partition: 1, Key: []byte(CheckpointKey), Value: []byte{0xff, 0xff}})
+			into = newTestTarget()
+			if _, st, err = store.Restore(ctx, 1, into); err != nil {
+				t.Fatal(err)
 			}
-			s.Drop("a3")
-			if _, ok := s.Snapshots["a3"]; ok || s.Checkpoint != -1 {
-				t.Fatal("Drop kept the snapshot or the checkpoint")
+			if st.Ignored != 1 || st.Checkpoint != -1 || st.EventRecords != 5 || len(into.events) != 5 {
+				t.Fatalf("after a bad checkpoint: ignored %d, checkpoint %d, %d events", st.Ignored, st.Checkpoint, st.EventRecords)
 			}
-			// Partition 0 is empty.
-			s, err = Restore(ctx, base, topic, 0, nil)
-			if err != nil || len(s.Snapshots) != 0 || s.Checkpoint != -1 {
-				t.Fatalf("empty partition: %+v %v", s, err)
+
+			// Partition 0 is empty; a transaction is open in its events: the restore waits
+			// for it to settle and reads its events, and new events go after its marker.
+			txn := c.Client(t, kgo.TransactionalID(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+			if err := txn.BeginTransaction(); err != nil {
+				t.Fatal(err)
+			}
+			if err := txn.ProduceSync(ctx, &kgo.Record{Topic: events, Partition: 0, Key: []byte("b"), Value: []byte("e")}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			type result struct {
+				sh  *Shard
+				st  Restored
+				err error
+			}
+			into = newTestTarget()
+			done := make(chan result, 1)
+			go func() {
+				sh, st, err := store.Restore(ctx, 0, into)
+				done <- result{sh, st, err}
+			}()
+			select {
+			case res := <-done:
+				t.Fatalf("the restore ended while a transaction was open: %+v", res)
+			case <-time.After(500 * time.Millisecond):
+			}
+			if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
+				t.Fatal(err)
+			}
+			res := <-done
+			if res.err != nil || len(into.raw) != 0 || res.st.Checkpoint != -1 || res.st.EventRecords != 1 || res.sh.lastEventOffset != 1 {
+				t.Fatalf("partition 0: %+v, %d snapshots, last event %d, %v", res.st, len(into.raw), res.sh.lastEventOffset, res.err)
 			}
 		})
 	}
@@ -161,7 +237,7 @@ func TestRestore(t *testing.T) {
 func TestWireMatchesGoavro(t *testing.T) {
 	r := Record{AggregateID: "k", Version: 7, EventOffset: 1 << 40, Commands: []Command{{"", 1, 0}, {"x", 1, 3}, {"ünï", 4, 4}},
 		StateType: "bank.Account", StateFingerprint: 1 << 63, State: make([]byte, 300)}
-	v, err := r.Encode()
+	v, err := r.encode()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +282,7 @@ func TestWireMatchesGoavro(t *testing.T) {
 func TestRefusals(t *testing.T) {
 	r := Record{AggregateID: "k", Version: 0, EventOffset: -1, StateType: "t", State: []byte{},
 		Refusals: []Refusal{{ID: "c1", Status: "REJECTED", Message: "account is not open"}, {ID: "c2", Status: "CONFLICT", Message: "m", Expected: 3, Actual: 0}}}
-	v, err := r.Encode()
+	v, err := r.encode()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +301,7 @@ func TestRefusals(t *testing.T) {
 		t.Fatalf("goavro reads refusals %v", fs)
 	}
 	old := Record{AggregateID: "k", Version: 2, EventOffset: 7, Commands: []Command{{"c", 1, 2}}, StateType: "t", State: []byte{1}}
-	ov, err := old.Encode()
+	ov, err := old.encode()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +314,7 @@ func TestRefusals(t *testing.T) {
 		{AggregateID: "k", Version: 0, EventOffset: 5, StateType: "t", Refusals: r.Refusals},
 		{AggregateID: "k", Version: 3, EventOffset: -1, StateType: "t"},
 	} {
-		v, err := bad.Encode()
+		v, err := bad.encode()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -248,11 +324,11 @@ func TestRefusals(t *testing.T) {
 	}
 }
 
-// A Scan shares one backing array among the records' command lists: growing one list must
-// not write over the next record's.
-func TestScanSharesCommandSlabSafely(t *testing.T) {
-	got := map[string]*Record{}
-	scan := NewScan(func(r Record) { got[r.AggregateID] = &r }, func(id string) { delete(got, id) })
+// Decoded records alias their value and share no backing array: growing one record's
+// command list must not write over the next record's.
+func TestDecodedCommandListsAreIndependent(t *testing.T) {
+	into := newTestTarget()
+	sc := newScan(into)
 	for i, id := range []string{"a", "b", "c"} {
 		r := Record{AggregateID: id, Version: 1, EventOffset: int64(i), StateType: "t", State: []byte{byte(i)},
 			Commands: []Command{{ID: id + "-1", From: 1, To: 1}, {ID: id + "-2", From: 2, To: 1}}}
@@ -261,10 +337,18 @@ func TestScanSharesCommandSlabSafely(t *testing.T) {
 			t.Fatal(err)
 		}
 		kr.Offset = int64(i)
-		scan.Add(kr)
+		sc.add(kr)
 	}
-	if len(got) != 3 || scan.Ignored != 0 {
-		t.Fatalf("scanned %d records, %d ignored", len(got), scan.Ignored)
+	got := map[string]*Record{}
+	for id, v := range into.raw {
+		r, err := DecodeValue(id, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[id] = &r
+	}
+	if len(got) != 3 || sc.ignored != 0 {
+		t.Fatalf("scanned %d records, %d ignored", len(got), sc.ignored)
 	}
 	got["a"].Commands = append(got["a"].Commands, Command{ID: "overwrite", From: 9, To: 9})
 	if c := got["b"].Commands; len(c) != 2 || c[0].ID != "b-1" || c[1].ID != "b-2" {
