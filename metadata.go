@@ -1,11 +1,5 @@
 package kastor
 
-import (
-	"errors"
-	"fmt"
-	"strconv"
-)
-
 // Record header names of kastor's envelope. Metadata travels in headers so tools (kcat,
 // the kastor CLI, other languages) can route and filter records without decoding the Avro
 // value, and so the value stays the plain Avro encoding of the payload.
@@ -26,14 +20,8 @@ const (
 	HeaderTag = "kastor.tag"
 )
 
-// Header is a Kafka record header. It has the shape of franz-go's kgo.RecordHeader, so
-// converting is a field-by-field copy; the root package stays free of client libraries.
-type Header struct {
-	Key   string
-	Value []byte
-}
-
 // Metadata is the envelope of an event (or a command, which uses the subset that applies).
+// Package wire writes it as record headers and reads it back.
 type Metadata struct {
 	AggregateType string
 	AggregateID   string
@@ -50,98 +38,6 @@ type Metadata struct {
 	CorrelationID string
 	// CausationID is the message that directly caused this one.
 	CausationID string
-	Tags        []string
-}
-
-// AppendHeaders appends m's non-empty fields as headers to dst.
-func (m *Metadata) AppendHeaders(dst []Header) []Header {
-	m.EachHeader(func(k string, v []byte) { dst = append(dst, Header{Key: k, Value: v}) })
-	return dst
-}
-
-// EachHeader calls fn with each of m's non-empty fields as a header, in a fixed order.
-// The values share one allocation and are capped, so appending to one cannot overwrite
-// another; fn may keep them.
-func (m *Metadata) EachHeader(fn func(key string, value []byte)) {
-	n := len(m.AggregateType) + len(m.AggregateID) + len(m.Type) + len(m.CommandID) +
-		len(m.CorrelationID) + len(m.CausationID) + 20 + 16 // the longest version, the fingerprint
-	for _, t := range m.Tags {
-		n += len(t)
-	}
-	// One buffer for every value: a record's headers live as long as the record, and a
-	// gateway writes them for every event, so one allocation instead of up to nine counts.
-	buf := make([]byte, 0, n)
-	emit := func(k string, from int) {
-		fn(k, buf[from:len(buf):len(buf)])
-	}
-	add := func(k, v string) {
-		if v != "" {
-			from := len(buf)
-			buf = append(buf, v...)
-			emit(k, from)
-		}
-	}
-	add(HeaderAggregateType, m.AggregateType)
-	add(HeaderAggregateID, m.AggregateID)
-	if m.Version != 0 {
-		from := len(buf)
-		buf = strconv.AppendInt(buf, m.Version, 10)
-		emit(HeaderVersion, from)
-	}
-	add(HeaderType, m.Type)
-	if m.Fingerprint != 0 {
-		from := len(buf)
-		const hex = "0123456789abcdef"
-		for shift := 60; shift >= 0; shift -= 4 {
-			buf = append(buf, hex[(m.Fingerprint>>uint(shift))&0xf])
-		}
-		emit(HeaderSchema, from)
-	}
-	add(HeaderCommandID, m.CommandID)
-	add(HeaderCorrelationID, m.CorrelationID)
-	add(HeaderCausationID, m.CausationID)
-	for _, t := range m.Tags {
-		from := len(buf)
-		buf = append(buf, t...)
-		emit(HeaderTag, from)
-	}
-}
-
-// ParseHeaders reads kastor's headers into m, ignoring other headers. A malformed version
-// or fingerprint is an error naming the header; missing headers leave fields zero.
-func ParseHeaders(hs []Header) (Metadata, error) {
-	var m Metadata
-	var errs []error
-	for _, h := range hs {
-		v := string(h.Value)
-		switch h.Key {
-		case HeaderAggregateType:
-			m.AggregateType = v
-		case HeaderAggregateID:
-			m.AggregateID = v
-		case HeaderVersion:
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n < 1 {
-				errs = append(errs, fmt.Errorf("header %s: %q is not a version (a positive integer)", h.Key, v))
-			}
-			m.Version = n
-		case HeaderType:
-			m.Type = v
-		case HeaderSchema:
-			n, err := strconv.ParseUint(v, 16, 64)
-			if err != nil || len(v) != 16 {
-				errs = append(errs, fmt.Errorf("header %s: %q is not a schema fingerprint (16 hex digits)", h.Key, v))
-			}
-			m.Fingerprint = n
-		case HeaderCommandID:
-			m.CommandID = v
-		case HeaderCorrelationID:
-			m.CorrelationID = v
-		case HeaderCausationID:
-			m.CausationID = v
-		case HeaderTag:
-			m.Tags = append(m.Tags, v)
-		}
-	}
-	return m, errors.Join(errs...)
+	// Tags are free labels, one kastor.tag header each, for filtering without decoding.
+	Tags []string
 }

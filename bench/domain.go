@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/kastor-dev/kastor"
-	"github.com/kastor-dev/kastor/gateway"
 )
 
 // The bank account every runner implements the same way: a deposit command yields one
@@ -41,12 +40,12 @@ var accountAggregate = &kastor.Aggregate[account, deposit, deposited]{
 // jsonCodec is the codec of the benchmark's payloads.
 type jsonCodec[T any] struct{ typ string }
 
-func (c jsonCodec[T]) Encode(v T) (gateway.Encoded, error) {
+func (c jsonCodec[T]) Encode(v T) (kastor.Encoded, error) {
 	b, err := json.Marshal(v)
-	return gateway.Encoded{Type: c.typ, Fingerprint: 1, Data: b}, err
+	return kastor.Encoded{Type: c.typ, Fingerprint: 1, Data: b}, err
 }
 
-func (c jsonCodec[T]) Decode(e gateway.Encoded) (T, error) {
+func (c jsonCodec[T]) Decode(e kastor.Encoded) (T, error) {
 	var v T
 	if e.Type != c.typ {
 		return v, fmt.Errorf("unknown type %q", e.Type)

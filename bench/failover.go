@@ -28,6 +28,7 @@ import (
 	"github.com/kastor-dev/kastor/gateway"
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/producer"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 // The failover figure (issue #14): three instances serve a steady load; one is killed with
@@ -855,7 +856,7 @@ func streamsFailover(ctx context.Context, c *kafkatest.Cluster, jar string, rate
 			k := i % len(accts)
 			n := l.add(parts[k])
 			md := kastor.Metadata{AggregateID: accts[k], CommandID: "f-" + strconv.Itoa(n), Type: enc.Type, Fingerprint: enc.Fingerprint}
-			hs := producer.AppendHeaders([]kgo.RecordHeader{{Key: gateway.HeaderReplyTo, Value: []byte("bench")}}, &md)
+			hs := wire.AppendHeaders([]kgo.RecordHeader{{Key: wire.HeaderReplyTo, Value: []byte("bench")}}, &md)
 			cl.Produce(lctx, &kgo.Record{Topic: ts.commands, Partition: parts[k], Key: []byte(accts[k]), Value: enc.Data, Headers: hs},
 				func(_ *kgo.Record, err error) {
 					if err != nil && lctx.Err() == nil {

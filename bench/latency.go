@@ -13,6 +13,7 @@ import (
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/producer"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 // rawLatency is the latency limit: the same request/reply round trip with raw franz-go
@@ -56,7 +57,7 @@ func rawLatency(ctx context.Context, c *kafkatest.Cluster, p params, rate float6
 				for _, r := range recs {
 					md := kastor.Metadata{AggregateType: accountAggregate.Type, AggregateID: string(r.Key), Version: 1, Type: "bank.MoneyDeposited", Fingerprint: 1}
 					staged = append(staged,
-						&kgo.Record{Topic: ts.events, Partition: r.Partition, Key: r.Key, Value: ev, Headers: producer.Headers(&md)},
+						&kgo.Record{Topic: ts.events, Partition: r.Partition, Key: r.Key, Value: ev, Headers: wire.Headers(&md)},
 						&kgo.Record{Topic: ts.replies, Partition: replyPartition, Key: []byte("bench"), Value: r.Value})
 				}
 			}

@@ -21,6 +21,7 @@ import (
 	"github.com/kastor-dev/kastor/pgtest"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/schema"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 // eventCodec is the gateway runs' JSON event codec; the projection throughput runs use
@@ -51,7 +52,7 @@ func preloadEvents(ctx context.Context, c *kafkatest.Cluster, ts topicSet, p par
 		md := kastor.Metadata{AggregateType: accountAggregate.Type, AggregateID: acct, Version: versions[a], Type: enc.Type,
 			Fingerprint: enc.Fingerprint, CommandID: fmt.Sprintf("cmd-%08d", i)}
 		return &kgo.Record{Topic: ts.events, Partition: producer.PartitionFor([]byte(acct), p.partitions),
-			Key: []byte(acct), Value: enc.Data, Headers: producer.Headers(&md)}
+			Key: []byte(acct), Value: enc.Data, Headers: wire.Headers(&md)}
 	})
 	if err != nil {
 		return nil, err

@@ -21,6 +21,7 @@ import (
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/snapshot"
 	"github.com/kastor-dev/kastor/topics"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 type topicSet struct {
@@ -78,7 +79,7 @@ func preload(ctx context.Context, c *kafkatest.Cluster, ts topicSet, p params) e
 	return produceAll(ctx, c, p.commands, func(i int) *kgo.Record {
 		acct := fmt.Sprintf("acct-%06d", i%p.aggregates)
 		md := kastor.Metadata{AggregateID: acct, CommandID: fmt.Sprintf("cmd-%08d", i), Type: enc.Type, Fingerprint: enc.Fingerprint}
-		hs := producer.AppendHeaders([]kgo.RecordHeader{{Key: gateway.HeaderReplyTo, Value: []byte("bench")}}, &md)
+		hs := wire.AppendHeaders([]kgo.RecordHeader{{Key: wire.HeaderReplyTo, Value: []byte("bench")}}, &md)
 		return &kgo.Record{Topic: ts.commands, Partition: producer.PartitionFor([]byte(acct), p.partitions),
 			Key: []byte(acct), Value: enc.Data, Headers: hs}
 	})
@@ -141,7 +142,7 @@ func rawLoop(ctx context.Context, c *kafkatest.Cluster, p params) (float64, erro
 		var perr atomic.Value
 		fs.EachRecord(func(r *kgo.Record) {
 			md := kastor.Metadata{AggregateType: accountAggregate.Type, AggregateID: string(r.Key), Version: 1, Type: "bank.MoneyDeposited", Fingerprint: 1, CommandID: "cmd-00000000"}
-			hs := producer.Headers(&md)
+			hs := wire.Headers(&md)
 			promise := func(_ *kgo.Record, err error) {
 				if err != nil {
 					perr.CompareAndSwap(nil, err)
@@ -309,7 +310,7 @@ func writeSnapshots(ctx context.Context, c *kafkatest.Cluster, p params) (topicS
 	for i := range p.snapAggs {
 		id := fmt.Sprintf("acct-%06d", i)
 		md := kastor.Metadata{AggregateType: accountAggregate.Type, AggregateID: id, Version: 1, Type: "bank.MoneyDeposited", Fingerprint: 1, CommandID: "c-" + id}
-		hs := producer.Headers(&md)
+		hs := wire.Headers(&md)
 		cl.Produce(ctx, &kgo.Record{Topic: ts.events, Key: []byte(id), Value: ev, Headers: hs}, nil)
 		rec := snapshot.Record{AggregateID: id, Version: 1, EventOffset: int64(i), Commands: []snapshot.Command{{ID: "c-" + id, From: 1, To: 1}},
 			StateType: "bank.Account", StateFingerprint: 1, State: state}

@@ -24,9 +24,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
-	"github.com/kastor-dev/kastor/gateway"
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/producer"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 // The Kafka Streams peer: bench/streams is a Maven project (Kafka Streams 4.1.1,
@@ -324,7 +324,7 @@ func streamsLatency(ctx context.Context, c *kafkatest.Cluster, p params, jar str
 		binary.BigEndian.PutUint64(seq[:], uint64(i))
 		acct := fmt.Sprintf("acct-%06d", (i+p.aggregates)%p.aggregates)
 		md := kastor.Metadata{AggregateID: acct, CommandID: fmt.Sprintf("cmd-%d", i), Type: enc.Type, Fingerprint: enc.Fingerprint}
-		hs := producer.AppendHeaders([]kgo.RecordHeader{{Key: gateway.HeaderReplyTo, Value: []byte("bench")}, {Key: "bench.seq", Value: seq[:]}}, &md)
+		hs := wire.AppendHeaders([]kgo.RecordHeader{{Key: wire.HeaderReplyTo, Value: []byte("bench")}, {Key: "bench.seq", Value: seq[:]}}, &md)
 		tr.send(int64(i))
 		cl.Produce(lctx, &kgo.Record{Topic: ts.commands, Partition: producer.PartitionFor([]byte(acct), p.partitions),
 			Key: []byte(acct), Value: enc.Data, Headers: hs}, nil)

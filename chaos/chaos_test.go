@@ -19,7 +19,7 @@ import (
 
 	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/examples/bank/account"
-	"github.com/kastor-dev/kastor/examples/bank/wire"
+	"github.com/kastor-dev/kastor/examples/bank/avro"
 	"github.com/kastor-dev/kastor/gateway"
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/topics"
@@ -102,7 +102,7 @@ type run struct {
 	ns, group, commands, events string
 	topicFile                   string
 	dir                         string
-	codecs                      *wire.Codecs
+	codecs                      *avro.Codecs
 	fleet                       *fleet
 	rec                         *recorder
 	load                        loadConfig
@@ -137,7 +137,7 @@ func newRun(t *testing.T, c *kafkatest.Cluster, mode string, rf int16, minISR in
 	if r.topicFile, _, err = writeTopicFile(ctx, c, r.dir, r.ns, rf, minISR); err != nil {
 		t.Fatal(err)
 	}
-	if r.codecs, err = wire.New(nil); err != nil {
+	if r.codecs, err = avro.New(nil); err != nil {
 		t.Fatal(err)
 	}
 	r.rec = newRecorder(partitions)

@@ -13,12 +13,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/examples/bank/account"
-	"github.com/kastor-dev/kastor/examples/bank/wire"
-	"github.com/kastor-dev/kastor/gateway"
+	"github.com/kastor-dev/kastor/examples/bank/avro"
 	"github.com/kastor-dev/kastor/kafkatest"
-	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/topics"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 // What the suite asks the cluster: the topic layout, who owns which shard, the zombie's
@@ -202,7 +202,7 @@ func awaitSettled(ctx context.Context, adm *kadm.Client, topic string, timeout t
 // readBack reads the events topic from the start with a plain read_committed client, to
 // the end offsets it has once settled, and returns its events and transaction markers in
 // log order (partition, then offset).
-func readBack(ctx context.Context, c *kafkatest.Cluster, topic string, partitions int32, codecs *wire.Codecs) ([]event, []marker, error) {
+func readBack(ctx context.Context, c *kafkatest.Cluster, topic string, partitions int32, codecs *avro.Codecs) ([]event, []marker, error) {
 	ends, err := c.Admin().ListCommittedOffsets(ctx, topic)
 	if err == nil {
 		err = ends.Error()
@@ -267,16 +267,16 @@ func readBack(ctx context.Context, c *kafkatest.Cluster, topic string, partition
 
 // decodeEvent turns a record into an event; one that does not decode keeps the reason as
 // its kind, which no check accepts.
-func decodeEvent(r *kgo.Record, codecs *wire.Codecs) event {
+func decodeEvent(r *kgo.Record, codecs *avro.Codecs) event {
 	e := event{partition: r.Partition, offset: r.Offset, key: string(r.Key), producerID: r.ProducerID,
 		producerEpoch: r.ProducerEpoch, timestamp: r.Timestamp}
-	md, err := producer.Metadata(r.Headers)
+	md, err := wire.ParseHeaders(r.Headers)
 	e.md = md
 	if err != nil {
 		e.kind = "undecodable headers: " + err.Error()
 		return e
 	}
-	ev, err := codecs.Events.Decode(gateway.Encoded{Type: md.Type, Fingerprint: md.Fingerprint, Data: r.Value})
+	ev, err := codecs.Events.Decode(kastor.Encoded{Type: md.Type, Fingerprint: md.Fingerprint, Data: r.Value})
 	if err != nil {
 		e.kind = "undecodable event: " + err.Error()
 		return e

@@ -14,8 +14,8 @@ import (
 	"github.com/kastor-dev/kastor/consumer"
 	"github.com/kastor-dev/kastor/devbroker"
 	"github.com/kastor-dev/kastor/internal/testdomain/bank"
-	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/topics"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 // An in-memory projection of account balances, on the embedded broker: the reader folds
@@ -58,7 +58,7 @@ func ExampleMemory() {
 	write := func(id string, version int64, e kastor.Event) {
 		enc, _ := codecs.Events.Encode(e)
 		md := kastor.Metadata{AggregateType: bank.Type, AggregateID: id, Version: version, Type: enc.Type, Fingerprint: enc.Fingerprint}
-		_ = cl.ProduceSync(ctx, &kgo.Record{Topic: events, Key: []byte(id), Value: enc.Data, Headers: producer.Headers(&md)}).FirstErr()
+		_ = cl.ProduceSync(ctx, &kgo.Record{Topic: events, Key: []byte(id), Value: enc.Data, Headers: wire.Headers(&md)}).FirstErr()
 	}
 	write("alice", 1, bank.Opened{Owner: "Alice"})
 	write("bob", 1, bank.Opened{Owner: "Bob"})

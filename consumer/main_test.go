@@ -22,6 +22,7 @@ import (
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/topics"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 var realKafka = kafkatest.NewShared()
@@ -131,7 +132,7 @@ func (r *rig) record(e ev) *kgo.Record {
 	r.versions[e.agg]++
 	md := kastor.Metadata{AggregateType: bank.Type, AggregateID: e.agg, Version: r.versions[e.agg],
 		Type: enc.Type, Fingerprint: enc.Fingerprint, CommandID: fmt.Sprintf("cmd-%s-%d", e.agg, r.versions[e.agg]), Tags: e.tags}
-	return &kgo.Record{Topic: r.events, Key: []byte(e.agg), Value: enc.Data, Headers: producer.Headers(&md),
+	return &kgo.Record{Topic: r.events, Key: []byte(e.agg), Value: enc.Data, Headers: wire.Headers(&md),
 		Partition: producer.PartitionFor([]byte(e.agg), r.partitions)}
 }
 
@@ -389,11 +390,11 @@ func (s *seen) check(t *testing.T, want map[string]int64) (dups int) {
 }
 
 func producerMetadata(rec *kgo.Record) (kastor.Metadata, error) {
-	return producer.Metadata(rec.Headers)
+	return wire.ParseHeaders(rec.Headers)
 }
 
 func producerMetadataHeaders(hs []kgo.RecordHeader) (kastor.Metadata, error) {
-	return producer.Metadata(hs)
+	return wire.ParseHeaders(hs)
 }
 
 // group is the consumer group of cfg in the rig's namespace.

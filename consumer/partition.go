@@ -302,7 +302,7 @@ func (w *worker[E]) prepare(it *item) {
 	it.env = int32(len(w.envs))
 	w.envs = append(w.envs, kastor.Envelope[E]{Timestamp: rec.Timestamp, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset})
 	md := &w.envs[it.env].Metadata
-	if it.bad = w.st.headers.parse(rec.Headers, md); it.bad != nil {
+	if it.bad = w.st.headers.Parse(rec.Headers, md); it.bad != nil {
 		return
 	}
 	if md.AggregateID == "" || md.Version == 0 || md.Type == "" {

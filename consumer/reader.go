@@ -18,6 +18,7 @@ import (
 	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/internal/brokerwait"
 	"github.com/kastor-dev/kastor/internal/kgolog"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 // Reader runs a projection: it reads the events topics, applies events to its sink in
@@ -103,7 +104,7 @@ type partState struct {
 
 	// The worker's scratch, kept from round to round (one worker at a time per
 	// partition): the header parser's interned names, and the items of a window.
-	headers headerParser
+	headers wire.Parser
 	items   []item
 	envs    any // []kastor.Envelope[E], for a batchBorrower sink
 }

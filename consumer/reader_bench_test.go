@@ -13,8 +13,8 @@ import (
 
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/cluster"
-	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/schema"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 type benchDeposited struct {
@@ -38,7 +38,7 @@ func benchRecords(b *testing.B, codec kastor.Codec[benchDeposited], n, accts int
 		md := kastor.Metadata{AggregateType: "bank.account", AggregateID: acct, Version: versions[a], Type: enc.Type,
 			Fingerprint: enc.Fingerprint, CommandID: fmt.Sprintf("cmd-%08d", i)}
 		recs[i] = &kgo.Record{Topic: "bench.bank.account.events", Partition: 0, Offset: int64(i), Timestamp: ts,
-			Key: []byte(acct), Value: enc.Data, Headers: producer.Headers(&md)}
+			Key: []byte(acct), Value: enc.Data, Headers: wire.Headers(&md)}
 	}
 	return recs
 }

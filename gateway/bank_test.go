@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/kastor-dev/kastor"
-	"github.com/kastor-dev/kastor/gateway"
 )
 
 // The bank account of the tests. Commands and events are interfaces with concrete types;
@@ -127,16 +126,16 @@ type icodec[I any] struct {
 	types map[string]func([]byte) (I, error)
 }
 
-func ifaceCodec[I any](name func(I) string, types map[string]func([]byte) (I, error)) gateway.Codec[I] {
+func ifaceCodec[I any](name func(I) string, types map[string]func([]byte) (I, error)) kastor.Codec[I] {
 	return icodec[I]{name, types}
 }
 
-func (c icodec[I]) Encode(v I) (gateway.Encoded, error) {
+func (c icodec[I]) Encode(v I) (kastor.Encoded, error) {
 	b, err := json.Marshal(v)
-	return gateway.Encoded{Type: c.name(v), Fingerprint: 1, Data: b}, err
+	return kastor.Encoded{Type: c.name(v), Fingerprint: 1, Data: b}, err
 }
 
-func (c icodec[I]) Decode(e gateway.Encoded) (I, error) {
+func (c icodec[I]) Decode(e kastor.Encoded) (I, error) {
 	var zero I
 	f, ok := c.types[e.Type]
 	if !ok {

@@ -33,9 +33,9 @@ type Config[S, C, E any] struct {
 	// cluster's namespace, its type name gives the topic names (topics.TopicName).
 	Aggregate *kastor.Aggregate[S, C, E]
 	// Codecs of the commands read, the events written and the snapshotted states.
-	Commands Codec[C]
-	Events   Codec[E]
-	States   Codec[S]
+	Commands kastor.Codec[C]
+	Events   kastor.Codec[E]
+	States   kastor.Codec[S]
 
 	// Group is the consumer group of the gateway instances (default
 	// "<namespace>.<type>.gateway", the namespace being the cluster's).

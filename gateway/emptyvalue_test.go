@@ -15,6 +15,7 @@ import (
 	"github.com/kastor-dev/kastor/internal/testdomain/bank"
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/producer"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 // A zero-field event (bank.AccountClosed) is written with an empty value, never a null
@@ -49,14 +50,14 @@ func TestZeroFieldEventIsAnEmptyValue(t *testing.T) {
 			t.Fatal(err)
 		}
 		p := producer.PartitionFor([]byte("acct-old"), r.partitions)
-		for i, enc := range []gateway.Encoded{open, closed} {
+		for i, enc := range []kastor.Encoded{open, closed} {
 			md := kastor.Metadata{AggregateType: bank.Aggregate.Type, AggregateID: "acct-old", Version: int64(i) + 1,
 				Type: enc.Type, Fingerprint: enc.Fingerprint, CommandID: "old-" + enc.Type}
 			value := enc.Data
 			if i == 1 {
 				value = nil
 			}
-			r.produce(&kgo.Record{Topic: r.events, Partition: p, Key: []byte("acct-old"), Value: value, Headers: producer.Headers(&md)})
+			r.produce(&kgo.Record{Topic: r.events, Partition: p, Key: []byte("acct-old"), Value: value, Headers: wire.Headers(&md)})
 		}
 
 		runGateway(t, r.kc, cfg)

@@ -23,6 +23,7 @@ import (
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/snapshot"
 	"github.com/kastor-dev/kastor/topics"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 var realKafka = kafkatest.NewShared()
@@ -148,7 +149,7 @@ type sendOpt func(*kgo.Record)
 
 func withExpected(v int64) sendOpt {
 	return func(rec *kgo.Record) {
-		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: gateway.HeaderExpectedVersion, Value: []byte(fmt.Sprint(v))})
+		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: wire.HeaderExpectedVersion, Value: []byte(fmt.Sprint(v))})
 	}
 }
 
@@ -167,8 +168,8 @@ func (r *rig) submit(aggID, cmdID string, c command, opts ...sendOpt) {
 		r.t.Fatal(err)
 	}
 	md := kastor.Metadata{AggregateID: aggID, CommandID: cmdID, Type: enc.Type, Fingerprint: enc.Fingerprint}
-	hs := producer.Headers(&md)
-	hs = append(hs, kgo.RecordHeader{Key: gateway.HeaderReplyTo, Value: []byte(callerID)})
+	hs := wire.Headers(&md)
+	hs = append(hs, kgo.RecordHeader{Key: wire.HeaderReplyTo, Value: []byte(callerID)})
 	rec := &kgo.Record{Topic: r.commands, Partition: producer.PartitionFor([]byte(aggID), r.partitions), Key: []byte(aggID), Value: enc.Data, Headers: hs}
 	for _, o := range opts {
 		o(rec)
@@ -274,7 +275,7 @@ func (r *rig) eventsOf() map[string][]kastor.Metadata {
 				if rec.Attrs.IsControl() {
 					return
 				}
-				md, err := producer.Metadata(rec.Headers)
+				md, err := wire.ParseHeaders(rec.Headers)
 				if err != nil {
 					r.t.Fatal(err)
 				}
@@ -331,7 +332,7 @@ func TestCommandsEventsAndTypedRejections(t *testing.T) {
 		// A malformed payload.
 		r.produce(&kgo.Record{Topic: r.commands, Partition: producer.PartitionFor([]byte("a1"), 3), Key: []byte("a1"), Value: []byte("{not json"),
 			Headers: []kgo.RecordHeader{{Key: kastor.HeaderCommandID, Value: []byte("c8")}, {Key: kastor.HeaderType, Value: []byte("bank.Deposit")},
-				{Key: gateway.HeaderReplyTo, Value: []byte(callerID)}}})
+				{Key: wire.HeaderReplyTo, Value: []byte(callerID)}}})
 		rep = r.reply("c8")
 		if err := rep.Err("bank.account"); !errors.Is(err, kastor.ErrUndecodable) {
 			t.Fatalf("malformed payload: %+v / %v", rep, err)
@@ -501,7 +502,7 @@ func TestRequestSnapshot(t *testing.T) {
 	if !ok || rec.Version != 3 || len(rec.Commands) != 3 || rec.Commands[2].ID != "d2" {
 		t.Fatalf("snapshot of acct: %+v (found %v), want version 3 with the last three command IDs", rec, ok)
 	}
-	st, err := stateCodec.Decode(gateway.Encoded{Type: rec.StateType, Fingerprint: rec.StateFingerprint, Data: rec.State})
+	st, err := stateCodec.Decode(kastor.Encoded{Type: rec.StateType, Fingerprint: rec.StateFingerprint, Data: rec.State})
 	if err != nil || st.Balance != 11 {
 		t.Fatalf("snapshot state %+v, %v; want balance 11", st, err)
 	}

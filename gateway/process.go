@@ -12,6 +12,7 @@ import (
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/snapshot"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 // batch is the work of one transaction. Nothing in it touches the shards until the
@@ -247,7 +248,7 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, b *batch[S, E], sh *shard
 	id := string(r.Key)
 	b.started = append(b.started, r.Timestamp)
 	reply := Reply{AggregateID: id, From: 1, To: 0}
-	ch, herr := parseCommandHeaders(r.Headers)
+	ch, herr := wire.ParseCommand(r.Headers)
 	reply.CommandID, reply.AttemptID = ch.CommandID, ch.AttemptID
 	defer func() { g.stageReply(b, ch.ReplyTo, &reply) }()
 	fail := func(s Status, err error) { reply.Status, reply.Message = s, err.Error() }
@@ -268,11 +269,11 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, b *batch[S, E], sh *shard
 		fail(StatusExpired, fmt.Errorf("read %v after its deadline; not executed", time.Since(ch.Deadline).Round(time.Millisecond)))
 		return
 	}
-	if ch.Query == QueryOutcome {
+	if ch.Query == wire.QueryOutcome {
 		g.answerOutcome(ctx, b, sh, id, &reply)
 		return
 	}
-	payload, err := cfg.Commands.Decode(Encoded{Type: ch.Type, Fingerprint: ch.Fingerprint, Data: r.Value})
+	payload, err := cfg.Commands.Decode(kastor.Encoded{Type: ch.Type, Fingerprint: ch.Fingerprint, Data: r.Value})
 	if err != nil {
 		fail(StatusUndecodable, &kastor.UndecodableError{What: "command", Type: ch.Type, Fingerprint: ch.Fingerprint, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err})
 		return
@@ -327,7 +328,7 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, b *batch[S, E], sh *shard
 	}
 	// Encode every event before staging any, so a codec failure writes nothing. Such a
 	// failure is the program's, not a verdict on the command: it is not remembered.
-	encoded := make([]Encoded, len(out.Events))
+	encoded := make([]kastor.Encoded, len(out.Events))
 	for i, ev := range out.Events {
 		if encoded[i], err = cfg.Events.Encode(ev); err != nil {
 			fail(StatusRejected, fmt.Errorf("kastor: cannot encode event %d of the command: %w", i+1, err))
@@ -350,7 +351,7 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, b *batch[S, E], sh *shard
 		if t, ok := any(ev).(kastor.Tagged); ok {
 			md.Tags = t.Tags()
 		}
-		rec := &kgo.Record{Topic: g.topics.events, Partition: sh.partition, Key: r.Key, Value: encoded[i].Data, Headers: producer.Headers(&md)}
+		rec := &kgo.Record{Topic: g.topics.events, Partition: sh.partition, Key: r.Key, Value: encoded[i].Data, Headers: wire.Headers(&md)}
 		b.stage(rec)
 		b.events = append(b.events, stagedEvent[E]{rec: rec, env: kastor.Envelope[E]{Metadata: md, Event: ev, Topic: g.topics.events, Partition: sh.partition}})
 		recs[i] = rec
@@ -364,7 +365,7 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, b *batch[S, E], sh *shard
 // refuseUnavailable answers a command of a shard that failed to restore: not executed,
 // nothing remembered, the reason in the reply. Its offset commits with the batch.
 func (g *Gateway[S, C, E]) refuseUnavailable(b *batch[S, E], r *kgo.Record, why error) {
-	ch, _ := parseCommandHeaders(r.Headers)
+	ch, _ := wire.ParseCommand(r.Headers)
 	reply := Reply{CommandID: ch.CommandID, AttemptID: ch.AttemptID, AggregateID: string(r.Key), Status: StatusUnavailable, From: 1, To: 0, Message: why.Error()}
 	g.stageReply(b, ch.ReplyTo, &reply)
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/kastor-dev/kastor/internal/testdomain/bank"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/schema"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 const childEnv = "KASTOR_GATEWAY_CHILD"
@@ -206,8 +207,8 @@ func (r *rig) runLoad(t *testing.T, accounts int, stop <-chan struct{}) *load {
 			acct := fmt.Sprintf("acct-%d", i%accounts)
 			enc, _ := commandCodec.Encode(deposit{1})
 			md := kastor.Metadata{AggregateID: acct, CommandID: fmt.Sprintf("d-%d", i), Type: enc.Type, Fingerprint: enc.Fingerprint}
-			hs := producer.Headers(&md)
-			hs = append(hs, kgo.RecordHeader{Key: gateway.HeaderReplyTo, Value: []byte(callerID)})
+			hs := wire.Headers(&md)
+			hs = append(hs, kgo.RecordHeader{Key: wire.HeaderReplyTo, Value: []byte(callerID)})
 			r.cl.Produce(context.Background(), &kgo.Record{Topic: r.commands, Partition: producer.PartitionFor([]byte(acct), r.partitions),
 				Key: []byte(acct), Value: enc.Data, Headers: hs}, nil)
 		}

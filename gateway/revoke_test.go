@@ -12,6 +12,7 @@ import (
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/snapshot"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 // TestCheckpointOnRevoke: with Policy.OnRevoke, an instance that hands its shards over
@@ -103,7 +104,7 @@ func TestCorruptSnapshotRecordReplaysTheAggregate(t *testing.T) {
 
 		md := kastor.Metadata{AggregateID: "acct", Version: 2, Type: snapshot.TypeSnapshot}
 		r.produce(&kgo.Record{Topic: r.snapshots, Partition: 0, Key: []byte("acct"), Value: []byte{0xff, 0xff, 0xff},
-			Headers: producer.Headers(&md)})
+			Headers: wire.Headers(&md)})
 
 		g, _ := r.start(r.config(withPolicy))
 		if rep := r.send("acct", "w1", withdraw{10}); rep.Status != gateway.StatusOK || rep.From != 3 {

@@ -20,6 +20,7 @@ import (
 	"github.com/kastor-dev/kastor/internal/kgolog"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/topics"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 // Sender sends the commands of one aggregate type to its gateways and waits for their
@@ -41,7 +42,7 @@ type Sender[C any] struct {
 	repliesTopic  string
 	callerID      string
 	partition     int32 // of the replies topic holding this Sender's replies
-	codec         Codec[C]
+	codec         kastor.Codec[C]
 	logger        *slog.Logger
 
 	app     *producer.Appender
@@ -72,7 +73,7 @@ type SenderConfig[C any] struct {
 	// <namespace>.<AggregateType>.replies. Both topics must exist (`kastor topics apply`).
 	AggregateType string
 	// Commands encodes command payloads; the gateway decodes them with the same schemas.
-	Commands Codec[C]
+	Commands kastor.Codec[C]
 	// CallerID is the key of this Sender's replies. It must be unique among the Senders
 	// running at the same time: a Sender takes every reply keyed by its ID whose command ID
 	// it waits for. Default: a random ID, new for every Sender. Set it only to recognise a
@@ -263,7 +264,7 @@ func (s *Sender[C]) locateReplies(ctx context.Context, adm *kadm.Client) (int64,
 // On error, only the Result's CommandID and AggregateID are set.
 func (s *Sender[C]) Send(ctx context.Context, cmd kastor.Command[C]) (Result, error) {
 	attempt := senderNewID()
-	rec, id, err := s.record(cmd, commandHeaders{ReplyTo: s.callerID, Deadline: commandDeadline(ctx), AttemptID: attempt})
+	rec, id, err := s.record(cmd, wire.Command{ReplyTo: s.callerID, Deadline: commandDeadline(ctx), AttemptID: attempt})
 	res := Result{CommandID: id, AggregateID: cmd.AggregateID}
 	if err != nil {
 		return res, err
@@ -301,12 +302,12 @@ func (s *Sender[C]) Outcome(ctx context.Context, aggregateID, commandID string) 
 	case commandID == "":
 		return res, errors.New("kastor: outcome question with no command ID")
 	}
-	ch := commandHeaders{
+	ch := wire.Command{
 		Metadata: kastor.Metadata{AggregateID: aggregateID, CommandID: commandID, CorrelationID: commandID},
 		ReplyTo:  s.callerID, Deadline: commandDeadline(ctx), ExpectedVersion: kastor.AnyVersion,
-		AttemptID: senderNewID(), Query: QueryOutcome,
+		AttemptID: senderNewID(), Query: wire.QueryOutcome,
 	}
-	rec := &kgo.Record{Topic: s.commandsTopic, Key: []byte(aggregateID), Value: []byte{}, Headers: ch.append(nil)}
+	rec := &kgo.Record{Topic: s.commandsTopic, Key: []byte(aggregateID), Value: []byte{}, Headers: ch.AppendHeaders(nil)}
 	r, err := s.await(ctx, commandID, ch.AttemptID, rec)
 	if err != nil {
 		return res, err
@@ -363,7 +364,7 @@ func (s *Sender[C]) await(ctx context.Context, id, attempt string, rec *kgo.Reco
 // was chosen: when ctx ended during the write (a *kastor.TimeoutError) the command may be
 // written, and submitting it again with the same ID is safe.
 func (s *Sender[C]) Submit(ctx context.Context, cmd kastor.Command[C]) (commandID string, err error) {
-	rec, id, err := s.record(cmd, commandHeaders{})
+	rec, id, err := s.record(cmd, wire.Command{})
 	if err != nil {
 		return id, err
 	}
@@ -394,7 +395,7 @@ func (s *Sender[C]) CallerID() string { return s.callerID }
 
 // record builds the command record: key, value and headers, those of the attempt (reply-to,
 // deadline, attempt ID) taken from ch.
-func (s *Sender[C]) record(cmd kastor.Command[C], ch commandHeaders) (*kgo.Record, string, error) {
+func (s *Sender[C]) record(cmd kastor.Command[C], ch wire.Command) (*kgo.Record, string, error) {
 	id := cmd.ID
 	if id == "" {
 		id = senderNewID()
@@ -428,7 +429,7 @@ func (s *Sender[C]) record(cmd kastor.Command[C], ch commandHeaders) (*kgo.Recor
 		Topic:   s.commandsTopic,
 		Key:     []byte(cmd.AggregateID),
 		Value:   enc.Data,
-		Headers: ch.append(nil),
+		Headers: ch.AppendHeaders(nil),
 	}, id, nil
 }
 

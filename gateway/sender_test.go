@@ -25,6 +25,7 @@ import (
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/topics"
+	"github.com/kastor-dev/kastor/wire"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -53,12 +54,12 @@ type sndCmd struct {
 // sndCodec is JSON with a fixed type name and fingerprint.
 type sndCodec struct{}
 
-func (sndCodec) Encode(c sndCmd) (gateway.Encoded, error) {
+func (sndCodec) Encode(c sndCmd) (kastor.Encoded, error) {
 	b, err := json.Marshal(c)
-	return gateway.Encoded{Type: sndType, Fingerprint: sndFingerprint, Data: b}, err
+	return kastor.Encoded{Type: sndType, Fingerprint: sndFingerprint, Data: b}, err
 }
 
-func (sndCodec) Decode(e gateway.Encoded) (sndCmd, error) {
+func (sndCodec) Decode(e kastor.Encoded) (sndCmd, error) {
 	var c sndCmd
 	if e.Type != sndType || e.Fingerprint != sndFingerprint {
 		return c, fmt.Errorf("unknown command type %q/%016x", e.Type, e.Fingerprint)
@@ -258,35 +259,33 @@ func (w *sndTxns) Close() { w.cl.Close() }
 // handle decides one command and returns the reply records to commit (none without reply-to).
 func (f *sndFake) handle(ctx context.Context, r *kgo.Record) []*kgo.Record {
 	seen := sndSeen{Key: string(r.Key), Partition: r.Partition, Headers: map[string][]string{}}
-	hs := make([]kastor.Header, len(r.Headers))
-	for i, h := range r.Headers {
+	for _, h := range r.Headers {
 		seen.Headers[h.Key] = append(seen.Headers[h.Key], string(h.Value))
-		hs[i] = kastor.Header{Key: h.Key, Value: h.Value}
 	}
-	md, err := kastor.ParseHeaders(hs) // ignores the gateway's own headers
+	md, err := wire.ParseHeaders(r.Headers) // ignores the gateway's own headers
 	if err != nil {
 		f.t.Errorf("fake gateway: command headers: %v", err)
 	}
-	replyTo, _ := seen.header(gateway.HeaderReplyTo)
+	replyTo, _ := seen.header(wire.HeaderReplyTo)
 	reply := gateway.Reply{CommandID: md.CommandID, AggregateID: string(r.Key), From: 1, To: 0}
-	cmd, err := sndCodec{}.Decode(gateway.Encoded{Type: md.Type, Fingerprint: md.Fingerprint, Data: r.Value})
+	cmd, err := sndCodec{}.Decode(kastor.Encoded{Type: md.Type, Fingerprint: md.Fingerprint, Data: r.Value})
 	version := f.versions[reply.AggregateID]
 	key := reply.AggregateID + "\x00" + md.CommandID
 	prev, dup := f.applied[key]
 	expected := kastor.AnyVersion
-	if v, ok := seen.header(gateway.HeaderExpectedVersion); ok {
+	if v, ok := seen.header(wire.HeaderExpectedVersion); ok {
 		expected, _ = strconv.ParseInt(v, 10, 64)
 	}
 	deadline := time.Time{}
-	if v, ok := seen.header(gateway.HeaderDeadline); ok {
+	if v, ok := seen.header(wire.HeaderDeadline); ok {
 		ms, _ := strconv.ParseInt(v, 10, 64)
 		deadline = time.UnixMilli(ms)
 	}
 	if f.late && !deadline.IsZero() {
 		time.Sleep(time.Until(deadline) + 10*time.Millisecond) // a gateway that reads it too late
 	}
-	attempt, _ := seen.header(gateway.HeaderAttemptID)
-	attemptHeader := []kgo.RecordHeader{{Key: gateway.HeaderAttemptID, Value: []byte(attempt)}}
+	attempt, _ := seen.header(wire.HeaderAttemptID)
+	attemptHeader := []kgo.RecordHeader{{Key: wire.HeaderAttemptID, Value: []byte(attempt)}}
 	switch {
 	case err != nil:
 		reply.Status, reply.Message = gateway.StatusUndecodable, err.Error()
@@ -370,19 +369,19 @@ func sndScenarioOK(t *testing.T, c *kafkatest.Cluster) {
 		kastor.HeaderAggregateID:   "acc-1",
 		kastor.HeaderType:          sndType,
 		kastor.HeaderSchema:        fmt.Sprintf("%016x", sndFingerprint),
-		gateway.HeaderReplyTo:      s.CallerID(),
+		wire.HeaderReplyTo:         s.CallerID(),
 		// A fifth of the time left, at most a second, before ctx's deadline.
-		gateway.HeaderDeadline: strconv.FormatInt(deadline.Add(-time.Second).UnixMilli(), 10),
+		wire.HeaderDeadline: strconv.FormatInt(deadline.Add(-time.Second).UnixMilli(), 10),
 	} {
 		if got, _ := seen.header(k); got != want {
 			t.Errorf("header %s = %q, want %q", k, got, want)
 		}
 	}
-	firstAttempt, _ := seen.header(gateway.HeaderAttemptID)
+	firstAttempt, _ := seen.header(wire.HeaderAttemptID)
 	if !sndUUID.MatchString(firstAttempt) {
 		t.Errorf("attempt ID header %q, want a UUID", firstAttempt)
 	}
-	if v, ok := seen.header(gateway.HeaderExpectedVersion); ok {
+	if v, ok := seen.header(wire.HeaderExpectedVersion); ok {
 		t.Errorf("AnyVersion sent an expected version header %q", v)
 	}
 	if want := producer.PartitionFor([]byte("acc-1"), 3); seen.Partition != want {
@@ -401,7 +400,7 @@ func sndScenarioOK(t *testing.T, c *kafkatest.Cluster) {
 	if v, _ := seen.header(kastor.HeaderCorrelationID); v != "corr-2" {
 		t.Errorf("correlation ID %q, want corr-2", v)
 	}
-	if v, _ := seen.header(gateway.HeaderExpectedVersion); v != "2" {
+	if v, _ := seen.header(wire.HeaderExpectedVersion); v != "2" {
 		t.Errorf("expected version header %q, want 2", v)
 	}
 
@@ -413,7 +412,7 @@ func sndScenarioOK(t *testing.T, c *kafkatest.Cluster) {
 	if want := (gateway.Result{CommandID: res.CommandID, AggregateID: "acc-1", From: 1, To: 2, Duplicate: true}); again != want {
 		t.Fatalf("re-sent command: %+v, want %+v", again, want)
 	}
-	if a, _ := f.next(t).header(gateway.HeaderAttemptID); a == firstAttempt || !sndUUID.MatchString(a) {
+	if a, _ := f.next(t).header(wire.HeaderAttemptID); a == firstAttempt || !sndUUID.MatchString(a) {
 		t.Errorf("the re-sent command's attempt ID %q, want a new UUID (first %q)", a, firstAttempt)
 	}
 }
@@ -749,7 +748,7 @@ func sndScenarioSubmit(t *testing.T, c *kafkatest.Cluster) {
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("headers\n got %v\nwant %v", got, want)
 		}
-		cmd, err := sndCodec{}.Decode(gateway.Encoded{Type: got[kastor.HeaderType], Fingerprint: sndFingerprint, Data: r.Value})
+		cmd, err := sndCodec{}.Decode(kastor.Encoded{Type: got[kastor.HeaderType], Fingerprint: sndFingerprint, Data: r.Value})
 		if err != nil || cmd.Events == 0 {
 			t.Errorf("payload %q: %v", r.Value, err)
 		}
@@ -758,7 +757,7 @@ func sndScenarioSubmit(t *testing.T, c *kafkatest.Cluster) {
 	check(byID["submit-1"], "acc-s", map[string]string{
 		kastor.HeaderAggregateID: "acc-s", kastor.HeaderType: sndType, kastor.HeaderSchema: fp,
 		kastor.HeaderCommandID: "submit-1", kastor.HeaderCorrelationID: "corr-s",
-		gateway.HeaderExpectedVersion: "3",
+		wire.HeaderExpectedVersion: "3",
 	})
 	check(byID[id2], "acc-s2", map[string]string{
 		kastor.HeaderAggregateID: "acc-s2", kastor.HeaderType: sndType, kastor.HeaderSchema: fp,

@@ -10,8 +10,8 @@ import (
 
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/internal/partition"
-	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/snapshot"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 // entry is one aggregate's state in a shard.
@@ -29,7 +29,7 @@ type entry[S any] struct {
 	// state is first needed: a shard restore then reads snapshots without decoding every
 	// state, and aggregates that get no command before the next rebalance are never
 	// decoded at all. isLazy says that state is still to be decoded from lazy.
-	lazy   Encoded
+	lazy   kastor.Encoded
 	isLazy bool
 }
 
@@ -168,7 +168,7 @@ func (t *restoreTarget[S, C, E]) Delete(id string) { delete(t.sh.aggs, id) }
 
 func (t *restoreTarget[S, C, E]) Event(ctx context.Context, id string, r *kgo.Record) (bool, error) {
 	g, sh, cfg := t.g, t.sh, t.g.cfg
-	md, err := producer.Metadata(r.Headers)
+	md, err := wire.ParseHeaders(r.Headers)
 	if err == nil && (md.Type == "" || md.Version < 1) {
 		err = fmt.Errorf("no %s or %s header: not a kastor event (another producer wrote it)", kastor.HeaderType, kastor.HeaderVersion)
 	}
@@ -196,7 +196,7 @@ func (t *restoreTarget[S, C, E]) Event(ctx context.Context, id string, r *kgo.Re
 		return false, fmt.Errorf("gateway: %s %q: event at %s/%d@%d has version %d after version %d: %w",
 			cfg.Aggregate.Type, id, r.Topic, r.Partition, r.Offset, md.Version, e.version, errNotContiguous)
 	}
-	ev, err := cfg.Events.Decode(Encoded{Type: md.Type, Fingerprint: md.Fingerprint, Data: r.Value})
+	ev, err := cfg.Events.Decode(kastor.Encoded{Type: md.Type, Fingerprint: md.Fingerprint, Data: r.Value})
 	if err != nil {
 		return false, &kastor.UndecodableError{What: "event", Type: md.Type, Fingerprint: md.Fingerprint, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
 	}
@@ -247,7 +247,7 @@ func (g *Gateway[S, C, E]) unpack(ctx context.Context, p int32, id string, e *en
 	rec, err := snapshot.DecodeValue(id, e.raw)
 	if err == nil {
 		*e = entry[S]{version: rec.Version, eventOffset: rec.EventOffset, commands: rec.Commands, refusals: rec.Refusals,
-			lazy: Encoded{Type: rec.StateType, Fingerprint: rec.StateFingerprint, Data: rec.State}, isLazy: true}
+			lazy: kastor.Encoded{Type: rec.StateType, Fingerprint: rec.StateFingerprint, Data: rec.State}, isLazy: true}
 		return nil
 	}
 	g.cfg.logger.Warn("snapshot record cannot be decoded; replaying the aggregate's events",
@@ -272,7 +272,7 @@ func (g *Gateway[S, C, E]) materialize(ctx context.Context, p int32, id string, 
 	}
 	state, err := g.cfg.States.Decode(e.lazy)
 	if err == nil {
-		e.state, e.lazy, e.isLazy = state, Encoded{}, false
+		e.state, e.lazy, e.isLazy = state, kastor.Encoded{}, false
 		return nil
 	}
 	g.cfg.logger.Warn("snapshot state cannot be decoded; replaying the aggregate's events",
@@ -303,11 +303,11 @@ func (g *Gateway[S, C, E]) replay(ctx context.Context, p int32, id string) (*ent
 		if string(r.Key) != id {
 			return nil
 		}
-		md, err := producer.Metadata(r.Headers)
+		md, err := wire.ParseHeaders(r.Headers)
 		if err != nil {
 			return &kastor.UndecodableError{What: "event", Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
 		}
-		ev, err := cfg.Events.Decode(Encoded{Type: md.Type, Fingerprint: md.Fingerprint, Data: r.Value})
+		ev, err := cfg.Events.Decode(kastor.Encoded{Type: md.Type, Fingerprint: md.Fingerprint, Data: r.Value})
 		if err != nil {
 			return &kastor.UndecodableError{What: "event", Type: md.Type, Fingerprint: md.Fingerprint, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
 		}

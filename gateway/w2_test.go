@@ -17,6 +17,7 @@ import (
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/schema"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 // bankLoad sends deposits and withdrawals from several clients and keeps every reply.
@@ -77,8 +78,8 @@ func (r *rig) runBankLoad(t *testing.T, accounts, clients int, stop <-chan struc
 					panic(err)
 				}
 				md := kastor.Metadata{AggregateID: acct, CommandID: id, Type: enc.Type, Fingerprint: enc.Fingerprint}
-				hs := producer.Headers(&md)
-				hs = append(hs, kgo.RecordHeader{Key: gateway.HeaderReplyTo, Value: []byte(callerID)})
+				hs := wire.Headers(&md)
+				hs = append(hs, kgo.RecordHeader{Key: wire.HeaderReplyTo, Value: []byte(callerID)})
 				rec := &kgo.Record{Topic: r.commands, Partition: producer.PartitionFor([]byte(acct), r.partitions), Key: []byte(acct), Value: enc.Data, Headers: hs}
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				err = r.cl.ProduceSync(ctx, rec).FirstErr()
@@ -265,11 +266,11 @@ func (r *rig) foldBalances(t *testing.T, into map[string]int64) {
 				if rec.Attrs.IsControl() {
 					return
 				}
-				md, err := producer.Metadata(rec.Headers)
+				md, err := wire.ParseHeaders(rec.Headers)
 				if err != nil {
 					t.Fatal(err)
 				}
-				ev, err := r.bank.Events.Decode(gateway.Encoded{Type: md.Type, Fingerprint: md.Fingerprint, Data: rec.Value})
+				ev, err := r.bank.Events.Decode(kastor.Encoded{Type: md.Type, Fingerprint: md.Fingerprint, Data: rec.Value})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -293,6 +294,6 @@ func (r *rig) submitBank(aggID, cmdID string, c bank.Command) {
 		r.t.Fatal(err)
 	}
 	md := kastor.Metadata{AggregateID: aggID, CommandID: cmdID, Type: enc.Type, Fingerprint: enc.Fingerprint}
-	hs := producer.AppendHeaders([]kgo.RecordHeader{{Key: gateway.HeaderReplyTo, Value: []byte(callerID)}}, &md)
+	hs := wire.AppendHeaders([]kgo.RecordHeader{{Key: wire.HeaderReplyTo, Value: []byte(callerID)}}, &md)
 	r.produce(&kgo.Record{Topic: r.commands, Partition: producer.PartitionFor([]byte(aggID), r.partitions), Key: []byte(aggID), Value: enc.Data, Headers: hs})
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/gateway"
 	"github.com/kastor-dev/kastor/kafkatest"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 // sender returns a Sender of the rig's aggregate type, closed when the test ends.
@@ -157,16 +158,16 @@ func TestMalformedHeaderStillAnswered(t *testing.T) {
 		r := newRig(t, c, 1)
 		r.start(r.config())
 		rec := &kgo.Record{Topic: r.commands, Key: []byte("acct-h"), Value: []byte("{}"), Headers: []kgo.RecordHeader{
-			{Key: gateway.HeaderDeadline, Value: []byte("soon")},
-			{Key: gateway.HeaderExpectedVersion, Value: []byte("-7")},
+			{Key: wire.HeaderDeadline, Value: []byte("soon")},
+			{Key: wire.HeaderExpectedVersion, Value: []byte("-7")},
 			{Key: kastor.HeaderCommandID, Value: []byte("bad-headers")},
 			{Key: kastor.HeaderType, Value: []byte("bank.OpenAccount")},
-			{Key: gateway.HeaderAttemptID, Value: []byte("attempt-1")},
-			{Key: gateway.HeaderReplyTo, Value: []byte(callerID)},
+			{Key: wire.HeaderAttemptID, Value: []byte("attempt-1")},
+			{Key: wire.HeaderReplyTo, Value: []byte(callerID)},
 		}}
 		r.produce(rec)
 		rep := r.reply("bad-headers")
-		if rep.Status != gateway.StatusUndecodable || !strings.Contains(rep.Message, gateway.HeaderDeadline) || !strings.Contains(rep.Message, gateway.HeaderExpectedVersion) {
+		if rep.Status != gateway.StatusUndecodable || !strings.Contains(rep.Message, wire.HeaderDeadline) || !strings.Contains(rep.Message, wire.HeaderExpectedVersion) {
 			t.Fatalf("reply %+v, want UNDECODABLE naming both bad headers", rep)
 		}
 	})

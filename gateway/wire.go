@@ -4,40 +4,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strconv"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
-	"github.com/kastor-dev/kastor/producer"
+	"github.com/kastor-dev/kastor/wire"
 )
-
-// Command record headers beyond kastor's envelope (kastor.Metadata's headers carry the
-// command ID, correlation ID, type and fingerprint).
-const (
-	// HeaderReplyTo names the caller to reply to (the key of its replies); absent for Submit.
-	HeaderReplyTo = "kastor.reply.to"
-	// HeaderDeadline is when the caller stops waiting, in Unix milliseconds. A command
-	// read after its deadline is not executed: its caller has gone and would retry.
-	HeaderDeadline = "kastor.deadline"
-	// HeaderExpectedVersion is the command's expected aggregate version, in decimal.
-	HeaderExpectedVersion = "kastor.expected.version"
-	// HeaderAttemptID identifies one attempt to run a command: Send draws a new one for
-	// every call, also when it re-sends a command ID. The gateway copies it onto the reply,
-	// so a Sender hands each reply to the attempt it answers and to no other.
-	HeaderAttemptID = "kastor.attempt.id"
-	// HeaderQuery, on a record of the commands topic, makes it a question about its
-	// command ID instead of a command: the value "outcome" asks for the outcome of the ID
-	// (Sender.Outcome). A question is never executed and has no payload.
-	HeaderQuery = "kastor.query"
-	// HeaderRepeat, "true" on a reply, says the reply repeats an outcome the command ID
-	// already had (a re-sent command, or an answer to Sender.Outcome): nothing was executed.
-	HeaderRepeat = "kastor.reply.repeat"
-)
-
-// QueryOutcome is the HeaderQuery value of an outcome question.
-const QueryOutcome = "outcome"
 
 // Status is the outcome of a command, as carried by its reply.
 type Status string
@@ -66,10 +38,10 @@ type Reply struct {
 	From, To int64
 	// Expected and Actual are the versions of a conflict.
 	Expected, Actual int64
-	// AttemptID is the attempt the reply answers (HeaderAttemptID), "" when the command
+	// AttemptID is the attempt the reply answers (wire.HeaderAttemptID), "" when the command
 	// carried none. It travels in a header, not in the value.
 	AttemptID string
-	// Repeat says the reply repeats the command ID's earlier outcome (HeaderRepeat).
+	// Repeat says the reply repeats the command ID's earlier outcome (wire.HeaderRepeat).
 	Repeat bool
 }
 
@@ -184,16 +156,7 @@ func (r *Reply) Err(aggregateType string) error {
 }
 
 // headers returns the reply record's headers: the attempt and the repeat flag.
-func (r *Reply) headers() []kgo.RecordHeader {
-	var hs []kgo.RecordHeader
-	if r.AttemptID != "" {
-		hs = append(hs, kgo.RecordHeader{Key: HeaderAttemptID, Value: []byte(r.AttemptID)})
-	}
-	if r.Repeat {
-		hs = append(hs, kgo.RecordHeader{Key: HeaderRepeat, Value: []byte("true")})
-	}
-	return hs
-}
+func (r *Reply) headers() []kgo.RecordHeader { return wire.ReplyHeaders(r.AttemptID, r.Repeat) }
 
 // DecodeReplyRecord decodes a reply record of the replies topic: its value (DecodeReply)
 // and its headers (the attempt it answers, the repeat flag).
@@ -206,14 +169,7 @@ func DecodeReplyRecord(rec *kgo.Record) (Reply, error) {
 		}
 		return r, err
 	}
-	for _, h := range rec.Headers {
-		switch h.Key {
-		case HeaderAttemptID:
-			r.AttemptID = string(h.Value)
-		case HeaderRepeat:
-			r.Repeat = string(h.Value) == "true"
-		}
-	}
+	r.AttemptID, r.Repeat = wire.ParseReply(rec.Headers)
 	return r, nil
 }
 
@@ -222,75 +178,3 @@ func DecodeReplyRecord(rec *kgo.Record) (Reply, error) {
 type remoteError string
 
 func (e remoteError) Error() string { return string(e) }
-
-// commandHeaders is what a gateway reads from a command record.
-type commandHeaders struct {
-	kastor.Metadata
-	ReplyTo         string
-	Deadline        time.Time // zero: none
-	ExpectedVersion int64
-	AttemptID       string
-	Query           string // HeaderQuery; "" for a command
-}
-
-// parseCommandHeaders reads every header, also past a malformed one: the reply to an
-// undecodable command still needs its command ID, attempt ID and reply-to. The error joins
-// every problem found.
-func parseCommandHeaders(hs []kgo.RecordHeader) (commandHeaders, error) {
-	ch := commandHeaders{ExpectedVersion: kastor.AnyVersion}
-	kh := make([]kastor.Header, 0, len(hs))
-	var errs []error
-	for _, h := range hs {
-		switch h.Key {
-		case HeaderReplyTo:
-			ch.ReplyTo = string(h.Value)
-		case HeaderDeadline:
-			ms, err := strconv.ParseInt(string(h.Value), 10, 64)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("header %s: %q is not Unix milliseconds", h.Key, h.Value))
-				continue
-			}
-			ch.Deadline = time.UnixMilli(ms)
-		case HeaderExpectedVersion:
-			v, err := strconv.ParseInt(string(h.Value), 10, 64)
-			if err != nil || v < kastor.AnyVersion {
-				errs = append(errs, fmt.Errorf("header %s: %q is not a version", h.Key, h.Value))
-				continue
-			}
-			ch.ExpectedVersion = v
-		case HeaderAttemptID:
-			ch.AttemptID = string(h.Value)
-		case HeaderQuery:
-			if string(h.Value) != QueryOutcome {
-				errs = append(errs, fmt.Errorf("header %s: %q is not a known question (want %q)", h.Key, h.Value, QueryOutcome))
-				continue
-			}
-			ch.Query = string(h.Value)
-		default:
-			kh = append(kh, kastor.Header{Key: h.Key, Value: h.Value})
-		}
-	}
-	md, err := kastor.ParseHeaders(kh)
-	ch.Metadata = md
-	return ch, errors.Join(append(errs, err)...)
-}
-
-func (ch *commandHeaders) append(dst []kgo.RecordHeader) []kgo.RecordHeader {
-	dst = producer.AppendHeaders(dst, &ch.Metadata)
-	if ch.ReplyTo != "" {
-		dst = append(dst, kgo.RecordHeader{Key: HeaderReplyTo, Value: []byte(ch.ReplyTo)})
-	}
-	if !ch.Deadline.IsZero() {
-		dst = append(dst, kgo.RecordHeader{Key: HeaderDeadline, Value: []byte(strconv.FormatInt(ch.Deadline.UnixMilli(), 10))})
-	}
-	if ch.ExpectedVersion != kastor.AnyVersion {
-		dst = append(dst, kgo.RecordHeader{Key: HeaderExpectedVersion, Value: []byte(strconv.FormatInt(ch.ExpectedVersion, 10))})
-	}
-	if ch.AttemptID != "" {
-		dst = append(dst, kgo.RecordHeader{Key: HeaderAttemptID, Value: []byte(ch.AttemptID)})
-	}
-	if ch.Query != "" {
-		dst = append(dst, kgo.RecordHeader{Key: HeaderQuery, Value: []byte(ch.Query)})
-	}
-	return dst
-}

@@ -26,13 +26,14 @@ import (
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/cluster"
 	bank "github.com/kastor-dev/kastor/examples/bank/account"
-	"github.com/kastor-dev/kastor/examples/bank/wire"
+	"github.com/kastor-dev/kastor/examples/bank/avro"
 	"github.com/kastor-dev/kastor/gateway"
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/schema"
 	"github.com/kastor-dev/kastor/snapshot"
 	"github.com/kastor-dev/kastor/topics"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 const partitions = 3
@@ -117,7 +118,7 @@ schemas: {replicationFactor: 1}
 	}
 	name := func(role topics.Role) string { return topics.TopicName(ns, bank.Type, role) }
 
-	codecs, err := wire.New(nil)
+	codecs, err := avro.New(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +324,7 @@ var (
 
 // bankSchemas are the schemas the bank example publishes.
 func bankSchemas() []*schema.Schema {
-	c, err := wire.New(nil)
+	c, err := avro.New(nil)
 	if err != nil {
 		panic(err)
 	}
@@ -419,20 +420,20 @@ func checkSchemas(t *testing.T, recs []*kgo.Record) {
 
 func checkCommands(t *testing.T, recs []*kgo.Record, caller string) {
 	wantKeys := []string{kastor.HeaderAggregateID, kastor.HeaderType, kastor.HeaderSchema, kastor.HeaderCommandID,
-		kastor.HeaderCorrelationID, gateway.HeaderReplyTo, gateway.HeaderDeadline, gateway.HeaderAttemptID}
+		kastor.HeaderCorrelationID, wire.HeaderReplyTo, wire.HeaderDeadline, wire.HeaderAttemptID}
 	for _, r := range recs {
 		keys, h := headers(r)
 		where := fmt.Sprintf("command %s", h[kastor.HeaderCommandID])
-		ms, _ := strconv.ParseInt(h[gateway.HeaderDeadline], 10, 64)
+		ms, _ := strconv.ParseInt(h[wire.HeaderDeadline], 10, 64)
 		switch {
 		case !slices.Equal(keys, wantKeys):
 			t.Errorf("%s: headers %q, want %q", where, keys, wantKeys)
-		case string(r.Key) != h[kastor.HeaderAggregateID] || h[gateway.HeaderReplyTo] != caller:
-			t.Errorf("%s: key %q, aggregate ID %q, reply to %q (caller %s)", where, r.Key, h[kastor.HeaderAggregateID], h[gateway.HeaderReplyTo], caller)
-		case !decimal.MatchString(h[gateway.HeaderDeadline]) || time.Since(time.UnixMilli(ms)).Abs() > 10*time.Minute:
-			t.Errorf("%s: deadline %q is not Unix milliseconds of about now", where, h[gateway.HeaderDeadline])
-		case !hex16.MatchString(h[kastor.HeaderSchema]) || h[gateway.HeaderAttemptID] == "":
-			t.Errorf("%s: fingerprint %q, attempt %q", where, h[kastor.HeaderSchema], h[gateway.HeaderAttemptID])
+		case string(r.Key) != h[kastor.HeaderAggregateID] || h[wire.HeaderReplyTo] != caller:
+			t.Errorf("%s: key %q, aggregate ID %q, reply to %q (caller %s)", where, r.Key, h[kastor.HeaderAggregateID], h[wire.HeaderReplyTo], caller)
+		case !decimal.MatchString(h[wire.HeaderDeadline]) || time.Since(time.UnixMilli(ms)).Abs() > 10*time.Minute:
+			t.Errorf("%s: deadline %q is not Unix milliseconds of about now", where, h[wire.HeaderDeadline])
+		case !hex16.MatchString(h[kastor.HeaderSchema]) || h[wire.HeaderAttemptID] == "":
+			t.Errorf("%s: fingerprint %q, attempt %q", where, h[kastor.HeaderSchema], h[wire.HeaderAttemptID])
 		case r.Attrs.IsTransactional():
 			t.Errorf("%s: written in a transaction; the Sender's are not", where)
 		case h[kastor.HeaderType] == "bank.CloseAccount" && (r.Value == nil || len(r.Value) != 0):
@@ -462,8 +463,8 @@ func checkReplies(t *testing.T, recs []*kgo.Record, caller string) {
 		switch {
 		case string(r.Key) != caller || r.Partition != producer.PartitionFor(r.Key, partitions):
 			t.Errorf("%s: key %q in partition %d, want %s in %d", where, r.Key, r.Partition, caller, producer.PartitionFor([]byte(caller), partitions))
-		case !slices.Equal(keys, []string{gateway.HeaderAttemptID}) || h[gateway.HeaderAttemptID] == "":
-			t.Errorf("%s: headers %q, want one %s", where, keys, gateway.HeaderAttemptID)
+		case !slices.Equal(keys, []string{wire.HeaderAttemptID}) || h[wire.HeaderAttemptID] == "":
+			t.Errorf("%s: headers %q, want one %s", where, keys, wire.HeaderAttemptID)
 		case !r.Attrs.IsTransactional():
 			t.Errorf("%s: not transactional", where)
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/topics"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 var realKafka = kafkatest.NewShared()
@@ -126,7 +127,7 @@ func (r *rig) record(e ev) *kgo.Record {
 	r.versions[e.agg]++
 	md := kastor.Metadata{AggregateType: bank.Type, AggregateID: e.agg, Version: r.versions[e.agg],
 		Type: enc.Type, Fingerprint: enc.Fingerprint, CommandID: fmt.Sprintf("cmd-%s-%d", e.agg, r.versions[e.agg]), Tags: e.tags}
-	return &kgo.Record{Topic: r.events, Key: []byte(e.agg), Value: enc.Data, Headers: producer.Headers(&md),
+	return &kgo.Record{Topic: r.events, Key: []byte(e.agg), Value: enc.Data, Headers: wire.Headers(&md),
 		Partition: producer.PartitionFor([]byte(e.agg), r.partitions)}
 }
 

@@ -11,7 +11,7 @@ import (
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/consumer"
-	"github.com/kastor-dev/kastor/producer"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 // ReplayResult tells what a Replay did.
@@ -138,7 +138,7 @@ func replay[E any](ctx context.Context, kc *cluster.Cluster, cfg consumer.Config
 // replayOne decodes a dead letter and applies it alone; nil also when the filter now
 // leaves it out.
 func replayOne[E any](ctx context.Context, c *consumer.Config[E], sink consumer.Sink[E], d consumer.DeadLetter) (err error) {
-	md, err := producer.Metadata(d.Headers)
+	md, err := wire.ParseHeaders(d.Headers)
 	if err == nil && (md.AggregateID == "" || md.Type == "" || md.Version == 0) {
 		err = errors.New("kastor headers are missing")
 	}

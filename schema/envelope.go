@@ -1,11 +1,10 @@
 package schema
 
 import (
-	"fmt"
-
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 // Header names of kastor's envelope. The record value is the Avro binary encoding of the
@@ -20,38 +19,19 @@ const (
 	HeaderSchema = kastor.HeaderSchema // "kastor.schema"
 	// HeaderSchemaType is set on _kastor.schemas records to the schema's full name, so the
 	// topic can be browsed by type without parsing values.
-	HeaderSchemaType = "kastor.schema.type"
+	HeaderSchemaType = wire.HeaderSchemaType // "kastor.schema.type"
 )
 
-// Headers returns the envelope headers that identify s as a record's writer schema.
+// Headers returns the envelope headers that identify s as a record's writer schema
+// (wire.SchemaHeaders).
 func Headers(s *Schema) []kgo.RecordHeader {
-	return []kgo.RecordHeader{
-		{Key: HeaderType, Value: []byte(s.Name())},
-		{Key: HeaderSchema, Value: []byte(s.Fingerprint().String())},
-	}
+	return wire.SchemaHeaders(s.Name(), uint64(s.Fingerprint()))
 }
 
-// ReadHeaders returns the type name and writer fingerprint from a record's headers. The
-// fingerprint is required (an error wrapping ErrMissingHeader or ErrBadHeader otherwise);
-// the type name is empty when absent. When a header repeats, the last one counts, as for
-// Kafka headers generally.
+// ReadHeaders returns the type name and writer fingerprint from a record's headers
+// (wire.ReadSchemaHeaders): the fingerprint is required (an error wrapping
+// ErrMissingHeader or ErrBadHeader otherwise); the type name is empty when absent.
 func ReadHeaders(headers []kgo.RecordHeader) (typeName string, fp Fingerprint, err error) {
-	var schema []byte
-	found := false
-	for _, h := range headers {
-		switch h.Key {
-		case HeaderType:
-			typeName = string(h.Value)
-		case HeaderSchema:
-			schema, found = h.Value, true
-		}
-	}
-	if !found {
-		return typeName, 0, fmt.Errorf("%w: no %s header (the writer schema's fingerprint)", ErrMissingHeader, HeaderSchema)
-	}
-	fp, perr := ParseFingerprint(string(schema))
-	if perr != nil {
-		return typeName, 0, fmt.Errorf("%w: %s header %q is not 16 hexadecimal digits", ErrBadHeader, HeaderSchema, schema)
-	}
-	return typeName, fp, nil
+	name, n, err := wire.ReadSchemaHeaders(headers)
+	return name, Fingerprint(n), err
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/kastor-dev/kastor/wire"
 )
 
 // Sentinel errors, matched with errors.Is; the typed errors below carry the details.
@@ -20,9 +22,9 @@ var (
 	// exceed the decoder's Limits.
 	ErrMalformed = errors.New("schema: malformed Avro data")
 	// ErrMissingHeader: a record lacks a header kastor needs to decode it.
-	ErrMissingHeader = errors.New("schema: missing header")
+	ErrMissingHeader = wire.ErrMissingHeader
 	// ErrBadHeader: a header is present but unreadable.
-	ErrBadHeader = errors.New("schema: bad header")
+	ErrBadHeader = wire.ErrBadHeader
 	// ErrBinding: a Go type does not fit a schema (*BindError), found when a Codec is made,
 	// or a Go value cannot be encoded with it.
 	ErrBinding = errors.New("schema: Go type does not fit the schema")

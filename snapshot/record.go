@@ -9,7 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
-	"github.com/kastor-dev/kastor/producer"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 // Record is the snapshot of one aggregate.
@@ -191,7 +191,7 @@ func (r *Record) KafkaRecord(topic string, partition int32) (*kgo.Record, error)
 		return nil, fmt.Errorf("snapshot of %q: %w", r.AggregateID, err)
 	}
 	md := kastor.Metadata{AggregateID: r.AggregateID, Version: r.Version, Type: TypeSnapshot}
-	return &kgo.Record{Topic: topic, Partition: partition, Key: []byte(r.AggregateID), Value: v, Headers: producer.Headers(&md)}, nil
+	return &kgo.Record{Topic: topic, Partition: partition, Key: []byte(r.AggregateID), Value: v, Headers: wire.Headers(&md)}, nil
 }
 
 // CheckpointRecord returns the checkpoint record of a shard: every aggregate of the
@@ -204,7 +204,7 @@ func CheckpointRecord(topic string, partition int32, eventOffset int64) (*kgo.Re
 		return nil, err
 	}
 	return &kgo.Record{Topic: topic, Partition: partition, Key: []byte(CheckpointKey), Value: v,
-		Headers: producer.Headers(&kastor.Metadata{Type: TypeCheckpoint})}, nil
+		Headers: wire.Headers(&kastor.Metadata{Type: TypeCheckpoint})}, nil
 }
 
 func decodeCheckpoint(value []byte) (int64, error) {

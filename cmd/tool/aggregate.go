@@ -15,6 +15,7 @@ import (
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/schema"
 	"github.com/kastor-dev/kastor/topics"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 func newAggregateCmd(a *app) *cobra.Command {
@@ -106,7 +107,7 @@ func (a *app) aggregateEvents(ctx context.Context, brokers []string, ns, aggType
 		if string(r.Key) != id {
 			return nil
 		}
-		m, err := producer.Metadata(r.Headers)
+		m, err := wire.ParseHeaders(r.Headers)
 		if err == nil && (m.Type == "" || m.Fingerprint == 0) {
 			err = fmt.Errorf("no %s and %s headers: not a kastor event (another producer wrote it to the events topic; "+
 				"a gateway refuses this shard's commands as UNAVAILABLE while it is there)", ks.HeaderType, ks.HeaderSchema)

@@ -15,6 +15,7 @@ import (
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/schema"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 // TestAggregateEvents writes Avro events as a service would (schemas published, headers
@@ -44,7 +45,7 @@ func TestAggregateEvents(t *testing.T) {
 					t.Fatal(err)
 				}
 				md := ks.Metadata{AggregateType: bank.Type, AggregateID: id, Version: int64(i + 1), Type: enc.Type, Fingerprint: enc.Fingerprint, CommandID: "c" + string(rune('1'+i))}
-				hs := producer.Headers(&md)
+				hs := wire.Headers(&md)
 				rec := &kgo.Record{Topic: ns + ".bank.account.events", Partition: producer.PartitionFor([]byte(id), 3), Key: []byte(id), Value: enc.Data, Headers: hs}
 				if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
 					t.Fatal(err)

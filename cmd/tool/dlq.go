@@ -16,9 +16,9 @@ import (
 	ks "github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/consumer"
 	"github.com/kastor-dev/kastor/internal/partition"
-	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/projection"
 	"github.com/kastor-dev/kastor/schema"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 const dlqLong = `Each projection parks the events it cannot apply on its dead-letter topic,
@@ -284,7 +284,7 @@ func decodeLetters(ctx context.Context, cl *kgo.Client, letters []consumer.DeadL
 			hb := d.HeldBehind
 			l.HeldBehind = &hb
 		}
-		m, err := producer.Metadata(d.Headers)
+		m, err := wire.ParseHeaders(d.Headers)
 		l.AggregateID, l.Type, l.EventVer = m.AggregateID, m.Type, m.Version
 		switch {
 		case err != nil:

@@ -21,6 +21,7 @@ import (
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/projection"
 	"github.com/kastor-dev/kastor/schema"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 // TestProjectionAndDLQCommands runs a projection as an application would (a
@@ -246,7 +247,7 @@ func (r *projRig) write(id string, ev ks.Event) error {
 	}
 	r.versions[id]++
 	md := ks.Metadata{AggregateType: bank.Type, AggregateID: id, Version: r.versions[id], Type: enc.Type, Fingerprint: enc.Fingerprint}
-	rec := &kgo.Record{Topic: r.ns + ".bank.account.events", Partition: producer.PartitionFor([]byte(id), 3), Key: []byte(id), Value: enc.Data, Headers: producer.Headers(&md)}
+	rec := &kgo.Record{Topic: r.ns + ".bank.account.events", Partition: producer.PartitionFor([]byte(id), 3), Key: []byte(id), Value: enc.Data, Headers: wire.Headers(&md)}
 	return r.cl.ProduceSync(r.ctx, rec).FirstErr()
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/kastor-dev/kastor/consumer/pgsink"
 	"github.com/kastor-dev/kastor/internal/testdomain/bank"
 	"github.com/kastor-dev/kastor/producer"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 const childEnv = "KASTOR_PGSINK_CHILD"
@@ -348,7 +349,7 @@ func (r *rig) generate(t *testing.T, naccts int, stop <-chan struct{}, committed
 				md := kastor.Metadata{AggregateType: bank.Type, AggregateID: id, Version: a.Version,
 					Type: enc.Type, Fingerprint: enc.Fingerprint, CommandID: fmt.Sprintf("%s-%d", id, a.Version)}
 				recs = append(recs, &kgo.Record{Topic: r.events, Key: []byte(id), Value: enc.Data,
-					Headers: producer.Headers(&md), Partition: producer.PartitionFor([]byte(id), r.partitions)})
+					Headers: wire.Headers(&md), Partition: producer.PartitionFor([]byte(id), r.partitions)})
 			}
 			for range 1 + rng.IntN(30) {
 				id := fmt.Sprintf("acct-%d", rng.IntN(naccts))
@@ -430,7 +431,7 @@ func (r *rig) foldTopic(t *testing.T, ends map[consumer.TopicPartition]int64) (m
 			if rec.Attrs.IsControl() || err != nil {
 				return
 			}
-			md, merr := producer.Metadata(rec.Headers)
+			md, merr := wire.ParseHeaders(rec.Headers)
 			if merr != nil {
 				err = merr
 				return

@@ -27,6 +27,7 @@ import (
 	"github.com/kastor-dev/kastor/pgtest"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/topics"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 var (
@@ -173,7 +174,7 @@ func (r *rig) record(agg string, e kastor.Event) *kgo.Record {
 	r.mu.Unlock()
 	md := kastor.Metadata{AggregateType: bank.Type, AggregateID: agg, Version: v,
 		Type: enc.Type, Fingerprint: enc.Fingerprint, CommandID: fmt.Sprintf("cmd-%s-%d", agg, v)}
-	return &kgo.Record{Topic: r.events, Key: []byte(agg), Value: enc.Data, Headers: producer.Headers(&md),
+	return &kgo.Record{Topic: r.events, Key: []byte(agg), Value: enc.Data, Headers: wire.Headers(&md),
 		Partition: producer.PartitionFor([]byte(agg), r.partitions)}
 }
 

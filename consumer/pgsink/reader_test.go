@@ -15,8 +15,8 @@ import (
 	"github.com/kastor-dev/kastor/consumer/pgsink"
 	"github.com/kastor-dev/kastor/internal/testdomain/bank"
 	"github.com/kastor-dev/kastor/pgtest"
-	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/projection"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 // These tests run readers on real Kafka with the sink on real PostgreSQL.
@@ -130,7 +130,7 @@ func TestFailedEventParked(t *testing.T) {
 		return 1
 	})
 	r.write(recs...)
-	md, err := producer.Metadata(recs[poison].Headers)
+	md, err := wire.ParseHeaders(recs[poison].Headers)
 	if err != nil {
 		t.Fatal(err)
 	}

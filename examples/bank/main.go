@@ -37,8 +37,8 @@ import (
 	"github.com/kastor-dev/kastor/consumer"
 	"github.com/kastor-dev/kastor/devbroker"
 	"github.com/kastor-dev/kastor/examples/bank/account"
+	"github.com/kastor-dev/kastor/examples/bank/avro"
 	"github.com/kastor-dev/kastor/examples/bank/balance"
-	"github.com/kastor-dev/kastor/examples/bank/wire"
 	"github.com/kastor-dev/kastor/gateway"
 	"github.com/kastor-dev/kastor/projection"
 	"github.com/kastor-dev/kastor/schema"
@@ -170,8 +170,8 @@ func connect(file, brokers string, logger *slog.Logger) (*cluster.Cluster, func(
 
 // setup publishes the schemas (refusing incompatible ones) and returns the codecs. A
 // broker that is down delays it (logged), never fails it.
-func setup(ctx context.Context, c *cluster.Cluster) (*wire.Codecs, error) {
-	codecs, err := wire.New(nil)
+func setup(ctx context.Context, c *cluster.Cluster) (*avro.Codecs, error) {
+	codecs, err := avro.New(nil)
 	if err != nil {
 		return nil, err
 	}
@@ -242,7 +242,7 @@ func demo(ctx context.Context, out io.Writer, file string) error {
 		errc <- runGateway(gctx, c, gatewayOptions{listeners: []gateway.Listener[kastor.Event]{tap}})
 	}()
 
-	codecs, err := wire.New(nil)
+	codecs, err := avro.New(nil)
 	if err != nil {
 		return err
 	}
@@ -304,7 +304,7 @@ Next, on a broker that outlives the process:
 }
 
 // readerConfig is the account-balances projection's reader.
-func readerConfig(codecs *wire.Codecs) consumer.Config[kastor.Event] {
+func readerConfig(codecs *avro.Codecs) consumer.Config[kastor.Event] {
 	cfg := consumer.ConfigFor(balance.Name, codecs.Events, account.Type)
 	cfg.Version = balance.Version
 	return cfg
@@ -312,7 +312,7 @@ func readerConfig(codecs *wire.Codecs) consumer.Config[kastor.Event] {
 
 // demoProjection starts the balances projection after the commands, so it catches up
 // from the earliest offsets, then shows a query that waits for a command's version.
-func demoProjection(ctx context.Context, out io.Writer, c *cluster.Cluster, codecs *wire.Codecs, sender *gateway.Sender[account.Command]) error {
+func demoProjection(ctx context.Context, out io.Writer, c *cluster.Cluster, codecs *avro.Codecs, sender *gateway.Sender[account.Command]) error {
 	for _, c := range []account.Command{account.Open{Owner: "Bob"}, account.Deposit{Amount: 250}} {
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		_, err := sender.Send(sctx, kastor.NewCommand[account.Command]("acct-bob", c))
@@ -367,7 +367,7 @@ func demoProjection(ctx context.Context, out io.Writer, c *cluster.Cluster, code
 // `kastor projection rebuild account-balances` rebuilds it beside the serving version.
 // It prints the balances when it stops.
 func runMemoryProjection(ctx context.Context, out io.Writer, c *cluster.Cluster, logger *slog.Logger) error {
-	codecs, err := wire.New(nil)
+	codecs, err := avro.New(nil)
 	if err != nil {
 		return err
 	}
@@ -413,7 +413,7 @@ func runMemoryProjection(ctx context.Context, out io.Writer, c *cluster.Cluster,
 // runPostgresProjection runs the balances projection into PostgreSQL until ctx ends: the
 // table account_balances and the reader's offsets commit in one transaction per batch.
 func runPostgresProjection(ctx context.Context, c *cluster.Cluster, dsn string) error {
-	codecs, err := wire.New(nil)
+	codecs, err := avro.New(nil)
 	if err != nil {
 		return err
 	}

@@ -18,12 +18,13 @@ import (
 	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/consumer"
 	"github.com/kastor-dev/kastor/examples/bank/account"
+	"github.com/kastor-dev/kastor/examples/bank/avro"
 	"github.com/kastor-dev/kastor/examples/bank/balance"
-	"github.com/kastor-dev/kastor/examples/bank/wire"
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/pgtest"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/topics"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 var postgres = pgtest.NewShared()
@@ -78,7 +79,7 @@ func TestProjectionsAgree(t *testing.T) {
 	c.CreateTopic(t, consumer.DLQTopic(ns, balance.Name), 3, 1, nil)
 	c.CreateTopic(t, consumer.DLQTopic(ns, memName), 3, 1, nil)
 
-	codecs, err := wire.New(nil)
+	codecs, err := avro.New(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +98,7 @@ func TestProjectionsAgree(t *testing.T) {
 		}
 		versions[id]++
 		md := kastor.Metadata{AggregateType: account.Type, AggregateID: id, Version: versions[id], Type: enc.Type, Fingerprint: enc.Fingerprint}
-		if err := app.Append(ctx, &kgo.Record{Topic: events, Key: []byte(id), Value: enc.Data, Headers: producer.Headers(&md)}); err != nil {
+		if err := app.Append(ctx, &kgo.Record{Topic: events, Key: []byte(id), Value: enc.Data, Headers: wire.Headers(&md)}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -2,12 +2,6 @@ package gateway
 
 import "github.com/kastor-dev/kastor"
 
-// Encoded is kastor.Encoded: a payload with its type name and writer fingerprint.
-type Encoded = kastor.Encoded
-
-// Codec is kastor.Codec: how the gateway encodes and decodes commands, events and states.
-type Codec[T any] = kastor.Codec[T]
-
 // ConfigFor is the Config of a gateway for agg with codecs (schema.ForAggregate derives
 // them) and every other field at its default: gateway.New(c, gateway.ConfigFor(agg,
 // codecs)) infers the type arguments that a Config literal must spell out.

@@ -1,11 +1,11 @@
-// Package wire holds the bank example's Avro codecs, apart from its domain (package
+// Package avro holds the bank example's Avro codecs, apart from its domain (package
 // account, which imports only kastor). The schemas are derived from the account's Go types
 // (schema.DeriveTypes): record names in namespace "bank", an event's from its EventType.
 // They are the schemas the example has always published, byte for byte in canonical form,
 // so their fingerprints and the topics written with them are unchanged. Evolve them
 // compatibly (add fields with defaults, `avro:"name,default=..."`); startup refuses
 // anything else.
-package wire
+package avro
 
 import (
 	"errors"

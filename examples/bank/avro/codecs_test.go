@@ -1,11 +1,11 @@
-package wire_test
+package avro_test
 
 import (
 	"testing"
 
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/examples/bank/account"
-	"github.com/kastor-dev/kastor/examples/bank/wire"
+	"github.com/kastor-dev/kastor/examples/bank/avro"
 	"github.com/kastor-dev/kastor/schema"
 )
 
@@ -26,7 +26,7 @@ var published = []string{
 }
 
 func TestDerivedSchemasKeepTheirFingerprints(t *testing.T) {
-	c, err := wire.New(nil)
+	c, err := avro.New(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestDerivedSchemasKeepTheirFingerprints(t *testing.T) {
 
 // Every payload round-trips, and data written with a published schema decodes.
 func TestCodecsRoundTrip(t *testing.T) {
-	c, err := wire.New(nil)
+	c, err := avro.New(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

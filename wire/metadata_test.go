@@ -1,11 +1,14 @@
-package kastor_test
+package wire_test
 
 import (
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/wire"
 )
 
 func TestMetadataHeadersRoundTrip(t *testing.T) {
@@ -15,9 +18,9 @@ func TestMetadataHeadersRoundTrip(t *testing.T) {
 		CommandID: "c-1", CorrelationID: "r-9", CausationID: "c-1",
 		Tags: []string{"vip", "tenant=a,b"},
 	}
-	hs := m.AppendHeaders(nil)
-	hs = append(hs, kastor.Header{Key: "traceparent", Value: []byte("x")}) // foreign headers are ignored
-	got, err := kastor.ParseHeaders(hs)
+	hs := wire.Headers(&m)
+	hs = append(hs, kgo.RecordHeader{Key: "traceparent", Value: []byte("x")}) // foreign headers are ignored
+	got, err := wire.ParseHeaders(hs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +35,7 @@ func TestMetadataHeadersRoundTrip(t *testing.T) {
 }
 
 func TestParseHeadersRejectsMalformed(t *testing.T) {
-	_, err := kastor.ParseHeaders([]kastor.Header{
+	_, err := wire.ParseHeaders([]kgo.RecordHeader{
 		{Key: kastor.HeaderVersion, Value: []byte("x1")},
 		{Key: kastor.HeaderSchema, Value: []byte("zz")},
 	})
@@ -44,12 +47,12 @@ func TestParseHeadersRejectsMalformed(t *testing.T) {
 func FuzzParseHeaders(f *testing.F) {
 	f.Add("kastor.version", []byte("12"), "kastor.schema", []byte("00abcdef01234567"))
 	f.Fuzz(func(t *testing.T, k1 string, v1 []byte, k2 string, v2 []byte) {
-		m, err := kastor.ParseHeaders([]kastor.Header{{Key: k1, Value: v1}, {Key: k2, Value: v2}})
+		m, err := wire.ParseHeaders([]kgo.RecordHeader{{Key: k1, Value: v1}, {Key: k2, Value: v2}})
 		if err != nil {
 			return
 		}
 		// Whatever parses cleanly must survive a round trip.
-		again, err := kastor.ParseHeaders(m.AppendHeaders(nil))
+		again, err := wire.ParseHeaders(wire.Headers(&m))
 		if err != nil || !reflect.DeepEqual(again, m) {
 			t.Fatalf("round trip of %+v: %+v, %v", m, again, err)
 		}

@@ -1,4 +1,4 @@
-package consumer
+package wire
 
 import (
 	"reflect"
@@ -9,7 +9,7 @@ import (
 	"github.com/kastor-dev/kastor"
 )
 
-// The reader's header parser is an allocation-saving copy of kastor.ParseHeaders: it
+// The reader's header parser is an allocation-saving copy of ParseHeaders: it
 // must agree with it on every input, errors included.
 func FuzzHeaderParser(f *testing.F) {
 	f.Add("kastor.version", "12", "kastor.schema", "00ff00ff00ff00ff", "kastor.tag", "a")
@@ -20,40 +20,34 @@ func FuzzHeaderParser(f *testing.F) {
 	f.Fuzz(func(t *testing.T, k1, v1, k2, v2, k3, v3 string) {
 		md := kastor.Metadata{AggregateType: "acct", AggregateID: "a-1", Version: 3, Type: "Deposited", Fingerprint: 42,
 			CommandID: "c", CorrelationID: "r", CausationID: "s", Tags: []string{"t1"}}
-		var hs []kgo.RecordHeader
-		for _, h := range md.AppendHeaders(nil) {
-			hs = append(hs, kgo.RecordHeader{Key: h.Key, Value: h.Value})
-		}
+		hs := Headers(&md)
 		hs = append(hs, kgo.RecordHeader{Key: k1, Value: []byte(v1)}, kgo.RecordHeader{Key: k2, Value: []byte(v2)}, kgo.RecordHeader{Key: k3, Value: []byte(v3)})
-		var p headerParser
+		var p Parser
 		var got, want kastor.Metadata
-		gotErr := p.parse(hs, &got)
+		gotErr := p.Parse(hs, &got)
 		wantErr := p.slow(hs, &want)
 		if (gotErr == nil) != (wantErr == nil) || gotErr != nil && gotErr.Error() != wantErr.Error() {
-			t.Fatalf("error %v, kastor.ParseHeaders says %v", gotErr, wantErr)
+			t.Fatalf("error %v, ParseHeaders says %v", gotErr, wantErr)
 		}
 		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("parsed %+v, kastor.ParseHeaders says %+v", got, want)
+			t.Fatalf("parsed %+v, ParseHeaders says %+v", got, want)
 		}
 	})
 }
 
 func BenchmarkHeaderParser(b *testing.B) {
 	md := kastor.Metadata{AggregateType: "acct", AggregateID: "acct-000001", Version: 3, Type: "bank.MoneyDeposited", Fingerprint: 42, CommandID: "cmd-00000001"}
-	var hs []kgo.RecordHeader
-	for _, h := range md.AppendHeaders(nil) {
-		hs = append(hs, kgo.RecordHeader{Key: h.Key, Value: h.Value})
-	}
+	hs := Headers(&md)
 	b.Run("fast", func(b *testing.B) {
-		var p headerParser
+		var p Parser
 		b.ReportAllocs()
 		for b.Loop() {
 			var m kastor.Metadata
-			_ = p.parse(hs, &m)
+			_ = p.Parse(hs, &m)
 		}
 	})
-	b.Run("kastor.ParseHeaders", func(b *testing.B) {
-		var p headerParser
+	b.Run("ParseHeaders", func(b *testing.B) {
+		var p Parser
 		b.ReportAllocs()
 		for b.Loop() {
 			var m kastor.Metadata

@@ -1,21 +1,21 @@
-package consumer
+package wire
 
 import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
-	"github.com/kastor-dev/kastor/producer"
 )
 
-// headerParser reads kastor's metadata from record headers, as kastor.ParseHeaders does,
+// Parser reads kastor's envelope from record headers, as ParseHeaders does,
 // with two string allocations per record instead of one per header plus a copy of the
 // header slice: the reader parses every record it reads, so this is on the hot path.
 // Aggregate and event type names are few: they are interned. The aggregate ID gets its
 // own string, since models keep it (as a map key) and it must not pin anything else;
 // the other values (command, correlation, causation IDs, tags) are substrings of one
 // string. Anything it does not accept as well formed (a version or fingerprint that does
-// not parse) falls back to kastor.ParseHeaders, so errors and edge cases stay kastor's.
-type headerParser struct {
+// not parse) falls back to ParseHeaders, so errors and edge cases are the same. The zero
+// Parser is ready to use; a Parser is not safe for concurrent use.
+type Parser struct {
 	buf    []byte            // scratch: the other values of one record, concatenated
 	recent [8]string         // type names met last: compared as bytes, no hashing
 	next   int               // where the next name goes in recent
@@ -24,7 +24,7 @@ type headerParser struct {
 
 const maxInterned = 1024
 
-func (p *headerParser) name(b []byte) string {
+func (p *Parser) name(b []byte) string {
 	for _, s := range p.recent {
 		if string(b) == s { // no allocation for the comparison
 			return s
@@ -45,8 +45,8 @@ func (p *headerParser) name(b []byte) string {
 	return s
 }
 
-// parse reads hs into *m, which must be zero.
-func (p *headerParser) parse(hs []kgo.RecordHeader, m *kastor.Metadata) error {
+// Parse reads hs into *m, which must be zero.
+func (p *Parser) Parse(hs []kgo.RecordHeader, m *kastor.Metadata) error {
 	p.buf = p.buf[:0]
 	type span struct{ key, from, to int }
 	var spans [16]span
@@ -112,10 +112,10 @@ func (p *headerParser) parse(hs []kgo.RecordHeader, m *kastor.Metadata) error {
 	return nil
 }
 
-// slow is kastor.ParseHeaders itself.
-func (p *headerParser) slow(hs []kgo.RecordHeader, m *kastor.Metadata) error {
+// slow is ParseHeaders itself.
+func (p *Parser) slow(hs []kgo.RecordHeader, m *kastor.Metadata) error {
 	var err error
-	*m, err = producer.Metadata(hs)
+	*m, err = ParseHeaders(hs)
 	return err
 }
 
@@ -156,7 +156,7 @@ func headerKind(k string) int {
 	return hNone
 }
 
-// parseVersion accepts what kastor.ParseHeaders accepts for a version, restricted to
+// parseVersion accepts what ParseHeaders accepts for a version, restricted to
 // plain decimal digits without sign or leading zero (what kastor writes); anything else
 // goes to the slow path.
 func parseVersion(b []byte) (int64, bool) {
@@ -173,7 +173,7 @@ func parseVersion(b []byte) (int64, bool) {
 	return n, true
 }
 
-// parseFingerprint accepts exactly 16 hex digits, as kastor.ParseHeaders does.
+// parseFingerprint accepts exactly 16 hex digits, as ParseHeaders does.
 func parseFingerprint(b []byte) (uint64, bool) {
 	if len(b) != 16 {
 		return 0, false
