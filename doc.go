@@ -9,15 +9,17 @@
 //
 // The packages, from the bottom up:
 //
+//   - cluster: one handle on Kafka, the user's franz-go client with a namespace
 //   - schema: Avro codecs, fingerprints, the schema topic and schema evolution
 //   - producer: keyed idempotent and transactional appenders
 //   - snapshot: the compacted snapshot store
 //   - gateway: shard ownership, recovery, command processing, request/reply
-//   - consumer: readers, their sinks and dead letters
+//   - consumer: readers, their sinks and dead letters; consumer/pgsink: a PostgreSQL sink
 //   - projection: projections by name over readers: registry, rebuilds, replays
 //   - topics: the topic layout of an application and its reconciliation with a cluster
 //   - devbroker: an embedded Kafka-protocol broker for development and unit tests
-//   - kafkatest: real Kafka clusters (and the embedded broker) for tests
+//   - kafkatest: real Kafka clusters (and the embedded broker) for tests; pgtest:
+//     PostgreSQL servers for tests
 //
 // The command-line tool lives in cmd/tool and is built as `kastor`.
 package kastor

@@ -2,7 +2,7 @@
 // one franz-go client, the namespace that prefixes the topic names, the logger and the
 // metrics registerer. Every kastor component takes it (gateway.New, gateway.NewSender,
 // consumer.New, the projection and dead-letter functions) instead of a broker list of its
-// own, as kadm.NewClient takes a *kgo.Client.
+// own, as kadm.NewClient takes a *kgo.Client (see decision 29).
 //
 //	cl, err := kgo.NewClient(kgo.SeedBrokers("localhost:9092"))
 //	...

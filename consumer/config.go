@@ -105,13 +105,11 @@ type Config[E any] struct {
 	// (OffsetStore); nothing is committed to Kafka.
 	AllPartitions bool
 	// Fetchers is, with AllPartitions, how many Kafka clients the partitions are dealt
-	// to (default 2; never more than the partitions). franz-go decodes the records of a
-	// client's fetches on one goroutine, and a round applies nothing of a fetch before
-	// it is decoded: with one client a reader catching up on a large topic waits for
-	// that goroutine while its other cores are idle. Each fetcher applies its own
-	// partitions in its own rounds, so two decode and apply side by side. Each costs a
-	// connection per broker and a fetch buffer (up to kgo.FetchMaxBytes). In a group
-	// the partitions are shared between instances instead: Fetchers must be 0 or 1.
+	// to (default 2; never more than the partitions). Each fetcher decodes and applies
+	// its own partitions in its own rounds, since franz-go decodes a client's fetches on
+	// one goroutine (see decision 26). Each costs a connection per broker and a fetch
+	// buffer (up to kgo.FetchMaxBytes). In a group the partitions are shared between
+	// instances instead: Fetchers must be 0 or 1.
 	Fetchers int
 	// Retry is the retry schedule of events that fail to apply (default 5 attempts,
 	// 100ms doubling up to 5s).
@@ -142,10 +140,11 @@ func GroupName(ns, name string, version int) string {
 }
 
 // DLQTopic is the dead-letter topic of projection name, shared by its versions (records
-// carry the version in a header): "<ns>.proj.<name>.dlq". kastor never creates topics
-// implicitly: list the projection under projections: in kastor.yaml and `kastor topics
-// apply` plans it (topics.ProjectionDLQTopic), or create it like the other topics (any
-// partition count: readers locate letters by their origin headers). A reader refuses to start without it.
+// carry the version in a header): "<ns>.proj.<name>.dlq". A reader refuses to start
+// without it, and kastor never creates topics implicitly: list the projection under
+// projections: in kastor.yaml and `kastor topics apply` plans it
+// (topics.ProjectionDLQTopic), or create it like the other topics (any partition count:
+// readers locate letters by their origin headers).
 func DLQTopic(ns, name string) string { return topics.ProjectionDLQTopic(ns, name) }
 
 var legalName = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)

@@ -4,7 +4,7 @@
 // aggregate — with partitions applied in parallel; the sinks; and dead letters as data.
 // Running a projection across its versions, rebuilding it, and replaying or purging its
 // dead letters is package projection's, which builds on this one (consumer never imports
-// it).
+// it; see decision 31).
 //
 // A Reader is one projection version: Config names it, lists its topics (by aggregate
 // type or by name), its codec and an optional Filter on headers (event types, tags,
@@ -34,9 +34,9 @@
 //
 // A Reader works in rounds: poll, apply every partition's records, commit the offsets of
 // what was applied (or filtered, or durably parked), then let the group rebalance
-// (kgo.BlockRebalanceOnPoll). Offsets are never committed for an event that was neither
-// applied nor parked, and a revoked partition has everything its owner applied
-// committed before the new owner starts. Sinks choose who owns offsets:
+// (kgo.BlockRebalanceOnPoll; see decision 15). Offsets are never committed for an event
+// that was neither applied nor parked, and a revoked partition has everything its owner
+// applied committed before the new owner starts. Sinks choose who owns offsets:
 //
 //   - Handler: the group does; at-least-once. After a crash the events since the last
 //     commit (at most one round, MaxPollRecords) are applied again; envelopes carry the
@@ -79,12 +79,9 @@
 //
 // While a reader applies what one poll returned, franz-go fetches and decodes the next
 // data, so catching up (a new projection, a rebuild) keeps every core busy. Readers fetch
-// at most 256 KiB per partition at a time, so that what a round applies was decoded
-// moments before and is still in the CPU caches, and recycle the decoded records after
-// each round, which leaves the garbage collector less to do. franz-go decodes a client's
-// fetches on one goroutine: a reader with AllPartitions deals its partitions to two
-// clients (Config.Fetchers), which decode and apply side by side. On a small machine a
-// catch-up is CPU-bound, the collector included; its settings are the application's: a
-// higher GOGC with GOMEMLIMIT as the ceiling raises a catch-up's rate (docs/BENCHMARKS.md
-// has figures). Config.Concurrency bounds how many partitions are applied at once.
+// at most 256 KiB per partition at a time, so that what a round applies is still in the
+// CPU caches, and recycle the decoded records after each round. franz-go decodes a
+// client's fetches on one goroutine, so a reader with AllPartitions deals its partitions
+// to two clients (Config.Fetchers). Config.Concurrency bounds how many partitions are
+// applied at once. See decision 26; docs/BENCHMARKS.md has the figures.
 package consumer

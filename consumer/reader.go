@@ -115,19 +115,17 @@ func newPartState(tp TopicPartition) *partState {
 
 // New validates cfg and returns a reader of c's topics applying to sink; Run starts it.
 //
-// The reader's topics, consumer group and dead-letter topic are named in c's namespace.
-// It logs to c.Logger() with the attributes component=kastor.consumer, projection and
-// version, and registers its metrics (kastor_consumer_*) on c.Registerer() when that is
-// set. Topic metadata is read through the shared client; the clients the reader must own
-// (its consuming clients: one group member, or Config.Fetchers without a group; and the
-// dead-letter producer, or one transactional group member for a TxSink) are made with
-// c.NewClient: the shared client's options (seeds, TLS, SASL, tuning) followed by the
-// reader's own, which override them. The reader's own are read_committed isolation with
-// control records kept, a fetch wait of at most 500 ms, at most 256 KiB per partition per
-// fetch (kgo.FetchMaxPartitionBytes), and in a group a session of 6 s (franz-go's is
-// 45 s: a crashed instance's partitions would wait that long before another one reads
-// them, decision 28) with a heartbeat every second; the dead-letter producer waits for
-// every in-sync replica (acks=all) and does not linger.
+// The reader's topics, consumer group and dead-letter topic are named in c's namespace;
+// it logs to c.Logger() (component=kastor.consumer, projection, version) and registers
+// its metrics (kastor_consumer_*) on c.Registerer() when that is set. Metadata is read
+// through the shared client. The clients the reader owns (its consumers, and its
+// dead-letter producer or transactional group member) are made with c.NewClient, the
+// reader's options overriding the shared client's: read_committed with control records
+// kept, fetches that wait at most 500 ms and take at most 256 KiB per partition
+// (kgo.FetchMaxPartitionBytes; decision 26), and in a group a 6 s session with a 1 s
+// heartbeat, so a crashed instance's partitions move in seconds rather than franz-go's
+// 45 (decision 28). The dead-letter producer waits for all in-sync replicas (acks=all)
+// and does not linger.
 func New[E any](c *cluster.Cluster, cfg Config[E], sink Sink[E]) (*Reader[E], error) {
 	s, err := cfg.withDefaults(c)
 	if err != nil {

@@ -17,22 +17,18 @@ import (
 // and never calls it again for that partition before the previous call returned. Calls
 // for different partitions may run concurrently (Config.Concurrency).
 //
-// Offsets: a sink either leaves them to the consumer group, or stores them itself. A
-// sink that does not implement OffsetStore is at-least-once: the reader commits a
-// batch's offsets to the group after Apply returned, so after a crash the events applied
-// since the last commit are applied again (each envelope carries its aggregate ID and
-// version, so a sink can drop what it has already applied). A sink that implements
-// OffsetStore records Batch.Next atomically with the batch's effects (one database
-// transaction, one model update under a lock): the reader then resumes from the offsets
-// the sink returns, and each event takes effect exactly once.
+// A sink that does not implement OffsetStore is at-least-once: the reader commits a
+// batch's offsets to the group after Apply returned, so after a crash the events since
+// the last commit come again (drop them by aggregate ID and version). A sink that
+// implements OffsetStore records Batch.Next atomically with the batch's effects, and each
+// event takes effect exactly once.
 //
-// Errors: Apply returns nil when the whole batch is applied (and, for an OffsetStore,
-// Next recorded). It returns an *ApplyError when a prefix of the batch was applied and
-// recorded and the event after it failed. Any other error means nothing of the batch
-// took effect. Errors matching ErrUnavailable (see Unavailable) say the sink itself is
-// down: the reader retries them without limit and never parks an event for them. Other
-// errors are blamed on an event: the reader isolates it, retries it alone per
-// Config.Retry, then parks it on the dead-letter topic.
+// Apply returns nil when the whole batch is applied (and, for an OffsetStore, Next
+// recorded); an *ApplyError when a prefix of the batch was applied and recorded and the
+// event after it failed; any other error when nothing of the batch took effect. An error
+// matching ErrUnavailable (see Unavailable) says the sink itself is down: the reader
+// retries without limit and parks nothing. Other errors blame an event, which the reader
+// retries alone (Config.Retry) and then parks on the dead-letter topic.
 type Sink[E any] interface {
 	Apply(ctx context.Context, b Batch[E]) error
 }
@@ -124,13 +120,11 @@ type OffsetStore interface {
 // round is read again. That gives exactly-once output without an OffsetStore.
 //
 // Check an event before producing anything for it: a record produced in the open
-// transaction cannot be taken back except by aborting the whole round. A sink that
-// produced part of an event's output and then returned an error blaming the event would
-// have that partial output committed (with the event's dead letter, or with a retry's
-// output again). Compute everything first, produce only when the event is accepted, and
-// report a failed produce with Unavailable (the round is then aborted and read again).
-// KafkaTable follows this rule. If the producer is fenced (another instance took the
-// transactional ID), the reader's Run returns an error.
+// transaction cannot be taken back except by aborting the whole round, so output produced
+// for an event that is then blamed would be committed. Compute everything first, produce
+// only when the event is accepted, and report a failed produce with Unavailable (the
+// round is then aborted and read again). If the producer is fenced (another instance took
+// the transactional ID), the reader's Run returns an error.
 type TxSink[E any] interface {
 	Sink[E]
 	// Transactional is called once, before the first Apply, with the client of the

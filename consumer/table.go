@@ -33,15 +33,9 @@ type TableWrite struct {
 // The rows are a function of the event alone (KafkaTable keeps no state): an upsert
 // writes the row's new value, a delete a tombstone. A row that needs earlier state (a
 // running balance) keeps it in the value it computes from the event, or uses a Memory or
-// database sink instead.
-//
-// Check an event fully before producing anything for it: map returns the rows, and only
-// when it returned no error are they produced. A TxSink cannot take back a record it
-// produced in the open transaction except by aborting the whole round, so a sink that
-// produced part of an event's output and then failed would have that output committed
-// with a later successful retry's output. KafkaTable keeps that rule for the user by
-// producing an event's rows only after map succeeded, and by reporting a produce failure
-// as Unavailable (the round is then aborted whole, and read again).
+// database sink instead. As TxSink asks, an event's rows are produced only once the
+// mapping function returned them without error, and a failed produce is reported as
+// Unavailable (the round is aborted whole and read again).
 type KafkaTable[E any] struct {
 	topic string
 	txID  string

@@ -24,11 +24,7 @@ import (
 //		...
 //	}
 //
-//	func TestY(t *testing.T) {
-//		kafka.Backends(t, func(t *testing.T, c *kafkatest.Cluster) {
-//			... // once on the embedded broker, once on the shared cluster
-//		})
-//	}
+// Backends runs a test on the embedded broker and on the shared cluster.
 type Shared struct {
 	opts []Option
 	s    dockerenv.Shared[*Cluster]

@@ -11,10 +11,9 @@
 //     that honours the official image's POSTGRES_USER / POSTGRES_PASSWORD / POSTGRES_DB
 //     contract works.
 //
-// The container's port is published on 127.0.0.1 only, and the DSN names 127.0.0.1: never
-// the address testcontainers guesses for the Docker host, which on a machine that looks like
-// a container is its default gateway. The server is ready when a client has logged in over
-// TCP there, not when a log line appears.
+// The container's port is published on 127.0.0.1 only, and the DSN names 127.0.0.1, never
+// the address testcontainers guesses for the Docker host (see decision 9). The server is
+// ready when a client has logged in over TCP there, not when a log line appears.
 //
 // When no Docker engine can be reached, Start skips the test with a message that says how to
 // run it, unless CI or KASTOR_REQUIRE_DOCKER is set: then the test fails, so a CI run can

@@ -31,7 +31,8 @@ type Config[E any] struct {
 	// and queries holding the old one should let it go. It is also called at the start,
 	// with from 0, once the serving version's reader is started.
 	OnSwitch func(from, to int)
-	// Instance names this instance in the registry (default: host name and process ID).
+	// Instance names this instance in the registry (default: the host name, the process
+	// ID and a random suffix).
 	Instance string
 	// Interval is how often a rebuild's progress is checked and reported, and a retired
 	// group's deletion retried (default 1s).
@@ -51,22 +52,15 @@ type Config[E any] struct {
 // the projection registry (RegistryTopic) that every instance of the application and the
 // kastor CLI share.
 //
-// A rebuild (Rebuild, or `kastor projection rebuild`) captures the events topics' end
-// offsets, records them in the registry, and starts version v+1 from the earliest
-// offsets under its own consumer group, into a fresh sink from NewSink, while version v
-// keeps serving. When v+1's applied offsets reach the captured ends (its group's
-// committed offsets: a view across all instances; with consumer.Config.AllPartitions,
-// this instance's own reader) the switch is recorded; every instance then makes v+1 the
-// serving version (OnSwitch), stops v's reader, and v's consumer group is deleted once
-// empty. Transitions go through the registry's single partition and carry an epoch, so
-// when instances propose the same one at once the first wins everywhere: the switch
-// happens once.
-//
-// A replay request (`kastor dlq replay`) is executed by one running instance, the
-// first to claim it, with Replay through its serving sink. The claim is a lease the
-// executing instance renews (ReplayLease); when that instance dies or stalls, another
-// takes the request over once the lease has expired, and the letters already resolved
-// are not applied again.
+// A rebuild (Rebuild, or `kastor projection rebuild`) starts version v+1 from the
+// earliest offsets under its own consumer group, into a fresh sink from NewSink, while v
+// keeps serving. Once v+1 has applied up to the end offsets captured at the start (as its
+// group's committed offsets show, or with consumer.Config.AllPartitions this instance's
+// own reader), every instance switches to it (OnSwitch), stops v's reader, and v's group
+// is deleted once empty. A replay request (`kastor dlq replay`) is executed with Replay,
+// through the serving sink, by the instance holding its lease (ReplayLease); another
+// instance takes it over when that one dies or stalls. Both go through the registry,
+// whose single partition makes every instance agree (decisions 19 and 25).
 type Projection[E any] struct {
 	kc       *cluster.Cluster
 	cfg      Config[E]

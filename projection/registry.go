@@ -24,14 +24,11 @@ import (
 // RegistryTopic is the projection registry: a compacted topic with one partition, shared
 // by every namespace, that holds each projection's state (the version serving, the one
 // being built, the end offsets captured when the build started) and the requests tools
-// make of the running projections (rebuild, replay dead letters) with their outcomes.
-// One partition gives every record one total order, which is what makes the registry a
-// compare-and-set log (see State.Epoch).
-//
-// kastor creates no topic implicitly: `kastor topics apply` creates it when kastor.yaml
-// declares projections; `kastor projection init` or CreateRegistry also do. Records are
-// JSON (an operator reads them with kcat; they are few and small, and need no schema
-// registry to decode).
+// make of the running projections (rebuild, replay dead letters) with their outcomes, as
+// JSON records. One partition gives every record one total order, which makes the
+// registry a compare-and-set log (see State.Epoch and decision 19). kastor never creates
+// it implicitly: `kastor topics apply` does when kastor.yaml declares projections, and so
+// do `kastor projection init` and CreateRegistry.
 const RegistryTopic = topics.ProjectionsTopic
 
 // RegistryTopicConfigs are the configs of RegistryTopic: compacted, so the registry keeps

@@ -41,33 +41,22 @@ type ReplayFailure struct {
 // the attributes component=kastor.projection, projection and version; cfg is validated
 // as consumer.New validates it.
 //
-// Order: dead letters are keyed by aggregate ID, so an aggregate's letters share a
-// partition of the dead-letter topic and are replayed in the order they were parked —
-// with consumer.ParkAggregate, the parked event first, then the events held behind it, in their
-// original order. When a letter fails again, the aggregate's later letters are kept
-// (counted in Kept) and the replay goes on with other aggregates. A letter parked twice
-// (the reader re-read its event after a crash, or an in-memory model rebuilt) is applied
-// once.
-//
-// Events reach the sink in batches of one with consumer.Batch.Replay set and Next -1: a
-// sink must not move its offsets for them. Under consumer.ParkEvent, a replayed event is
-// older than events of its aggregate the sink has applied since.
-//
-// A running reader with ParkAggregate learns of resolutions when it next loads its
-// partitions (a restart or a rebalance), or when consumer.Reader.ReloadDeadLetters is
-// called, as a Projection does when the registry records a replay or a purge; until then
-// it keeps holding the aggregate's new events, which a later replay applies in order
-// after these.
+// An aggregate's letters are replayed in the order they were parked (with
+// consumer.ParkAggregate, the parked event first, then the events held behind it). When a
+// letter fails again, the aggregate's later letters are kept (ReplayResult.Kept) and the
+// replay goes on with other aggregates. A letter parked twice is applied once. Events
+// reach the sink in batches of one with consumer.Batch.Replay set and Next -1: a sink must
+// not move its offsets for them, and under consumer.ParkEvent they are older than events
+// of their aggregate the sink has applied since.
 //
 // Replay returns an error, and stops, when the dead-letter topic cannot be read or
 // written or the sink reports consumer.ErrUnavailable; what was resolved before stays
-// resolved.
-//
-// A letter is marked resolved after the sink applied it, so a Replay that stops between
-// the two (a crash, or a Projection's executor losing its lease) leaves that one letter
-// applied but unresolved, and the next replay applies it again: at-least-once for that
-// letter, exactly once for a sink that drops events by aggregate ID and version it
-// already holds.
+// resolved. A letter is marked resolved after the sink applied it, so a Replay that stops
+// between the two leaves that letter to be applied again by the next replay
+// (at-least-once for it; see decision 25). A running reader with ParkAggregate keeps
+// holding the aggregate's new events until it reloads its dead letters
+// (consumer.Reader.ReloadDeadLetters; a Projection calls it when the registry records a
+// replay or a purge).
 func Replay[E any](ctx context.Context, c *cluster.Cluster, cfg consumer.Config[E], sink consumer.Sink[E]) (ReplayResult, error) {
 	return replay(ctx, c, cfg, sink, nil)
 }

@@ -12,37 +12,9 @@ import (
 // A binding encodes a Go type to one schema's Avro binary encoding, and decodes goavro's
 // native form of that schema into the Go type. It is compiled once per (Go type, schema) by
 // reflection; encoding and decoding then walk precomputed steps (field indexes, union
-// indexes and keys, element bindings, the encoded defaults) over reflect.Values.
-//
-// The Go side of the mapping:
-//
-//	Avro                          Go
-//	boolean                       bool
-//	int                           int, int32, int64
-//	long                          int, int64
-//	float                         float32, float64
-//	double                        float64
-//	string                        string (or a named string type)
-//	bytes                         []byte
-//	enum                          string or a named string type (values are checked)
-//	fixed                         []byte or [N]byte with N the size
-//	array                         slice
-//	map                           map[string]V (or a named string key type)
-//	record                        struct (fields by `avro:"name"` tag or default name)
-//	["null", T] (any order)       *T, or a slice or map (nil is null), or T (null is zero)
-//	long timestamp-millis/micros  time.Time (UTC when decoded), or int64
-//	int date                      time.Time
-//	int time-millis, long
-//	time-micros                   time.Duration
-//	bytes or fixed decimal        big.Rat (or *big.Rat), or []byte (the unscaled bytes)
-//	anything                      any: goavro's native value, unchanged
-//
-// A struct field's Avro name is its `avro:"name"` tag, else its Go name with the leading
-// capital run lowered ("Amount" -> "amount", "AccountID" -> "accountID", "ID" -> "id",
-// "URLPath" -> "urlPath"). `avro:"-"` and unexported fields are skipped; embedded structs
-// without a tag contribute their fields. Every remaining Go field must exist in the record;
-// record fields without a Go field must have a default, which encoding writes. Options
-// after the name in the tag (`avro:"amount,default=0"`) are Derive's; binding ignores them.
+// indexes and keys, element bindings, the encoded defaults) over reflect.Values. The Go
+// types it accepts for each Avro type, and how it names struct fields, are listed in the
+// package documentation under "Binding Go types".
 type binding struct {
 	app  func(buf []byte, v reflect.Value) ([]byte, error)
 	dec  func(x any, v reflect.Value) error

@@ -52,7 +52,8 @@ func WithLimits(l Limits) CodecOption { return func(c *codecConfig) { c.limits =
 
 // NewCodec binds Go type T to schema s and adds s to reg (nil: a registry of its own, which
 // then decodes only s's data). The error is a *BindError naming the first field whose Go
-// type does not fit.
+// type does not fit; the Go types each Avro type accepts are listed in the package
+// documentation under "Binding Go types".
 func NewCodec[T any](reg *Registry, s *Schema, opts ...CodecOption) (*Codec[T], error) {
 	cfg := codecConfig{what: "record"}
 	for _, o := range opts {

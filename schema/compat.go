@@ -24,10 +24,10 @@ func CheckBackward(writer, reader *Schema) error {
 }
 
 // CheckHistory checks that next can read the data of every schema in history (a type's
-// earlier schemas, oldest first). DESIGN.md asks for at least the previous version;
-// checking every one catches a field that was removed and re-added with another type, which
-// a pairwise check of neighbours misses. Schemas with next's fingerprint are skipped. The
-// error joins one *IncompatibleError per schema next cannot read.
+// earlier schemas, oldest first), not only the previous one: that catches a field removed
+// and re-added with another type, which a check of neighbours misses. Schemas with next's
+// fingerprint are skipped. The error joins one *IncompatibleError per schema next cannot
+// read.
 func CheckHistory(history []*Schema, next *Schema) error {
 	var errs []error
 	for _, old := range history {

@@ -86,54 +86,11 @@ func (e *DeriveError) Unwrap() error { return e.Err }
 // at first use and referred to by name afterwards (recursive types work); two Go types of
 // the same name are an error.
 //
-// The fields are those NewCodec binds, with the same names, in struct order: exported
-// fields, untagged embedded structs contributing theirs; a field's Avro name is its
-// `avro:"name"` tag, else DefaultFieldName of its Go name; `avro:"-"` leaves it out.
-//
-// Go types map to Avro types as bindings read them, restricted to the Go types that hold
-// every value of their Avro type (so that data from any compatible writer decodes):
-//
-//	Go                                  Avro
-//	bool                                boolean
-//	int32                               int
-//	int, int64                          long
-//	float32                             float
-//	float64                             double
-//	string (or a named string type)     string
-//	[]byte                              bytes
-//	named [N]byte type                  fixed of size N, named after the Go type
-//	time.Time                           long timestamp-millis
-//	time.Duration                       long (nanoseconds)
-//	big.Rat                             bytes decimal (tag options precision=P, scale=S)
-//	*T                                  ["null", T] with default null
-//	[]T                                 array of T
-//	map[string]V (or named string key)  map of V
-//	struct                              record
-//
-// Anything else is a *DeriveError naming the field: int8, int16 and the unsigned integers
-// (Avro has none; an int8 cannot hold every Avro int: use int32 or int64), interfaces,
-// channels, functions, complex numbers, arrays other than named byte arrays, maps with
-// other keys, anonymous structs, pointers to pointers.
-//
-// Options follow the name in the tag, separated by commas:
-//
-//	default          the field's default is its Go zero value (a record's: each field's
-//	                 default or zero value; a time.Time's: the zero time)
-//	default=VALUE    the field's default, as Avro JSON: `avro:"count,default=1"`,
-//	                 `avro:",default=[]"`. It takes the rest of the tag, commas included,
-//	                 so it comes last. For string fields a bare value is the string itself
-//	                 (`avro:"currency,default=EUR"`); quote it to write JSON.
-//	                 On a pointer field a non-null default puts T first: [T, "null"].
-//	alias=NAME       a former name of the field (repeatable), for data written before a
-//	                 rename
-//	timestamp-micros, date            time.Time as long timestamp-micros or int date
-//	time-millis, time-micros          time.Duration as int time-millis or long time-micros
-//	precision=P, scale=S              big.Rat as bytes decimal(P, S); precision is required
-//
-// Options on a pointer, slice or map field apply to its elements. A default is what a
-// reader fills in for data written before the field existed: add a field to a type that
-// is already in use with a default (Publish refuses it otherwise). Pointer fields always
-// have one (null).
+// The fields are those NewCodec binds, with the same names, in struct order. The Go types
+// Derive accepts, the Avro types they become and the tag options (defaults, aliases,
+// logical types) are listed in the package documentation, under "Deriving schemas"; any
+// other Go type is a *DeriveError naming the field. A field added to a type already in use
+// needs a default (Publish refuses it otherwise); pointer fields always have one (null).
 func Derive[T any](opts ...DeriveOption) (*Schema, error) {
 	return DeriveType(reflect.TypeFor[T](), opts...)
 }

@@ -3,13 +3,10 @@ package schema
 import "math"
 
 // Limits bound what a decoder accepts, so hostile or corrupt bytes cannot make it allocate
-// without bound. goavro trusts the lengths it reads: an array or map block count of up to
-// 2^31-1 items is preallocated before a single item is read (a 5-byte input can ask for
-// 32 GiB), and a deeply nested recursive schema recurses once per level. kastor therefore
-// walks the bytes with the writer schema before goavro sees them, allocating nothing, and
-// checks each length against the bytes that remain: every item of a collection whose
-// encoding takes at least one byte must find its byte, so allocation stays proportional to
-// the input's length.
+// without bound. Before goavro sees the bytes, kastor walks them with the writer schema,
+// allocating nothing, and checks each length against the bytes that remain, so allocation
+// stays proportional to the input's length; goavro alone would preallocate whatever count
+// the data claims (see decision 14).
 type Limits struct {
 	// MaxBytes is the largest encoded datum decoded (default 64 MiB).
 	MaxBytes int

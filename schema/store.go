@@ -119,21 +119,19 @@ func schemaFromRecord(r *kgo.Record) (*Schema, error) {
 
 // Publish makes the schemas topic hold schemas, refusing any that would break readers.
 //
-// It loads the topic, then checks each schema not yet in it against every schema of the
-// same type found there (and against the ones before it in this call): each must be able
-// to read all their data (Registry.CheckCompatible, with reg's upcasters). If any check fails, nothing is written and the
-// error names the type and the field of every problem. A schema whose fingerprint is
-// already published is not written again; it is still checked when it differs from the
-// published one in what the fingerprint ignores (a decimal's scale, say). New schemas are
-// written with the client's idempotent producer and acknowledged before Publish returns.
-//
-// The check guards a deployment, it does not lock the topic: two services publishing
-// new schemas of one type at the same moment are each checked against what they loaded.
+// It loads the topic and checks each schema not yet in it against every schema of its
+// type found there and before it in this call (Registry.CheckCompatible, with reg's
+// upcasters). If any check fails, nothing is written and the error names the type and the
+// field of every problem. A schema whose fingerprint is already published is not written
+// again, but is still checked when it differs from the published one in what the
+// fingerprint ignores (a decimal's scale, say). New schemas are acknowledged before
+// Publish returns. The check guards a deployment but does not lock the topic: two services
+// publishing new schemas of one type at once are each checked against what they loaded.
 //
 // If reg is not nil it receives every schema of the topic and the new ones, published
-// history first: the registry a service decodes with. The same errors as Load apply to the
-// topic's records; a bad record fails Publish (a registry with a hole could let an
-// incompatible schema through).
+// history first: the registry a service decodes with. The same errors as Load apply to
+// the topic's records, but a bad record fails Publish, since a registry with a hole could
+// let an incompatible schema through.
 func (s Store) Publish(ctx context.Context, reg *Registry, schemas ...*Schema) error {
 	have := NewRegistry()
 	if reg != nil {

@@ -67,19 +67,16 @@ func (t TopicStatus) Name() string { return t.Spec.Name }
 const noteRace = "created at the same moment by another client; checked again"
 
 // Apply creates the plan's missing topics, with their configs, and reports on the others.
-// It never modifies an existing topic: a partition count change would remap aggregate IDs
-// to other shards (breaking the single-writer ownership and per-aggregate ordering of
-// everything already written), a cleanup.policy change can delete history, and the other
-// settings are operational decisions someone may have made on purpose. So drift is
-// reported, and the returned error matches ErrDrift, while the topics stay as they are.
+// It never modifies an existing topic: differences are reported as drift, and the
+// returned error matches ErrDrift, while the topics stay as they are (see the package
+// documentation and decision 6).
 //
 // Apply is idempotent: running it again creates nothing. When another client creates a
 // topic concurrently (TOPIC_ALREADY_EXISTS), the topic is treated as existing and
 // compared again. Created topics are waited for until every partition has a leader, so a
-// producer can use them as soon as Apply returns.
-//
-// With opts.DryRun nothing is created: missing topics are validated by the cluster
-// (CreateTopics with validate_only) and reported as would-create.
+// producer can use them as soon as Apply returns. With opts.DryRun nothing is created:
+// missing topics are validated by the cluster (CreateTopics with validate_only) and
+// reported as would-create.
 //
 // The result is nil only when the cluster could not be read at all; otherwise it lists
 // every topic, also when the error reports failed creations or drift.

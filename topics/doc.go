@@ -10,13 +10,15 @@
 //	<ns>.<agg>.snapshots  key aggregate ID   compact
 //	<ns>.<agg>.replies    key caller ID      delete, short retention
 //
-// and every application shares _kastor.schemas (compact, one partition).
+// Each projection the file declares gets its dead-letter topic <ns>.proj.<name>.dlq
+// (delete, infinite retention), and the applications of a cluster share _kastor.schemas
+// (compact, one partition) and, when there are projections, the projection registry
+// _kastor.projections (compact, one partition).
 //
-// The package creates topics but never alters them. Kafka maps a key to a partition by
-// hash modulo the partition count, so a new count moves aggregates to other shards and
-// breaks the ordering and single-writer guarantees of everything already written; a new
-// cleanup policy can delete history. Those are migrations, to be done on purpose, not as a
-// side effect of a deploy. Differences are reported as drift instead (see ErrDrift).
+// The package creates topics but never alters them: a new partition count moves
+// aggregates to other shards and a new cleanup policy can delete history, so such changes
+// are migrations, made on purpose. Differences are reported as drift instead (see
+// ErrDrift and decision 6).
 //
 // Typical use:
 //

@@ -1,6 +1,6 @@
-// Command kastor (built from cmd/tool) runs a development broker and manages the Kafka
-// topics of kastor applications. Run `kastor --help` for an overview and docs/cli.md for
-// the reference.
+// Command kastor (built from cmd/tool) runs a development broker and administers kastor
+// applications on Kafka: their topics, schemas, aggregates, commands, projections and dead
+// letters. Run `kastor --help` for an overview and docs/cli.md for the reference.
 package main
 
 import (

@@ -45,24 +45,20 @@
 //
 // # Transactions
 //
-// One transaction per batch (a run of consecutive records of one partition, up to
-// consumer.Config.MaxPollRecords): BEGIN; lock the partition's offsets row and read its
-// offset; Apply each event at or after that offset; store Batch.Next; COMMIT. The row
-// lock serializes the transactions of one partition, and events below the stored offset
-// are dropped, not applied again. That is what keeps exactly-once true when a COMMIT's
-// acknowledgement is lost (the connection breaks after the server committed: the reader
-// retries the batch, and the retry finds it applied) and when two readers briefly own
-// the same partition (an instance paused past its session timeout keeps applying until
-// it notices). Partitions have separate rows and never wait for each other.
+// One transaction per batch (a run of consecutive records of one partition, at most 1000
+// events): BEGIN; lock the partition's offsets row and read its offset; Apply each event
+// at or after that offset; store Batch.Next; COMMIT. The row lock serializes the
+// transactions of one partition, and events below the stored offset are dropped, not
+// applied again, so a batch retried after a lost COMMIT acknowledgement, or applied by
+// two readers that briefly own the partition, takes effect once (see decision 21).
+// Partitions have separate rows and never wait for each other.
 //
-// The isolation level is read committed by default (Config.IsoLevel). Read-model writes
-// are usually upserts and increments of rows keyed by aggregate ID, which are atomic per
-// row under read committed, and the partition's row lock orders the batches that touch
-// the same aggregate (an aggregate's events are all in one partition). Stronger levels
-// buy nothing for such models and add serialization failures between partitions; choose
-// them when Apply reads rows that other partitions write and decides on what it read.
-// Conflicts (serialization failures, deadlocks, lock timeouts) are retried
-// (Config.ConflictRetries), never blamed on an event.
+// The isolation level is read committed by default (Config.IsoLevel): upserts and
+// increments keyed by aggregate ID are atomic per row, and the partition's row lock
+// orders an aggregate's batches. Choose a stronger level when Apply reads rows that other
+// partitions write and decides on what it read. Conflicts (serialization failures,
+// deadlocks, lock timeouts) are retried (Config.ConflictRetries), never blamed on an
+// event.
 //
 // # Failures
 //
@@ -72,11 +68,8 @@
 //     Events[:i] again in a new transaction that stores Events[i].Offset, and returns
 //     *consumer.ApplyError{Index: i}. The reader retries Events[i] alone and parks it on
 //     the dead-letter topic if it keeps failing; nothing of it reaches the database, and
-//     the events before it are not applied twice. (Returning a plain error instead,
-//     "nothing took effect", would make the reader apply the batch again one event at a
-//     time up to the culprit; savepoints per event would avoid the second transaction
-//     but cost two round trips per event and a subtransaction each, which degrades the
-//     whole server past 64 per transaction.) A panic in Apply is the event's error.
+//     the events before it are not applied twice (decision 21 says why not savepoints).
+//     A panic in Apply is the event's error.
 //   - A database that cannot be used (connection refused or broken, server shutting down
 //     or starting, out of connections or disk, read-only after a failover, Timeout run
 //     out; see Unreachable) makes Apply return an error matching

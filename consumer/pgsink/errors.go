@@ -16,9 +16,9 @@ import (
 // Unreachable reports whether err says the database cannot be used right now, rather
 // than that an event or a statement is wrong: the connection failed or broke, the server
 // is shutting down, starting up or out of resources, it is a read-only standby (a
-// failover in progress), a deadline ran out, or err already matches
-// consumer.ErrUnavailable. The sink wraps such errors with consumer.Unavailable, so the
-// reader waits for the database instead of parking events.
+// failover in progress), a deadline ran out or the context was cancelled, or err already
+// matches consumer.ErrUnavailable. The sink wraps such errors with consumer.Unavailable,
+// so the reader waits for the database instead of parking events.
 //
 // The SQLSTATE classes and codes counted are 08 (connection exception), 53 (insufficient
 // resources), 57P01-57P05 (shutdown, cannot connect now, idle session timeout), 58 (system

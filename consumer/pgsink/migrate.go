@@ -62,20 +62,12 @@ func abbreviate(s string) string {
 // exist. New runs it when the table is missing; services that manage their schema with a
 // migration tool can run it there instead.
 //
-// One row per projection version and partition of an events topic:
-//
-//	projection  text         the projection's name (Config.Name)
-//	version     integer      the projection's version (Config.Version), 1 or more
-//	topic       text         the events topic
-//	partition   integer      the partition of the topic
-//	next_offset bigint       the offset of the next record to read: every record before
-//	                         it has been applied (or skipped: filtered or parked)
-//	updated_at  timestamptz  when a batch last moved next_offset
-//	PRIMARY KEY (projection, version, topic, partition)
-//
-// Rows of different versions are independent, so version v+1 of a projection rebuilds
-// from the earliest offsets while v keeps its own. To drop a retired version's progress,
-// delete its rows (and its read-model tables).
+// The table has one row per projection name, version, topic and partition, holding
+// next_offset, the offset of the next record to read (every record before it has been
+// applied, filtered or parked), and updated_at, when a batch last moved it. Rows of
+// different versions are independent, so version v+1 rebuilds from the earliest offsets
+// while v keeps its own. To drop a retired version's progress, delete its rows (and its
+// read-model tables).
 func OffsetsTableDDL(table string) (string, error) {
 	id, err := tableIdentifier(table)
 	if err != nil {

@@ -62,7 +62,8 @@ type Config[E any] struct {
 	// out the transaction is rolled back and the batch reported unavailable (the reader
 	// retries it): a database that hangs (a network partition, a paused server) makes
 	// the partition wait instead of blocking it forever. Set it above the time your
-	// largest batch (consumer.Config.MaxPollRecords events) takes.
+	// largest batch takes (at most 1000 events, or consumer.Config.MaxPollRecords when
+	// that is lower).
 	Timeout time.Duration
 	// ConflictRetries is how many times a transaction that failed on a conflict with
 	// another transaction (serialization failure, deadlock, lock timeout) is run again
@@ -210,26 +211,19 @@ func (s *Sink[E]) Name() string { return s.cfg.Name }
 // Version returns the projection's version.
 func (s *Sink[E]) Version() int { return s.cfg.Version }
 
-// Apply applies a batch of one partition in one transaction (consumer.Sink):
+// Apply applies a batch of one partition in one transaction (consumer.Sink): it locks the
+// partition's offsets row, applies each event at or after the stored offset (Config.Apply,
+// or Config.Queue's statements), sets the row's next_offset to Batch.Next and commits.
+// Events before the stored offset are already in the database and are skipped.
 //
-//   - BEGIN (Config.IsoLevel); lock the partition's offsets row, reading the stored
-//     offset; call Config.Apply for each event at or after it (events before it are
-//     already in the database: an earlier transaction whose commit was not
-//     acknowledged, or another reader instance); set the row's next_offset to
-//     Batch.Next; COMMIT.
-//   - When Config.Apply fails for Events[i], the transaction is rolled back and the
-//     prefix Events[:i] applied again in a new one that records Events[i].Offset; Apply
-//     then returns *consumer.ApplyError{Index: i}, as the Sink contract asks, and nothing
-//     of Events[i] is in the database.
-//   - When the database fails (Unreachable), or a transaction conflicts more than
-//     Config.ConflictRetries times, nothing took effect and the error matches
-//     consumer.ErrUnavailable: the reader waits and retries, parking nothing.
-//   - When COMMIT fails for another reason (a deferred constraint), nothing took effect
-//     and the error is returned as is: the reader finds the culprit by applying events
-//     one at a time.
-//
-// A replay (Batch.Replay, Next -1) is applied in one transaction that leaves the offsets
-// alone.
+// When Events[i] fails, the prefix Events[:i] is applied again in a new transaction that
+// records Events[i].Offset, and Apply returns *consumer.ApplyError{Index: i}. When the
+// database fails (Unreachable), or a transaction conflicts more than
+// Config.ConflictRetries times, nothing took effect and the error matches
+// consumer.ErrUnavailable. When COMMIT fails for another reason (a deferred constraint),
+// nothing took effect and the error is returned as is (the reader then finds the culprit
+// one event at a time). A replay (Batch.Replay, Next -1) is applied in one transaction
+// that leaves the offsets alone. See the package documentation and decision 21.
 func (s *Sink[E]) Apply(ctx context.Context, b consumer.Batch[E]) error {
 	record := !b.Replay && b.Next >= 0
 	n, next := len(b.Events), int64(-1)
