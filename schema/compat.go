@@ -27,7 +27,7 @@ func CheckBackward(writer, reader *Schema) error {
 // earlier schemas, oldest first), not only the previous one: that catches a field removed
 // and re-added with another type, which a check of neighbours misses. Schemas with next's
 // fingerprint are skipped. The error joins one *IncompatibleError per schema next cannot
-// read.
+// read. See decision 33.
 func CheckHistory(history []*Schema, next *Schema) error {
 	var errs []error
 	for _, old := range history {
