@@ -199,7 +199,7 @@ func (r *rig) reply(cmdID string) gateway.Reply {
 			r.t.Fatalf("no reply to command %s", cmdID)
 		}
 		fs.EachRecord(func(rec *kgo.Record) {
-			rep, err := gateway.DecodeReply(rec.Value)
+			rep, err := gateway.DecodeReplyRecord(rec)
 			if err != nil {
 				r.t.Fatalf("undecodable reply: %v", err)
 			}

@@ -121,3 +121,45 @@ func TestCorruptSnapshotRecordReplaysTheAggregate(t *testing.T) {
 		}
 	})
 }
+
+// A snapshot record whose state cannot be decoded (its writer schema no longer resolves)
+// still holds the aggregate's dedupe window and refusals: replaying the state from the
+// events must keep them, or a re-sent refused command would run the second time.
+func TestUndecodableSnapshotStateKeepsRefusals(t *testing.T) {
+	realKafka.Backends(t, func(t *testing.T, c *kafkatest.Cluster) {
+		r := newRig(t, c, 1)
+		pol := snapshot.Policy{Every: -1, CheckpointEvery: 1 << 40, CheckpointInterval: time.Hour, OnRevoke: true}
+		withPolicy := func(cfg *gateway.Config[account, command, kastor.Event]) { cfg.Snapshots = pol }
+		_, stop := r.start(r.config(withPolicy))
+		r.send("acct", "open", openAccount{})
+		r.send("acct", "d1", deposit{10})
+		refused := r.send("acct", "w-big", withdraw{100})
+		if refused.Status != gateway.StatusRejected {
+			t.Fatalf("withdraw 100 of 10: %+v, want REJECTED", refused)
+		}
+		stop()
+
+		// The aggregate's latest snapshot, as the gateway wrote it, but with a state no
+		// schema resolves.
+		bad := snapshot.Record{AggregateID: "acct", Version: 2, EventOffset: 0,
+			Commands:  []snapshot.Command{{ID: "open", From: 1, To: 1}, {ID: "d1", From: 2, To: 2}},
+			Refusals:  []snapshot.Refusal{{ID: "w-big", Status: string(gateway.StatusRejected), Message: refused.Message}},
+			StateType: "acct.State", StateFingerprint: 0x0123456789abcdef, State: []byte{0xff, 0x01}}
+		rec, err := bad.KafkaRecord(r.snapshots, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.produce(rec)
+
+		r.start(r.config(withPolicy))
+		if rep := r.send("acct", "d2", deposit{200}); rep.Status != gateway.StatusOK || rep.From != 3 {
+			t.Fatalf("deposit after the undecodable state: %+v, want OK at version 3 (state replayed)", rep)
+		}
+		if rep := r.send("acct", "w-big", withdraw{100}); rep.Status != gateway.StatusRejected || !rep.Repeat {
+			t.Fatalf("re-sent refused command: %+v, want its refusal repeated, not a second execution", rep)
+		}
+		if rep := r.send("acct", "d1", deposit{10}); rep.Status != gateway.StatusDuplicate {
+			t.Fatalf("dedupe window lost in the replay: %+v", rep)
+		}
+	})
+}

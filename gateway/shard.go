@@ -250,8 +250,10 @@ func (g *Gateway[S, C, E]) unpack(ctx context.Context, p int32, id string, e *en
 			lazy: kastor.Encoded{Type: rec.StateType, Fingerprint: rec.StateFingerprint, Data: rec.State}, isLazy: true}
 		return nil
 	}
-	g.cfg.logger.Warn("snapshot record cannot be decoded; replaying the aggregate's events",
-		"partition", p, "aggregate_id", id, "err", err)
+	// Refusals write no event: those this record held are lost, so a refused command
+	// re-sent now would run. Said at ERROR: the record was not written by a gateway.
+	g.cfg.logger.Error("snapshot record cannot be decoded; replaying the aggregate's events, without the refusals it recorded",
+		"topic", g.topics.snapshots, "partition", p, "aggregate_id", id, "err", err)
 	fresh, err := g.replay(ctx, p, id)
 	if err != nil {
 		return err
@@ -281,8 +283,33 @@ func (g *Gateway[S, C, E]) materialize(ctx context.Context, p int32, id string, 
 	if err != nil {
 		return err
 	}
+	// The record itself decoded: its refusals and its accepted commands that wrote no
+	// event exist nowhere else, and a re-sent command must get its outcome back.
+	fresh.refusals = e.refusals
+	fresh.commands = mergeCommands(e.commands, fresh.commands, g.cfg.DedupeWindow)
 	*e = *fresh
 	return nil
+}
+
+// mergeCommands is the dedupe window of a snapshot's commands and those replayed from
+// the events: the snapshot's that no event records (accepted, nothing written), then
+// the replayed ones, the most recent window of them.
+func mergeCommands(snap, replayed []snapshot.Command, window int) []snapshot.Command {
+	seen := make(map[string]bool, len(replayed))
+	for _, c := range replayed {
+		seen[c.ID] = true
+	}
+	var out []snapshot.Command
+	for _, c := range snap {
+		if !seen[c.ID] {
+			out = append(out, c)
+		}
+	}
+	out = append(out, replayed...)
+	if window > 0 && len(out) > window {
+		out = out[len(out)-window:]
+	}
+	return out
 }
 
 // errNotContiguous is an events partition whose versions of an aggregate skip or repeat.
