@@ -24,11 +24,8 @@
 //	defer cl.Close()
 //	c, err := cluster.New(cl, "shop")
 //	...
-//	reader, err := consumer.New(c, consumer.Config[kastor.Event]{
-//		Name: "balances", Version: 1,
-//		AggregateTypes: []string{"bank.account"}, // reads shop.bank.account.events
-//		Events:         codecs.Events,
-//	}, sink)
+//	// version 1 of "balances", reading shop.bank.account.events
+//	reader, err := consumer.New(c, consumer.ConfigFor("balances", codecs.Events, "bank.account"), sink)
 //
 // # Offsets
 //

@@ -19,16 +19,17 @@
 //	defer cl.Close()
 //	c, err := cluster.New(cl, "shop")
 //	...
-//	g, err := gateway.New(c, gateway.Config[account.State, account.Command, kastor.Event]{
-//		Aggregate: account.Aggregate,
-//		// the aggregate's codecs, usually Avro (package schema)
-//		Commands: codecs.Commands, Events: codecs.Events, States: codecs.States,
-//	})
+//	codecs, err := schema.ForAggregate(account.Aggregate, // Avro, derived from the Go types
+//		schema.Commands(schema.Of[account.Open](), schema.Of[account.Deposit]()),
+//		schema.Events(schema.Of[account.Opened](), schema.Of[account.Deposited]()))
+//	...
+//	g, err := gateway.New(c, gateway.ConfigFor(account.Aggregate, codecs))
 //	...
 //	go g.Run(ctx)
-//	s, err := gateway.NewSender(ctx, c, gateway.SenderConfig[account.Command]{
-//		AggregateType: account.Aggregate.Type, Commands: codecs.Commands,
-//	})
+//	s, err := gateway.NewSender(ctx, c, gateway.SenderConfigFor(account.Aggregate, codecs))
+//
+// ConfigFor and SenderConfigFor fill a Config and a SenderConfig with the type arguments
+// inferred; set their other fields before New for anything but the defaults.
 //
 // A Sender is the client side: Send appends a command and waits for its result on the
 // replies topic; Submit appends it and returns. Results are typed errors
