@@ -4,44 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/internal/partition"
+	"github.com/kastor-dev/kastor/wire"
 )
 
-// Headers a reader adds to a record it parks on the dead-letter topic. The parked
-// record keeps the original key, value and headers unchanged, followed by these, so
-// kcat or the kastor CLI can read and re-drive it without the reader's code.
-const (
-	// HeaderDLQReason is why the record is there: ReasonFailed, ReasonUndecodable,
-	// ReasonHeld, or ReasonResolved for a resolution marker.
-	HeaderDLQReason = "kastor.dlq.reason"
-	// HeaderDLQError is the last error's message (empty for held records).
-	HeaderDLQError = "kastor.dlq.error"
-	// HeaderDLQAttempts is how many times the event was tried, in decimal.
-	HeaderDLQAttempts = "kastor.dlq.attempts"
-	// HeaderDLQTopic, HeaderDLQPartition and HeaderDLQOffset locate the original record.
-	HeaderDLQTopic     = "kastor.dlq.topic"
-	HeaderDLQPartition = "kastor.dlq.partition"
-	HeaderDLQOffset    = "kastor.dlq.offset"
-	// HeaderDLQTimestamp is the original record's timestamp, in Unix milliseconds.
-	HeaderDLQTimestamp = "kastor.dlq.timestamp"
-	// HeaderDLQProjection and HeaderDLQVersion name the projection that parked the
-	// record: the topic is shared by the projection's versions, and a rebuild's version
-	// may park the same event again.
-	HeaderDLQProjection = "kastor.dlq.projection"
-	HeaderDLQVersion    = "kastor.dlq.projection.version"
-	// HeaderDLQHeldBehind is, on a held record, the offset (in the same topic and
-	// partition) of the parked event of the aggregate it is held behind.
-	HeaderDLQHeldBehind = "kastor.dlq.held.behind"
-)
-
-// The values of HeaderDLQReason.
+// The values of the kastor.dlq.reason header (wire.HeaderDLQReason).
 const (
 	// ReasonFailed: the sink failed on the event after every retry.
 	ReasonFailed = "failed"
@@ -83,52 +56,11 @@ type DeadLetter struct {
 // ParseDeadLetter reads a record of a dead-letter topic. It fails for records a reader
 // did not write (missing or malformed kastor.dlq.* headers).
 func ParseDeadLetter(r *kgo.Record) (DeadLetter, error) {
-	d := DeadLetter{Key: r.Key, Value: r.Value, HeldBehind: -1, Offset: -1, Record: r}
-	var errs []error
-	num := func(k, v string) int64 {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("header %s: %q is not a number", k, v))
-		}
-		return n
-	}
-	seen := map[string]bool{}
-	for _, h := range r.Headers {
-		if !strings.HasPrefix(h.Key, "kastor.dlq.") {
-			d.Headers = append(d.Headers, h)
-			continue
-		}
-		v := string(h.Value)
-		seen[h.Key] = true
-		switch h.Key {
-		case HeaderDLQReason:
-			d.Reason = v
-		case HeaderDLQError:
-			d.Err = v
-		case HeaderDLQAttempts:
-			d.Attempts = int(num(h.Key, v))
-		case HeaderDLQTopic:
-			d.Origin.Topic = v
-		case HeaderDLQPartition:
-			d.Origin.Partition = int32(num(h.Key, v))
-		case HeaderDLQOffset:
-			d.Offset = num(h.Key, v)
-		case HeaderDLQTimestamp:
-			d.Timestamp = time.UnixMilli(num(h.Key, v))
-		case HeaderDLQProjection:
-			d.Projection = v
-		case HeaderDLQVersion:
-			d.Version = int(num(h.Key, v))
-		case HeaderDLQHeldBehind:
-			d.HeldBehind = num(h.Key, v)
-		}
-	}
-	for _, k := range []string{HeaderDLQReason, HeaderDLQTopic, HeaderDLQPartition, HeaderDLQOffset, HeaderDLQProjection, HeaderDLQVersion} {
-		if !seen[k] {
-			errs = append(errs, fmt.Errorf("header %s is missing", k))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	w, others, err := wire.ParseDeadLetter(r.Headers)
+	d := DeadLetter{Reason: w.Reason, Err: w.Err, Attempts: w.Attempts, Projection: w.Projection, Version: w.Version,
+		Origin: TopicPartition{Topic: w.Topic, Partition: w.Partition}, Offset: w.Offset, Timestamp: w.Timestamp,
+		HeldBehind: w.HeldBehind, Key: r.Key, Value: r.Value, Headers: others, Record: r}
+	if err != nil {
 		return d, fmt.Errorf("consumer: %s/%d@%d is not a dead letter: %w", r.Topic, r.Partition, r.Offset, err)
 	}
 	return d, nil
@@ -150,7 +82,7 @@ func (d *DeadLetter) AggregateID() string { return aggregateOf(d.Headers, d.Key)
 
 func aggregateOf(hs []kgo.RecordHeader, key []byte) string {
 	for _, h := range hs {
-		if h.Key == "kastor.aggregate.id" {
+		if h.Key == kastor.HeaderAggregateID {
 			return string(h.Value)
 		}
 	}
@@ -170,24 +102,17 @@ type letter struct {
 // then the kastor.dlq.* headers.
 func dlqRecord(topic, projection string, version int, l letter) *kgo.Record {
 	r := l.rec
-	hs := make([]kgo.RecordHeader, 0, len(r.Headers)+8)
-	hs = append(hs, r.Headers...)
-	add := func(k, v string) { hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(v)}) }
-	add(HeaderDLQReason, l.reason)
+	d := wire.DeadLetter{Reason: l.reason, Attempts: l.attempts, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
+		Timestamp: r.Timestamp, Projection: projection, Version: version, HeldBehind: -1}
 	if l.err != nil {
-		add(HeaderDLQError, l.err.Error())
+		d.Err = l.err.Error()
 	}
-	add(HeaderDLQAttempts, strconv.Itoa(l.attempts))
-	add(HeaderDLQTopic, r.Topic)
-	add(HeaderDLQPartition, strconv.FormatInt(int64(r.Partition), 10))
-	add(HeaderDLQOffset, strconv.FormatInt(r.Offset, 10))
-	add(HeaderDLQTimestamp, strconv.FormatInt(r.Timestamp.UnixMilli(), 10))
-	add(HeaderDLQProjection, projection)
-	add(HeaderDLQVersion, strconv.Itoa(version))
 	if l.reason == ReasonHeld {
-		add(HeaderDLQHeldBehind, strconv.FormatInt(l.heldBehind, 10))
+		d.HeldBehind = l.heldBehind
 	}
-	return &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value, Headers: hs}
+	hs := make([]kgo.RecordHeader, 0, len(r.Headers)+10)
+	hs = append(hs, r.Headers...)
+	return &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value, Headers: d.AppendHeaders(hs)}
 }
 
 // ResolutionMarker returns the record that, appended to dead-letter topic topic (the one
@@ -198,15 +123,9 @@ func dlqRecord(topic, projection string, version int, l letter) *kgo.Record {
 // stays in the topic: the topic is the durable record of what was parked (see decision
 // 15). Write markers with acks=all, as a reader writes dead letters.
 func ResolutionMarker(topic string, d DeadLetter) *kgo.Record {
-	hs := []kgo.RecordHeader{
-		{Key: HeaderDLQReason, Value: []byte(ReasonResolved)},
-		{Key: HeaderDLQTopic, Value: []byte(d.Origin.Topic)},
-		{Key: HeaderDLQPartition, Value: []byte(strconv.FormatInt(int64(d.Origin.Partition), 10))},
-		{Key: HeaderDLQOffset, Value: []byte(strconv.FormatInt(d.Offset, 10))},
-		{Key: HeaderDLQProjection, Value: []byte(d.Projection)},
-		{Key: HeaderDLQVersion, Value: []byte(strconv.Itoa(d.Version))},
-	}
-	return &kgo.Record{Topic: topic, Key: d.Key, Headers: hs}
+	m := wire.DeadLetter{Reason: ReasonResolved, Attempts: -1, Topic: d.Origin.Topic, Partition: d.Origin.Partition, Offset: d.Offset,
+		Projection: d.Projection, Version: d.Version, HeldBehind: -1}
+	return &kgo.Record{Topic: topic, Key: d.Key, Headers: m.AppendHeaders(nil)}
 }
 
 // ReadDeadLetters reads a dead-letter topic of c (DLQTopic(c.Namespace(), projection),
