@@ -86,22 +86,42 @@ func ForAggregate[S, C, E any](agg *kastor.Aggregate[S, C, E], opts ...Aggregate
 }
 
 // PublishAggregate publishes the schemas of codecs made by ForAggregate (or TypesCodec and
-// ValueCodec) to _kastor.schemas, as Publish does: call it at startup, before the first
-// write. A codec made elsewhere is an error; publish its schemas with Publish.
+// ValueCodec) to _kastor.schemas, as Publish does, and loads the topic's history into
+// their registry: call it at startup, before the first write (a gateway and a Sender do
+// it themselves). A codec made elsewhere is an error; publish its schemas with Publish.
 func PublishAggregate[S, C, E any](ctx context.Context, cl *kgo.Client, codecs kastor.Codecs[S, C, E]) error {
-	var reg *Registry
-	var all []*Schema
 	for _, c := range []any{codecs.Commands, codecs.Events, codecs.States} {
-		p, ok := c.(publishable)
-		if !ok {
+		if _, ok := c.(publishable); !ok {
 			return fmt.Errorf("schema: PublishAggregate: codec %T was not made by package schema; publish its schemas with schema.Publish", c)
 		}
-		if reg == nil {
-			reg = p.registry()
-		}
-		all = append(all, p.schemas()...)
 	}
-	return Publish(ctx, cl, reg, all...)
+	return PublishCodecs(ctx, cl, codecs.Commands, codecs.Events, codecs.States)
+}
+
+// PublishCodecs publishes, as Publish does, the schemas of those codecs that this package
+// made (TypesCodec, ValueCodec, ForAggregate), each with the registry it decodes with,
+// which receives the topic's history; codecs made elsewhere are skipped. It is what a
+// gateway and a Sender do when they start.
+func PublishCodecs(ctx context.Context, cl *kgo.Client, codecs ...any) error {
+	var regs []*Registry
+	byReg := map[*Registry][]*Schema{}
+	for _, c := range codecs {
+		p, ok := c.(publishable)
+		if !ok {
+			continue
+		}
+		reg := p.registry()
+		if _, seen := byReg[reg]; !seen {
+			regs = append(regs, reg)
+		}
+		byReg[reg] = append(byReg[reg], p.schemas()...)
+	}
+	for _, reg := range regs {
+		if err := Publish(ctx, cl, reg, byReg[reg]...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // publishable is a kastor.Codec made by this package: it knows its schemas.
