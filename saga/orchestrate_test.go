@@ -233,7 +233,7 @@ func TestLateOutcomeOfAnAbandonedAttemptIsIgnored(t *testing.T) {
 	debit := r.start()
 	credit := r.answer(debit[0], nil)
 	first := r.answer(credit[0], rejected("account closed")) // refund, attempt 1
-	r.now = r.now.Add(13 * time.Second)                       // attempt 1 times out
+	r.now = r.now.Add(13 * time.Second)                      // attempt 1 times out
 	if cmds := r.tick(); len(cmds) != 0 {
 		t.Fatalf("a timed-out compensation was resent at once: %q", kinds(cmds))
 	}
