@@ -48,6 +48,8 @@ type Gateway[S, C, E any] struct {
 
 	snapReq map[int32]map[string]bool // on-demand snapshots, taken at the next batch
 
+	replyTopics replyTopics
+
 	restoredMu sync.Mutex
 	restored   []Recovery
 

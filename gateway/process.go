@@ -250,9 +250,22 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, b *batch[S, E], sh *shard
 	reply := Reply{AggregateID: id, From: 1, To: 0}
 	ch, herr := wire.ParseCommand(r.Headers)
 	reply.CommandID, reply.AttemptID = ch.CommandID, ch.AttemptID
-	defer func() { g.stageReply(b, ch.ReplyTo, &reply) }()
+	dest := replyDest{key: ch.ReplyTo, topic: g.topics.replies, partitions: g.partitions}
+	defer func() { g.stageReply(b, dest, &reply) }()
 	fail := func(s Status, err error) { reply.Status, reply.Message = s, err.Error() }
 
+	if ch.ReplyTopic != "" && ch.ReplyTo != "" {
+		n, err := g.replyPartitions(ctx, ch.ReplyTopic)
+		if err != nil {
+			// Not executed: its outcome could not reach the caller, which would wait for it.
+			g.cfg.logger.Warn("command refused: its reply cannot be delivered", "command_id", ch.CommandID,
+				"partition", r.Partition, "offset", r.Offset, "err", err)
+			dest.key = ""
+			fail(StatusUndecodable, err)
+			return
+		}
+		dest.topic, dest.partitions = ch.ReplyTopic, n
+	}
 	if herr != nil {
 		fail(StatusUndecodable, herr)
 		return
@@ -367,14 +380,30 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, b *batch[S, E], sh *shard
 func (g *Gateway[S, C, E]) refuseUnavailable(b *batch[S, E], r *kgo.Record, why error) {
 	ch, _ := wire.ParseCommand(r.Headers)
 	reply := Reply{CommandID: ch.CommandID, AttemptID: ch.AttemptID, AggregateID: string(r.Key), Status: StatusUnavailable, From: 1, To: 0, Message: why.Error()}
-	g.stageReply(b, ch.ReplyTo, &reply)
+	dest := replyDest{key: ch.ReplyTo, topic: g.topics.replies, partitions: g.partitions}
+	if ch.ReplyTopic != "" {
+		n, err := g.replyPartitions(context.Background(), ch.ReplyTopic)
+		if err != nil {
+			dest.key = ""
+		}
+		dest.topic, dest.partitions = ch.ReplyTopic, n
+	}
+	g.stageReply(b, dest, &reply)
 }
 
-// stageReply counts a reply's status and stages its record for the caller replyTo (none
-// for a submitted command).
-func (g *Gateway[S, C, E]) stageReply(b *batch[S, E], replyTo string, reply *Reply) {
+// replyDest is where a reply goes: the caller's key, in the aggregate type's replies
+// topic or the topic the command named (wire.HeaderReplyTopic).
+type replyDest struct {
+	key        string // "": no reply
+	topic      string
+	partitions int32
+}
+
+// stageReply counts a reply's status and stages its record for dest (none for a
+// submitted command).
+func (g *Gateway[S, C, E]) stageReply(b *batch[S, E], dest replyDest, reply *Reply) {
 	b.status[reply.Status]++
-	if replyTo == "" {
+	if dest.key == "" {
 		return
 	}
 	v, err := reply.Encode()
@@ -383,8 +412,8 @@ func (g *Gateway[S, C, E]) stageReply(b *batch[S, E], replyTo string, reply *Rep
 		return
 	}
 	b.stage(&kgo.Record{
-		Topic: g.topics.replies, Partition: producer.PartitionFor([]byte(replyTo), g.partitions),
-		Key: []byte(replyTo), Value: v, Headers: reply.headers(),
+		Topic: dest.topic, Partition: producer.PartitionFor([]byte(dest.key), dest.partitions),
+		Key: []byte(dest.key), Value: v, Headers: reply.headers(),
 	})
 }
 

@@ -17,6 +17,11 @@ const (
 	// HeaderReplyTo names the caller to reply to (the key of its replies); absent for a
 	// command submitted without waiting.
 	HeaderReplyTo = "kastor.reply.to"
+	// HeaderReplyTopic, when set, is the topic the reply goes to instead of the aggregate
+	// type's replies topic, keyed by HeaderReplyTo: a saga's inputs topic
+	// (<namespace>.saga.<type>.inputs), where the outcome of a command the saga sent is
+	// one of its instance's inputs. A gateway refuses any other topic.
+	HeaderReplyTopic = "kastor.reply.topic"
 	// HeaderDeadline is when the caller stops waiting, in Unix milliseconds. A command
 	// read after its deadline is not executed: its caller has gone and would retry.
 	HeaderDeadline = "kastor.deadline"
@@ -43,6 +48,8 @@ type Command struct {
 	kastor.Metadata
 	// ReplyTo is the caller's ID, the key of its replies; empty: no reply is wanted.
 	ReplyTo string
+	// ReplyTopic is where the reply goes; empty: the aggregate type's replies topic.
+	ReplyTopic string
 	// Deadline is when the caller stops waiting; zero: none.
 	Deadline time.Time
 	// ExpectedVersion is the aggregate version the command expects (kastor.AnyVersion:
@@ -64,6 +71,8 @@ func ParseCommand(hs []kgo.RecordHeader) (Command, error) {
 		switch h.Key {
 		case HeaderReplyTo:
 			c.ReplyTo = string(h.Value)
+		case HeaderReplyTopic:
+			c.ReplyTopic = string(h.Value)
 		case HeaderDeadline:
 			ms, err := strconv.ParseInt(string(h.Value), 10, 64)
 			if err != nil {
@@ -101,6 +110,9 @@ func (c *Command) AppendHeaders(dst []kgo.RecordHeader) []kgo.RecordHeader {
 	dst = AppendHeaders(dst, &c.Metadata)
 	if c.ReplyTo != "" {
 		dst = append(dst, kgo.RecordHeader{Key: HeaderReplyTo, Value: []byte(c.ReplyTo)})
+	}
+	if c.ReplyTopic != "" {
+		dst = append(dst, kgo.RecordHeader{Key: HeaderReplyTopic, Value: []byte(c.ReplyTopic)})
 	}
 	if !c.Deadline.IsZero() {
 		dst = append(dst, kgo.RecordHeader{Key: HeaderDeadline, Value: strconv.AppendInt(nil, c.Deadline.UnixMilli(), 10)})
