@@ -29,5 +29,7 @@
 // The Kafka runtime (an input topic keyed by instance ID, the records in a compacted topic
 // co-partitioned with it, one transaction per batch holding records, commands, deadlines
 // and input offsets; see DESIGN.md, "Sagas") drives Apply; it is the next increment of
-// issue 16 and not in this package yet.
+// issue 16 and not in this package yet. Its topics already exist: kastor.yaml's sagas:
+// section makes `kastor topics apply` create <ns>.saga.<type>.inputs, .state and .dlq
+// (topics.SagaTopicName).
 package saga

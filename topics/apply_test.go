@@ -25,6 +25,10 @@ aggregates:
   - type: bank.account
   - type: shop.order
     partitions: 2
+sagas:
+  - type: bank.transfer
+    partitions: 4
+    inputsRetention: 1d
 `, ns)), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -205,6 +209,68 @@ func TestApplyLeavesDriftAlone(t *testing.T) {
 			t.Errorf("snapshots cleanup.policy changed to %s", cfg.MaybeValue())
 		}
 	}
+}
+
+// The saga topics are created like the others: inputs and state with the saga's partition
+// count, the dead-letter topic with one; a saga topic with another partition count is
+// drift, refused with a note about saga instances, and left as it is.
+func TestApplySagaTopics(t *testing.T) {
+	c := kafkatest.StartEmbedded(t)
+	adm := connect(t, c)
+	plan := testPlan(t, "sg")
+	inputs := topics.SagaTopicName("sg", "bank.transfer", topics.RoleSagaInputs)
+	state := topics.SagaTopicName("sg", "bank.transfer", topics.RoleSagaState)
+	dlq := topics.SagaTopicName("sg", "bank.transfer", topics.RoleSagaDLQ)
+	want := map[string]int32{inputs: 4, state: 4, dlq: 1}
+	for _, spec := range plan.Topics {
+		if spec.Saga == "" {
+			continue
+		}
+		if n, ok := want[spec.Name]; !ok || spec.Partitions != n || spec.Saga != "bank.transfer" {
+			t.Errorf("planned %+v", spec)
+		}
+		delete(want, spec.Name)
+	}
+	if len(want) != 0 {
+		t.Fatalf("not planned: %v", want)
+	}
+	// state exists with 2 partitions instead of 4, as if created by an older file.
+	c.CreateTopic(t, state, 2, 1, map[string]string{"cleanup.policy": "compact", "min.insync.replicas": "1"})
+
+	res, err := topics.Apply(ctx(t), adm, plan, topics.Options{})
+	var de *topics.DriftError
+	if !errors.As(err, &de) || strings.Join(de.Topics, ",") != state {
+		t.Fatalf("error %v, want drift of %s", err, state)
+	}
+	for _, tr := range res.Topics {
+		switch tr.Name() {
+		case state:
+			if tr.Action != topics.ActionDrift || len(tr.Differences) != 1 || tr.Differences[0].Field != "partitions" ||
+				tr.Differences[0].Want != "4" || tr.Differences[0].Have != "2" ||
+				!strings.Contains(tr.Differences[0].Note, "remaps saga instance IDs") {
+				t.Errorf("state: %+v", tr)
+			}
+		default:
+			if tr.Action != topics.ActionCreated {
+				t.Errorf("%s: %s %s", tr.Name(), tr.Action, tr.Note)
+			}
+		}
+	}
+	details, err := c.Admin().ListTopics(ctx(t), state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(details[state].Partitions); n != 2 {
+		t.Errorf("state now has %d partitions", n)
+	}
+	// Everything but the drifted topic is on the cluster as planned.
+	var rest topics.Plan
+	for _, spec := range plan.Topics {
+		if spec.Name != state {
+			rest.Topics = append(rest.Topics, spec)
+		}
+	}
+	checkOnCluster(t, c, rest)
 }
 
 func TestApplyDryRun(t *testing.T) {

@@ -30,14 +30,22 @@ const (
 	DefaultMinInsyncReplicas = 2
 	DefaultCommandsRetention = 7 * 24 * time.Hour
 	DefaultRepliesRetention  = 24 * time.Hour
+	// DefaultSagaInputsRetention is how long a saga's inputs are kept (Saga.InputsRetention).
+	// It is the default of commandsRetention, for the same reason (an applied input's
+	// effect is in the instance's record), but does not follow defaults.commandsRetention:
+	// that setting is sized for the traffic of commands topics, and shortening it must not
+	// shorten, unnoticed, how long a stopped saga runtime can be down before unapplied
+	// inputs expire.
+	DefaultSagaInputsRetention = 7 * 24 * time.Hour
 )
 
 // MaxTopicNameLength is Kafka's limit on topic names.
 const MaxTopicNameLength = 249
 
 // Config is an application's topic file (kastor.yaml): the namespace, the aggregate types,
-// and the partitioning and durability settings of their topics. Load and Parse fill in
-// defaults and validate; a Config built in code should be checked with Validate.
+// saga types and projections, and the partitioning and durability settings of their
+// topics. Load and Parse fill in defaults and validate; a Config built in code should be
+// checked with Validate.
 type Config struct {
 	// Namespace prefixes every topic of the application (<ns>.<aggregate>.<role>), so
 	// several applications, or several test runs, can share one cluster.
@@ -57,6 +65,9 @@ type Config struct {
 	// creates their dead-letter topics (ProjectionDLQTopic): a reader never creates a
 	// topic and refuses to start without its dead-letter topic.
 	Projections []Projection
+	// Sagas lists the application's saga types, each with its effective settings, so that
+	// the plan creates their topics (SagaTopicName).
+	Sagas []Saga
 	// File is where the configuration was read from, for messages; it may be empty.
 	File string
 }
@@ -71,6 +82,31 @@ type Projection struct {
 	Partitions int32
 	// ReplicationFactor of the dead-letter topic; 0 means Defaults.ReplicationFactor.
 	ReplicationFactor int16
+}
+
+// Saga is a saga type whose topics the plan creates: inputs and state with Partitions
+// partitions, the dead-letter topic with DefaultDLQPartitions.
+type Saga struct {
+	// Type names the saga type, as in saga.Definition.Type (bank.transfer); it is part of
+	// every topic name.
+	Type string
+	// Partitions is the partition count of the inputs and state topics, which must be
+	// equal: an instance ID maps to the same partition of both, and the runtime owning it
+	// is the instance's only writer. Like an aggregate's, the count cannot change without
+	// moving instances away from their records, so choose it for the peak parallelism the
+	// saga will need. Parsing defaults it to Defaults.Partitions.
+	Partitions int32
+	// ReplicationFactor of the three topics; parsing defaults it to
+	// Defaults.ReplicationFactor.
+	ReplicationFactor int16
+	// MinInsyncReplicas of the three topics; parsing defaults it to
+	// Defaults.MinInsyncReplicas.
+	MinInsyncReplicas int
+	// InputsRetention is how long inputs are kept; parsing defaults it to
+	// DefaultSagaInputsRetention. The runtime consumes an input and records its effect in
+	// the instance's record in one transaction, so an applied input matters only for
+	// debugging; the retention must still outlast any time the runtime may be down.
+	InputsRetention time.Duration
 }
 
 // DefaultDLQPartitions is the partition count of a dead-letter topic: one. Letters are
@@ -171,6 +207,15 @@ type rawConfig struct {
 	Aggregates  []rawAggregate  `yaml:"aggregates"`
 	Schemas     *rawSchemas     `yaml:"schemas"`
 	Projections []rawProjection `yaml:"projections"`
+	Sagas       []rawSaga       `yaml:"sagas"`
+}
+
+type rawSaga struct {
+	Type              node `yaml:"type"`
+	Partitions        node `yaml:"partitions"`
+	ReplicationFactor node `yaml:"replicationFactor"`
+	MinInsyncReplicas node `yaml:"minInsyncReplicas"`
+	InputsRetention   node `yaml:"inputsRetention"`
 }
 
 type rawProjection struct {
@@ -276,11 +321,15 @@ func (p *parser) yamlErr(err error) error {
 func expectedFor(goType string) string {
 	switch goType {
 	case "topics.rawConfig":
-		return "a mapping with namespace, aggregates and optional brokers, defaults, schemas, projections"
+		return "a mapping with namespace, aggregates and optional brokers, defaults, schemas, projections, sagas"
 	case "topics.rawProjection":
 		return "a mapping with a name and optional partitions, replicationFactor"
 	case "[]topics.rawProjection":
 		return "a list of projections (- name: balances)"
+	case "topics.rawSaga":
+		return "a mapping with a type and optional " + strings.Join(yamlKeys(reflect.TypeOf(rawSaga{}))[1:], ", ")
+	case "[]topics.rawSaga":
+		return "a list of sagas (- type: bank.transfer)"
 	case "topics.rawSettings":
 		return "a mapping of settings (" + strings.Join(yamlKeys(reflect.TypeOf(rawSettings{})), ", ") + ")"
 	case "topics.rawSchemas":
@@ -310,6 +359,8 @@ func describeType(goType string) (string, []string) {
 		t, section = reflect.TypeOf(rawSchemas{}), "in schemas"
 	case "topics.rawProjection":
 		t, section = reflect.TypeOf(rawProjection{}), "in a projection"
+	case "topics.rawSaga":
+		t, section = reflect.TypeOf(rawSaga{}), "in a saga"
 	default:
 		return goType, nil
 	}
@@ -394,6 +445,30 @@ func (p *parser) build(raw *rawConfig) *Config {
 			}
 		}
 		cfg.Projections = append(cfg.Projections, pr)
+	}
+	for i := range raw.Sagas {
+		rs := &raw.Sagas[i]
+		field := fmt.Sprintf("sagas[%d]", i)
+		sg := Saga{
+			Type:              p.str(field+".type", rs.Type),
+			Partitions:        cfg.Defaults.Partitions,
+			ReplicationFactor: cfg.Defaults.ReplicationFactor,
+			MinInsyncReplicas: cfg.Defaults.MinInsyncReplicas,
+			InputsRetention:   DefaultSagaInputsRetention,
+		}
+		if v, ok := p.int(field+".partitions", rs.Partitions, math.MaxInt32); ok {
+			sg.Partitions = int32(v)
+		}
+		if v, ok := p.int(field+".replicationFactor", rs.ReplicationFactor, math.MaxInt16); ok {
+			sg.ReplicationFactor = int16(v)
+		}
+		if v, ok := p.int(field+".minInsyncReplicas", rs.MinInsyncReplicas, math.MaxInt16); ok {
+			sg.MinInsyncReplicas = int(v)
+		}
+		if d, ok := p.duration(field+".inputsRetention", rs.InputsRetention); ok {
+			sg.InputsRetention = d
+		}
+		cfg.Sagas = append(cfg.Sagas, sg)
 	}
 	if raw.Schemas != nil {
 		if rf, ok := p.int("schemas.replicationFactor", raw.Schemas.ReplicationFactor, math.MaxInt16); ok {
@@ -577,6 +652,7 @@ func (c *Config) validate(p *parser) {
 			p.fail(p.lineOf(field+".name"), field, "partitions and replicationFactor must be at least 1")
 		}
 	}
+	c.validateSagas(p)
 	if rf := c.SchemasReplicationFactor; rf < 0 || (rf == 0 && p.lineOf("schemas.replicationFactor") > 0) {
 		p.fail(p.lineOf("schemas.replicationFactor"), "schemas.replicationFactor", "must be at least 1, got %d", rf)
 	}
@@ -589,23 +665,88 @@ func indexOf(field string) int {
 	return i
 }
 
+// validateSagas checks the sagas section. A saga's topic names cannot collide with an
+// aggregate's or a projection's: they end in another role, or have "saga" where a
+// projection's have "proj". So only sagas are compared with each other.
+func (c *Config) validateSagas(p *parser) {
+	seen := map[string]int{} // type with '.' as '_' -> index of the saga that claimed it
+	for i, sg := range c.Sagas {
+		field := fmt.Sprintf("sagas[%d]", i)
+		typeField := field + ".type"
+		line := p.lineOf(typeField)
+		switch {
+		case sg.Type == "":
+			p.fail(line, typeField, "required: the saga type, as in saga.Definition.Type, such as bank.transfer")
+			continue
+		case !aggregateTypeRE.MatchString(sg.Type):
+			p.fail(line, typeField, "%q is not a valid saga type: use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit ([a-z0-9][a-z0-9._-]*)", sg.Type)
+			continue
+		}
+		own := func(key string) bool { return p.lineOf(field+"."+key) > 0 || !p.fromFile }
+		validateLayout(p, field, sg.Partitions, sg.ReplicationFactor, sg.MinInsyncReplicas, own, false)
+		if own("inputsRetention") && sg.InputsRetention < time.Millisecond {
+			p.fail(p.lineOf(field+".inputsRetention"), field+".inputsRetention", "must be at least 1ms, got %s", sg.InputsRetention)
+		}
+		tooLong := false
+		for _, role := range sagaRoles {
+			if name := SagaTopicName(c.Namespace, sg.Type, role); len(name) > MaxTopicNameLength {
+				p.fail(line, typeField, "topic name %q is %d characters; Kafka allows at most %d", name, len(name), MaxTopicNameLength)
+				tooLong = true
+				break
+			}
+		}
+		if tooLong {
+			continue
+		}
+		// Kafka refuses two topics whose names differ only in '.' versus '_'.
+		norm := strings.ReplaceAll(sg.Type, ".", "_")
+		j, dup := seen[norm]
+		if !dup {
+			seen[norm] = i
+			continue
+		}
+		prev := fmt.Sprintf("sagas[%d]", j)
+		if l := p.lineOf(prev + ".type"); l > 0 {
+			prev += fmt.Sprintf(", line %d", l)
+		}
+		if c.Sagas[j].Type == sg.Type {
+			p.fail(line, typeField, "duplicate saga type %q (also %s)", sg.Type, prev)
+		} else {
+			p.fail(line, typeField, "saga type %q collides with %q (%s): Kafka treats '.' and '_' in topic names as the same", sg.Type, c.Sagas[j].Type, prev)
+		}
+	}
+}
+
 func (c *Config) validateSettings(p *parser, prefix string, s Settings, isDefaults bool) {
 	// Report a bad default once, at the defaults, not again for every aggregate that
 	// inherits it.
 	own := func(key string) bool { return isDefaults || p.lineOf(prefix+"."+key) > 0 || !p.fromFile }
-	if own("partitions") && s.Partitions < 1 {
-		p.fail(p.lineOf(prefix+".partitions"), prefix+".partitions", "must be at least 1, got %d", s.Partitions)
+	validateLayout(p, prefix, s.Partitions, s.ReplicationFactor, s.MinInsyncReplicas, own, isDefaults)
+	if own("commandsRetention") && s.CommandsRetention < time.Millisecond {
+		p.fail(p.lineOf(prefix+".commandsRetention"), prefix+".commandsRetention", "must be at least 1ms, got %s", s.CommandsRetention)
 	}
-	if own("replicationFactor") && s.ReplicationFactor < 1 {
-		p.fail(p.lineOf(prefix+".replicationFactor"), prefix+".replicationFactor", "must be at least 1, got %d", s.ReplicationFactor)
+	if own("repliesRetention") && s.RepliesRetention < time.Millisecond {
+		p.fail(p.lineOf(prefix+".repliesRetention"), prefix+".repliesRetention", "must be at least 1ms, got %s", s.RepliesRetention)
 	}
-	if own("minInsyncReplicas") && s.MinInsyncReplicas < 1 {
-		p.fail(p.lineOf(prefix+".minInsyncReplicas"), prefix+".minInsyncReplicas", "must be at least 1, got %d", s.MinInsyncReplicas)
+}
+
+// validateLayout checks the partition count, replication factor and min.insync.replicas
+// of the section at prefix (defaults, an aggregate, a saga); own tells whether the section
+// set a key itself, so that a bad default is reported once, at the defaults.
+func validateLayout(p *parser, prefix string, partitions int32, rf int16, minISR int, own func(key string) bool, isDefaults bool) {
+	if own("partitions") && partitions < 1 {
+		p.fail(p.lineOf(prefix+".partitions"), prefix+".partitions", "must be at least 1, got %d", partitions)
 	}
-	if (own("minInsyncReplicas") || own("replicationFactor")) && s.ReplicationFactor >= 1 && s.MinInsyncReplicas > int(s.ReplicationFactor) {
+	if own("replicationFactor") && rf < 1 {
+		p.fail(p.lineOf(prefix+".replicationFactor"), prefix+".replicationFactor", "must be at least 1, got %d", rf)
+	}
+	if own("minInsyncReplicas") && minISR < 1 {
+		p.fail(p.lineOf(prefix+".minInsyncReplicas"), prefix+".minInsyncReplicas", "must be at least 1, got %d", minISR)
+	}
+	if (own("minInsyncReplicas") || own("replicationFactor")) && rf >= 1 && minISR > int(rf) {
 		field := prefix + ".minInsyncReplicas"
 		line := p.lineOf(field)
-		what := fmt.Sprintf("%d", s.MinInsyncReplicas)
+		what := fmt.Sprintf("%d", minISR)
 		if line == 0 {
 			if isDefaults || p.lineOf("defaults.minInsyncReplicas") == 0 {
 				what += " (the default)"
@@ -614,12 +755,6 @@ func (c *Config) validateSettings(p *parser, prefix string, s Settings, isDefaul
 			}
 			line = p.lineOf(prefix + ".replicationFactor")
 		}
-		p.fail(line, field, "%s exceeds replicationFactor %d: acks=all writes could never succeed; set minInsyncReplicas to at most %d (1 for a one-broker cluster)", what, s.ReplicationFactor, s.ReplicationFactor)
-	}
-	if own("commandsRetention") && s.CommandsRetention < time.Millisecond {
-		p.fail(p.lineOf(prefix+".commandsRetention"), prefix+".commandsRetention", "must be at least 1ms, got %s", s.CommandsRetention)
-	}
-	if own("repliesRetention") && s.RepliesRetention < time.Millisecond {
-		p.fail(p.lineOf(prefix+".repliesRetention"), prefix+".repliesRetention", "must be at least 1ms, got %s", s.RepliesRetention)
+		p.fail(line, field, "%s exceeds replicationFactor %d: acks=all writes could never succeed; set minInsyncReplicas to at most %d (1 for a one-broker cluster)", what, rf, rf)
 	}
 }

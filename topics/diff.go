@@ -68,9 +68,13 @@ func (d Difference) String() string {
 // Notes that explain why kastor leaves drift alone.
 const (
 	notePartitions = "refused: changing the partition count remaps aggregate IDs to other partitions (shards); migrate explicitly"
-	noteCleanup    = "not changed: switching cleanup.policy on a live topic can erase history (compact) or snapshots (delete); resolve by hand"
-	noteRF         = "not changed: the replication factor changes only by partition reassignment (kafka-reassign-partitions)"
-	noteConfig     = "not changed: kastor never alters existing topics; use kafka-configs --alter if the file is right"
+	// A saga's inputs and state topics must keep equal counts: an instance's inputs and
+	// record are on the same partition number of both.
+	noteSagaPartitions = "refused: changing the partition count remaps saga instance IDs to other partitions, away from their records (inputs and state are co-partitioned); migrate explicitly"
+	noteDLQPartitions  = "refused: kastor never changes a partition count; the parked letters must be kept, so migrate explicitly"
+	noteCleanup        = "not changed: switching cleanup.policy on a live topic can erase history (compact) or snapshots (delete); resolve by hand"
+	noteRF             = "not changed: the replication factor changes only by partition reassignment (kafka-reassign-partitions)"
+	noteConfig         = "not changed: kastor never alters existing topics; use kafka-configs --alter if the file is right"
 )
 
 // Observed is a topic as it exists on the cluster.
@@ -103,7 +107,7 @@ func Compare(spec TopicSpec, observed *Observed) TopicStatus {
 			Field: FieldPartitions,
 			Want:  strconv.Itoa(int(spec.Partitions)),
 			Have:  strconv.Itoa(int(observed.Partitions)),
-			Note:  notePartitions,
+			Note:  partitionsNote(spec.Role),
 		})
 	}
 	if observed.ReplicationFactor != spec.ReplicationFactor {
@@ -139,6 +143,17 @@ func Compare(spec TopicSpec, observed *Observed) TopicStatus {
 		st.State = StateDrift
 	}
 	return st
+}
+
+// partitionsNote explains why a topic's partition count is left alone.
+func partitionsNote(role Role) string {
+	switch role {
+	case RoleSagaInputs, RoleSagaState:
+		return noteSagaPartitions
+	case RoleSagaDLQ:
+		return noteDLQPartitions
+	}
+	return notePartitions
 }
 
 // compareConfigKeys orders cleanup.policy first: it is the difference that matters most.

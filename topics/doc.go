@@ -10,6 +10,13 @@
 //	<ns>.<agg>.snapshots  key aggregate ID   compact
 //	<ns>.<agg>.replies    key caller ID      delete, short retention
 //
+// Each saga type gets three, inputs and state with the same partition count (an instance
+// ID is on the same partition of both), and a dead-letter topic:
+//
+//	<ns>.saga.<type>.inputs  key instance ID   delete, finite retention (default 7 days)
+//	<ns>.saga.<type>.state   key instance ID   compact
+//	<ns>.saga.<type>.dlq     parked inputs     delete, infinite retention, one partition
+//
 // Each projection the file declares gets its dead-letter topic <ns>.proj.<name>.dlq
 // (delete, infinite retention), and the applications of a cluster share _kastor.schemas
 // (compact, one partition) and, when there are projections, the projection registry

@@ -14,6 +14,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte("namespace: a\naggregates: [{type: x}]\n"))
 	f.Add([]byte("namespace: a\ndefaults: {partitions: -1, commandsRetention: 9999999999d}\naggregates: [{type: x}]\n"))
+	f.Add([]byte("namespace: a\naggregates: [{type: x}]\nsagas: [{type: s, partitions: 2, inputsRetention: 1d}, {type: t}]\n"))
 	f.Add([]byte("namespace: [\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse(data, "fuzz.yaml")

@@ -1,6 +1,7 @@
 package topics
 
 import (
+	"fmt"
 	"strconv"
 	"time"
 )
@@ -41,7 +42,53 @@ const (
 	// running projections. Compacted, one partition: one total order for every record,
 	// which makes it a compare-and-set log (package projection, docs/decisions.md 19).
 	RoleRegistry Role = "registry"
+	// RoleSagaInputs topics (<ns>.saga.<type>.inputs) carry a saga type's inputs: the
+	// events routed to an instance by its correlation key, the outcomes of the instance's
+	// commands (written by the gateways) and its deadlines when they fire, keyed by saga
+	// instance ID so that all inputs of an instance reach, in order, the one runtime that
+	// owns its partition. Like commands, inputs are requests whose effect ends up
+	// elsewhere (in the instance's record), so they are deleted after a finite retention
+	// (Saga.InputsRetention); past that they would only serve to debug an instance.
+	RoleSagaInputs Role = "saga-inputs"
+	// RoleSagaState topics (<ns>.saga.<type>.state) hold the saga instances' records
+	// (saga.Instance), keyed by instance ID. They are compacted: only an instance's
+	// latest record matters, and compaction keeps exactly that, forever, however long the
+	// instance runs (a finished instance's record can be removed by a tombstone). They
+	// have the inputs topic's partition count, because a partition of both is one shard:
+	// the runtime that owns inputs partition p restores its instances from state
+	// partition p and writes their new records there in the transaction that consumes the
+	// inputs.
+	RoleSagaState Role = "saga-state"
+	// RoleSagaDLQ topics (<ns>.saga.<type>.dlq) are a saga type's dead-letter topics: the
+	// inputs the runtime parked (unroutable or rejected inputs, the inputs of a stuck
+	// instance) for an operator. As with projections' dead-letter topics (RoleDLQ) they
+	// are the durable park state: kept forever (retention.ms=-1) and never compacted, one
+	// partition by default (letters are rare and read in full).
+	RoleSagaDLQ Role = "saga-dlq"
 )
+
+// SagaTopicName returns the name of one of a saga type's topics:
+// <namespace>.saga.<type>.inputs, .state or .dlq for RoleSagaInputs, RoleSagaState and
+// RoleSagaDLQ. The "saga" segment keeps them apart from an aggregate type's topics and
+// from projections' dead-letter topics (<namespace>.proj.<name>.dlq). It panics on
+// another role, which has no saga topic.
+func SagaTopicName(namespace, sagaType string, role Role) string {
+	var suffix string
+	switch role {
+	case RoleSagaInputs:
+		suffix = "inputs"
+	case RoleSagaState:
+		suffix = "state"
+	case RoleSagaDLQ:
+		suffix = "dlq"
+	default:
+		panic(fmt.Sprintf("topics: SagaTopicName: role %q has no saga topic", role))
+	}
+	return namespace + ".saga." + sagaType + "." + suffix
+}
+
+// sagaRoles are the topics of every saga type, in plan order.
+var sagaRoles = []Role{RoleSagaInputs, RoleSagaState, RoleSagaDLQ}
 
 // ProjectionDLQTopic is the dead-letter topic of projection name, shared by its
 // versions: <namespace>.proj.<name>.dlq (consumer.DLQTopic returns the same).
@@ -81,7 +128,9 @@ type TopicSpec struct {
 	Role      Role   `json:"role"`
 	Aggregate string `json:"aggregate,omitempty"` // empty for _kastor.schemas and dead-letter topics
 	// Projection names the projection of a dead-letter topic.
-	Projection        string `json:"projection,omitempty"`
+	Projection string `json:"projection,omitempty"`
+	// Saga names the saga type of a saga topic.
+	Saga              string `json:"saga,omitempty"`
 	Partitions        int32  `json:"partitions"`
 	ReplicationFactor int16  `json:"replicationFactor"`
 	// Configs are the topic configs kastor sets at creation and compares afterwards. Keys it
@@ -107,8 +156,10 @@ func (p Plan) Names() []string {
 // NewPlan derives the topic set from a validated Config: four topics per aggregate type,
 // all with the aggregate's partition count, since a partition of each is the same shard
 // (a gateway owning commands partition p writes events, snapshots and replies to
-// partition p of the others), each declared projection's dead-letter topic, the shared
-// projection registry when there are projections, and the shared schemas topic.
+// partition p of the others), three per saga type (inputs and state with the saga's
+// partition count, co-partitioned likewise, and a dead-letter topic), each declared
+// projection's dead-letter topic, the shared projection registry when there are
+// projections, and the shared schemas topic.
 func NewPlan(cfg *Config) Plan {
 	p := Plan{Namespace: cfg.Namespace}
 	for _, a := range cfg.Aggregates {
@@ -140,6 +191,34 @@ func NewPlan(cfg *Config) Plan {
 			base(RoleReplies, map[string]string{
 				ConfigCleanupPolicy: "delete",
 				ConfigRetentionMs:   millis(a.RepliesRetention),
+			}),
+		)
+	}
+	for _, sg := range cfg.Sagas {
+		minISR := strconv.Itoa(sg.MinInsyncReplicas)
+		base := func(role Role, partitions int32, configs map[string]string) TopicSpec {
+			configs[ConfigMinInsyncReplicas] = minISR
+			return TopicSpec{
+				Name:              SagaTopicName(cfg.Namespace, sg.Type, role),
+				Role:              role,
+				Saga:              sg.Type,
+				Partitions:        partitions,
+				ReplicationFactor: sg.ReplicationFactor,
+				Configs:           configs,
+			}
+		}
+		p.Topics = append(p.Topics,
+			base(RoleSagaInputs, sg.Partitions, map[string]string{
+				ConfigCleanupPolicy: "delete",
+				ConfigRetentionMs:   millis(sg.InputsRetention),
+			}),
+			base(RoleSagaState, sg.Partitions, map[string]string{
+				ConfigCleanupPolicy: "compact",
+			}),
+			base(RoleSagaDLQ, DefaultDLQPartitions, map[string]string{
+				ConfigCleanupPolicy:  "delete",
+				ConfigRetentionMs:    "-1",
+				ConfigRetentionBytes: "-1",
 			}),
 		)
 	}

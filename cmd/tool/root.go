@@ -50,20 +50,24 @@ This tool runs a development broker, creates the topics an application needs, se
 commands to running gateways and reads aggregates' events, and operates projections
 (status, rebuild without downtime, reset) and their dead letters.
 
-Topic layout, for namespace <ns>, each aggregate type <agg> and each projection <p> of
-kastor.yaml:
+Topic layout, for namespace <ns>, each aggregate type <agg>, saga type <s> and
+projection <p> of kastor.yaml:
 
   <ns>.<agg>.commands    commands, key aggregate ID        delete, short retention
   <ns>.<agg>.events      events: the source of truth       delete, kept forever, never compacted
   <ns>.<agg>.snapshots   latest state per aggregate        compact
   <ns>.<agg>.replies     command results, key caller ID    delete, short retention
+  <ns>.saga.<s>.inputs   a saga's inputs, key instance ID  delete, short retention
+  <ns>.saga.<s>.state    latest record per saga instance   compact
+  <ns>.saga.<s>.dlq      a saga's parked inputs            delete, kept forever, 1 partition
   <ns>.proj.<p>.dlq      a projection's dead letters       delete, kept forever, 1 partition
   _kastor.schemas        Avro writer schemas (shared)      compact, 1 partition
   _kastor.projections    projection registry (shared)      compact, 1 partition
 
-All four topics of an aggregate type have the same partition count: a partition is a
-shard with a single writer. kastor creates topics but never changes existing ones; a
-different partition count or cleanup policy is reported as drift (exit code 3).
+All four topics of an aggregate type have the same partition count, and so do a saga
+type's inputs and state: a partition is a shard with a single writer. kastor creates
+topics but never changes existing ones; a different partition count or cleanup policy
+is reported as drift (exit code 3).
 
 Exit codes: 0 ok, 1 error, 2 usage error, 3 drift remains.`
 

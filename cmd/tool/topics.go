@@ -15,8 +15,8 @@ func newTopicsCmd(a *app) *cobra.Command {
 		Use:   "topics",
 		Short: "Create and inspect the Kafka topics of a topic file (kastor.yaml)",
 		Long: `The topics commands read a topic file (kastor.yaml: the namespace, the aggregate
-types and their partition counts, replication and retention) and compare the topics it
-implies with the cluster. See docs/cli.md for the file format.`,
+types, saga types and projections, their partition counts, replication and retention)
+and compare the topics it implies with the cluster. See docs/cli.md for the file format.`,
 		Args: subcommandArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
@@ -33,8 +33,8 @@ func newApplyCmd(a *app, file *string) *cobra.Command {
 		Long: `apply creates every topic of the topic file that does not exist yet, with its
 partition count, replication factor and configs. It never modifies an existing topic:
 
-  - a different partition count is refused: changing it remaps aggregate IDs to other
-    partitions (shards), so it needs an explicit migration;
+  - a different partition count is refused: changing it remaps aggregate IDs (or saga
+    instance IDs) to other partitions (shards), so it needs an explicit migration;
   - a different cleanup.policy is reported, never changed: compacting an events topic
     would erase history;
   - other differences (replication factor, min.insync.replicas, retention) are reported.

@@ -367,3 +367,107 @@ func TestDescribe(t *testing.T) {
 		}
 	})
 }
+
+// sagaYAML is oneNodeYAML with a saga type.
+func sagaYAML(ns string) string {
+	return oneNodeYAML(ns) + `sagas:
+  - type: bank.transfer
+    partitions: 4
+    inputsRetention: 2d
+`
+}
+
+// The saga topics of kastor.yaml are created, described and checked for drift like the
+// others: inputs and state with the saga's partition count, the dead-letter topic with one.
+func TestApplySagaTopics(t *testing.T) {
+	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
+		ns := namespace(t)
+		file := writeFile(t, sagaYAML(ns))
+		brokers := strings.Join(c.Brokers(), ",")
+		inputs, state, dlq := ns+".saga.bank.transfer.inputs", ns+".saga.bank.transfer.state", ns+".saga.bank.transfer.dlq"
+		want := map[string]wantTopic{
+			inputs: {4, map[string]string{"cleanup.policy": "delete", "retention.ms": "172800000", "min.insync.replicas": "1"}},
+			state:  {4, map[string]string{"cleanup.policy": "compact", "min.insync.replicas": "1"}},
+			dlq:    {1, map[string]string{"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1", "min.insync.replicas": "1"}},
+		}
+		roles := map[string]topics.Role{inputs: topics.RoleSagaInputs, state: topics.RoleSagaState, dlq: topics.RoleSagaDLQ}
+
+		r := kastor(t, "topics", "apply", "-f", file, "--brokers", brokers, "-o", "json")
+		if r.code != exitOK || r.stderr != "" {
+			t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+		}
+		out := parseApply(t, r)
+		acts, _ := actions(out)
+		if len(acts) != 11 {
+			t.Errorf("%d topics in the output, want 8 aggregate and 3 saga topics", len(acts))
+		}
+		for _, tr := range out.Topics {
+			if _, ok := want[tr.Name()]; !ok {
+				continue
+			}
+			if tr.Action != topics.ActionCreated || tr.Spec.Saga != "bank.transfer" || tr.Spec.Role != roles[tr.Name()] ||
+				!maps.Equal(tr.Spec.Configs, want[tr.Name()].configs) {
+				t.Errorf("%s: %+v", tr.Name(), tr)
+			}
+		}
+		if !strings.Contains(r.stdout, `"saga": "bank.transfer"`) || !strings.Contains(r.stdout, `"role": "saga-inputs"`) {
+			t.Errorf("JSON lacks the saga and its role:\n%s", r.stdout)
+		}
+		got := readTopics(t, c, keys(want)...)
+		for name, w := range want {
+			g := got[name]
+			if !g.exists || g.partitions != w.partitions || g.rf != 1 {
+				t.Errorf("%s: %+v, want %d partitions RF 1", name, g, w.partitions)
+				continue
+			}
+			for k, v := range w.configs {
+				if g.configs[k] != v {
+					t.Errorf("%s: %s=%q, want %q", name, k, g.configs[k], v)
+				}
+			}
+		}
+
+		r = kastor(t, "topics", "describe", "-f", file, "--brokers", brokers)
+		if r.code != exitOK || strings.Count(r.stdout, " ok\n") != 12 {
+			t.Errorf("describe: exit %d\n%s", r.code, r.stdout)
+		}
+		rows := map[string][]string{}
+		for _, line := range strings.Split(r.stdout, "\n") {
+			if f := strings.Fields(line); len(f) > 0 {
+				rows[f[0]] = f
+			}
+		}
+		// TOPIC PARTITIONS RF CLEANUP MIN.ISR RETENTION STATUS
+		for name, w := range map[string]string{inputs: "4 1 delete 1 2d ok", state: "4 1 compact 1 - ok", dlq: "1 1 delete 1 infinite ok"} {
+			if got := strings.Join(rows[name][1:], " "); got != w {
+				t.Errorf("describe row of %s: %q, want %q", name, got, w)
+			}
+		}
+		if r := kastor(t, "topics", "apply", "-f", file, "--brokers", brokers); r.code != exitOK ||
+			!strings.Contains(r.stdout, "12 topics: 12 unchanged\n") {
+			t.Errorf("second apply: exit %d\n%s", r.code, r.stdout)
+		}
+
+		// A file that now asks for 6 partitions: inputs and state drift, refused.
+		file6 := writeFile(t, strings.Replace(sagaYAML(ns), "partitions: 4", "partitions: 6", 1))
+		r = kastor(t, "topics", "apply", "-f", file6, "--brokers", brokers, "-o", "json")
+		if r.code != exitDrift || !strings.HasPrefix(r.stderr, "kastor: 2 topic(s) differ from the plan and were left unchanged: "+inputs+", "+state) {
+			t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+		}
+		for _, tr := range parseApply(t, r).Topics {
+			if tr.Name() != inputs && tr.Name() != state {
+				continue
+			}
+			if tr.Action != topics.ActionDrift || len(tr.Differences) != 1 || tr.Differences[0].Field != "partitions" ||
+				tr.Differences[0].Want != "6" || tr.Differences[0].Have != "4" ||
+				!strings.Contains(tr.Differences[0].Note, "inputs and state are co-partitioned") {
+				t.Errorf("%s: %+v", tr.Name(), tr)
+			}
+		}
+		for name, g := range readTopics(t, c, inputs, state) {
+			if g.partitions != 4 {
+				t.Errorf("%s now has %d partitions", name, g.partitions)
+			}
+		}
+	})
+}
