@@ -44,14 +44,17 @@ type Config[S, C, E any] struct {
 	// random suffix). A restarted instance may reuse it: Kafka then fences its
 	// predecessor's producer at once instead of waiting for its transaction to time out.
 	InstanceID string
-	// StaticMembership makes InstanceID the instance's group instance ID (KIP-345): a
-	// process restarted under the same InstanceID after a crash takes its shards back at
-	// once, without waiting for the session timeout and without a rebalance; a crashed
-	// instance that does not come back is still replaced after SessionTimeout. Two live
-	// processes must never share an InstanceID (the group fences one of them). A graceful
-	// stop leaves the group, so its shards move at once. Default false: the InstanceID
-	// default changes with every process and would leave a departed member behind.
-	StaticMembership bool
+	// DynamicMembership joins the group without a group instance ID. By default InstanceID
+	// is the instance's group instance ID (static membership, KIP-345): a process
+	// restarted under the same InstanceID after a crash takes its shards back at once,
+	// without waiting for the session timeout and without a rebalance, and so does this
+	// process when it rejoins after losing its membership (a group coordinator that died,
+	// a transaction of unknown outcome) instead of holding every shard's commits until
+	// its previous membership expires. A crashed instance that does not come back is
+	// replaced after SessionTimeout either way, and a graceful stop leaves the group, so
+	// its shards move at once. Two live processes must never share an InstanceID (the
+	// group fences one of them). See decisions 28 and 30.
+	DynamicMembership bool
 	// SessionTimeout is how long the group coordinator waits for this instance's
 	// heartbeats before it declares it dead and moves its shards to the others (default
 	// 6s, the least Kafka brokers accept by default: group.min.session.timeout.ms). It

@@ -281,7 +281,7 @@ func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
 	// (decision 28).
 	g.fenceOwn(ctx)
 	stopped := false
-	if cfg.StaticMembership {
+	if !cfg.DynamicMembership {
 		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
 		// franz-go does not leave the group on close for a static member (a restart would
 		// take its shards back): a stop hands them over at once instead of a session later.

@@ -55,9 +55,10 @@ func runChild() int {
 	cfg := gateway.Config[account, command, kastor.Event]{
 		Aggregate: bankAggregate(),
 		Commands:  commandCodec, Events: eventCodec, States: stateCodec,
-		InstanceID:       os.Getenv("CHILD_INSTANCE"),
-		MaxBatch:         20, // the library's session and transaction timeouts: what users run
-		StaticMembership: os.Getenv("CHILD_STATIC") != "",
+		InstanceID: os.Getenv("CHILD_INSTANCE"),
+		MaxBatch:   20, // the library's session and transaction timeouts: what users run
+		// Static membership is the default; CHILD_DYNAMIC opts out.
+		DynamicMembership: os.Getenv("CHILD_DYNAMIC") != "",
 	}
 	if delay > 0 {
 		// Slow handling keeps the child inside a transaction most of the time, so a stop

@@ -285,8 +285,8 @@ func TestW6FailoverOnlyTouchesTheDeadShards(t *testing.T) {
 	r.eventsOf() // versions contiguous, no duplicate
 }
 
-// TestStaticMemberTakesItsShardsBack: a static member (StaticMembership, what the bank
-// example's -instance sets) killed and restarted under its name gets its shards back at
+// TestStaticMemberTakesItsShardsBack: a static member (the default; the bank example's
+// -instance names it) killed and restarted under its name gets its shards back at
 // once, without waiting for the session timeout; stopped gracefully, it leaves the group,
 // so its shards move at once too.
 func TestStaticMemberTakesItsShardsBack(t *testing.T) {

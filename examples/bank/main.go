@@ -197,10 +197,9 @@ func runGateway(ctx context.Context, c *cluster.Cluster, o gatewayOptions) error
 	g, err := gateway.New(c, gateway.Config[account.State, account.Command, kastor.Event]{
 		Aggregate: account.Aggregate,
 		Commands:  codecs.Commands, Events: codecs.Events, States: codecs.States,
+		// The instance ID is the static group member's name: restarted under it after a
+		// crash, a gateway takes its shards back at once.
 		Listeners: o.listeners, InstanceID: o.instance, SessionTimeout: o.sessionTimeout,
-		// A named instance is a static group member: restarted under its name after a
-		// crash, it takes its shards back at once.
-		StaticMembership: o.instance != "",
 	})
 	if err != nil {
 		return err
