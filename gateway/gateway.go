@@ -270,6 +270,9 @@ func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
 		kgo.WithLogger(kgolog.New(cfg.logger)),
 	}
 	opts = append(opts, brokerwait.ClientOptions()...)
+	// A refused dial is retried, not final: a heartbeat's coordinator lookup that picks a
+	// dead broker must not cost this instance its membership (decision 30).
+	opts = append(opts, brokerwait.RefusedRetryable(g.cluster.Client())...)
 	runCtx, cancelRestores := context.WithCancel(ctx)
 	defer cancelRestores()
 	g.mu.Lock()

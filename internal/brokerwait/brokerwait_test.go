@@ -3,6 +3,7 @@ package brokerwait
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -369,4 +370,48 @@ func TestRetryBackoffGrowsToOneSecond(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A refused dial through RefusedRetryable's dialer is a dial timeout to franz-go (a
+// *net.OpError whose Timeout is true, with no system call error inside, which franz-go
+// would treat as final) and still errors.Is ECONNREFUSED.
+func TestRefusedRetryableDialer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	base, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Close()
+	derived, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, RefusedRetryable(base)...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer derived.Close()
+	dial := derived.OptValue(kgo.Dialer).(func(context.Context, string, string) (net.Conn, error))
+	_, err = dial(context.Background(), "tcp", addr)
+	var op *net.OpError
+	var sys *os.SyscallError
+	if !errors.As(err, &op) || op.Op != "dial" || !op.Timeout() || errors.As(err, &sys) || !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("dial error %#v: want a dial *net.OpError that times out, hides the syscall error and matches ECONNREFUSED", err)
+	}
+}
+
+// A base client dialing with TLS: the derived client keeps its dialer (which applies the
+// TLS configuration) and is not refused for setting both Dialer and DialTLSConfig.
+func TestRefusedRetryableKeepsTLS(t *testing.T) {
+	base, err := kgo.NewClient(kgo.SeedBrokers("127.0.0.1:1"), kgo.DialTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Close()
+	derived, err := kgo.NewClient(append(base.Opts(), RefusedRetryable(base)...)...)
+	if err != nil {
+		t.Fatalf("a client derived from a TLS client: %v", err)
+	}
+	derived.Close()
 }

@@ -1,0 +1,49 @@
+package brokerwait
+
+import (
+	"context"
+	"errors"
+	"net"
+	"syscall"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// RefusedRetryable returns the options that make a client derived from base (with
+// cluster.Options) dial as base does, but report a refused connection as an error
+// franz-go retries: a dial timeout. franz-go fails a request at once when the broker it
+// picked at random for a coordinator lookup refuses the connection, so a group member
+// whose heartbeat meets a dead broker that way loses its membership (see decision 30). A
+// component that has reached the cluster before treats a refused dial as a broker down for
+// now, retried until the request's retry timeout.
+func RefusedRetryable(base *kgo.Client) []kgo.Opt {
+	dial, _ := base.OptValue(kgo.Dialer).(func(ctx context.Context, network, host string) (net.Conn, error))
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	return []kgo.Opt{
+		// base's effective dialer already applies its TLS configuration; franz-go refuses
+		// a Dialer beside DialTLSConfig.
+		kgo.DialTLSConfig(nil),
+		kgo.Dialer(func(ctx context.Context, network, host string) (net.Conn, error) {
+			conn, err := dial(ctx, network, host)
+			if err != nil && errors.Is(err, syscall.ECONNREFUSED) {
+				return nil, &net.OpError{Op: "dial", Net: network, Err: refusedError{host: host}}
+			}
+			return conn, err
+		}),
+	}
+}
+
+// refusedError is a refused connection presented as a retryable dial timeout. It does not
+// wrap the system call's error: franz-go looks for that first and would not retry.
+type refusedError struct{ host string }
+
+func (e refusedError) Error() string {
+	return "connect to " + e.host + ": connection refused (retried)"
+}
+func (e refusedError) Timeout() bool   { return true }
+func (e refusedError) Temporary() bool { return true }
+
+// Is matches syscall.ECONNREFUSED, so that errors.Is still tells what happened.
+func (e refusedError) Is(target error) bool { return target == syscall.ECONNREFUSED }
