@@ -140,6 +140,10 @@ func New[S, C, E any](def *Definition[S, C, E], id string) Instance[S] {
 // without an ID.
 var ErrEmptyInput = errors.New("saga: an input needs an ID and exactly one of Event, Outcome, Deadline")
 
+// ErrPastDeadline: a transition set a deadline with no time, or one before the time of the
+// input that set it (Input.At), which would fire at once for a reason nobody meant.
+var ErrPastDeadline = errors.New("saga: a deadline in the past")
+
 // DefaultWindow is how many input IDs an instance remembers when Apply is given none.
 const DefaultWindow = 256
 
@@ -147,8 +151,9 @@ const DefaultWindow = 256
 // commands to send, with their IDs. It returns inst unchanged and no command, with
 // applied false, when the input changes nothing: an input ID among inst.Seen, a deadline
 // not pending with that time (cancelled, moved, or fired already), or an instance that is
-// done. window bounds inst.Seen (DefaultWindow when not positive). A React error is
-// returned as is, with inst unchanged.
+// done. window bounds inst.Seen (DefaultWindow when not positive). A React error, or a
+// transition that sets a deadline in the past (ErrPastDeadline), is returned with inst
+// unchanged.
 func Apply[S, C, E any](def *Definition[S, C, E], inst Instance[S], in Input[C, E], window int) (next Instance[S], cmds []Command[C], applied bool, err error) {
 	if in.ID == "" || count(in.Event != nil, in.Outcome != nil, in.Deadline != nil) != 1 {
 		return inst, nil, false, ErrEmptyInput
@@ -165,6 +170,12 @@ func Apply[S, C, E any](def *Definition[S, C, E], inst Instance[S], in Input[C, 
 	t, err := def.React(inst.State, in)
 	if err != nil {
 		return inst, nil, false, err
+	}
+	for name, at := range t.Set {
+		if at.IsZero() || !in.At.IsZero() && at.Before(in.At) {
+			return inst, nil, false, fmt.Errorf("%w: saga %s, instance %q: deadline %q at %v is before the input's time %v",
+				ErrPastDeadline, def.Type, inst.ID, name, at, in.At)
+		}
 	}
 	next = Instance[S]{ID: inst.ID, Version: inst.Version + 1, State: t.State, Done: t.Done}
 	if !t.Done {

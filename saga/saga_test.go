@@ -3,6 +3,7 @@ package saga_test
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -175,5 +176,22 @@ func TestSeenWindowIsBounded(t *testing.T) {
 	}
 	if len(inst.Seen) != 4 || inst.Seen[3] != saga.EventInputID(*event("o-1", 10, "paid").Event) {
 		t.Fatalf("seen %v, want the last 4 inputs", inst.Seen)
+	}
+}
+
+func TestADeadlineInThePastIsRefused(t *testing.T) {
+	def := remDef()
+	react := def.React
+	def.React = func(s remState, in saga.Input[string, remEvent]) (saga.Transition[remState, string], error) {
+		tr, err := react(s, in)
+		tr.Set = map[string]time.Time{"late": in.At.Add(-time.Minute)}
+		return tr, err
+	}
+	in := event("o-1", 1, "ordered")
+	in.At = t0
+	inst := saga.New(def, "o-1")
+	next, cmds, applied, err := saga.Apply(def, inst, in, 0)
+	if !errors.Is(err, saga.ErrPastDeadline) || !strings.Contains(err.Error(), `"late"`) || applied || len(cmds) != 0 || next.Version != 0 {
+		t.Fatalf("a deadline a minute before the input: err %v, applied %v, version %d", err, applied, next.Version)
 	}
 }
