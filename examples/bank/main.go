@@ -132,7 +132,7 @@ func main() {
 			return runGateway(ctx, c, gatewayOptions{instance: *instance, sessionTimeout: *session})
 		}
 		if *dsn == "" {
-			return runMemoryProjection(ctx, os.Stdout, c, logger)
+			return runMemoryProjection(ctx, os.Stdout, c, logger, nil)
 		}
 		return runPostgresProjection(ctx, c, *dsn)
 	}()
@@ -364,8 +364,9 @@ func demoProjection(ctx context.Context, out io.Writer, c *cluster.Cluster, code
 // runMemoryProjection runs the balances projection in memory until ctx ends, registered
 // in the projection registry: `kastor projection status account-balances` shows it and
 // `kastor projection rebuild account-balances` rebuilds it beside the serving version.
-// It prints the balances when it stops.
-func runMemoryProjection(ctx context.Context, out io.Writer, c *cluster.Cluster, logger *slog.Logger) error {
+// It prints the balances when it stops; started, when set, is called once the serving
+// version's reader runs.
+func runMemoryProjection(ctx context.Context, out io.Writer, c *cluster.Cluster, logger *slog.Logger, started func()) error {
 	codecs, err := avro.New(nil)
 	if err != nil {
 		return err
@@ -386,6 +387,9 @@ func runMemoryProjection(ctx context.Context, out io.Writer, c *cluster.Cluster,
 		},
 		OnSwitch: func(from, to int) {
 			logger.Info("account-balances: serving a version", "version", to, "previous", from)
+			if from == 0 && started != nil {
+				started()
+			}
 		},
 	})
 	if err != nil {

@@ -73,7 +73,15 @@ func TestMemoryProjectionRegisters(t *testing.T) {
 	pctx, stop := context.WithCancel(ctx)
 	var out strings.Builder
 	done := make(chan error, 1)
-	go func() { done <- runMemoryProjection(pctx, &out, c, logger) }()
+	started := make(chan struct{})
+	go func() { done <- runMemoryProjection(pctx, &out, c, logger, func() { close(started) }) }()
+	select {
+	case <-started:
+	case err := <-done:
+		t.Fatalf("the projection stopped before serving: %v", err)
+	case <-ctx.Done():
+		t.Fatal("the projection never started serving")
+	}
 	if _, err := projection.WatchRegistry(ctx, c, func(g *projection.Registry) (bool, error) {
 		st, ok := g.State(cfg.Namespace, balance.Name)
 		return ok && st.Serving == 1, nil
