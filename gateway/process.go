@@ -250,21 +250,16 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, b *batch[S, E], sh *shard
 	reply := Reply{AggregateID: id, From: 1, To: 0}
 	ch, herr := wire.ParseCommand(r.Headers)
 	reply.CommandID, reply.AttemptID = ch.CommandID, ch.AttemptID
-	dest := replyDest{key: ch.ReplyTo, topic: g.topics.replies, partitions: g.partitions}
+	dest, derr := g.replyDest(ctx, &ch)
 	defer func() { g.stageReply(b, dest, &reply) }()
 	fail := func(s Status, err error) { reply.Status, reply.Message = s, err.Error() }
 
-	if ch.ReplyTopic != "" && ch.ReplyTo != "" {
-		n, err := g.replyPartitions(ctx, ch.ReplyTopic)
-		if err != nil {
-			// Not executed: its outcome could not reach the caller, which would wait for it.
-			g.cfg.logger.Warn("command refused: its reply cannot be delivered", "command_id", ch.CommandID,
-				"partition", r.Partition, "offset", r.Offset, "err", err)
-			dest.key = ""
-			fail(StatusUndecodable, err)
-			return
-		}
-		dest.topic, dest.partitions = ch.ReplyTopic, n
+	if derr != nil {
+		// Not executed: its outcome could not reach the caller, which would wait for it.
+		g.cfg.logger.Warn("command refused: its reply cannot be delivered", "command_id", ch.CommandID,
+			"partition", r.Partition, "offset", r.Offset, "err", derr)
+		fail(StatusUndecodable, derr)
+		return
 	}
 	if herr != nil {
 		fail(StatusUndecodable, herr)
@@ -380,15 +375,24 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, b *batch[S, E], sh *shard
 func (g *Gateway[S, C, E]) refuseUnavailable(b *batch[S, E], r *kgo.Record, why error) {
 	ch, _ := wire.ParseCommand(r.Headers)
 	reply := Reply{CommandID: ch.CommandID, AttemptID: ch.AttemptID, AggregateID: string(r.Key), Status: StatusUnavailable, From: 1, To: 0, Message: why.Error()}
-	dest := replyDest{key: ch.ReplyTo, topic: g.topics.replies, partitions: g.partitions}
-	if ch.ReplyTopic != "" {
-		n, err := g.replyPartitions(context.Background(), ch.ReplyTopic)
-		if err != nil {
-			dest.key = ""
-		}
-		dest.topic, dest.partitions = ch.ReplyTopic, n
-	}
+	dest, _ := g.replyDest(context.Background(), &ch)
 	g.stageReply(b, dest, &reply)
+}
+
+// replyDest returns where the reply to command ch goes: its caller's key in the aggregate
+// type's replies topic, or in the topic it names (wire.HeaderReplyTopic). When that topic
+// cannot take replies, the error says why and the destination is none.
+func (g *Gateway[S, C, E]) replyDest(ctx context.Context, ch *wire.Command) (replyDest, error) {
+	dest := replyDest{key: ch.ReplyTo, topic: g.topics.replies, partitions: g.partitions}
+	if ch.ReplyTopic == "" || ch.ReplyTo == "" {
+		return dest, nil
+	}
+	n, err := g.replyPartitions(ctx, ch.ReplyTopic)
+	if err != nil {
+		return replyDest{}, err
+	}
+	dest.topic, dest.partitions = ch.ReplyTopic, n
+	return dest, nil
 }
 
 // replyDest is where a reply goes: the caller's key, in the aggregate type's replies

@@ -161,7 +161,7 @@ func NewSender[C any](ctx context.Context, c *cluster.Cluster, cfg SenderConfig[
 		app.Close()
 		return nil, err
 	}
-	s.replies, err = c.NewClient(
+	s.replies, err = c.NewClient(append([]kgo.Opt{
 		// Replies are written in the gateway's transaction, with the command's events: an
 		// aborted batch's replies must never reach a caller. A read_committed fetch would
 		// hold every reply behind the oldest open transaction in the partition, another
@@ -172,8 +172,7 @@ func NewSender[C any](ctx context.Context, c *cluster.Cluster, cfg SenderConfig[
 		kgo.KeepControlRecords(),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{s.repliesTopic: {s.partition: kgo.NewOffset().At(start)}}),
 		kgo.WithLogger(kgolog.New(s.logger)),
-		kgo.RetryBackoffFn(brokerwait.RetryBackoff), kgo.MetadataMinAge(time.Second), // decision 30
-	)
+	}, brokerwait.ClientOptions()...)...) // decision 30
 	if err != nil {
 		app.Close()
 		return nil, fmt.Errorf("kastor: sender: reply reader: %w", err)

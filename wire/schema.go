@@ -3,7 +3,6 @@ package wire
 import (
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -49,8 +48,8 @@ func ReadSchemaHeaders(hs []kgo.RecordHeader) (typeName string, fingerprint uint
 	if !found {
 		return typeName, 0, fmt.Errorf("%w: no %s header (the writer schema's fingerprint)", ErrMissingHeader, kastor.HeaderSchema)
 	}
-	n, perr := strconv.ParseUint(string(fp), 16, 64)
-	if perr != nil || len(fp) != 16 {
+	n, ok := parseFingerprint(fp)
+	if !ok {
 		return typeName, 0, fmt.Errorf("%w: %s header %q is not 16 hexadecimal digits", ErrBadHeader, kastor.HeaderSchema, fp)
 	}
 	return typeName, n, nil
