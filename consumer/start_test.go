@@ -16,19 +16,19 @@ func TestStart(t *testing.T) {
 	c := kafkatest.StartEmbedded(t)
 	r := newRig(t, c, 2)
 	mem := consumer.NewMemory(balances{}, foldBalance)
-	if _, err := consumer.Start(testCtx(t), r.kc, r.config(func(cfg *consumer.Config[kastor.Event]) { cfg.Name = "nodlq" }), mem); err == nil ||
-		!strings.Contains(err.Error(), consumer.DLQTopic(r.ns, "nodlq")) {
+	if _, err := consumer.Start(testCtx(t), r.KC, r.Config(func(cfg *consumer.Config[kastor.Event]) { cfg.Name = "nodlq" }), mem); err == nil ||
+		!strings.Contains(err.Error(), consumer.DLQTopic(r.NS, "nodlq")) {
 		t.Fatalf("Start without a dead-letter topic: %v, want an error naming it", err)
 	}
 
-	r.write(r.mix(10, 3, func(i int) int64 { return int64(i) })...)
+	r.Write(r.Mix(10, 3, func(i int) int64 { return int64(i) })...)
 	ctx, stop := context.WithCancel(testCtx(t))
 	defer stop()
-	cfg := consumer.LocalConfigFor(projection, codecs.Events, r.config().AggregateTypes...)
-	if _, err := consumer.Start(ctx, r.kc, cfg, mem); err != nil {
+	cfg := consumer.LocalConfigFor(projection, codecs.Events, r.Config().AggregateTypes...)
+	if _, err := consumer.Start(ctx, r.KC, cfg, mem); err != nil {
 		t.Fatal(err)
 	}
-	if err := mem.WaitFor(testCtx(t), r.ends()); err != nil {
+	if err := mem.WaitFor(testCtx(t), r.Ends()); err != nil {
 		t.Fatal(err)
 	}
 }
