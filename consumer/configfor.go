@@ -9,3 +9,12 @@ import "github.com/kastor-dev/kastor"
 func ConfigFor[E any](name string, events kastor.Codec[E], aggregateTypes ...string) Config[E] {
 	return Config[E]{Name: name, Version: 1, AggregateTypes: aggregateTypes, Events: events}
 }
+
+// LocalConfigFor is ConfigFor with AllPartitions set: the reader of a read model that
+// every process holds whole (a Memory queried in each instance of a service), which joins
+// no group and resumes from the offsets its sink stores.
+func LocalConfigFor[E any](name string, events kastor.Codec[E], aggregateTypes ...string) Config[E] {
+	cfg := ConfigFor(name, events, aggregateTypes...)
+	cfg.AllPartitions = true
+	return cfg
+}

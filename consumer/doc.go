@@ -27,6 +27,10 @@
 //	// version 1 of "balances", reading shop.bank.account.events
 //	reader, err := consumer.New(c, consumer.ConfigFor("balances", codecs.Events, "bank.account"), sink)
 //
+// LocalConfigFor is the configuration of a read model each process holds whole (an
+// in-memory Memory queried in every instance). Start runs a reader in the background once
+// its topics are checked, for a process that queries it beside other work.
+//
 // # Offsets
 //
 // A Reader works in rounds: poll, apply every partition's records, commit the offsets of

@@ -27,25 +27,25 @@ func TestAllPartitionsFetchers(t *testing.T) {
 					agg := fmt.Sprintf("acc-%d", i)
 					batch = append(batch, opened(agg), deposited(agg, 1), deposited(agg, 2))
 				}
-				r.write(batch...)
+				r.Write(batch...)
 				broken := map[string]bool{"acc-3": true, "acc-4": true, "acc-17": true}
 				s := newSeen()
 				mem := consumer.NewMemory(balances{}, func(m *balances, e kastor.Envelope[kastor.Event]) error {
 					if broken[e.AggregateID] && e.Version == 2 {
 						return errors.New("broken")
 					}
-					s.add(e)
+					s.Add(e)
 					return foldBalance(m, e)
 				})
-				cfg := r.config(func(c *consumer.Config[kastor.Event]) {
+				cfg := r.Config(func(c *consumer.Config[kastor.Event]) {
 					c.AllPartitions, c.Fetchers, c.OnFailure = true, n, consumer.ParkAggregate
 				})
-				r.start(cfg, mem)
-				if err := mem.WaitFor(testCtx(t), r.ends()); err != nil {
+				r.Start(cfg, mem)
+				if err := mem.WaitFor(testCtx(t), r.Ends()); err != nil {
 					t.Fatal(err)
 				}
 				// Versions 2 and 3 of each broken aggregate are parked (failed, then held).
-				if got := len(r.readDLQ()); got != 2*len(broken) {
+				if got := len(r.ReadDLQ()); got != 2*len(broken) {
 					t.Fatalf("%d dead letters, want %d", got, 2*len(broken))
 				}
 				mem.Read(func(m *balances) {
@@ -60,12 +60,12 @@ func TestAllPartitionsFetchers(t *testing.T) {
 				})
 				// Every other aggregate is applied whole, once and in order.
 				want := map[string]int64{}
-				for agg, v := range r.versions {
+				for agg, v := range r.Versions {
 					if !broken[agg] {
 						want[agg] = v
 					}
 				}
-				if dups := s.check(t, want); dups != 0 {
+				if dups := s.Check(t, want); dups != 0 {
 					t.Errorf("%d duplicates", dups)
 				}
 			})
@@ -80,29 +80,29 @@ func TestEventLargerThanFetch(t *testing.T) {
 	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 1)
 		big := strings.Repeat("x", 600<<10)
-		r.write(opened("a"), ev{agg: "b", event: bank.Opened{Owner: big}}, deposited("a", 2))
+		r.Write(opened("a"), ev{Agg: "b", Event: bank.Opened{Owner: big}}, deposited("a", 2))
 		for _, all := range []bool{false, true} {
 			s := newSeen()
 			mem := consumer.NewMemory(balances{}, func(m *balances, e kastor.Envelope[kastor.Event]) error {
 				if o, ok := e.Event.(bank.Opened); ok && e.AggregateID == "b" && o.Owner != big {
 					return fmt.Errorf("b's owner has %d bytes, want %d", len(o.Owner), len(big))
 				}
-				s.add(e)
+				s.Add(e)
 				return foldBalance(m, e)
 			})
-			cfg := r.config(func(c *consumer.Config[kastor.Event]) {
+			cfg := r.Config(func(c *consumer.Config[kastor.Event]) {
 				c.AllPartitions = all
 				c.Version = map[bool]int{false: 1, true: 2}[all]
 			})
-			_, stop := r.start(cfg, mem)
-			if err := mem.WaitFor(testCtx(t), r.ends()); err != nil {
+			_, stop := r.Start(cfg, mem)
+			if err := mem.WaitFor(testCtx(t), r.Ends()); err != nil {
 				t.Fatal(err)
 			}
 			_ = stop()
-			if dups := s.check(t, r.versions); dups != 0 {
+			if dups := s.Check(t, r.Versions); dups != 0 {
 				t.Errorf("all partitions %v: %d duplicates", all, dups)
 			}
-			if letters := r.readDLQ(); len(letters) != 0 {
+			if letters := r.ReadDLQ(); len(letters) != 0 {
 				t.Errorf("all partitions %v: %d dead letters, want none", all, len(letters))
 			}
 		}

@@ -49,14 +49,14 @@ func TestPlainErrorIsolatesWithoutReapplying(t *testing.T) {
 	for i := range n - 1 {
 		evs = append(evs, deposited("a", int64(i+1)))
 	}
-	r.write(evs...)
+	r.Write(evs...)
 	s := &allOrNothing{bad: fmt.Sprintf("a/%d", n/2), applied: map[string]int{}}
-	cfg := r.config(func(c *consumer.Config[kastor.Event]) {
+	cfg := r.Config(func(c *consumer.Config[kastor.Event]) {
 		c.MaxPollRecords = 1000
 		c.Retry = consumer.Retry{Attempts: 2, InitialBackoff: 1, MaxBackoff: 1}
 	})
-	_, stop := r.start(cfg, s)
-	r.awaitCommitted(r.group(cfg), r.ends())
+	_, stop := r.Start(cfg, s)
+	r.AwaitCommitted(r.Group(cfg), r.Ends())
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestPlainErrorIsolatesWithoutReapplying(t *testing.T) {
 	if s.tried > 3*n {
 		t.Errorf("%d events handed to Apply for %d events: the reader went back to full batches before passing the culprit", s.tried, n)
 	}
-	if len(r.readDLQ()) != 1 {
+	if len(r.ReadDLQ()) != 1 {
 		t.Errorf("want one dead letter")
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -72,20 +71,20 @@ func TestConfigErrors(t *testing.T) {
 func TestMissingTopicsAreErrors(t *testing.T) {
 	c := kafkatest.StartEmbedded(t)
 	r := newRig(t, c, 2)
-	sink := newSeen().handler()
-	rd, err := consumer.New(r.kc, r.config(func(cfg *consumer.Config[kastor.Event]) { cfg.Name = "nodlq" }), sink)
+	sink := newSeen().Handler()
+	rd, err := consumer.New(r.KC, r.Config(func(cfg *consumer.Config[kastor.Event]) { cfg.Name = "nodlq" }), sink)
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = rd.Run(testCtx(t))
-	if err == nil || !strings.Contains(err.Error(), consumer.DLQTopic(r.ns, "nodlq")) {
+	if err == nil || !strings.Contains(err.Error(), consumer.DLQTopic(r.NS, "nodlq")) {
 		t.Errorf("Run without a dead-letter topic: %v, want an error naming it", err)
 	}
-	rd, err = consumer.New(r.kc, r.config(func(cfg *consumer.Config[kastor.Event]) { cfg.AggregateTypes = []string{"nope"} }), sink)
+	rd, err = consumer.New(r.KC, r.Config(func(cfg *consumer.Config[kastor.Event]) { cfg.AggregateTypes = []string{"nope"} }), sink)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := rd.Run(testCtx(t)); err == nil || !strings.Contains(err.Error(), r.ns+".nope.events") {
+	if err := rd.Run(testCtx(t)); err == nil || !strings.Contains(err.Error(), r.NS+".nope.events") {
 		t.Errorf("Run without an events topic: %v, want an error naming it", err)
 	}
 }
@@ -95,42 +94,42 @@ func TestMissingTopicsAreErrors(t *testing.T) {
 func TestResumeAfterRestart(t *testing.T) {
 	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 3)
-		r.write(r.mix(30, 7, func(int) int64 { return 10 })...)
-		aborted := r.record(deposited("ghost", 1))
-		r.versions["ghost"] = 0
-		r.writeRecords(false, aborted)
+		r.Write(r.Mix(30, 7, func(int) int64 { return 10 })...)
+		aborted := r.Record(deposited("ghost", 1))
+		r.Versions["ghost"] = 0
+		r.WriteRecords(false, aborted)
 		want := map[string]int64{}
-		for k, v := range r.versions {
+		for k, v := range r.Versions {
 			if v > 0 {
 				want[k] = v
 			}
 		}
 		s := newSeen()
-		cfg := r.config()
-		_, stop := r.start(cfg, s.handler())
-		r.awaitCommitted(r.group(cfg), r.ends())
+		cfg := r.Config()
+		_, stop := r.Start(cfg, s.Handler())
+		r.AwaitCommitted(r.Group(cfg), r.Ends())
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
-		r.write(deposited("acc-1", 5), deposited("acc-2", 5), opened("acc-new"))
-		for k, v := range r.versions {
+		r.Write(deposited("acc-1", 5), deposited("acc-2", 5), opened("acc-new"))
+		for k, v := range r.Versions {
 			if v > 0 {
 				want[k] = v
 			}
 		}
-		_, stop = r.start(cfg, s.handler())
-		r.awaitCommitted(r.group(cfg), r.ends())
+		_, stop = r.Start(cfg, s.Handler())
+		r.AwaitCommitted(r.Group(cfg), r.Ends())
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
-		if dups := s.check(t, want); dups != 0 {
+		if dups := s.Check(t, want); dups != 0 {
 			t.Errorf("%d duplicates after a graceful restart, want 0", dups)
 		}
-		p, err := consumer.GroupProgress(testCtx(t), c.Admin(), r.group(cfg), r.events)
+		p, err := consumer.GroupProgress(testCtx(t), c.Admin(), r.Group(cfg), r.Events)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(p.Partitions) != 3 || !p.CaughtUp(r.ends()) {
+		if len(p.Partitions) != 3 || !p.CaughtUp(r.Ends()) {
 			t.Errorf("group progress %+v has not caught up", p)
 		}
 		for _, pp := range p.Partitions {
@@ -138,7 +137,7 @@ func TestResumeAfterRestart(t *testing.T) {
 				t.Errorf("partition %+v: want committed at the end, lag 0", pp)
 			}
 		}
-		p, err = consumer.GroupProgress(testCtx(t), c.Admin(), "nobody", r.events)
+		p, err = consumer.GroupProgress(testCtx(t), c.Admin(), "nobody", r.Events)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -147,9 +146,7 @@ func TestResumeAfterRestart(t *testing.T) {
 				t.Errorf("a group that never ran: %+v, want lag = end", pp)
 			}
 		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.n["ghost/1"] != 0 {
+		if s.Count("ghost/1") != 0 {
 			t.Error("an aborted event was applied")
 		}
 	})
@@ -160,11 +157,11 @@ func TestResumeAfterRestart(t *testing.T) {
 func TestCrashDuplicatesBounded(t *testing.T) {
 	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 2)
-		r.write(r.mix(200, 10, func(int) int64 { return 1 })...)
+		r.Write(r.Mix(200, 10, func(int) int64 { return 1 })...)
 		const round = 40
-		cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.MaxPollRecords = round })
+		cfg := r.Config(func(c *consumer.Config[kastor.Event]) { c.MaxPollRecords = round })
 		s := newSeen()
-		rd, err := consumer.New(r.kc, cfg, s.handler())
+		rd, err := consumer.New(r.KC, cfg, s.Handler())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -173,45 +170,21 @@ func TestCrashDuplicatesBounded(t *testing.T) {
 		if err := rd.Run(testCtx(t)); err == nil {
 			t.Fatal("Run returned nil, want the simulated crash")
 		}
-		s.mu.Lock()
-		before := s.total
-		s.mu.Unlock()
+		before := s.Total()
 		if before == 0 || before > 3*round {
 			t.Fatalf("%d events before the crash, want 1..%d", before, 3*round)
 		}
-		_, stop := r.start(cfg, s.handler())
-		r.awaitCommitted(r.group(cfg), r.ends())
+		_, stop := r.Start(cfg, s.Handler())
+		r.AwaitCommitted(r.Group(cfg), r.Ends())
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
-		dups := s.check(t, r.versions)
+		dups := s.Check(t, r.Versions)
 		if dups > round {
 			t.Errorf("%d duplicates after a crash, want at most one round (%d)", dups, round)
 		}
 		t.Logf("%d events before the crash, %d applied again", before, dups)
 	})
-}
-
-// balances is the model of the Memory tests.
-type balances struct {
-	Balance map[string]int64
-	Events  int
-}
-
-func foldBalance(m *balances, e kastor.Envelope[kastor.Event]) error {
-	if m.Balance == nil {
-		m.Balance = map[string]int64{}
-	}
-	switch ev := e.Event.(type) {
-	case bank.Opened:
-		m.Balance[e.AggregateID] = 0
-	case bank.Deposited:
-		m.Balance[e.AggregateID] += ev.Amount
-	case bank.Withdrawn:
-		m.Balance[e.AggregateID] -= ev.Amount
-	}
-	m.Events++
-	return nil
 }
 
 // The Memory sink's model equals a fold of the topic read back, and WaitFor /
@@ -220,23 +193,23 @@ func TestMemoryFoldEqualsTopic(t *testing.T) {
 	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 3)
 		for i := range 5 {
-			r.write(r.mix(20, 9, func(j int) int64 { return int64(i*100 + j) })...)
+			r.Write(r.Mix(20, 9, func(j int) int64 { return int64(i*100 + j) })...)
 		}
-		r.writeRecords(false, r.record(deposited("acc-1", 1_000_000))) // aborted
-		r.versions["acc-1"]--
+		r.WriteRecords(false, r.Record(deposited("acc-1", 1_000_000))) // aborted
+		r.Versions["acc-1"]--
 		mem := consumer.NewMemory(balances{}, foldBalance)
-		cfg := r.config()
-		rd, stop := r.start(cfg, mem)
-		ends := r.ends()
+		cfg := r.Config()
+		rd, stop := r.Start(cfg, mem)
+		ends := r.Ends()
 		if err := mem.WaitFor(testCtx(t), ends); err != nil {
 			t.Fatal(err)
 		}
-		if err := mem.WaitForVersion(testCtx(t), "acc-3", r.versions["acc-3"]); err != nil {
+		if err := mem.WaitForVersion(testCtx(t), "acc-3", r.Versions["acc-3"]); err != nil {
 			t.Fatal(err)
 		}
 		// A fold of the topic read back with a plain read_committed consumer.
 		var want balances
-		cl := c.Client(t, kgo.ConsumeTopics(r.events), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		cl := c.Client(t, kgo.ConsumeTopics(r.Events), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 		for want.Events < 100 {
 			fs := cl.PollFetches(testCtx(t))
@@ -277,21 +250,21 @@ func TestMemoryFoldEqualsTopic(t *testing.T) {
 		// A version not written yet times out; a new event is awaited by version.
 		short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
-		if err := mem.WaitForVersion(short, "acc-2", r.versions["acc-2"]+1); !errors.Is(err, context.DeadlineExceeded) {
+		if err := mem.WaitForVersion(short, "acc-2", r.Versions["acc-2"]+1); !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("WaitForVersion of an unwritten version: %v", err)
 		}
-		r.write(deposited("acc-2", 7))
-		if err := mem.WaitForVersion(testCtx(t), "acc-2", r.versions["acc-2"]); err != nil {
+		r.Write(deposited("acc-2", 7))
+		if err := mem.WaitForVersion(testCtx(t), "acc-2", r.Versions["acc-2"]); err != nil {
 			t.Fatal(err)
 		}
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
 		// A new Memory starts from the earliest offsets, whatever the group committed.
-		r.awaitCommitted(r.group(cfg), r.ends())
+		r.AwaitCommitted(r.Group(cfg), r.Ends())
 		fresh := consumer.NewMemory(balances{}, foldBalance)
-		_, stop = r.start(cfg, fresh)
-		if err := fresh.WaitFor(testCtx(t), r.ends()); err != nil {
+		_, stop = r.Start(cfg, fresh)
+		if err := fresh.WaitFor(testCtx(t), r.Ends()); err != nil {
 			t.Fatal(err)
 		}
 		fresh.Read(func(m *balances) {
@@ -308,21 +281,21 @@ func TestMemoryFoldEqualsTopic(t *testing.T) {
 func TestFilter(t *testing.T) {
 	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 2)
-		r.write(opened("a"), opened("b"), opened("c"),
-			ev{agg: "a", event: bank.Deposited{Amount: 1}, tags: []string{"vip"}},
-			ev{agg: "b", event: bank.Deposited{Amount: 2}, tags: []string{"other"}},
-			ev{agg: "c", event: bank.Deposited{Amount: 3}, tags: []string{"vip", "x"}},
-			ev{agg: "c", event: bank.Withdrawn{Amount: 1}, tags: []string{"vip"}},
-			ev{agg: "b", event: bank.Deposited{Amount: 4}, tags: []string{"vip"}},
+		r.Write(opened("a"), opened("b"), opened("c"),
+			ev{Agg: "a", Event: bank.Deposited{Amount: 1}, Tags: []string{"vip"}},
+			ev{Agg: "b", Event: bank.Deposited{Amount: 2}, Tags: []string{"other"}},
+			ev{Agg: "c", Event: bank.Deposited{Amount: 3}, Tags: []string{"vip", "x"}},
+			ev{Agg: "c", Event: bank.Withdrawn{Amount: 1}, Tags: []string{"vip"}},
+			ev{Agg: "b", Event: bank.Deposited{Amount: 4}, Tags: []string{"vip"}},
 		)
 		counting := &countingCodec{Codec: codecs.Events}
 		mem := consumer.NewMemory(balances{}, foldBalance)
-		_, stop := r.start(r.config(func(cfg *consumer.Config[kastor.Event]) {
+		_, stop := r.Start(r.Config(func(cfg *consumer.Config[kastor.Event]) {
 			cfg.Events = counting
 			cfg.Filter = consumer.Filter{EventTypes: []string{"bank.MoneyDeposited"}, Tags: []string{"vip"}, AggregateIDs: []string{"a", "c"}}
 		}), mem)
 		defer stop()
-		if err := mem.WaitFor(testCtx(t), r.ends()); err != nil {
+		if err := mem.WaitFor(testCtx(t), r.Ends()); err != nil {
 			t.Fatal(err)
 		}
 		mem.Read(func(m *balances) {
@@ -349,41 +322,20 @@ func (c *countingCodec) Decode(e kastor.Encoded) (kastor.Event, error) {
 	return c.Codec.Decode(e)
 }
 
-// failing is a handler sink that fails on chosen aggregate versions.
-type failing struct {
-	seen *seen
-	mu   sync.Mutex
-	bad  map[string]bool // "agg/version"
-	err  error
-}
-
-func (f *failing) Apply(ctx context.Context, b consumer.Batch[kastor.Event]) error {
-	for i, e := range b.Events {
-		f.mu.Lock()
-		bad := f.bad[fmt.Sprintf("%s/%d", e.AggregateID, e.Version)]
-		f.mu.Unlock()
-		if bad {
-			return &consumer.ApplyError{Index: i, Err: f.err}
-		}
-		f.seen.add(e)
-	}
-	return nil
-}
-
 // A poison event goes to the dead-letter topic after its retries, with its original
 // record and error headers, and the rest of the partition flows. (projection's
 // TestReplayResolvesOnce replays it.)
 func TestPoisonEventToDLQ(t *testing.T) {
 	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 1)
-		r.write(opened("a"), opened("b"), deposited("a", 1), deposited("b", 2), deposited("a", 3), deposited("b", 4))
+		r.Write(opened("a"), opened("b"), deposited("a", 1), deposited("b", 2), deposited("a", 3), deposited("b", 4))
 		s := newSeen()
-		f := &failing{seen: s, bad: map[string]bool{"a/2": true}, err: errors.New("boom")}
+		f := &failing{Seen: s, Bad: map[string]bool{"a/2": true}, Err: errors.New("boom")}
 		reg := prometheus.NewRegistry()
-		r.kc = r.cluster(reg)
-		cfg := r.config()
-		_, stop := r.start(cfg, f)
-		r.awaitCommitted(r.group(cfg), r.ends())
+		r.KC = r.Cluster(reg)
+		cfg := r.Config()
+		_, stop := r.Start(cfg, f)
+		r.AwaitCommitted(r.Group(cfg), r.Ends())
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
@@ -399,19 +351,17 @@ func TestPoisonEventToDLQ(t *testing.T) {
 			}
 		}
 		want := map[string]int64{"a": 3, "b": 3}
-		s.mu.Lock()
-		if s.n["a/2"] != 0 || s.n["a/3"] != 1 || s.n["b/3"] != 1 {
-			t.Errorf("applied %v; want all but a/2", s.n)
+		if s.Count("a/2") != 0 || s.Count("a/3") != 1 || s.Count("b/3") != 1 {
+			t.Errorf("applied %v; want all but a/2", s.Counts())
 		}
-		s.mu.Unlock()
 		_ = want
-		letters := r.readDLQ()
+		letters := r.ReadDLQ()
 		if len(letters) != 1 {
 			t.Fatalf("%d dead letters, want 1: %+v", len(letters), letters)
 		}
 		d := letters[0]
 		if d.Reason != consumer.ReasonFailed || d.Err != "boom" || d.Attempts != 3 || d.Projection != projection || d.Version != 1 ||
-			d.Origin.Topic != r.events || d.Origin.Partition != 0 || d.Offset != 2 || string(d.Key) != "a" {
+			d.Origin.Topic != r.Events || d.Origin.Partition != 0 || d.Offset != 2 || string(d.Key) != "a" {
 			t.Errorf("dead letter %+v", d)
 		}
 		md, err := producerMetadataHeaders(d.Headers)
@@ -430,35 +380,33 @@ func TestPoisonEventToDLQ(t *testing.T) {
 func TestParkAggregate(t *testing.T) {
 	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 1)
-		r.write(opened("a"), opened("b"), deposited("a", 1), deposited("b", 2), deposited("a", 3), deposited("b", 4))
+		r.Write(opened("a"), opened("b"), deposited("a", 1), deposited("b", 2), deposited("a", 3), deposited("b", 4))
 		s := newSeen()
-		f := &failing{seen: s, bad: map[string]bool{"a/2": true}, err: errors.New("boom")}
-		cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.OnFailure = consumer.ParkAggregate })
-		_, stop := r.start(cfg, f)
-		r.awaitCommitted(r.group(cfg), r.ends())
+		f := &failing{Seen: s, Bad: map[string]bool{"a/2": true}, Err: errors.New("boom")}
+		cfg := r.Config(func(c *consumer.Config[kastor.Event]) { c.OnFailure = consumer.ParkAggregate })
+		_, stop := r.Start(cfg, f)
+		r.AwaitCommitted(r.Group(cfg), r.Ends())
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
 		// A restarted reader still holds a: a's next event is held too, b flows.
-		r.write(deposited("a", 5), deposited("b", 6))
-		_, stop = r.start(cfg, f)
-		r.awaitCommitted(r.group(cfg), r.ends())
+		r.Write(deposited("a", 5), deposited("b", 6))
+		_, stop = r.Start(cfg, f)
+		r.AwaitCommitted(r.Group(cfg), r.Ends())
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
-		s.mu.Lock()
 		for _, k := range []string{"a/2", "a/3", "a/4"} {
-			if s.n[k] != 0 {
+			if s.Count(k) != 0 {
 				t.Errorf("%s applied while its aggregate is parked", k)
 			}
 		}
 		for _, k := range []string{"a/1", "b/1", "b/2", "b/3", "b/4"} {
-			if s.n[k] != 1 {
-				t.Errorf("%s applied %d times, want 1", k, s.n[k])
+			if s.Count(k) != 1 {
+				t.Errorf("%s applied %d times, want 1", k, s.Count(k))
 			}
 		}
-		s.mu.Unlock()
-		letters := r.readDLQ()
+		letters := r.ReadDLQ()
 		var got []string
 		for _, d := range letters {
 			md, _ := producerMetadataHeaders(d.Headers)
@@ -475,33 +423,33 @@ func TestParkAggregate(t *testing.T) {
 func TestUndecodableToDLQ(t *testing.T) {
 	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 1)
-		good := r.record(opened("a"))
-		badAvro := r.record(deposited("a", 1))
+		good := r.Record(opened("a"))
+		badAvro := r.Record(deposited("a", 1))
 		badAvro.Value = []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}
-		unknown := r.record(deposited("a", 2))
+		unknown := r.Record(deposited("a", 2))
 		for i, h := range unknown.Headers {
 			if h.Key == kastor.HeaderType {
 				unknown.Headers[i].Value = []byte("bank.Nope")
 			}
 		}
-		noHeaders := &kgo.Record{Topic: r.events, Key: []byte("a"), Value: []byte("x"), Partition: 0}
-		after := r.record(deposited("a", 3))
-		r.writeRecords(true, good, badAvro, unknown, noHeaders, after)
+		noHeaders := &kgo.Record{Topic: r.Events, Key: []byte("a"), Value: []byte("x"), Partition: 0}
+		after := r.Record(deposited("a", 3))
+		r.WriteRecords(true, good, badAvro, unknown, noHeaders, after)
 		s := newSeen()
 		var calls atomic.Int32
 		sink := consumer.Handler(func(_ context.Context, e kastor.Envelope[kastor.Event]) error {
 			calls.Add(1)
-			s.add(e)
+			s.Add(e)
 			return nil
 		})
-		cfg := r.config()
-		_, stop := r.start(cfg, sink)
-		r.awaitCommitted(r.group(cfg), r.ends())
+		cfg := r.Config()
+		_, stop := r.Start(cfg, sink)
+		r.AwaitCommitted(r.Group(cfg), r.Ends())
 		_ = stop()
 		if calls.Load() != 2 {
 			t.Errorf("handler called %d times, want 2 (a/1 and a/4)", calls.Load())
 		}
-		letters := r.readDLQ()
+		letters := r.ReadDLQ()
 		if len(letters) != 3 {
 			t.Fatalf("%d dead letters, want 3", len(letters))
 		}
@@ -521,24 +469,24 @@ func TestUndecodableToDLQ(t *testing.T) {
 func TestUnavailableSinkWaits(t *testing.T) {
 	c := kafkatest.StartEmbedded(t)
 	r := newRig(t, c, 1)
-	r.write(opened("a"), deposited("a", 1), deposited("a", 2))
+	r.Write(opened("a"), deposited("a", 1), deposited("a", 2))
 	s := newSeen()
 	var fails atomic.Int32
 	sink := consumer.Handler(func(_ context.Context, e kastor.Envelope[kastor.Event]) error {
 		if e.Version == 2 && fails.Add(1) <= 8 {
 			return consumer.Unavailable(errors.New("database down"))
 		}
-		s.add(e)
+		s.Add(e)
 		return nil
 	})
-	cfg := r.config()
-	_, stop := r.start(cfg, sink)
-	r.awaitCommitted(r.group(cfg), r.ends())
+	cfg := r.Config()
+	_, stop := r.Start(cfg, sink)
+	r.AwaitCommitted(r.Group(cfg), r.Ends())
 	_ = stop()
-	if dups := s.check(t, r.versions); dups != 0 {
+	if dups := s.Check(t, r.Versions); dups != 0 {
 		t.Errorf("%d duplicates", dups)
 	}
-	if letters := r.readDLQ(); len(letters) != 0 {
+	if letters := r.ReadDLQ(); len(letters) != 0 {
 		t.Errorf("%d dead letters for an unavailable sink, want 0", len(letters))
 	}
 }
@@ -549,13 +497,13 @@ func TestRebalanceTwoReaders(t *testing.T) {
 	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 6)
 		s := newSeen()
-		cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.MaxPollRecords = 50 })
-		a, stopA := r.start(cfg, s.handler())
-		b, stopB := r.start(cfg, s.handler())
+		cfg := r.Config(func(c *consumer.Config[kastor.Event]) { c.MaxPollRecords = 50 })
+		a, stopA := r.Start(cfg, s.Handler())
+		b, stopB := r.Start(cfg, s.Handler())
 		defer stopB()
 		writeSome := func(n int) {
 			for range n {
-				r.write(r.mix(20, 20, func(int) int64 { return 1 })...)
+				r.Write(r.Mix(20, 20, func(int) int64 { return 1 })...)
 			}
 		}
 		writeSome(5)
@@ -577,14 +525,12 @@ func TestRebalanceTwoReaders(t *testing.T) {
 			t.Fatal(err)
 		}
 		writeSome(5)
-		r.awaitCommitted(r.group(cfg), r.ends())
-		if dups := s.check(t, r.versions); dups != 0 {
+		r.AwaitCommitted(r.Group(cfg), r.Ends())
+		if dups := s.Check(t, r.Versions); dups != 0 {
 			t.Errorf("%d events applied twice across a graceful rebalance", dups)
 		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.total != 300 {
-			t.Errorf("%d events applied, want 300", s.total)
+		if s.Total() != 300 {
+			t.Errorf("%d events applied, want 300", s.Total())
 		}
 	})
 }
@@ -597,14 +543,14 @@ func TestAllPartitionsMemory(t *testing.T) {
 	for i := range 12 {
 		batch = append(batch, opened(fmt.Sprintf("acc-%d", i)))
 	}
-	r.write(batch...)
-	cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.AllPartitions = true })
+	r.Write(batch...)
+	cfg := r.Config(func(c *consumer.Config[kastor.Event]) { c.AllPartitions = true })
 	m1 := consumer.NewMemory(balances{}, foldBalance)
 	m2 := consumer.NewMemory(balances{}, foldBalance)
-	r.start(cfg, m1)
-	r.start(cfg, m2)
+	r.Start(cfg, m1)
+	r.Start(cfg, m2)
 	for _, m := range []*consumer.Memory[balances, kastor.Event]{m1, m2} {
-		if err := m.WaitFor(testCtx(t), r.ends()); err != nil {
+		if err := m.WaitFor(testCtx(t), r.Ends()); err != nil {
 			t.Fatal(err)
 		}
 		m.Read(func(b *balances) {
@@ -619,14 +565,14 @@ func TestAllPartitionsMemory(t *testing.T) {
 func TestMemoryWaitForParkedVersion(t *testing.T) {
 	c := kafkatest.StartEmbedded(t)
 	r := newRig(t, c, 1)
-	r.write(opened("a"), deposited("a", 1), deposited("a", 2))
+	r.Write(opened("a"), deposited("a", 1), deposited("a", 2))
 	mem := consumer.NewMemory(balances{}, func(m *balances, e kastor.Envelope[kastor.Event]) error {
 		if e.Version == 2 {
 			return errors.New("no")
 		}
 		return foldBalance(m, e)
 	})
-	r.start(r.config(), mem)
+	r.Start(r.Config(), mem)
 	err := mem.WaitForVersion(testCtx(t), "a", 3)
 	var pe *consumer.ParkedError
 	if !errors.Is(err, consumer.ErrParked) || !errors.As(err, &pe) || pe.Version != 2 {
@@ -643,7 +589,7 @@ func TestMemoryWaitForParkedVersion(t *testing.T) {
 func TestFreshMemorySkipsParkedEvents(t *testing.T) {
 	c := kafkatest.StartEmbedded(t)
 	r := newRig(t, c, 1)
-	r.write(opened("a"), deposited("a", 1), deposited("a", 2))
+	r.Write(opened("a"), deposited("a", 1), deposited("a", 2))
 	var broken atomic.Bool
 	broken.Store(true)
 	apply := func(m *balances, e kastor.Envelope[kastor.Event]) error {
@@ -652,23 +598,23 @@ func TestFreshMemorySkipsParkedEvents(t *testing.T) {
 		}
 		return foldBalance(m, e)
 	}
-	cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.AllPartitions = true })
+	cfg := r.Config(func(c *consumer.Config[kastor.Event]) { c.AllPartitions = true })
 	first := consumer.NewMemory(balances{}, apply)
-	_, stop := r.start(cfg, first)
-	if err := first.WaitFor(testCtx(t), r.ends()); err != nil {
+	_, stop := r.Start(cfg, first)
+	if err := first.WaitFor(testCtx(t), r.Ends()); err != nil {
 		t.Fatal(err)
 	}
 	_ = stop()
 	broken.Store(false) // fixed code, restarted process
 	fresh := consumer.NewMemory(balances{}, apply)
-	r.start(cfg, fresh)
+	r.Start(cfg, fresh)
 	if err := fresh.WaitForVersion(testCtx(t), "a", 3); !errors.Is(err, consumer.ErrParked) {
 		t.Errorf("fresh model: WaitForVersion past the parked event: %v, want ErrParked", err)
 	}
-	if n := len(r.readDLQ()); n != 1 {
+	if n := len(r.ReadDLQ()); n != 1 {
 		t.Errorf("%d dead letters after a restart, want 1", n)
 	}
-	if err := fresh.WaitFor(testCtx(t), r.ends()); err != nil {
+	if err := fresh.WaitFor(testCtx(t), r.Ends()); err != nil {
 		t.Fatal(err)
 	}
 	fresh.Read(func(m *balances) {
@@ -684,24 +630,24 @@ func TestFreshMemorySkipsParkedEvents(t *testing.T) {
 func TestDLQOutageBlocksThePartition(t *testing.T) {
 	c := kafkatest.StartEmbedded(t)
 	r := newRig(t, c, 1)
-	r.write(opened("a"), opened("b"))
+	r.Write(opened("a"), opened("b"))
 	s := newSeen()
-	f := &failing{seen: s, bad: map[string]bool{"a/2": true}, err: errors.New("boom")}
+	f := &failing{Seen: s, Bad: map[string]bool{"a/2": true}, Err: errors.New("boom")}
 	reg := prometheus.NewRegistry()
 	// Notice the topic's deletion and return quickly, for the test's speed: the reader's
 	// clients take these options from the shared client.
-	r.kc = r.cluster(reg, kgo.MetadataMinAge(10*time.Millisecond), kgo.MetadataMaxAge(100*time.Millisecond),
+	r.KC = r.Cluster(reg, kgo.MetadataMinAge(10*time.Millisecond), kgo.MetadataMaxAge(100*time.Millisecond),
 		kgo.RetryBackoffFn(func(int) time.Duration { return 10 * time.Millisecond }))
-	cfg := r.config()
-	_, stop := r.start(cfg, f)
+	cfg := r.Config()
+	_, stop := r.Start(cfg, f)
 	defer stop()
-	r.awaitCommitted(r.group(cfg), r.ends())
+	r.AwaitCommitted(r.Group(cfg), r.Ends())
 	ctx := testCtx(t)
-	if _, err := c.Admin().DeleteTopics(ctx, r.dlq); err != nil {
+	if _, err := c.Admin().DeleteTopics(ctx, r.DLQ); err != nil {
 		t.Fatal(err)
 	}
-	r.write(deposited("a", 1), deposited("b", 2)) // a/2 fails, then b/2 waits behind it
-	poison := r.ends()[consumer.TopicPartition{Topic: r.events, Partition: 0}] - 3
+	r.Write(deposited("a", 1), deposited("b", 2)) // a/2 fails, then b/2 waits behind it
+	poison := r.Ends()[consumer.TopicPartition{Topic: r.Events, Partition: 0}] - 3
 	for gathered(t, reg, `kastor_consumer_failures_total{kind="dlq"}`) < 2 {
 		select {
 		case <-ctx.Done():
@@ -709,26 +655,22 @@ func TestDLQOutageBlocksThePartition(t *testing.T) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	resp, err := c.Admin().FetchOffsets(ctx, r.group(cfg))
+	resp, err := c.Admin().FetchOffsets(ctx, r.Group(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o, _ := resp.Lookup(r.events, 0); o.At > poison {
+	if o, _ := resp.Lookup(r.Events, 0); o.At > poison {
 		t.Fatalf("committed offset %d is past the unparked event at %d", o.At, poison)
 	}
-	s.mu.Lock()
-	if s.n["b/2"] != 0 {
+	if s.Count("b/2") != 0 {
 		t.Error("b/2 was applied past the unparked event")
 	}
-	s.mu.Unlock()
-	c.CreateTopic(t, r.dlq, 1, 1, nil)
-	r.awaitCommitted(r.group(cfg), r.ends())
-	if letters := r.readDLQ(); len(letters) != 1 || letters[0].Offset != poison {
+	c.CreateTopic(t, r.DLQ, 1, 1, nil)
+	r.AwaitCommitted(r.Group(cfg), r.Ends())
+	if letters := r.ReadDLQ(); len(letters) != 1 || letters[0].Offset != poison {
 		t.Errorf("dead letters %+v, want the event at %d", letters, poison)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.n["b/2"] != 1 {
+	if s.Count("b/2") != 1 {
 		t.Error("b/2 was not applied after the outage")
 	}
 }
@@ -738,7 +680,7 @@ func TestDLQOutageBlocksThePartition(t *testing.T) {
 func TestRebalanceInterruptsWaitingPartition(t *testing.T) {
 	c := kafkatest.StartEmbedded(t)
 	r := newRig(t, c, 4)
-	r.write(r.mix(80, 8, func(int) int64 { return 1 })...)
+	r.Write(r.Mix(80, 8, func(int) int64 { return 1 })...)
 	s := newSeen()
 	var down atomic.Bool
 	down.Store(true)
@@ -746,16 +688,16 @@ func TestRebalanceInterruptsWaitingPartition(t *testing.T) {
 		if e.Version == 5 && down.Load() {
 			return consumer.Unavailable(errors.New("database down"))
 		}
-		s.add(e)
+		s.Add(e)
 		return nil
 	})
 	reg := prometheus.NewRegistry()
-	r.kc = r.cluster(reg)
-	cfg := r.config(func(c *consumer.Config[kastor.Event]) {
+	r.KC = r.Cluster(reg)
+	cfg := r.Config(func(c *consumer.Config[kastor.Event]) {
 		c.Retry.MaxBackoff = time.Minute // only the rebalance can end the wait early
 		c.Retry.InitialBackoff = time.Minute
 	})
-	a, stopA := r.start(cfg, sink)
+	a, stopA := r.Start(cfg, sink)
 	defer stopA()
 	ctx := testCtx(t)
 	for gathered(t, reg, `kastor_consumer_failures_total{kind="unavailable"}`) < 1 {
@@ -765,7 +707,7 @@ func TestRebalanceInterruptsWaitingPartition(t *testing.T) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	b, stopB := r.start(cfg, sink)
+	b, stopB := r.Start(cfg, sink)
 	defer stopB()
 	for {
 		pa, _ := a.Progress(ctx)
@@ -781,8 +723,8 @@ func TestRebalanceInterruptsWaitingPartition(t *testing.T) {
 	down.Store(false)
 	// The reader that still waits may sleep out its backoff; stopping it ends the wait.
 	_ = stopA()
-	r.awaitCommitted(r.group(cfg), r.ends())
-	if dups := s.check(t, r.versions); dups != 0 {
+	r.AwaitCommitted(r.Group(cfg), r.Ends())
+	if dups := s.Check(t, r.Versions); dups != 0 {
 		t.Errorf("%d duplicates", dups)
 	}
 }

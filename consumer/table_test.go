@@ -87,11 +87,11 @@ func TestKafkaTableKill(t *testing.T) {
 	t.Parallel()
 	c := realKafka.Get(t)
 	r := newRig(t, c, 3)
-	out := r.ns + ".balances.table"
+	out := r.NS + ".balances.table"
 	c.CreateTopic(t, out, 3, 1, map[string]string{"cleanup.policy": "compact"})
 	spawn := func() *exec.Cmd {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), tableChildEnv+"=1", "CHILD_NS="+r.ns, "CHILD_TABLE="+out,
+		cmd.Env = append(os.Environ(), tableChildEnv+"=1", "CHILD_NS="+r.NS, "CHILD_TABLE="+out,
 			"CHILD_BROKERS="+strings.Join(c.Brokers(), ","))
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
@@ -100,7 +100,7 @@ func TestKafkaTableKill(t *testing.T) {
 		return cmd
 	}
 	const naggs = 20
-	batch := func() { r.write(r.mix(40, naggs, func(int) int64 { return 1 })...) }
+	batch := func() { r.Write(r.Mix(40, naggs, func(int) int64 { return 1 })...) }
 	child := spawn()
 	for kill := range 3 {
 		// Load: events keep coming while the child applies them; kill it at a random
@@ -121,7 +121,7 @@ func TestKafkaTableKill(t *testing.T) {
 		batch()
 	}
 	// Wait until the group has committed the whole events topic, then stop the child.
-	r.awaitCommitted(consumer.GroupName(r.ns, projection, 1), r.ends())
+	r.AwaitCommitted(consumer.GroupName(r.NS, projection, 1), r.Ends())
 	_ = child.Process.Signal(syscall.SIGTERM)
 	if err := child.Wait(); err != nil {
 		t.Errorf("child: %v", err)
@@ -129,7 +129,7 @@ func TestKafkaTableKill(t *testing.T) {
 
 	// The fold of the events topic, read back.
 	want := map[string]string{}
-	evs := readAll(t, c, r.events)
+	evs := readAll(t, c, r.Events)
 	for _, rec := range evs {
 		md, err := producerMetadata(rec)
 		if err != nil {
@@ -144,7 +144,7 @@ func TestKafkaTableKill(t *testing.T) {
 			}
 		}
 	}
-	got, err := consumer.ReadTable(testCtx(t), r.kc, out)
+	got, err := consumer.ReadTable(testCtx(t), r.KC, out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,15 +227,15 @@ func TestKafkaTableZombieFenced(t *testing.T) {
 	t.Parallel()
 	c := realKafka.Get(t)
 	r := newRig(t, c, 3)
-	out := r.ns + ".balances.table"
+	out := r.NS + ".balances.table"
 	c.CreateTopic(t, out, 3, 1, map[string]string{"cleanup.policy": "compact"})
-	r.write(r.mix(100, 10, func(int) int64 { return 1 })...)
+	r.Write(r.Mix(100, 10, func(int) int64 { return 1 })...)
 	newReader := func() *consumer.Reader[kastor.Event] {
-		tb, err := consumer.NewKafkaTable(out, r.ns+"-same-id", tableRows)
+		tb, err := consumer.NewKafkaTable(out, r.NS+"-same-id", tableRows)
 		if err != nil {
 			t.Fatal(err)
 		}
-		rd, err := consumer.New(r.kc, r.config(func(c *consumer.Config[kastor.Event]) { c.MaxPollRecords = 10 }), consumer.Sink[kastor.Event](tb))
+		rd, err := consumer.New(r.KC, r.Config(func(c *consumer.Config[kastor.Event]) { c.MaxPollRecords = 10 }), consumer.Sink[kastor.Event](tb))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -247,8 +247,8 @@ func TestKafkaTableZombieFenced(t *testing.T) {
 	zdone := make(chan error, 1)
 	go func() { zdone <- zombie.Run(zctx) }()
 	waitCommittedSome(t, c, r)
-	_, stop := r.start(r.config(func(c *consumer.Config[kastor.Event]) { c.MaxPollRecords = 10 }), newSinkSameID(t, r, out))
-	r.write(r.mix(100, 10, func(int) int64 { return 1 })...)
+	_, stop := r.Start(r.Config(func(c *consumer.Config[kastor.Event]) { c.MaxPollRecords = 10 }), newSinkSameID(t, r, out))
+	r.Write(r.Mix(100, 10, func(int) int64 { return 1 })...)
 	select {
 	case err := <-zdone:
 		if err == nil || !strings.Contains(err.Error(), "fenced") {
@@ -258,7 +258,7 @@ func TestKafkaTableZombieFenced(t *testing.T) {
 	case <-time.After(40 * time.Second):
 		t.Fatal("the zombie was not fenced")
 	}
-	r.awaitCommitted(consumer.GroupName(r.ns, projection, 1), r.ends())
+	r.AwaitCommitted(consumer.GroupName(r.NS, projection, 1), r.Ends())
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +282,7 @@ func TestKafkaTableZombieFenced(t *testing.T) {
 }
 
 func newSinkSameID(t *testing.T, r *rig, out string) consumer.Sink[kastor.Event] {
-	tb, err := consumer.NewKafkaTable(out, r.ns+"-same-id", tableRows)
+	tb, err := consumer.NewKafkaTable(out, r.NS+"-same-id", tableRows)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +293,7 @@ func newSinkSameID(t *testing.T, r *rig, out string) consumer.Sink[kastor.Event]
 func waitCommittedSome(t *testing.T, c *kafkatest.Cluster, r *rig) {
 	ctx := testCtx(t)
 	for ctx.Err() == nil {
-		offs, err := c.Admin().FetchOffsets(ctx, consumer.GroupName(r.ns, projection, 1))
+		offs, err := c.Admin().FetchOffsets(ctx, consumer.GroupName(r.NS, projection, 1))
 		if err == nil && len(offs) > 0 {
 			return
 		}

@@ -46,12 +46,12 @@ func (tb *table) Apply(ctx context.Context, b consumer.Batch[kastor.Event]) erro
 func TestTransactionalSinkExactlyOnce(t *testing.T) {
 	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 3)
-		out := r.ns + ".table"
+		out := r.NS + ".table"
 		c.CreateTopic(t, out, 3, 1, nil)
-		r.write(r.mix(150, 10, func(int) int64 { return 1 })...)
-		cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.MaxPollRecords = 30 })
-		tb := &table{topic: out, id: r.ns + "-table-0", bad: map[string]bool{"acc-3/4": true}}
-		rd, err := consumer.New(r.kc, cfg, consumer.Sink[kastor.Event](tb))
+		r.Write(r.Mix(150, 10, func(int) int64 { return 1 })...)
+		cfg := r.Config(func(c *consumer.Config[kastor.Event]) { c.MaxPollRecords = 30 })
+		tb := &table{topic: out, id: r.NS + "-table-0", bad: map[string]bool{"acc-3/4": true}}
+		rd, err := consumer.New(r.KC, cfg, consumer.Sink[kastor.Event](tb))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,8 +61,8 @@ func TestTransactionalSinkExactlyOnce(t *testing.T) {
 			t.Fatal("Run returned nil, want the simulated crash")
 		}
 		tb2 := &table{topic: out, id: tb.id, bad: tb.bad} // the same instance, restarted
-		_, stop := r.start(cfg, tb2)
-		r.awaitCommitted(r.group(cfg), r.ends())
+		_, stop := r.Start(cfg, tb2)
+		r.AwaitCommitted(r.Group(cfg), r.Ends())
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
@@ -98,7 +98,7 @@ func TestTransactionalSinkExactlyOnce(t *testing.T) {
 				t.Fatal("reading the output")
 			}
 		}
-		for agg, v := range r.versions {
+		for agg, v := range r.Versions {
 			for i := int64(1); i <= v; i++ {
 				k := fmt.Sprintf("%s/%d", agg, i)
 				switch {
@@ -109,7 +109,7 @@ func TestTransactionalSinkExactlyOnce(t *testing.T) {
 				}
 			}
 		}
-		if letters := r.readDLQ(); len(letters) != 1 || letters[0].Reason != consumer.ReasonFailed {
+		if letters := r.ReadDLQ(); len(letters) != 1 || letters[0].Reason != consumer.ReasonFailed {
 			t.Errorf("dead letters %+v, want the refused event once", letters)
 		}
 	})

@@ -30,6 +30,8 @@
 //
 // ConfigFor and SenderConfigFor fill a Config and a SenderConfig with the type arguments
 // inferred; set their other fields before New for anything but the defaults.
+// A process that is only a gateway calls Run as its main loop; one that runs a gateway
+// beside other work calls Start, which returns once the topics are checked.
 //
 // A Sender is the client side: Send appends a command and waits for its result on the
 // replies topic; Submit appends it and returns. Results are typed errors

@@ -110,20 +110,20 @@ func TestProjectionRebuildWhileWriting(t *testing.T) {
 		total := 0
 		write := func(evs []ev) {
 			for _, e := range evs {
-				if d, ok := e.event.(bank.Deposited); ok {
-					want[e.agg] += d.Amount
+				if d, ok := e.Event.(bank.Deposited); ok {
+					want[e.Agg] += d.Amount
 				}
 			}
 			total += len(evs)
-			r.write(evs...)
+			r.Write(evs...)
 		}
-		write(r.mix(600, 20, func(i int) int64 { return int64(i % 13) }))
+		write(r.Mix(600, 20, func(i int) int64 { return int64(i % 13) }))
 
 		var p *projection.Projection[kastor.Event]
 		var switchErr atomic.Value // string: what went wrong at the switch
 		var switched atomic.Bool
-		p, err := projection.New(r.kc, projection.Config[kastor.Event]{
-			Reader:   r.config(func(cfg *consumer.Config[kastor.Event]) { cfg.Version = 0 }),
+		p, err := projection.New(r.KC, projection.Config[kastor.Event]{
+			Reader:   r.Config(func(cfg *consumer.Config[kastor.Event]) { cfg.Version = 0 }),
 			Version:  1,
 			Interval: 100 * time.Millisecond,
 			NewSink: func(v int) (consumer.Sink[kastor.Event], error) {
@@ -158,7 +158,7 @@ func TestProjectionRebuildWhileWriting(t *testing.T) {
 		awaitState(t, p, func(st projection.State) bool { return st.Serving == 1 })
 		for {
 			if _, s := p.Serving(); s != nil {
-				if err := s.(*consumer.Memory[rebuildModel, kastor.Event]).WaitFor(ctx, r.ends()); err != nil {
+				if err := s.(*consumer.Memory[rebuildModel, kastor.Event]).WaitFor(ctx, r.Ends()); err != nil {
 					t.Fatal(err)
 				}
 				break
@@ -211,10 +211,10 @@ func TestProjectionRebuildWhileWriting(t *testing.T) {
 					return
 				case <-time.After(5 * time.Millisecond):
 				}
-				write(r.mix(5, 20, func(j int) int64 { return int64(i + j) }))
+				write(r.Mix(5, 20, func(j int) int64 { return int64(i + j) }))
 			}
 		})
-		res := awaitRequest(t, r.kc, r.ns, id)
+		res := awaitRequest(t, r.KC, r.NS, id)
 		// The outcome is recorded with the switch; instances switch when they read it.
 		awaitState(t, p, func(st projection.State) bool { return st.Serving == 2 })
 		for !switched.Load() && ctx.Err() == nil {
@@ -242,7 +242,7 @@ func TestProjectionRebuildWhileWriting(t *testing.T) {
 			t.Fatalf("serving %d after the rebuild", v)
 		}
 		m := s.(*consumer.Memory[rebuildModel, kastor.Event])
-		if err := m.WaitFor(ctx, r.ends()); err != nil {
+		if err := m.WaitFor(ctx, r.Ends()); err != nil {
 			t.Fatal(err)
 		}
 		m.Read(func(got *rebuildModel) {
@@ -263,7 +263,7 @@ func TestProjectionRebuildWhileWriting(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if slices.Contains(groups.Groups(), consumer.GroupName(r.ns, projName, 1)) {
+		if slices.Contains(groups.Groups(), consumer.GroupName(r.NS, projName, 1)) {
 			t.Errorf("version 1's group was not deleted: %v", groups.Groups())
 		}
 		t.Logf("%d events, %d queries answered by version 1 (%d during the rebuild)", total, queries.Load(), duringRebuild.Load())
@@ -276,12 +276,12 @@ func TestProjectionSwitchOnceAcrossInstances(t *testing.T) {
 	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 4)
 		createRegistry(t, c)
-		r.write(r.mix(200, 10, func(i int) int64 { return int64(i) })...)
+		r.Write(r.Mix(200, 10, func(i int) int64 { return int64(i) })...)
 		var mu sync.Mutex
 		switches := map[string][][2]int{}
 		newInstance := func(name string) *projection.Projection[kastor.Event] {
-			p, err := projection.New(r.kc, projection.Config[kastor.Event]{
-				Reader:   r.config(func(cfg *consumer.Config[kastor.Event]) { cfg.Version = 0 }),
+			p, err := projection.New(r.KC, projection.Config[kastor.Event]{
+				Reader:   r.Config(func(cfg *consumer.Config[kastor.Event]) { cfg.Version = 0 }),
 				Version:  1,
 				Instance: name,
 				Interval: 100 * time.Millisecond,
@@ -300,12 +300,12 @@ func TestProjectionSwitchOnceAcrossInstances(t *testing.T) {
 		}
 		a, b := newInstance("a"), newInstance("b")
 		awaitState(t, b, func(st projection.State) bool { return st.Serving == 1 })
-		r.awaitCommitted(consumer.GroupName(r.ns, projName, 1), r.ends())
+		r.AwaitCommitted(consumer.GroupName(r.NS, projName, 1), r.Ends())
 		id, err := b.Rebuild(testCtx(t))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res := awaitRequest(t, r.kc, r.ns, id); res.Status != projection.StatusDone || res.To != 2 {
+		if res := awaitRequest(t, r.KC, r.NS, id); res.Status != projection.StatusDone || res.To != 2 {
 			t.Fatalf("rebuild outcome: %+v", res)
 		}
 		for _, p := range []*projection.Projection[kastor.Event]{a, b} {
@@ -326,12 +326,12 @@ func TestProjectionSwitchOnceAcrossInstances(t *testing.T) {
 		}
 		mu.Unlock()
 		// Version 2's group has everything; version 1's is gone.
-		r.awaitCommitted(consumer.GroupName(r.ns, projName, 2), r.ends())
+		r.AwaitCommitted(consumer.GroupName(r.NS, projName, 2), r.Ends())
 		groups, err := c.Admin().ListGroups(testCtx(t))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if slices.Contains(groups.Groups(), consumer.GroupName(r.ns, projName, 1)) {
+		if slices.Contains(groups.Groups(), consumer.GroupName(r.NS, projName, 1)) {
 			t.Errorf("version 1's group was not deleted")
 		}
 	})
@@ -344,10 +344,10 @@ func TestProjectionRebuildCancel(t *testing.T) {
 	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 4)
 		createRegistry(t, c)
-		events := r.mix(100, 4, func(i int) int64 { return int64(i) })
-		r.write(events...)
-		p, err := projection.New(r.kc, projection.Config[kastor.Event]{
-			Reader:   r.config(func(cfg *consumer.Config[kastor.Event]) { cfg.Version = 0 }),
+		events := r.Mix(100, 4, func(i int) int64 { return int64(i) })
+		r.Write(events...)
+		p, err := projection.New(r.KC, projection.Config[kastor.Event]{
+			Reader:   r.Config(func(cfg *consumer.Config[kastor.Event]) { cfg.Version = 0 }),
 			Version:  1,
 			Instance: "a",
 			Interval: 100 * time.Millisecond,
@@ -363,12 +363,12 @@ func TestProjectionRebuildCancel(t *testing.T) {
 		}
 		startProjection(t, p)
 		awaitState(t, p, func(st projection.State) bool { return st.Serving == 1 })
-		r.awaitCommitted(consumer.GroupName(r.ns, projName, 1), r.ends())
+		r.AwaitCommitted(consumer.GroupName(r.NS, projName, 1), r.Ends())
 		ctx := testCtx(t)
 
 		if id, err := p.CancelRebuild(ctx); err != nil {
 			t.Fatal(err)
-		} else if res := awaitRequest(t, r.kc, r.ns, id); res.Status != projection.StatusFailed || !strings.Contains(res.Error, "no rebuild is running") {
+		} else if res := awaitRequest(t, r.KC, r.NS, id); res.Status != projection.StatusFailed || !strings.Contains(res.Error, "no rebuild is running") {
 			t.Errorf("cancel with no rebuild: %+v", res)
 		}
 
@@ -383,10 +383,10 @@ func TestProjectionRebuildCancel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res := awaitRequest(t, r.kc, r.ns, cancelID); res.Status != projection.StatusDone || res.Version != 2 {
+		if res := awaitRequest(t, r.KC, r.NS, cancelID); res.Status != projection.StatusDone || res.Version != 2 {
 			t.Fatalf("cancel: %+v", res)
 		}
-		if res := awaitRequest(t, r.kc, r.ns, rebuild); res.Status != projection.StatusFailed || !strings.Contains(res.Error, "cancelled by request "+cancelID) {
+		if res := awaitRequest(t, r.KC, r.NS, rebuild); res.Status != projection.StatusFailed || !strings.Contains(res.Error, "cancelled by request "+cancelID) {
 			t.Errorf("cancelled rebuild request: %+v", res)
 		}
 		st := awaitState(t, p, func(st projection.State) bool { return st.Phase == projection.PhaseServing && st.Abandoned == 2 })
@@ -401,7 +401,7 @@ func TestProjectionRebuildCancel(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Contains(groups.Groups(), consumer.GroupName(r.ns, projName, 2)) {
+			if !slices.Contains(groups.Groups(), consumer.GroupName(r.NS, projName, 2)) {
 				break
 			}
 			select {
@@ -416,13 +416,13 @@ func TestProjectionRebuildCancel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res := awaitRequest(t, r.kc, r.ns, rebuild); res.Status != projection.StatusDone || res.From != 1 || res.To != 3 {
+		if res := awaitRequest(t, r.KC, r.NS, rebuild); res.Status != projection.StatusDone || res.From != 1 || res.To != 3 {
 			t.Fatalf("rebuild after the cancellation: %+v", res)
 		}
 		awaitState(t, p, func(st projection.State) bool { return st.Serving == 3 })
 		_, s := p.Serving()
 		m := s.(*consumer.Memory[rebuildModel, kastor.Event])
-		if err := m.WaitFor(ctx, r.ends()); err != nil {
+		if err := m.WaitFor(ctx, r.Ends()); err != nil {
 			t.Fatal(err)
 		}
 		m.Read(func(got *rebuildModel) {

@@ -190,7 +190,7 @@ func writeLeaseEvents(r *rig, naggs int) (*leaseStore, []ev) {
 		evs = append(evs, opened(agg), deposited(agg, 1), deposited(agg, 2))
 		store.bad[agg+"/2"] = true
 	}
-	r.write(evs...)
+	r.Write(evs...)
 	return store, evs
 }
 
@@ -198,8 +198,8 @@ func writeLeaseEvents(r *rig, naggs int) (*leaseStore, []ev) {
 // applying through leaseSinks into store, with replay leases of lease.
 func leaseInstances(r *rig, store *leaseStore, lease time.Duration) func(name string, onReplay func(n int)) *projection.Projection[kastor.Event] {
 	return func(name string, onReplay func(n int)) *projection.Projection[kastor.Event] {
-		p, err := projection.New(r.kc, projection.Config[kastor.Event]{
-			Reader:      r.config(func(cfg *consumer.Config[kastor.Event]) { cfg.Version = 0 }),
+		p, err := projection.New(r.KC, projection.Config[kastor.Event]{
+			Reader:      r.Config(func(cfg *consumer.Config[kastor.Event]) { cfg.Version = 0 }),
 			Version:     1,
 			Instance:    name,
 			Interval:    100 * time.Millisecond,
@@ -209,7 +209,7 @@ func leaseInstances(r *rig, store *leaseStore, lease time.Duration) func(name st
 			},
 		})
 		if err != nil {
-			r.t.Fatal(err)
+			r.T.Fatal(err)
 		}
 		return p
 	}
@@ -270,20 +270,20 @@ func TestReplayTakenOverAfterLeaseExpires(t *testing.T) {
 		projection.OnReplayEnded(a, func(_ string, err error) { aErr = err; close(aEnded) })
 		startProjection(t, a)
 		awaitState(t, a, func(st projection.State) bool { return st.Serving == 1 })
-		r.awaitCommitted(consumer.GroupName(r.ns, projName, 1), r.ends())
+		r.AwaitCommitted(consumer.GroupName(r.NS, projName, 1), r.Ends())
 		ctx := testCtx(t)
-		letters, err := consumer.ReadDeadLetters(ctx, r.kc, r.dlq, projName, 1)
+		letters, err := consumer.ReadDeadLetters(ctx, r.KC, r.DLQ, projName, 1)
 		if err != nil || len(letters) != naggs {
 			t.Fatalf("%d dead letters (%v), want %d", len(letters), err, naggs)
 		}
 
-		req, err := projection.SubmitRequest(ctx, r.kc, projection.Request{Kind: projection.RequestReplay, Namespace: r.ns, Name: projName,
+		req, err := projection.SubmitRequest(ctx, r.KC, projection.Request{Kind: projection.RequestReplay, Namespace: r.NS, Name: projName,
 			Version: 1, By: "test"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		await(t, aFrozen, "a to stall in its replay")
-		claimA := registryRequest(t, r.kc, r.ns, req.ID)
+		claimA := registryRequest(t, r.KC, r.NS, req.ID)
 		if claimA.Status != projection.StatusRunning || claimA.Instance != "a" || claimA.Claim == "" || claimA.LeaseUntil.IsZero() {
 			t.Fatalf("a's claim: %+v", claimA)
 		}
@@ -299,7 +299,7 @@ func TestReplayTakenOverAfterLeaseExpires(t *testing.T) {
 		})
 		startProjection(t, b)
 		await(t, bBlocked, "b to take the replay over")
-		claimB := registryRequest(t, r.kc, r.ns, req.ID)
+		claimB := registryRequest(t, r.KC, r.NS, req.ID)
 		if claimB.Status != projection.StatusRunning || claimB.Instance != "b" || claimB.TakenFrom != "a" || claimB.Claim == claimA.Claim {
 			t.Fatalf("the request while b executes it: %+v", claimB)
 		}
@@ -308,10 +308,10 @@ func TestReplayTakenOverAfterLeaseExpires(t *testing.T) {
 		}
 		lateRenewal := claimA
 		lateRenewal.LeaseUntil = time.Now().UTC().Add(lease)
-		if _, err := projection.SubmitRequest(ctx, r.kc, lateRenewal); err != nil {
+		if _, err := projection.SubmitRequest(ctx, r.KC, lateRenewal); err != nil {
 			t.Fatal(err)
 		}
-		if got := registryRequest(t, r.kc, r.ns, req.ID); got.Claim != claimB.Claim || got.Instance != "b" {
+		if got := registryRequest(t, r.KC, r.NS, req.ID); got.Claim != claimB.Claim || got.Instance != "b" {
 			t.Fatalf("a's late renewal took the request back: %+v", got)
 		}
 
@@ -322,12 +322,12 @@ func TestReplayTakenOverAfterLeaseExpires(t *testing.T) {
 			t.Errorf("a's executor returned %v, want a lost lease", aErr)
 		}
 		close(releaseB)
-		res := awaitRequest(t, r.kc, r.ns, req.ID)
+		res := awaitRequest(t, r.KC, r.NS, req.ID)
 		if res.Status != projection.StatusDone || res.Instance != "b" || res.Claim != claimB.Claim || res.TakenFrom != "a" ||
 			res.Resolved != naggs-k || res.Failed != 0 || res.Kept != 0 {
 			t.Errorf("outcome %+v; want done by b, taken from a, %d resolved", res, naggs-k)
 		}
-		if letters, err := consumer.ReadDeadLetters(ctx, r.kc, r.dlq, projName, 1); err != nil || len(letters) != 0 {
+		if letters, err := consumer.ReadDeadLetters(ctx, r.KC, r.DLQ, projName, 1); err != nil || len(letters) != 0 {
 			t.Errorf("unresolved dead letters after the replay: %d (%v)", len(letters), err)
 		}
 
@@ -387,36 +387,36 @@ func TestReplayReleasedOnStop(t *testing.T) {
 		})
 		stopA := startProjection(t, a)
 		awaitState(t, a, func(st projection.State) bool { return st.Serving == 1 })
-		r.awaitCommitted(consumer.GroupName(r.ns, projName, 1), r.ends())
+		r.AwaitCommitted(consumer.GroupName(r.NS, projName, 1), r.Ends())
 		ctx := testCtx(t)
-		req, err := projection.SubmitRequest(ctx, r.kc, projection.Request{Kind: projection.RequestReplay, Namespace: r.ns, Name: projName,
+		req, err := projection.SubmitRequest(ctx, r.KC, projection.Request{Kind: projection.RequestReplay, Namespace: r.NS, Name: projName,
 			Version: 1, By: "test"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		await(t, inLetter, "a to be in its replay")
-		claimA := registryRequest(t, r.kc, r.ns, req.ID)
+		claimA := registryRequest(t, r.KC, r.NS, req.ID)
 		stopped := make(chan error, 1)
 		go func() { stopped <- stopA() }()
 		close(stopping)
 		if err := <-stopped; err != nil {
 			t.Fatalf("a's Run: %v", err)
 		}
-		got := registryRequest(t, r.kc, r.ns, req.ID)
+		got := registryRequest(t, r.KC, r.NS, req.ID)
 		if got.Status != projection.StatusRunning || got.Claim != claimA.Claim || !got.Released || !got.LeaseUntil.Before(claimA.LeaseUntil) {
 			t.Fatalf("after a stopped, the request is %+v; want a's claim released", got)
 		}
 
 		b := newInstance("b", nil)
 		startProjection(t, b)
-		res := awaitRequest(t, r.kc, r.ns, req.ID)
+		res := awaitRequest(t, r.KC, r.NS, req.ID)
 		if res.Status != projection.StatusDone || res.Instance != "b" || res.TakenFrom != "a" || res.Failed != 0 || res.Kept != 0 {
 			t.Fatalf("outcome %+v; want done by b, taken from a", res)
 		}
 		if !res.UpdatedAt.Before(claimA.LeaseUntil) {
 			t.Errorf("b finished at %v, not before a's lease would have ended (%v)", res.UpdatedAt, claimA.LeaseUntil)
 		}
-		if letters, err := consumer.ReadDeadLetters(ctx, r.kc, r.dlq, projName, 1); err != nil || len(letters) != 0 {
+		if letters, err := consumer.ReadDeadLetters(ctx, r.KC, r.DLQ, projName, 1); err != nil || len(letters) != 0 {
 			t.Errorf("unresolved dead letters after the replay: %d (%v)", len(letters), err)
 		}
 		store.mu.Lock()

@@ -59,11 +59,11 @@ func TestStopWaitsForReplayBeforeClosingSink(t *testing.T) {
 		r := newRig(t, c, 2)
 		createRegistry(t, c)
 		store := &leaseStore{bad: map[string]bool{"acc-0/2": true}, applied: map[string][]string{}, replayed: map[string][]string{}, model: map[string]bool{}}
-		r.write(opened("acc-0"), deposited("acc-0", 1), deposited("acc-0", 2))
+		r.Write(opened("acc-0"), deposited("acc-0", 1), deposited("acc-0", 2))
 		probe := &replayProbe{inReplay: make(chan struct{})}
 		var sinks atomic.Int32
-		p, err := projection.New(r.kc, projection.Config[kastor.Event]{
-			Reader:   r.config(func(cfg *consumer.Config[kastor.Event]) { cfg.Version = 0 }),
+		p, err := projection.New(r.KC, projection.Config[kastor.Event]{
+			Reader:   r.Config(func(cfg *consumer.Config[kastor.Event]) { cfg.Version = 0 }),
 			Version:  1,
 			Instance: "a",
 			Interval: 100 * time.Millisecond,
@@ -77,9 +77,9 @@ func TestStopWaitsForReplayBeforeClosingSink(t *testing.T) {
 		}
 		stop := startProjection(t, p)
 		awaitState(t, p, func(st projection.State) bool { return st.Serving == 1 })
-		r.awaitCommitted(consumer.GroupName(r.ns, projName, 1), r.ends())
+		r.AwaitCommitted(consumer.GroupName(r.NS, projName, 1), r.Ends())
 		ctx := testCtx(t)
-		if _, err := projection.SubmitRequest(ctx, r.kc, projection.Request{Kind: projection.RequestReplay, Namespace: r.ns, Name: projName,
+		if _, err := projection.SubmitRequest(ctx, r.KC, projection.Request{Kind: projection.RequestReplay, Namespace: r.NS, Name: projName,
 			Version: 1, By: "test"}); err != nil {
 			t.Fatal(err)
 		}

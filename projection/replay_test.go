@@ -17,31 +17,29 @@ import (
 func TestReplayResolvesOnce(t *testing.T) {
 	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 1)
-		r.write(opened("a"), opened("b"), deposited("a", 1), deposited("b", 2), deposited("a", 3), deposited("b", 4))
+		r.Write(opened("a"), opened("b"), deposited("a", 1), deposited("b", 2), deposited("a", 3), deposited("b", 4))
 		s := newSeen()
-		f := &failing{seen: s, bad: map[string]bool{"a/2": true}, err: errors.New("boom")}
-		cfg := r.config()
-		_, stop := r.start(cfg, f)
-		r.awaitCommitted(r.group(cfg), r.ends())
+		f := &failing{Seen: s, Bad: map[string]bool{"a/2": true}, Err: errors.New("boom")}
+		cfg := r.Config()
+		_, stop := r.Start(cfg, f)
+		r.AwaitCommitted(r.Group(cfg), r.Ends())
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
-		if n := len(r.readDLQ()); n != 1 {
+		if n := len(r.ReadDLQ()); n != 1 {
 			t.Fatalf("%d dead letters, want 1", n)
 		}
-		f.heal()
-		res, err := projection.Replay(testCtx(t), r.kc, cfg, f)
+		f.Heal()
+		res, err := projection.Replay(testCtx(t), r.KC, cfg, f)
 		if err != nil || res.Resolved != 1 || len(res.Failed) != 0 {
 			t.Fatalf("replay: %+v, %v", res, err)
 		}
-		res, err = projection.Replay(testCtx(t), r.kc, cfg, f)
+		res, err = projection.Replay(testCtx(t), r.KC, cfg, f)
 		if err != nil || res.Resolved != 0 {
 			t.Fatalf("second replay: %+v, %v", res, err)
 		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.n["a/2"] != 1 {
-			t.Errorf("a/2 applied %d times after the replays, want 1", s.n["a/2"])
+		if s.Count("a/2") != 1 {
+			t.Errorf("a/2 applied %d times after the replays, want 1", s.Count("a/2"))
 		}
 	})
 }
@@ -52,39 +50,37 @@ func TestReplayResolvesOnce(t *testing.T) {
 func TestReplayParkedAggregate(t *testing.T) {
 	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
 		r := newRig(t, c, 1)
-		r.write(opened("a"), opened("b"), deposited("a", 1), deposited("b", 2), deposited("a", 3), deposited("b", 4))
+		r.Write(opened("a"), opened("b"), deposited("a", 1), deposited("b", 2), deposited("a", 3), deposited("b", 4))
 		s := newSeen()
-		f := &failing{seen: s, bad: map[string]bool{"a/2": true}, err: errors.New("boom")}
-		cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.OnFailure = consumer.ParkAggregate })
-		_, stop := r.start(cfg, f)
-		r.awaitCommitted(r.group(cfg), r.ends())
+		f := &failing{Seen: s, Bad: map[string]bool{"a/2": true}, Err: errors.New("boom")}
+		cfg := r.Config(func(c *consumer.Config[kastor.Event]) { c.OnFailure = consumer.ParkAggregate })
+		_, stop := r.Start(cfg, f)
+		r.AwaitCommitted(r.Group(cfg), r.Ends())
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
 		// A restarted reader holds a/4 behind a/2 too.
-		r.write(deposited("a", 5), deposited("b", 6))
-		_, stop = r.start(cfg, f)
-		r.awaitCommitted(r.group(cfg), r.ends())
+		r.Write(deposited("a", 5), deposited("b", 6))
+		_, stop = r.Start(cfg, f)
+		r.AwaitCommitted(r.Group(cfg), r.Ends())
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
 		// Replay: a/2, a/3, a/4 in order.
-		f.heal()
-		res, err := projection.Replay(testCtx(t), r.kc, cfg, f)
+		f.Heal()
+		res, err := projection.Replay(testCtx(t), r.KC, cfg, f)
 		if err != nil || res.Resolved != 3 {
 			t.Fatalf("replay: %+v, %v", res, err)
 		}
-		s.mu.Lock()
-		if fmt.Sprint(s.order["a"]) != "[1 2 3 4]" {
-			t.Errorf("a applied in order %v, want [1 2 3 4]", s.order["a"])
+		if fmt.Sprint(s.Order("a")) != "[1 2 3 4]" {
+			t.Errorf("a applied in order %v, want [1 2 3 4]", s.Order("a"))
 		}
-		s.mu.Unlock()
 		// After the replay, a restarted reader no longer holds a.
-		r.write(deposited("a", 7))
-		_, stop = r.start(cfg, f)
-		r.awaitCommitted(r.group(cfg), r.ends())
+		r.Write(deposited("a", 7))
+		_, stop = r.Start(cfg, f)
+		r.AwaitCommitted(r.Group(cfg), r.Ends())
 		_ = stop()
-		if dups := s.check(t, r.versions); dups != 0 {
+		if dups := s.Check(t, r.Versions); dups != 0 {
 			t.Errorf("%d duplicates", dups)
 		}
 	})
@@ -96,31 +92,29 @@ func TestReplayParkedAggregate(t *testing.T) {
 func TestParkedAggregateFlowsAfterReplayWhileRunning(t *testing.T) {
 	c := kafkatest.StartEmbedded(t)
 	r := newRig(t, c, 1)
-	r.write(opened("a"), deposited("a", 1), deposited("a", 2))
+	r.Write(opened("a"), deposited("a", 1), deposited("a", 2))
 	s := newSeen()
-	f := &failing{seen: s, bad: map[string]bool{"a/2": true}, err: errors.New("boom")}
-	cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.OnFailure = consumer.ParkAggregate })
-	rd, stop := r.start(cfg, f)
+	f := &failing{Seen: s, Bad: map[string]bool{"a/2": true}, Err: errors.New("boom")}
+	cfg := r.Config(func(c *consumer.Config[kastor.Event]) { c.OnFailure = consumer.ParkAggregate })
+	rd, stop := r.Start(cfg, f)
 	defer func() { _ = stop() }()
-	r.awaitCommitted(r.group(cfg), r.ends())
-	f.heal()
-	if res, err := projection.Replay(testCtx(t), r.kc, cfg, f); err != nil || res.Resolved != 2 {
+	r.AwaitCommitted(r.Group(cfg), r.Ends())
+	f.Heal()
+	if res, err := projection.Replay(testCtx(t), r.KC, cfg, f); err != nil || res.Resolved != 2 {
 		t.Fatalf("replay: %+v, %v", res, err)
 	}
 	rd.ReloadDeadLetters()
-	r.write(deposited("a", 4))
-	r.awaitCommitted(r.group(cfg), r.ends())
-	letters, err := consumer.ReadDeadLetters(testCtx(t), r.kc, r.dlq, cfg.Name, cfg.Version)
+	r.Write(deposited("a", 4))
+	r.AwaitCommitted(r.Group(cfg), r.Ends())
+	letters, err := consumer.ReadDeadLetters(testCtx(t), r.KC, r.DLQ, cfg.Name, cfg.Version)
 	if err != nil || len(letters) != 0 {
 		t.Errorf("unresolved dead letters %v (%v), want none: a/4 was held again", letters, err)
 	}
-	if dups := s.check(t, r.versions); dups != 0 {
+	if dups := s.Check(t, r.Versions); dups != 0 {
 		t.Errorf("%d duplicates", dups)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if fmt.Sprint(s.order["a"]) != "[1 2 3 4]" {
-		t.Errorf("a applied in order %v, want [1 2 3 4]", s.order["a"])
+	if fmt.Sprint(s.Order("a")) != "[1 2 3 4]" {
+		t.Errorf("a applied in order %v, want [1 2 3 4]", s.Order("a"))
 	}
 }
 
@@ -128,17 +122,15 @@ func TestParkedAggregateFlowsAfterReplayWhileRunning(t *testing.T) {
 func TestReplayKeepsOrderOnFailure(t *testing.T) {
 	c := kafkatest.StartEmbedded(t)
 	r := newRig(t, c, 1)
-	r.write(opened("a"), deposited("a", 1), deposited("a", 2), opened("b"), deposited("b", 1))
+	r.Write(opened("a"), deposited("a", 1), deposited("a", 2), opened("b"), deposited("b", 1))
 	s := newSeen()
-	f := &failing{seen: s, bad: map[string]bool{"a/2": true, "b/2": true}, err: errors.New("boom")}
-	cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.OnFailure = consumer.ParkAggregate })
-	_, stop := r.start(cfg, f)
-	r.awaitCommitted(r.group(cfg), r.ends())
+	f := &failing{Seen: s, Bad: map[string]bool{"a/2": true, "b/2": true}, Err: errors.New("boom")}
+	cfg := r.Config(func(c *consumer.Config[kastor.Event]) { c.OnFailure = consumer.ParkAggregate })
+	_, stop := r.Start(cfg, f)
+	r.AwaitCommitted(r.Group(cfg), r.Ends())
 	_ = stop()
-	f.mu.Lock()
-	f.bad = map[string]bool{"a/2": true} // b is fixed, a is not
-	f.mu.Unlock()
-	res, err := projection.Replay(testCtx(t), r.kc, cfg, f)
+	f.Fail("a/2") // b is fixed, a is not
+	res, err := projection.Replay(testCtx(t), r.KC, cfg, f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +145,7 @@ func TestReplayKeepsOrderOnFailure(t *testing.T) {
 func TestReplayIntoFreshMemory(t *testing.T) {
 	c := kafkatest.StartEmbedded(t)
 	r := newRig(t, c, 1)
-	r.write(opened("a"), deposited("a", 1), deposited("a", 2))
+	r.Write(opened("a"), deposited("a", 1), deposited("a", 2))
 	var broken atomic.Bool
 	broken.Store(true)
 	apply := func(m *balances, e kastor.Envelope[kastor.Event]) error {
@@ -162,20 +154,20 @@ func TestReplayIntoFreshMemory(t *testing.T) {
 		}
 		return foldBalance(m, e)
 	}
-	cfg := r.config(func(c *consumer.Config[kastor.Event]) { c.AllPartitions = true })
+	cfg := r.Config(func(c *consumer.Config[kastor.Event]) { c.AllPartitions = true })
 	first := consumer.NewMemory(balances{}, apply)
-	_, stop := r.start(cfg, first)
-	if err := first.WaitFor(testCtx(t), r.ends()); err != nil {
+	_, stop := r.Start(cfg, first)
+	if err := first.WaitFor(testCtx(t), r.Ends()); err != nil {
 		t.Fatal(err)
 	}
 	_ = stop()
 	broken.Store(false) // fixed code, restarted process
 	fresh := consumer.NewMemory(balances{}, apply)
-	r.start(cfg, fresh)
+	r.Start(cfg, fresh)
 	if err := fresh.WaitForVersion(testCtx(t), "a", 3); !errors.Is(err, consumer.ErrParked) {
 		t.Errorf("fresh model: WaitForVersion past the parked event: %v, want ErrParked", err)
 	}
-	res, err := projection.Replay(testCtx(t), r.kc, cfg, fresh)
+	res, err := projection.Replay(testCtx(t), r.KC, cfg, fresh)
 	if err != nil || res.Resolved != 1 {
 		t.Fatalf("replay: %+v, %v", res, err)
 	}
@@ -203,7 +195,7 @@ func TestReplayReachesEveryFetcher(t *testing.T) {
 					agg := fmt.Sprintf("acc-%d", i)
 					batch = append(batch, opened(agg), deposited(agg, 1), deposited(agg, 2))
 				}
-				r.write(batch...)
+				r.Write(batch...)
 				broken := map[string]bool{"acc-3": true, "acc-4": true, "acc-17": true}
 				var healed atomic.Bool
 				s := newSeen()
@@ -211,22 +203,22 @@ func TestReplayReachesEveryFetcher(t *testing.T) {
 					if !healed.Load() && broken[e.AggregateID] && e.Version == 2 {
 						return errors.New("not yet")
 					}
-					s.add(e)
+					s.Add(e)
 					return foldBalance(m, e)
 				})
-				cfg := r.config(func(c *consumer.Config[kastor.Event]) {
+				cfg := r.Config(func(c *consumer.Config[kastor.Event]) {
 					c.AllPartitions, c.Fetchers, c.OnFailure = true, n, consumer.ParkAggregate
 				})
-				rd, _ := r.start(cfg, mem)
-				if err := mem.WaitFor(testCtx(t), r.ends()); err != nil {
+				rd, _ := r.Start(cfg, mem)
+				if err := mem.WaitFor(testCtx(t), r.Ends()); err != nil {
 					t.Fatal(err)
 				}
 				// Versions 2 and 3 of each broken aggregate are parked (failed, then held).
-				if got := len(r.readDLQ()); got != 2*len(broken) {
+				if got := len(r.ReadDLQ()); got != 2*len(broken) {
 					t.Fatalf("%d dead letters, want %d", got, 2*len(broken))
 				}
 				healed.Store(true)
-				if res, err := projection.Replay(testCtx(t), r.kc, cfg, mem); err != nil || res.Resolved != 2*len(broken) {
+				if res, err := projection.Replay(testCtx(t), r.KC, cfg, mem); err != nil || res.Resolved != 2*len(broken) {
 					t.Fatalf("replay: %+v, %v", res, err)
 				}
 				rd.ReloadDeadLetters()
@@ -234,15 +226,15 @@ func TestReplayReachesEveryFetcher(t *testing.T) {
 				for agg := range broken {
 					more = append(more, deposited(agg, 4))
 				}
-				r.write(more...)
-				if err := mem.WaitFor(testCtx(t), r.ends()); err != nil {
+				r.Write(more...)
+				if err := mem.WaitFor(testCtx(t), r.Ends()); err != nil {
 					t.Fatal(err)
 				}
-				letters, err := consumer.ReadDeadLetters(testCtx(t), r.kc, r.dlq, cfg.Name, cfg.Version)
+				letters, err := consumer.ReadDeadLetters(testCtx(t), r.KC, r.DLQ, cfg.Name, cfg.Version)
 				if err != nil || len(letters) != 0 {
 					t.Errorf("unresolved dead letters %v (%v), want none: a fetcher kept holding its aggregate", letters, err)
 				}
-				if dups := s.check(t, r.versions); dups != 0 {
+				if dups := s.Check(t, r.Versions); dups != 0 {
 					t.Errorf("%d duplicates", dups)
 				}
 				mem.Read(func(m *balances) {
@@ -255,11 +247,9 @@ func TestReplayReachesEveryFetcher(t *testing.T) {
 						}
 					}
 				})
-				s.mu.Lock()
-				defer s.mu.Unlock()
 				for agg := range broken {
-					if fmt.Sprint(s.order[agg]) != "[1 2 3 4]" {
-						t.Errorf("%s applied in order %v, want [1 2 3 4]", agg, s.order[agg])
+					if fmt.Sprint(s.Order(agg)) != "[1 2 3 4]" {
+						t.Errorf("%s applied in order %v, want [1 2 3 4]", agg, s.Order(agg))
 					}
 				}
 			})

@@ -85,10 +85,21 @@ func ForAggregate[S, C, E any](agg *kastor.Aggregate[S, C, E], opts ...Aggregate
 	return kastor.Codecs[S, C, E]{Commands: TypesCodec(cmds), Events: TypesCodec(evs), States: ValueCodec(state)}, nil
 }
 
+// MustForAggregate is ForAggregate for Go types known at compile time, as a package-level
+// variable is; it panics on error.
+func MustForAggregate[S, C, E any](agg *kastor.Aggregate[S, C, E], opts ...AggregateOption) kastor.Codecs[S, C, E] {
+	codecs, err := ForAggregate(agg, opts...)
+	if err != nil {
+		panic(err)
+	}
+	return codecs
+}
+
 // PublishAggregate publishes the schemas of codecs made by ForAggregate (or TypesCodec and
 // ValueCodec) to _kastor.schemas, as Publish does, and loads the topic's history into
-// their registry: call it at startup, before the first write (a gateway and a Sender do
-// it themselves). A codec made elsewhere is an error; publish its schemas with Publish.
+// their registry: call it at startup, before the gateway writes, so that the CLI and
+// readers in other processes can decode what it writes. A codec made elsewhere is an
+// error; publish its schemas with Publish.
 func PublishAggregate[S, C, E any](ctx context.Context, cl *kgo.Client, codecs kastor.Codecs[S, C, E]) error {
 	for _, c := range []any{codecs.Commands, codecs.Events, codecs.States} {
 		if _, ok := c.(publishable); !ok {
@@ -100,8 +111,8 @@ func PublishAggregate[S, C, E any](ctx context.Context, cl *kgo.Client, codecs k
 
 // PublishCodecs publishes, as Publish does, the schemas of those codecs that this package
 // made (TypesCodec, ValueCodec, ForAggregate), each with the registry it decodes with,
-// which receives the topic's history; codecs made elsewhere are skipped. It is what a
-// gateway and a Sender do when they start.
+// which receives the topic's history; codecs made elsewhere are skipped: for a service
+// whose codecs come from several places.
 func PublishCodecs(ctx context.Context, cl *kgo.Client, codecs ...any) error {
 	var regs []*Registry
 	byReg := map[*Registry][]*Schema{}

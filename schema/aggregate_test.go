@@ -91,3 +91,18 @@ func TestPublishAggregateRefusesAForeignCodec(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// MustForAggregate returns ForAggregate's codecs, and panics where ForAggregate fails.
+func TestMustForAggregate(t *testing.T) {
+	codecs := schema.MustForAggregate(agAggregate,
+		schema.Commands(schema.Of[agAdd](), schema.Of[agRemove]()), schema.Events(schema.Of[agAdded]()))
+	if enc, err := codecs.Events.Encode(agAdded{Quantity: 1}); err != nil || enc.Type != "shop.Added" {
+		t.Fatalf("Encode: %+v %v", enc, err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("MustForAggregate without events: no panic")
+		}
+	}()
+	schema.MustForAggregate(agAggregate, schema.Commands(schema.Of[agAdd]()))
+}

@@ -208,29 +208,17 @@ func runGateway(ctx context.Context, c *cluster.Cluster, o gatewayOptions) error
 }
 
 func demo(ctx context.Context, out io.Writer, file string) error {
-	cfg, err := topics.Load(file)
+	topicFile, err := os.ReadFile(file)
 	if err != nil {
 		return err
 	}
-	b, err := devbroker.Start()
+	// The file's topics on an embedded broker (no brokers given).
+	c, closeAll, err := devbroker.Connect(ctx, "", topicFile, cluster.Logger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		return err
 	}
-	defer b.Close()
-	fmt.Fprintf(out, "embedded broker (kfake, not Apache Kafka) on %s\n", strings.Join(b.Addrs(), ","))
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	c, err := cluster.New(cl, cfg.Namespace, cluster.Logger(quiet))
-	if err != nil {
-		return err
-	}
-	if _, err := topics.Apply(ctx, c.Admin(), topics.NewPlan(cfg), topics.Options{}); err != nil {
-		return err
-	}
+	defer closeAll()
+	fmt.Fprintf(out, "embedded broker (kfake, not Apache Kafka) on %s\n", strings.Join(c.Brokers(), ","))
 	fmt.Fprintf(out, "topics of %s created; schemas published to %s\n\n", file, schema.Topic)
 
 	tap, events := gateway.Tap[kastor.Event](64)

@@ -16,10 +16,12 @@ func TestQuickstart(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	want := []string{
-		"cart.AddItem: ok, version 1; the projection has 2 items in cart-1",
-		"cart.AddItem: ok, version 2; the projection has 3 items in cart-1",
-		"cart.CheckOut: ok, version 3; the projection has 3 items in cart-1",
-		"the cart is checked out",
+		"cart.AddItem: version 1, err=<nil>; the projection has 2 items in cart-1",
+		"cart.AddItem: version 2, err=<nil>; the projection has 3 items in cart-1",
+		"cart.CheckOut: version 3, err=<nil>; the projection has 3 items in cart-1",
+		"cart.CheckOut: version 0, err=kastor: shop.cart \"cart-1\" rejected command ",
+		"the cart is checked out; the projection has 3 items in cart-1",
+		"Next: go run ./examples/bank demo",
 	}
 	for _, w := range want {
 		if !strings.Contains(out.String(), w) {
