@@ -25,10 +25,13 @@ import (
 // test run can be found and removed: docker rm -f $(docker ps -aq --filter label=dev.kastor.kafkatest)
 const harnessLabel = "dev.kastor.kafkatest"
 
-// Listener ports inside a container. The client listener uses the host port chosen for the
-// node, published on 127.0.0.1 under the same number, so the advertised address
-// 127.0.0.1:<port> is right both inside and outside Docker (Linux and Docker Desktop alike).
+// Listener ports inside a container. The client listener, clientPort, is published on
+// 127.0.0.1 at the host port chosen for the node and advertised as 127.0.0.1:<host port>.
+// It is a fixed port below the ephemeral range: a node's own outgoing connections (to the
+// other controllers, at start-up) take ephemeral ports inside the container, and one of
+// them once took the host port's number before the broker bound it there.
 const (
+	clientPort     = 9092
 	brokerPort     = 19092
 	controllerPort = 9093
 )
@@ -119,7 +122,7 @@ func nodeEnv(cfg config, id int32, port int, clusterID, voters string) map[strin
 		"CLUSTER_ID":                                             clusterID,
 		"KAFKA_NODE_ID":                                          strconv.Itoa(int(id)),
 		"KAFKA_PROCESS_ROLES":                                    "broker,controller",
-		"KAFKA_LISTENERS":                                        fmt.Sprintf("CLIENT://0.0.0.0:%d,BROKER://0.0.0.0:%d,CONTROLLER://0.0.0.0:%d", port, brokerPort, controllerPort),
+		"KAFKA_LISTENERS":                                        fmt.Sprintf("CLIENT://0.0.0.0:%d,BROKER://0.0.0.0:%d,CONTROLLER://0.0.0.0:%d", clientPort, brokerPort, controllerPort),
 		"KAFKA_ADVERTISED_LISTENERS":                             fmt.Sprintf("CLIENT://127.0.0.1:%d,BROKER://%s:%d", port, nodeAlias(id), brokerPort),
 		"KAFKA_LISTENER_SECURITY_PROTOCOL_MAP":                   "CLIENT:PLAINTEXT,BROKER:PLAINTEXT,CONTROLLER:PLAINTEXT",
 		"KAFKA_INTER_BROKER_LISTENER_NAME":                       "BROKER",
@@ -161,13 +164,13 @@ func (dc *dockerCluster) startNode(ctx context.Context, cfg config, id int32, cl
 		if err != nil {
 			return nil, err
 		}
-		portSpec := network.MustParsePort(fmt.Sprintf("%d/tcp", port))
+		portSpec := network.MustParsePort(fmt.Sprintf("%d/tcp", clientPort))
 		ctr, err := testcontainers.Run(ctx, dc.image,
 			testcontainers.WithEnv(nodeEnv(cfg, id, port, clusterID, voters)),
 			tcnetwork.WithNetwork([]string{nodeAlias(id)}, dc.network),
 			testcontainers.WithLabels(map[string]string{harnessLabel: "1"}),
-			// Only exposed ports keep their bindings in testcontainers, and exposing one port
-			// also keeps the image's EXPOSE 9092 from being published on a random port.
+			// Only exposed ports keep their bindings in testcontainers; the image's EXPOSE 9092
+			// is this port, so nothing is published on a random port.
 			testcontainers.WithExposedPorts(portSpec.String()),
 			testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {
 				hc.PortBindings = network.PortMap{portSpec: {{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: strconv.Itoa(port)}}}
