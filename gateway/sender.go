@@ -452,6 +452,10 @@ func (s *Sender[C]) produce(ctx context.Context, id string, rec *kgo.Record) err
 		return fmt.Errorf("kastor: sender closed while writing command %s (it may still be written): %w", id, kastor.ErrShuttingDown)
 	case ctx.Err() != nil:
 		return &kastor.TimeoutError{CommandID: id, Err: ctx.Err()}
+	case errors.Is(err, context.DeadlineExceeded):
+		// A deadline error before ctx reports its own (seen while a broker was down): still
+		// a timeout, after which the record may be written.
+		return &kastor.TimeoutError{CommandID: id, Err: err}
 	}
 	return fmt.Errorf("kastor: writing command %s to %s: %w", id, s.commandsTopic, err)
 }
