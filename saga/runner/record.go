@@ -94,16 +94,23 @@ var (
 // _kastor.schemas when it starts.
 func Schemas() []*schema.Schema { return []*schema.Schema{instanceSchema, checkpointSchema} }
 
-// InstanceRecord is a state record as stored: an instance whose state is still encoded.
+// InstanceRecord is a state record as stored: a saga.Instance whose state is still
+// encoded, for readers without the saga's state type (tools, tests).
 type InstanceRecord struct {
-	ID      string
+	// ID is the instance ID, also the record's key.
+	ID string
+	// Version counts the inputs applied to the instance (1 or more in a stored record).
 	Version int64
 	// State is the state's Avro encoding, its writer schema's type and fingerprint.
-	State     kastor.Encoded
+	State kastor.Encoded
+	// Deadlines are the pending deadlines by name; nil when none.
 	Deadlines map[string]time.Time
-	Seen      []string
-	Pending   []saga.Sent
-	Done      bool
+	// Seen are the IDs of the last inputs applied, oldest first.
+	Seen []string
+	// Pending are the commands sent whose outcomes are not applied yet, oldest first.
+	Pending []saga.Sent
+	// Done says the instance is finished: later inputs are ignored.
+	Done bool
 }
 
 // encodeInstance returns the value of inst's state record, its state encoded with states.
@@ -170,11 +177,9 @@ func checkpointRecord(topic string, p int32, next int64) *kgo.Record {
 	return &kgo.Record{Topic: topic, Partition: p, Key: []byte(CheckpointKey), Value: v, Headers: wire.Headers(&md)}
 }
 
-// Errors of the record decoders.
-var (
-	// ErrNotARecord: a state record that is neither an instance nor a checkpoint.
-	ErrNotARecord = errors.New("not a saga state record")
-)
+// ErrNotARecord is wrapped by DecodeStateRecord's error for a record of the state topic
+// whose kastor.type header names neither an instance nor a checkpoint.
+var ErrNotARecord = errors.New("not a saga state record")
 
 // stateRecord is a decoded record of the state topic: a checkpoint, an instance, or a
 // tombstone (an instance removed).

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/internal/brokerwait"
@@ -29,7 +31,17 @@ type Runner[S, C, E any] struct {
 	// commands topics', by aggregate type.
 	partitions   int32
 	commandParts map[string]int32
+
+	// crashAfter is a fault injection for tests: when it reaches zero in a commit, after
+	// the transaction's records are written and before it ends, the runner stops as if
+	// killed: its open transaction is left open and its producer is not closed (crashed
+	// receives it), and Run returns errCrashed.
+	crashAfter atomic.Int32
+	crashed    func(*kgo.Client)
 }
+
+// errCrashed is Run's error after an injected crash.
+var errCrashed = errors.New("saga runner: injected crash")
 
 // New validates cfg and returns a Runner of cluster c; Run starts it. The topics are the
 // saga type's in c's namespace (topics.SagaTopicName), the commands topics of the

@@ -445,6 +445,13 @@ func (r *Runner[S, C, E]) commit(ctx context.Context, s *session[S], b *batch[S,
 		return &rejoinError{fmt.Errorf("saga runner: partition %d: begin transaction: %w", pt.p, err)}
 	}
 	perr := pt.prod.ProduceSync(tctx, recs...).FirstErr()
+	if r.crashAfter.Load() > 0 && r.crashAfter.Add(-1) == 0 {
+		s.mu.Lock()
+		delete(s.parts, pt.p) // not closed: its transaction stays open, as after a kill
+		s.mu.Unlock()
+		r.crashed(pt.prod)
+		return errCrashed
+	}
 	if err := pt.prod.EndTransaction(tctx, kgo.TransactionEndTry(perr == nil)); err != nil || perr != nil {
 		r.metrics.txns.WithLabelValues("failed").Inc()
 		return &rejoinError{fmt.Errorf("saga runner: partition %d: transaction not committed: %w", pt.p, errors.Join(perr, err))}
