@@ -26,10 +26,10 @@
 //     they survive restarts and are due after one if their time passed meanwhile; a clock
 //     that steps back delays them and loses none.
 //
-// The Kafka runtime (an input topic keyed by instance ID, the records in a compacted topic
-// co-partitioned with it, one transaction per batch holding records, commands, deadlines
-// and input offsets; see DESIGN.md, "Sagas") drives Apply; it is the next increment of
-// issue 16 and not in this package yet. Its topics already exist: kastor.yaml's sagas:
-// section makes `kastor topics apply` create <ns>.saga.<type>.inputs, .state and .dlq
-// (topics.SagaTopicName).
+// Package saga/runner is the Kafka runtime that drives Apply: a router that routes events
+// to an input topic keyed by instance ID, and a runner that keeps the records in a
+// compacted topic co-partitioned with it and applies each batch of inputs in one
+// transaction holding records, commands and the input position; it fires deadlines
+// itself. Its topics come from kastor.yaml's sagas: section: `kastor topics apply`
+// creates <ns>.saga.<type>.inputs, .state and .dlq (topics.SagaTopicName).
 package saga

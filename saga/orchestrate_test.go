@@ -253,3 +253,51 @@ func TestLateOutcomeOfAnAbandonedAttemptIsIgnored(t *testing.T) {
 		t.Fatalf("state %+v", r.inst.State)
 	}
 }
+
+func TestPendingCommandsAreKeptUntilTheirOutcome(t *testing.T) {
+	def := transferSaga(t, 10*time.Second)
+	r := &run{t: t, def: def, inst: saga.New(def, "t-1"), now: t0}
+	debit := r.start()
+	sent, ok := r.inst.PendingCommand(debit[0].ID)
+	if !ok || sent.Name != "do:debit#1" || sent.AggregateType != "bank.account" || sent.AggregateID != "alice" || !sent.Deadline.Equal(debit[0].Deadline) {
+		t.Fatalf("pending after the debit was sent: %+v, %v", r.inst.Pending, ok)
+	}
+	credit := r.answer(debit[0], nil)
+	if _, ok := r.inst.PendingCommand(debit[0].ID); ok || len(r.inst.Pending) != 1 || r.inst.Pending[0].ID != credit[0].ID {
+		t.Fatalf("pending after the debit's outcome: %+v", r.inst.Pending)
+	}
+	// The credit times out and is abandoned: it stays pending (its late outcome must still
+	// be matched to it), and the refund joins it.
+	r.now = t0.Add(13 * time.Second)
+	refund := r.tick()
+	if len(r.inst.Pending) != 2 || r.inst.Pending[1].ID != refund[0].ID {
+		t.Fatalf("pending after the timeout: %+v", r.inst.Pending)
+	}
+	r.answer(credit[0], kastor.ErrExpired)
+	r.answer(refund[0], nil)
+	if !r.inst.Done || len(r.inst.Pending) != 0 {
+		t.Fatalf("done %v, pending %+v", r.inst.Done, r.inst.Pending)
+	}
+}
+
+func TestPendingIsBoundedByTheWindow(t *testing.T) {
+	def := remDef()
+	inst := saga.New(def, "o-1")
+	for i := range 5 {
+		ev := event("o-1", int64(2*i+1), "ordered")
+		ev.At = t0.Add(time.Duration(2*i) * time.Hour)
+		var err error
+		if inst, _, _, err = saga.Apply(def, inst, ev, 3); err != nil {
+			t.Fatal(err)
+		}
+		f := saga.Due(inst, t0.Add(time.Duration(2*i+1)*time.Hour))[0]
+		in := fire(f)
+		in.At = f.At
+		if inst, _, _, err = saga.Apply(def, inst, in, 3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(inst.Pending) != 3 || inst.Pending[2].ID != saga.CommandID("shop.reminder", "o-1", 10, 0) {
+		t.Fatalf("pending %+v, want the last 3 reminders", inst.Pending)
+	}
+}

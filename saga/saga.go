@@ -68,7 +68,11 @@ type Input[C, E any] struct {
 
 // Outcome is the outcome of a command an instance sent.
 type Outcome[C any] struct {
-	// Command is the command as the instance sent it, with its ID.
+	// Command is the command as the instance sent it, with its ID. The Kafka runtime
+	// rebuilds it from the instance's record (Instance.Pending): its ID, Name,
+	// AggregateType, AggregateID and Deadline are the sent ones, and its payload
+	// (Send.Command) is the zero C, since the record does not keep payloads; a saga that
+	// needs one keeps what it needs in its state.
 	Command Command[C]
 	// Err is nil when the gateway executed the command; otherwise why it did not: a
 	// *kastor.RejectedError, *kastor.InvariantError, *kastor.VersionConflictError, or
@@ -128,7 +132,32 @@ type Instance[S any] struct {
 	Deadlines map[string]time.Time
 	// Seen are the IDs of the most recent inputs applied, oldest first.
 	Seen []string
-	Done bool
+	// Pending are the commands the instance sent whose outcomes it has not applied yet,
+	// oldest first (at most the window Apply is given): an outcome read from Kafka is
+	// matched to its command by ID here. A done instance has none.
+	Pending []Sent
+	Done    bool
+}
+
+// Sent is a command an instance sent, as its record keeps it until the command's outcome
+// is applied: the fields of its Send but the payload.
+type Sent struct {
+	ID            string
+	Name          string
+	AggregateType string
+	AggregateID   string
+	Deadline      time.Time
+}
+
+// PendingCommand returns the pending command with ID id, and false when the instance has
+// none: its outcome was applied already, or it was never sent.
+func (inst *Instance[S]) PendingCommand(id string) (Sent, bool) {
+	for _, s := range inst.Pending {
+		if s.ID == id {
+			return s, true
+		}
+	}
+	return Sent{}, false
 }
 
 // New returns the record of an instance that has had no input.
@@ -199,6 +228,23 @@ func Apply[S, C, E any](def *Definition[S, C, E], inst Instance[S], in Input[C, 
 	next.Seen = append(append(make([]string, 0, min(len(inst.Seen)+1, window)), tail(inst.Seen, window-1)...), in.ID)
 	for i, s := range t.Send {
 		cmds = append(cmds, Command[C]{ID: CommandID(def.Type, inst.ID, next.Version, i), Send: s})
+	}
+	if !t.Done {
+		pending := make([]Sent, 0, len(inst.Pending)+len(cmds))
+		for _, s := range inst.Pending {
+			if in.Outcome == nil || s.ID != in.Outcome.Command.ID {
+				pending = append(pending, s)
+			}
+		}
+		for _, c := range cmds {
+			pending = append(pending, Sent{ID: c.ID, Name: c.Name, AggregateType: c.AggregateType, AggregateID: c.AggregateID, Deadline: c.Deadline})
+		}
+		if len(pending) > window {
+			pending = pending[len(pending)-window:]
+		}
+		if len(pending) > 0 {
+			next.Pending = pending
+		}
 	}
 	return next, cmds, true, nil
 }
