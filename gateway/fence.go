@@ -23,10 +23,10 @@ func (c *Config[S, C, E]) txnID(instance string) string { return c.Group + "-" +
 // without ending them: killed, or paused past the session timeout. Until such a
 // transaction ends, its command offsets are unstable (a restore waits for them) and its
 // records hold back read_committed readers of every partition it wrote; Kafka aborts it
-// only after the transaction timeout and the broker's next check for timed-out
-// transactions, 10-20 s after it began. Initialising a producer with the departed
-// instance's transactional ID makes the coordinator abort it at once and fences the
-// instance, were it to resume (decision 28).
+// only after the transaction timeout plus up to 10 s, the broker's check for timed-out
+// transactions. Initialising a producer with the departed instance's transactional ID
+// makes the coordinator abort it at once and fences the instance, were it to resume
+// (see decision 28).
 //
 // An instance counts as departed when a transaction of the group's transactional-ID prefix
 // is open and no member of the group has that instance's client ID. When a member's
@@ -81,10 +81,9 @@ func (g *Gateway[S, C, E]) fenceDeparted(ctx context.Context, cl *kgo.Client) {
 
 // fenceOwn fences this instance's own transactional ID over the cluster's shared client,
 // before the session's producer is created: fencing it through the session's client could
-// bump the epoch past that client's own producer. A transaction a predecessor under the same
-// instance ID left open is aborted (or, if its commit had begun, completed) at once;
-// franz-go would initialise the producer only at the first transaction, which waits for
-// the restores, which wait for that transaction's offsets.
+// bump the epoch past that client's own producer. A transaction a predecessor under the
+// same instance ID left open is aborted (or, if its commit had begun, completed) at once,
+// instead of holding up the restores until its timeout (see decision 28).
 func (g *Gateway[S, C, E]) fenceOwn(ctx context.Context) {
 	cfg := g.cfg
 	id := cfg.txnID(cfg.InstanceID)

@@ -11,10 +11,10 @@ import (
 // checkpointRevoked writes, for each revoked shard that changed since its last checkpoint,
 // the snapshots of its changed aggregates and a checkpoint, in one transaction
 // (snapshot.Policy.OnRevoke; the records are snapshot.Shard.Handover's). It runs in the
-// revoke callback, before the partitions are handed over, so the instance is still their
-// only writer; and only when no batch is in flight: the session aborts such a batch
-// anyway, and its producer cannot hold two transactions. Failing here costs the next owner an event tail, nothing else: it is
-// logged and the handover goes on.
+// revoke callback, while the instance is still the partitions' only writer, and only when
+// no batch is in flight: the session's producer holds one transaction at a time. A
+// failure costs the next owner an event tail, nothing else: it is logged and the handover
+// goes on. See decision 17.
 func (g *Gateway[S, C, E]) checkpointRevoked(ctx context.Context, cl *kgo.Client, revoked []int32) {
 	if !g.txnMu.TryLock() {
 		g.cfg.logger.Info("no checkpoint on revoke: a batch is in flight", "partitions", revoked)

@@ -103,15 +103,20 @@ type shard[S any] struct {
 	snap *snapshot.Shard
 }
 
-// Recovery describes the restore of one shard: what it read and how long it took. A
-// restore reads the shard's snapshots and then only the events after its checkpoint, so
-// EventRecords stays bounded by the checkpoint policy, however long the history.
+// Recovery describes the restore of one shard: what it read and how long it took
+// (Gateway.Recoveries).
 type Recovery struct {
-	Partition       int32
+	// Partition is the shard.
+	Partition int32
+	// SnapshotRecords is the number of records read in the snapshots partition.
 	SnapshotRecords int
-	EventRecords    int
-	Aggregates      int
-	Duration        time.Duration
+	// EventRecords is the number of events read after the shard's checkpoint: bounded by
+	// snapshot.Policy, however long the history (see decision 11).
+	EventRecords int
+	// Aggregates is the number of aggregates the shard holds once restored.
+	Aggregates int
+	// Duration is how long the restore took.
+	Duration time.Duration
 }
 
 // restore rebuilds a shard with the snapshot store (snapshot.Store.Restore): the
@@ -143,8 +148,8 @@ func (g *Gateway[S, C, E]) restore(ctx context.Context, p int32) (*shard[S], Rec
 type restoreTarget[S, C, E any] struct {
 	g  *Gateway[S, C, E]
 	sh *shard[S]
-	// slab: entries are allocated 256 at a time: a restore creates one per aggregate,
-	// often 100,000s of them, and the allocator and the GC are most of its CPU time.
+	// slab: entries are allocated 256 at a time, as a restore creates one per aggregate
+	// (see decision 16).
 	slab []entry[S]
 }
 

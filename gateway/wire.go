@@ -30,9 +30,13 @@ const (
 // Reply is the result of a command, written to the replies topic in the same transaction
 // as the command's events.
 type Reply struct {
-	CommandID   string
-	Status      Status
-	Message     string
+	// CommandID is the ID of the command answered.
+	CommandID string
+	// Status is the outcome.
+	Status Status
+	// Message is the refusal's error text, or why a command was not executed.
+	Message string
+	// AggregateID is the command's aggregate.
 	AggregateID string
 	// From and To are the versions of the events written (From > To: none written).
 	From, To int64
@@ -56,8 +60,8 @@ const ReplySchema = `{"type":"record","name":"Reply","namespace":"kastor","field
 	`{"name":"expected","type":"long"},{"name":"actual","type":"long"}]}`
 
 // Encode returns the reply's value bytes: the Avro binary encoding of ReplySchema, written
-// by hand (strings and longs only) because the gateway writes one reply per command and a
-// generic encoder's map of fields cost more than the rest of the reply's path.
+// by hand (strings and longs only) because the gateway writes one reply per command and
+// goavro's generic map of fields was slower (docs/BENCHMARKS.md, BenchmarkReplyEncode).
 func (r *Reply) Encode() ([]byte, error) {
 	b := make([]byte, 0, len(r.CommandID)+len(r.Status)+len(r.Message)+len(r.AggregateID)+4*2+4*10)
 	for _, s := range []string{r.CommandID, string(r.Status), r.Message, r.AggregateID} {
@@ -76,7 +80,7 @@ func appendAvroLong(b []byte, n int64) []byte {
 }
 
 // DecodeReply decodes a reply value (ReplySchema's Avro binary encoding). It never reads
-// past the input nor allocates beyond its size.
+// past the input nor allocates beyond its size (see decision 14).
 func DecodeReply(b []byte) (Reply, error) {
 	d := avroReader{b: b}
 	var r Reply

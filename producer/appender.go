@@ -18,7 +18,8 @@ import (
 )
 
 // ErrUnknownTopic is returned (wrapped) when a record's topic does not exist. kastor never
-// relies on automatic topic creation: a partition count is a sharding decision.
+// relies on automatic topic creation: a partition count is a sharding decision (see
+// decision 5).
 var ErrUnknownTopic = errors.New("producer: topic does not exist")
 
 // ErrUnkeyed is returned (wrapped) for a record without a key: every kastor record is keyed
@@ -27,8 +28,8 @@ var ErrUnkeyed = errors.New("producer: record has no key")
 
 // Appender appends keyed records to kastor's topics. Every record goes to the partition
 // that Kafka's default partitioner assigns its key (PartitionFor), computed here rather
-// than left to the client, so a wrong partition count shows up as an error instead of as
-// records in the wrong shard.
+// than left to the client, so that a partition count kastor does not expect shows up as an
+// error instead of as records in the wrong shard (see decision 7).
 //
 // An Appender is idempotent: acks=all and producer IDs with sequence numbers, so retries
 // after a timeout or a leader change neither lose nor duplicate records and keep each
@@ -51,18 +52,22 @@ type config struct {
 // Option configures New.
 type Option func(*config)
 
-// Linger makes the producer wait up to d for more records before sending a batch
-// (default 5ms): larger batches, fewer requests, a little more latency.
+// Linger sets how long the producer waits for more records before sending a batch,
+// overriding the default 5ms: larger batches and fewer requests, for a little latency.
+//
+// This corresponds to the Java producer's linger.ms setting.
 func Linger(d time.Duration) Option { return func(c *config) { c.linger = d } }
 
-// Logger sends the client's warnings and errors to l (default: slog.Default()).
+// Logger sends the client's warnings and errors to l, overriding the default
+// slog.Default(). franz-go's Info lines (one per connection, say) are not passed on.
 func Logger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
 // New returns an appender whose client is built from base's options (seed brokers, TLS,
 // SASL, dialer, tuning) followed by kastor's own, which override them: acks=all, the
 // manual partitioner (the appender places every record itself, see PartitionFor), the
-// linger and the logger. base is only read, never used or closed; close the appender when
-// done.
+// linger, the logger, and retries 100 ms to 1 s apart with metadata refreshed at most
+// 1 s apart, so that a moved leader is found within a second (see decisions 29 and 30).
+// base is only read, never used or closed; close the appender when done.
 //
 // Kafka's idempotent producer (producer IDs and sequence numbers) is franz-go's default
 // and kastor relies on it: no duplicates and no reordering when a batch is retried. New

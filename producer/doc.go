@@ -1,6 +1,7 @@
 // Package producer appends keyed records to kastor's topics.
 //
-// Aggregate IDs are record keys, and the partition of a key is Kafka's default: murmur2 of
-// the key's bytes, made positive, modulo the partition count. Java producers, kcat and
-// franz-go agree on it, so every client routes an aggregate to the same partition (shard).
+// An Appender (New) writes records idempotently, each to the partition that Kafka's default
+// partitioner gives its key; PartitionFor and Murmur2 are that partitioner, so every client
+// (Java, kcat, franz-go) routes an aggregate to the same partition (shard). See decision 7
+// in docs/decisions.md.
 package producer

@@ -40,7 +40,8 @@ func Murmur2(data []byte) int32 {
 
 // PartitionFor returns the partition Kafka's default partitioner assigns to a non-nil key
 // among n partitions: toPositive(murmur2(key)) % n. toPositive clears the sign bit (it is
-// not an absolute value), exactly as the Java client does. n must be positive.
+// not an absolute value), exactly as the Java client does. n must be positive. Tests check
+// it against values the Java client printed (see decision 7).
 func PartitionFor(key []byte, n int32) int32 {
 	return (Murmur2(key) & 0x7fffffff) % n
 }

@@ -1,19 +1,19 @@
-// Package snapshot stores aggregate snapshots in a compacted topic co-partitioned with the
-// events topic: the snapshot of an aggregate lives in the same partition number (shard) as
-// its events, under the aggregate ID as key, so compaction keeps the latest one.
+// Package snapshot keeps aggregate snapshots and shard checkpoints in a compacted topic
+// co-partitioned with the events topic, and restores a shard from the two.
 //
-// Snapshots are a cache, never the truth. A snapshot whose state cannot be decoded is
-// ignored and the aggregate is rebuilt from its events.
+// A snapshot lives in its aggregate's shard (the partition number of its events), keyed by
+// aggregate ID, so compaction keeps the latest. A shard checkpoint is the events offset up
+// to which every aggregate of the shard has a snapshot: a restore reads the snapshots, then
+// only the events after the checkpoint, so its cost does not grow with the history.
+// Snapshots are a cache: one that does not decode is ignored, and its aggregate is rebuilt
+// from its events.
 //
-// Besides per-aggregate snapshots, a snapshots partition holds a shard checkpoint: the
-// events offset up to which every aggregate of the shard is covered by a snapshot.
-// Recovery reads the snapshots partition, then the events partition from the checkpoint,
-// so its cost is bounded by the checkpoint interval and the number of aggregates, never by
-// the length of history (docs/decisions.md, decision 11).
+// Store.Restore fills a Target (the owner's aggregates) and returns the shard's
+// bookkeeping, a Shard. Each transaction gets a Txn (Shard.Begin), which applies the
+// Policy to decide which snapshots and checkpoint it writes, and builds them from a
+// Source; Shard.Handover builds the checkpoint written on revoke. Package gateway is the
+// one driver; gateway/shard.go shows a Target and a Source.
 //
-// The package is the one owner of snapshots; the gateway drives it. Store.Restore restores
-// a shard from its two partitions into the gateway's state (a Target), and returns the
-// shard's bookkeeping (a Shard). Each transaction of the shard has a Txn, which decides the
-// snapshots and checkpoint it writes (Policy) and builds their records from the gateway's
-// aggregates (a Source); Shard.Handover builds the checkpoint written on handover.
+// "See decision N" in this package's comments refers to docs/decisions.md; decisions 11
+// (checkpoints), 13 and 16 (restore) and 32 (one owner) explain this design.
 package snapshot

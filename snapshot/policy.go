@@ -3,25 +3,27 @@ package snapshot
 import "time"
 
 // Policy decides when snapshots and shard checkpoints are written (Txn.Due, Txn.Records,
-// Shard.Handover). The zero Policy is the defaults below; the gateway takes one in its
+// Shard.Handover). The zero Policy takes the defaults below; the gateway takes one in its
 // Config.
 type Policy struct {
-	// Every snapshots an aggregate each time its version crosses a multiple of Every
-	// (default 100). Negative: never by count (checkpoints still snapshot changed aggregates).
+	// Every makes an aggregate's snapshot due each time its version crosses a multiple of
+	// Every, overriding the default 100, so that a hot aggregate's snapshot stays recent
+	// between checkpoints. Negative: never by count (checkpoints still snapshot changed
+	// aggregates).
 	Every int64
-	// CheckpointEvery writes a shard checkpoint after this many events in the shard
-	// (default 10,000): recovery then reads at most about this many events per shard.
+	// CheckpointEvery writes a shard checkpoint after this many events in the shard,
+	// overriding the default 10,000: a restore then reads at most about this many events
+	// per shard (see decision 11).
 	CheckpointEvery int64
 	// CheckpointInterval writes a shard checkpoint at least this often while the shard
-	// changes (default 1 minute).
+	// changes, overriding the default 1 minute.
 	CheckpointInterval time.Duration
-	// OnRevoke writes a checkpoint of every shard the instance hands over in a rebalance
-	// or a graceful shutdown: snapshots of the aggregates changed since the shard's last
-	// checkpoint, then the checkpoint, in one transaction. The next owner then restores
-	// from snapshots alone, reading no event tail: what rolling restarts want. It costs
-	// the handover the time to write those snapshots (bounded by CheckpointEvery and
-	// CheckpointInterval). Not done when partitions are lost (the session timed out):
-	// the instance is no longer their owner then.
+	// OnRevoke writes, for every shard the instance hands over (a rebalance, a graceful
+	// stop), the snapshots of its aggregates changed since its last checkpoint and then a
+	// checkpoint, in one transaction (default false). The next owner then restores from
+	// snapshots alone, with no event tail; the handover takes the time to write them,
+	// bounded by CheckpointEvery and CheckpointInterval. Not done when partitions are lost
+	// (a session timeout): the instance no longer owns them. See decision 17.
 	OnRevoke bool
 }
 

@@ -14,6 +14,7 @@ import (
 
 // Record is the snapshot of one aggregate.
 type Record struct {
+	// AggregateID is the aggregate's ID, the record's key.
 	AggregateID string
 	// Version is the aggregate version the state includes.
 	Version int64
@@ -22,28 +23,30 @@ type Record struct {
 	// Commands are the aggregate's most recent accepted commands, oldest first: the
 	// deduplication window, kept with the state so it survives restarts and failover.
 	Commands []Command
-	// StateType is the state's type name; StateFingerprint its writer schema.
-	StateType        string
+	// StateType is the state's type name.
+	StateType string
+	// StateFingerprint identifies the state's writer schema (kastor.Encoded.Fingerprint).
 	StateFingerprint uint64
 	// State is the Avro encoding of the state with that writer schema. A restored
 	// record's State, AggregateID and command IDs alias the buffer of the Kafka record it
 	// was read from, which must not change.
 	State []byte
-	// Refusals are the aggregate's most recent refused commands, oldest first: a command
-	// ID's outcome is remembered whether it wrote events or was refused, so that a re-sent
-	// command gets its refusal back instead of running again. A refusal writes no event,
-	// so this record is where it is kept: the gateway writes one with every refusal, in
-	// the refusal's transaction. An aggregate with only refusals has a record of version
-	// 0 whose EventOffset is -1.
+	// Refusals are the aggregate's most recent refused commands, oldest first, so that a
+	// re-sent command gets its refusal back instead of running again. A refusal writes no
+	// event, so it is kept here: the gateway writes a snapshot in every refusal's
+	// transaction. An aggregate with only refusals has a record of version 0 whose
+	// EventOffset is -1. See decision 27.
 	Refusals []Refusal
 }
 
 // Refusal is a refused command in the deduplication window: the status and message of
 // its reply, and the versions of a conflict.
 type Refusal struct {
+	// ID is the command ID.
 	ID string
 	// Status is the reply status (gateway.Status): REJECTED, CONFLICT or INVARIANT.
-	Status  string
+	Status string
+	// Message is the reply's message: the refusal's error text.
 	Message string
 	// Expected and Actual are the versions of a CONFLICT; zero otherwise.
 	Expected, Actual int64
@@ -53,7 +56,9 @@ type Refusal struct {
 // events it produced (From > To when it produced none), so a re-sent command gets its
 // first result back.
 type Command struct {
-	ID       string
+	// ID is the command ID.
+	ID string
+	// From and To are the versions of the events the command wrote.
 	From, To int64
 }
 
@@ -63,13 +68,16 @@ const CheckpointKey = "\x00kastor.checkpoint"
 
 // Type names in the kastor.type header of the snapshots topic.
 const (
-	TypeSnapshot   = "kastor.Snapshot"
+	// TypeSnapshot is the type of a snapshot record.
+	TypeSnapshot = "kastor.Snapshot"
+	// TypeCheckpoint is the type of a shard's checkpoint record.
 	TypeCheckpoint = "kastor.Checkpoint"
 )
 
 // Avro schemas of the values. They belong to kastor, not to the application, so any tool
 // can read a snapshots topic; the state inside is described by its own fingerprint.
 const (
+	// SnapshotSchema is the Avro schema of a snapshot record's value (Record).
 	SnapshotSchema = `{"type":"record","name":"Snapshot","namespace":"kastor","fields":[` +
 		`{"name":"version","type":"long"},` +
 		`{"name":"eventOffset","type":"long"},` +
@@ -81,6 +89,7 @@ const (
 		`{"name":"refusals","type":{"type":"array","items":{"type":"record","name":"Refusal","fields":[` +
 		`{"name":"id","type":"string"},{"name":"status","type":"string"},{"name":"message","type":"string"},` +
 		`{"name":"expected","type":"long"},{"name":"actual","type":"long"}]}},"default":[]}]}`
+	// CheckpointSchema is the Avro schema of a checkpoint record's value.
 	CheckpointSchema = `{"type":"record","name":"Checkpoint","namespace":"kastor","fields":[` +
 		`{"name":"eventOffset","type":"long"}]}`
 )
@@ -124,9 +133,9 @@ func (r *Record) encode() ([]byte, error) {
 // such record is written (decodeSnapshot refuses one).
 func (r *Record) empty() bool { return r.Version == 0 && len(r.Refusals) == 0 }
 
-// decodeSnapshot decodes a snapshot value (see wire.go). State aliases value: Kafka
-// record buffers are never reused, and copying 100,000 states cost a restore more than
-// reading them.
+// decodeSnapshot decodes a snapshot value (see wire.go). State and the strings alias
+// value, which must never be written again, as Kafka record buffers are not (see
+// decision 16).
 func decodeSnapshot(key string, value []byte) (Record, error) {
 	rd := reader{b: value}
 	r := Record{AggregateID: key}
@@ -180,8 +189,8 @@ bad:
 
 // KafkaRecord returns the record to write to the snapshots topic, in partition (the
 // aggregate's shard: the partition of its events). Txn.Records and Shard.Handover build
-// the gateway's with it; tools that write a snapshots topic (the benchmarks) use it too,
-// so that every writer agrees on the key, headers and value.
+// the gateway's with it, and tools that write a snapshots topic (the benchmarks) use it
+// too, so that every writer agrees on the key, headers and value.
 func (r *Record) KafkaRecord(topic string, partition int32) (*kgo.Record, error) {
 	if r.AggregateID == "" || r.AggregateID[0] == 0 {
 		return nil, fmt.Errorf("snapshot: aggregate ID %q is empty or starts with NUL", r.AggregateID)
@@ -195,9 +204,9 @@ func (r *Record) KafkaRecord(topic string, partition int32) (*kgo.Record, error)
 }
 
 // CheckpointRecord returns the checkpoint record of a shard: every aggregate of the
-// partition is covered by a snapshot up to eventOffset (inclusive) of the events partition.
-// Txn.Records and Shard.Handover write the gateway's; exported for tools that lay out a
-// snapshots topic themselves (the benchmarks).
+// partition is covered by a snapshot up to eventOffset (inclusive) of the events
+// partition. Txn.Records and Shard.Handover write the gateway's; tools that lay out a
+// snapshots topic themselves (the benchmarks) use it too.
 func CheckpointRecord(topic string, partition int32, eventOffset int64) (*kgo.Record, error) {
 	v, err := checkpointCodec.BinaryFromNative(nil, map[string]any{"eventOffset": eventOffset})
 	if err != nil {

@@ -71,7 +71,8 @@ func (s *scan) bad(r *kgo.Record, what string, err error) {
 
 // DecodeValue decodes the value of a snapshot record of aggregateID, as Target.Snapshot
 // hands it over. The record's strings and state alias value. A value that does not decode
-// is a cache miss, not a failure: the gateway rebuilds that aggregate from its events.
+// is a cache miss, not a failure: the gateway rebuilds that aggregate from its events
+// (see decision 13).
 func DecodeValue(aggregateID string, value []byte) (Record, error) {
 	return decodeSnapshot(aggregateID, value)
 }

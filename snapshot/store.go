@@ -13,11 +13,10 @@ import (
 )
 
 // Store is the snapshots topic of one aggregate type beside its events topic, seen from the
-// owner of their shards (the gateway): it restores a shard from the two (Restore) and keeps
-// the shard's snapshot bookkeeping (Shard), which says what each transaction and each
-// handover writes to the snapshots topic. The gateway makes one per aggregate type, so
-// that restoring and checkpointing have one owner and one notion of what a snapshots
-// partition holds.
+// owner of their shards (the gateway): it restores a shard from the two (Restore) and
+// returns the shard's bookkeeping (Shard), which says what each transaction and each
+// handover writes to the snapshots topic. The gateway makes one per aggregate type (see
+// decision 32).
 type Store struct {
 	// Client is the client whose options (seeds, TLS, SASL, dialer, tuning) a restore's
 	// reader is built from, with read_committed isolation. Required. It is not used for
@@ -29,14 +28,15 @@ type Store struct {
 	// Policy decides when snapshots and checkpoints are written; zero fields take their
 	// defaults (see Policy).
 	Policy Policy
-	// TransactionTimeout is the transaction timeout of the shards' writers (default 10 s,
-	// the gateway's): a restore waits up to it plus a minute for a previous owner's open
-	// transaction in the events partition, which the broker aborts after the timeout and
-	// finds within its next 10-second sweep.
+	// TransactionTimeout is the transaction timeout of the shards' writers, overriding the
+	// default 10 s (the gateway passes its own, 20 s by default). A restore waits up to it
+	// plus a minute for a previous owner's open transaction in the events partition, which
+	// the broker aborts after the timeout, at its next check for timed-out transactions
+	// (transaction.abort.timed.out.transaction.cleanup.interval.ms, default 10 s).
 	TransactionTimeout time.Duration
 	// Logger receives what a restore waits for and what it ignores, and the snapshots
-	// that cannot be written (default slog.Default()): operators see why a shard is slow
-	// or replays more than its tail.
+	// that cannot be written (default slog.Default()), so that operators see why a shard
+	// is slow to restore or replays more than its tail.
 	Logger *slog.Logger
 }
 
@@ -47,7 +47,7 @@ type Store struct {
 type Target interface {
 	// Reserve is called first, with a bound on the number of snapshots to come: the
 	// snapshots partition's end offset, which compaction only lowers. Sizing a map from it
-	// saves rehashing 100,000s of entries.
+	// saves rehashing it as it grows.
 	Reserve(n int64)
 	// Snapshot hands over the latest snapshot record of aggregate id so far, undecoded:
 	// DecodeValue decodes it when the aggregate is first needed, so a restore decodes
@@ -67,7 +67,8 @@ type Target interface {
 // Restored tells what a restore read.
 type Restored struct {
 	// SnapshotRecords and EventRecords count the records read in each partition. The
-	// event tail is bounded by the checkpoint policy, however long the history (W5).
+	// event tail is bounded by the checkpoint policy, however long the history
+	// (invariant W5).
 	SnapshotRecords, EventRecords int
 	// Checkpoint is the events offset the shard's checkpoint covers, which the tail was read
 	// after; -1 when there was none (or it could not be decoded): the events were read from
@@ -82,12 +83,11 @@ type Restored struct {
 // once no transaction is open there, and returns the shard's bookkeeping for the
 // transactions that follow, with what it read.
 //
-// The end of the events is final when the caller is the shard's only writer and has not
-// begun: only previous owners wrote it, so a transaction open there is theirs. One that
-// committed settles in milliseconds; a paused owner's is aborted by the broker after its
-// timeout (see TransactionTimeout), and the wait is logged (decision 20). The caller must
-// first wait until the previous owner's command offsets are stable (the gateway's
-// awaitStableOffset, decision 10).
+// The events are read to their end once no transaction is open there. The caller must be
+// the shard's only writer and not have begun, so an open transaction is a previous
+// owner's: it settles in milliseconds, or the broker aborts it after TransactionTimeout;
+// the wait is logged (see decision 20). The caller must first wait until the previous
+// owner's command offsets are stable (the gateway's awaitStableOffset, see decision 10).
 //
 // A checkpoint record that cannot be decoded is ignored, logged, and voids the checkpoint:
 // the events are read from the start, slower, never wrong. Snapshot records are not
@@ -149,15 +149,16 @@ func (s *Store) Restore(ctx context.Context, p int32, into Target) (*Shard, Rest
 
 // settledEventsEnd is where the restore of shard p stops reading events: the events
 // partition's last stable offset once no transaction is open there. The previous owner's
-// last transaction can have its command offsets committed and stable while the marker that
-// makes its events readable is not yet written or replicated; a restore stopping before
-// them would write their versions again (the W2 test caught it).
+// last transaction can have stable command offsets while the marker that makes its events
+// readable is not yet written or replicated; a restore stopping before them would write
+// their versions again (see decision 20).
 func (s *Store) settledEventsEnd(ctx context.Context, rd *partition.Reader, ends kadm.ListedOffsets, p int32) (int64, error) {
 	lso, err := partition.End(ends, s.Events, p)
 	if err != nil {
 		return 0, err
 	}
-	// The broker looks for timed-out transactions every 10 s by default.
+	// The broker looks for timed-out transactions every 10 s by default
+	// (transaction.abort.timed.out.transaction.cleanup.interval.ms).
 	sctx, cancel := context.WithTimeout(ctx, s.transactionTimeout()+time.Minute)
 	defer cancel()
 	start := time.Now()

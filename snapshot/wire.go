@@ -7,11 +7,10 @@ import (
 	"unsafe"
 )
 
-// The snapshot value is decoded by hand rather than with goavro: goavro sizes an array from
-// the block count in the data before reading it, so a corrupt record claiming 2^31 command
-// IDs would make it allocate tens of GiB. Here every count is checked against the bytes
-// that remain. The layout is Avro's binary encoding of SnapshotSchema; tests check it
-// against goavro both ways.
+// The snapshot value is decoded by hand, every count checked against the bytes that remain,
+// because goavro preallocates an array from the count in the data: a corrupt record could
+// ask for tens of GiB (see decision 14). The layout is Avro's binary encoding of
+// SnapshotSchema; tests check it against goavro both ways.
 
 var errShort = errors.New("truncated")
 
@@ -42,10 +41,10 @@ func (r *reader) bytes() ([]byte, error) {
 	return out, nil
 }
 
-// str returns a string that aliases the record's bytes: a restore reads 100,000s of
-// aggregate and command IDs, and copying them was a third of its CPU time. Kafka record
-// buffers are never written after the fetch that filled them, which is what makes the
-// aliasing safe: decoders must only ever be given such buffers (or copies).
+// str returns a string that aliases the record's bytes rather than a copy, which a restore
+// of many aggregates would pay for (see decision 16). It is safe because Kafka record
+// buffers are never written after the fetch that filled them: decoders must only ever be
+// given such buffers (or copies).
 func (r *reader) str() (string, error) {
 	b, err := r.bytes()
 	return alias(b), err
@@ -104,10 +103,9 @@ func (r *reader) commands() ([]Command, error) {
 	}
 }
 
-// refusals reads an Avro array of Refusal records, checked like commands. A generic
-// array reader taking an item function was measured: the reader escapes through the call,
-// one more allocation per snapshot and a scan 15 % slower, so only the block header is
-// shared.
+// refusals reads an Avro array of Refusal records, checked like commands. Only the block
+// header is shared with commands: a generic array reader was slower (docs/BENCHMARKS.md,
+// "Measurements moved from code comments").
 func (r *reader) refusals() ([]Refusal, error) {
 	var out []Refusal
 	for {

@@ -3,6 +3,11 @@
 // moving. Start-up and restore paths retry those until their context ends, logging what
 // they wait for, and fail at once on everything else (a missing topic, an authorization
 // failure, malformed data, an invalid configuration).
+//
+// Do retries a function, Transient tells what is worth retrying, Waiter logs the waits of
+// an operation that retries by itself, and ClientOptions and RefusedRetryable tune the
+// clients kastor owns so that they ride out a broker's loss (see decision 30 in
+// docs/decisions.md).
 package brokerwait
 
 import (
@@ -120,7 +125,8 @@ var (
 )
 
 // Do calls fn until it returns nil or an error that is not transient (see Transient), or
-// until ctx ends, and returns that error. Between attempts it backs off from 100 ms to 2 s.
+// until ctx ends, and returns that error. Between attempts it backs off from 100 ms to 2 s:
+// a leader election takes a moment, and a longer wait is logged rather than hurried.
 // An attempt that fails with a deadline of its own (fn bounded it) while ctx lives is
 // retried as well. So is a *kgo.ErrFirstReadEOF, which a broker starting behind a proxy
 // causes as well as a TLS or SASL misconfiguration: 3 times in a row, or without limit

@@ -11,11 +11,10 @@ import (
 
 // RefusedRetryable returns the options that make a client derived from base (with
 // cluster.Options) dial as base does, but report a refused connection as an error
-// franz-go retries: a dial timeout. franz-go fails a request at once when the broker it
-// picked at random for a coordinator lookup refuses the connection, so a group member
-// whose heartbeat meets a dead broker that way loses its membership (see decision 30). A
-// component that has reached the cluster before treats a refused dial as a broker down for
-// now, retried until the request's retry timeout.
+// franz-go retries, a dial timeout, until the request's retry timeout. It is for
+// components that have reached the cluster before, for which a refused dial is a broker
+// down for now: franz-go would fail a coordinator lookup at once, and a group member
+// whose heartbeat met a dead broker that way lost its membership (see decision 30).
 func RefusedRetryable(base *kgo.Client) []kgo.Opt {
 	dial, _ := base.OptValue(kgo.Dialer).(func(ctx context.Context, network, host string) (net.Conn, error))
 	if dial == nil {

@@ -19,11 +19,11 @@ import (
 var setupOnce sync.Once
 
 // Defaults applies environment defaults before testcontainers reads its configuration
-// (it reads it once per process). Ryuk, testcontainers' reaper, is disabled unless
-// TESTCONTAINERS_RYUK_DISABLED is set: testcontainers waits for it and connects to it at the
-// address it guesses for the Docker host, which on a machine that looks like a container is
-// the default gateway, not this machine; and its image may not be pullable offline. The
-// harnesses remove their containers themselves and label them for manual clean-up.
+// (it reads it once per process): Ryuk, testcontainers' reaper, is disabled unless
+// TESTCONTAINERS_RYUK_DISABLED is set, since it is reached at a guessed address that can be
+// wrong and its image may not be pullable offline (see decision 9); and testcontainers'
+// own logging is silenced. The harnesses remove their containers themselves and label
+// them for manual clean-up.
 func Defaults(context.Context) {
 	setupOnce.Do(func() {
 		if os.Getenv("TESTCONTAINERS_RYUK_DISABLED") == "" {
@@ -33,7 +33,7 @@ func Defaults(context.Context) {
 	})
 }
 
-// ErrNoEngine is wrapped by Client's errors.
+// ErrNoEngine is wrapped by Client's errors when no Docker engine answers.
 var ErrNoEngine = errors.New("no Docker engine reachable")
 
 // Client returns a testcontainers Docker client, or an error wrapping ErrNoEngine. An

@@ -1,5 +1,7 @@
 // Package partition reads one partition of a topic from an offset to its end, as recovery
-// does: the snapshots of a shard, then the tail of its events.
+// does: the snapshots of a shard, then the tail of its events. A Reader reads several
+// partitions in turn over one client; ReadToEnd reads one with a client of its own. See
+// decisions 16 and 20 in docs/decisions.md.
 package partition
 
 import (
@@ -38,7 +40,7 @@ var ErrStop = errors.New("partition: stop")
 
 // Reader reads partitions to their ends, one after another, over one client: a shard
 // restore reads the snapshots partition and then the events partition without paying for
-// a second client's connections and metadata.
+// a second client's connections and metadata (see decision 16).
 //
 // Its requests wait out brokers that are down or restarting and partitions electing a
 // leader until their context ends, logging what they wait for; a topic that does not
@@ -170,11 +172,10 @@ func partitionErr(offs kadm.ListedOffsets) error {
 
 // Settled waits until no transaction is open in topic/partition, that is until its last
 // stable offset reaches its high watermark, and returns that offset. A read to it then
-// misses no record of a transaction that has committed: a commit's marker reaches each
-// partition of the transaction separately, so a transaction can be committed (its offsets
-// visible, say) while the marker that makes its records here readable is not written, or
-// not replicated, yet. A transaction that stays open (its producer paused or dead) holds
-// this up until the broker aborts it after its timeout: bound ctx accordingly.
+// misses no record of a committed transaction, whose marker can reach this partition
+// after its offsets are visible elsewhere (see decision 20). A transaction that stays
+// open (its producer paused or dead) holds this up until the broker aborts it after its
+// timeout: bound ctx accordingly.
 func (r *Reader) Settled(ctx context.Context, topic string, partition int32) (int64, error) {
 	backoff := 5 * time.Millisecond
 	for {

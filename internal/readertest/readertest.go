@@ -86,9 +86,12 @@ func (r *Rig) Cluster(reg prometheus.Registerer, opts ...kgo.Opt) *cluster.Clust
 
 // Event is an event to append: the next version of its aggregate.
 type Event struct {
-	Agg   string
+	// Agg is the aggregate ID.
+	Agg string
+	// Event is the bank.account event.
 	Event kastor.Event
-	Tags  []string
+	// Tags are the event's tags (kastor.Metadata.Tags), for filters.
+	Tags []string
 }
 
 // Mix returns n events over naggs aggregates acc-0.., in turn: an aggregate's first
@@ -111,8 +114,10 @@ func (r *Rig) Mix(n, naggs int, amount func(i int) int64) []Event {
 	return out
 }
 
-// Opened is agg's opening event; Deposited a deposit of n into agg.
-func Opened(agg string) Event             { return Event{Agg: agg, Event: bank.Opened{Owner: "o-" + agg}} }
+// Opened is agg's opening event.
+func Opened(agg string) Event { return Event{Agg: agg, Event: bank.Opened{Owner: "o-" + agg}} }
+
+// Deposited is a deposit of n into agg.
 func Deposited(agg string, n int64) Event { return Event{Agg: agg, Event: bank.Deposited{Amount: n}} }
 
 // Record encodes e as the gateway would, taking the aggregate's next version.
@@ -365,7 +370,9 @@ func (s *Seen) Handler() consumer.Sink[kastor.Event] {
 	})
 }
 
-// Check verifies every version 1..want[agg] was seen, and returns the duplicates duplicates.
+// Check fails t unless every version 1..want[agg] was applied, and each aggregate's
+// versions in order (a replay may restart from an earlier one); it returns the number of
+// duplicate applications.
 func (s *Seen) Check(t *testing.T, want map[string]int64) (dups int) {
 	t.Helper()
 	s.mu.Lock()
