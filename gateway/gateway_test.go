@@ -61,6 +61,14 @@ func newRig(t *testing.T, c *kafkatest.Cluster, partitions int32) *rig {
 
 // newRigRF creates the topic set with a replication factor and extra topic configs.
 func newRigRF(t *testing.T, c *kafkatest.Cluster, partitions int32, rf int16, configs map[string]string) *rig {
+	return newRigCreate(t, c, partitions, configs, func(_ *rig, name string, cfgs map[string]string) {
+		c.CreateTopic(t, name, partitions, rf, cfgs)
+	})
+}
+
+// newRigCreate creates the topic set with create, given each topic's name and configs
+// (extra configs added).
+func newRigCreate(t *testing.T, c *kafkatest.Cluster, partitions int32, configs map[string]string, create func(r *rig, name string, cfgs map[string]string)) *rig {
 	ns := strings.ToLower(strings.ReplaceAll(kafkatest.TopicName(t), "/", "-"))
 	r := &rig{t: t, c: c, ns: ns, partitions: partitions, got: map[string]gateway.Reply{},
 		commands:  topics.TopicName(ns, "bank.account", topics.RoleCommands),
@@ -69,13 +77,13 @@ func newRigRF(t *testing.T, c *kafkatest.Cluster, partitions int32, rf int16, co
 		replies:   topics.TopicName(ns, "bank.account", topics.RoleReplies),
 	}
 	for _, name := range []string{r.commands, r.events, r.replies} {
-		c.CreateTopic(t, name, partitions, rf, configs)
+		create(r, name, configs)
 	}
 	snapCfg := map[string]string{"cleanup.policy": "compact"}
 	for k, v := range configs {
 		snapCfg[k] = v
 	}
-	c.CreateTopic(t, r.snapshots, partitions, rf, snapCfg)
+	create(r, r.snapshots, snapCfg)
 	r.kc = r.kastor()
 	r.cl = c.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	r.replyCl = c.Client(t, kgo.ConsumeTopics(r.replies), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
