@@ -311,7 +311,7 @@ func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
 	g.mu.Lock()
 	g.partitions = p
 	g.mu.Unlock()
-	cfg.logger.Info("gateway started", "group", cfg.Group, "instance", cfg.InstanceID, "partitions", p,
+	cfg.logger.Info("gateway started", "group", cfg.Group, "partitions", p,
 		"session_timeout", cfg.SessionTimeout, "transaction_timeout", cfg.TransactionTimeout)
 
 	for {

@@ -28,7 +28,7 @@ var codecs = schema.MustForAggregate(cart.Aggregate,
 	schema.Events(schema.Of[cart.ItemAdded](), schema.Of[cart.CheckedOut]()))
 
 func main() {
-	brokers := flag.String("brokers", "", "Kafka bootstrap brokers, host:port[,...] (default: an embedded broker)")
+	brokers := flag.String("brokers", "", "Kafka bootstrap brokers, host:port[,...] (default: an embedded broker)\nAfter this example: go run ./examples/bank demo")
 	flag.Parse()
 	if err := run(context.Background(), os.Stdout, *brokers); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
