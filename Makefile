@@ -37,8 +37,9 @@ chaos: ## fault suite (issue 14): bank gateways killed, paused and brokers kille
 dev: ## embedded broker on 127.0.0.1:9092 with the example topics (Ctrl-C stops it)
 	$(GO) run ./cmd/tool dev -f examples/kastor.yaml
 
-demo: ## the bank example on the embedded broker: commands, their events and the state
+demo: ## the bank example, then a money transfer saga, on the embedded broker
 	$(GO) run ./examples/bank demo
+	$(GO) run ./examples/transfer
 
 image: ## build (or reuse) the offline Apache Kafka and PostgreSQL images
 	docker/build-kafka-image.sh
