@@ -282,7 +282,12 @@ func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
 	// instance's own previous session after an unknown outcome) may have a transaction
 	// open: end it now rather than at its timeout, before this session's producer exists
 	// (decision 28).
-	g.fenceOwn(ctx)
+	if g.fenceOwn(ctx) {
+		// The cluster answered with these settings: an EOF on a new connection's first
+		// read is a broker going away (or a proxy in front of a dead one), not TLS or SASL
+		// misconfigured, and must not fail a transaction's end (see decision 30).
+		opts = append(opts, kgo.AlwaysRetryEOF())
+	}
 	stopped := false
 	if !cfg.DynamicMembership {
 		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
