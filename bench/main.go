@@ -60,8 +60,9 @@ func main() {
 	rate := flag.Float64("rate", 0, "commands/s for the latency run (default: half of the measured peak)")
 	flag.BoolVar(&verbose, "v", false, "print every round's figures")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the parts run (after the warm-up) to this file")
-	only := flag.String("only", "", "run only these parts, comma-separated: throughput, latency, projection, recovery, watermill, streams, growth, failover")
+	only := flag.String("only", "", "run only these parts, comma-separated: throughput, latency, projection, recovery, watermill, streams, growth, failover, saga")
 	fo := failoverFlags()
+	sf := sagaFlagSet()
 	var brokerConfig []kafkatest.Option
 	flag.Func("broker-config", "a broker setting key=value for the test broker (repeatable), e.g. add.partitions.to.txn.retry.backoff.ms=1", func(s string) error {
 		k, v, ok := strings.Cut(s, "=")
@@ -154,6 +155,10 @@ func main() {
 
 	if runs("failover") {
 		check(failoverBench(ctx, c, *fo))
+	}
+
+	if runs("saga") {
+		check(sagaBench(ctx, c, p, sf))
 	}
 
 	if !runs("recovery") {
