@@ -1,10 +1,11 @@
 package consumer
 
 import (
-	"errors"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kastor-dev/kastor/internal/promreg"
 )
 
 // metrics are a reader's Prometheus collectors. They exist (and count) whether or not a
@@ -48,31 +49,18 @@ func newMetrics(reg prometheus.Registerer, name string, version int) (*metrics, 
 	// A second reader of the same projection in one process (tests, a rebuild beside the
 	// live version) shares the registered collectors instead of failing.
 	var err error
-	m.events, err = register(reg, m.events)
+	m.events, err = promreg.Register(reg, m.events)
 	if err == nil {
-		m.parked, err = register(reg, m.parked)
+		m.parked, err = promreg.Register(reg, m.parked)
 	}
 	if err == nil {
-		m.failures, err = register(reg, m.failures)
+		m.failures, err = promreg.Register(reg, m.failures)
 	}
 	if err == nil {
-		m.lag, err = register(reg, m.lag)
+		m.lag, err = promreg.Register(reg, m.lag)
 	}
 	if err == nil {
-		m.latency, err = register(reg, m.latency)
+		m.latency, err = promreg.Register(reg, m.latency)
 	}
 	return m, err
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kastor-dev/kastor/internal/promreg"
 )
 
 type metrics struct {
@@ -66,15 +68,20 @@ func newMetrics(reg prometheus.Registerer, aggregate string) (*metrics, error) {
 			Help: "Shard restores ended, by result (ok, failed).",
 		}, []string{"result"}),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.commands, m.events, m.latency, m.batch, m.recovery, m.txns, m.snapshots, m.owned, m.failed, m.restores} {
-			if err := reg.Register(c); err != nil {
-				var are prometheus.AlreadyRegisteredError
-				if !errors.As(err, &are) {
-					return nil, err
-				}
-			}
-		}
+	// Gateways of one aggregate type in one process share the registered collectors.
+	var errs [10]error
+	m.commands, errs[0] = promreg.Register(reg, m.commands)
+	m.events, errs[1] = promreg.Register(reg, m.events)
+	m.latency, errs[2] = promreg.Register(reg, m.latency)
+	m.batch, errs[3] = promreg.Register(reg, m.batch)
+	m.recovery, errs[4] = promreg.Register(reg, m.recovery)
+	m.txns, errs[5] = promreg.Register(reg, m.txns)
+	m.snapshots, errs[6] = promreg.Register(reg, m.snapshots)
+	m.owned, errs[7] = promreg.Register(reg, m.owned)
+	m.failed, errs[8] = promreg.Register(reg, m.failed)
+	m.restores, errs[9] = promreg.Register(reg, m.restores)
+	if err := errors.Join(errs[:]...); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/kastor-dev/kastor/cluster"
 	"github.com/kastor-dev/kastor/internal/brokerwait"
 	"github.com/kastor-dev/kastor/internal/kgolog"
+	"github.com/kastor-dev/kastor/internal/promreg"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/topics"
 	"github.com/kastor-dev/kastor/wire"
@@ -571,18 +572,12 @@ func (s *Sender[C]) counters(reg prometheus.Registerer) error {
 		Help: "Replies for this Sender that could not be decoded and were skipped.", ConstLabels: labels})
 	s.unmatched = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "kastor", Subsystem: "sender", Name: "replies_unmatched_total",
 		Help: "Replies for no waiting attempt (timed out before its reply came), dropped.", ConstLabels: labels})
-	if reg == nil {
-		return nil
-	}
-	for _, c := range []*prometheus.Counter{&s.malformed, &s.unmatched} {
-		if err := reg.Register(*c); err != nil {
-			// Senders of one aggregate type in one process share the counters.
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return fmt.Errorf("kastor: sender: registering metrics: %w", err)
-			}
-			*c = are.ExistingCollector.(prometheus.Counter)
-		}
+	// Senders of one aggregate type in one process share the counters.
+	var err1, err2 error
+	s.malformed, err1 = promreg.Register(reg, s.malformed)
+	s.unmatched, err2 = promreg.Register(reg, s.unmatched)
+	if err := errors.Join(err1, err2); err != nil {
+		return fmt.Errorf("kastor: sender: registering metrics: %w", err)
 	}
 	return nil
 }
