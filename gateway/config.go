@@ -44,16 +44,13 @@ type Config[S, C, E any] struct {
 	// random suffix). A restarted instance may reuse it: Kafka then fences its
 	// predecessor's producer at once instead of waiting for its transaction to time out.
 	InstanceID string
-	// DynamicMembership joins the group without a group instance ID. By default InstanceID
-	// is the instance's group instance ID (static membership, KIP-345): a process
-	// restarted under the same InstanceID after a crash takes its shards back at once,
-	// without waiting for the session timeout and without a rebalance, and so does this
-	// process when it rejoins after losing its membership (a group coordinator that died,
-	// a transaction of unknown outcome) instead of holding every shard's commits until
-	// its previous membership expires. A crashed instance that does not come back is
-	// replaced after SessionTimeout either way, and a graceful stop leaves the group, so
-	// its shards move at once. Two live processes must never share an InstanceID (the
-	// group fences one of them). See decisions 28 and 30.
+	// DynamicMembership joins the group without a group instance ID (default false: the
+	// InstanceID is the group instance ID, static membership, KIP-345). A static member
+	// restarted under its InstanceID, or rejoining after it lost its membership, takes
+	// its shards back at once without a rebalance; a crashed one that does not come back
+	// is replaced after SessionTimeout either way, and a graceful stop hands its shards
+	// over at once. Two live processes must never share an InstanceID. See decisions 28
+	// and 30.
 	DynamicMembership bool
 	// SessionTimeout is how long the group coordinator waits for this instance's
 	// heartbeats before it declares it dead and moves its shards to the others (default
@@ -89,8 +86,11 @@ type Config[S, C, E any] struct {
 	// MaxConcurrentRestores bounds how many shards restore at once (default 4).
 	MaxConcurrentRestores int
 
+	// Interceptors run in order before each command is decided (default none); the first
+	// error rejects the command.
 	Interceptors []Interceptor[C]
-	Listeners    []Listener[E]
+	// Listeners receive each committed transaction's events, in order (default none).
+	Listeners []Listener[E]
 }
 
 // settings is a Config with its defaults filled in and what the gateway takes from its
