@@ -44,7 +44,16 @@ type Orchestration[D, C, E any] struct {
 	// stuck (default 5). Backoff is the wait before try n+1 (default 1 s doubling to 30 s).
 	Retries int
 	Backoff func(n int) time.Duration
-	// Skew is the margin allowed between the saga's clock and the gateways' (default 5 s).
+	// Skew is how long after a step's deadline the saga waits for its outcome before it
+	// gives up on it (default 25 s). A gateway that read the command just before its
+	// deadline (by its own clock) writes the outcome in a transaction that can take up to
+	// its transaction timeout (gateway.Config.TransactionTimeout, 20 s by default); the
+	// runtime applies every outcome written before it fires the timeout, so Skew must
+	// cover that timeout plus the error between the gateways' and the saga's clocks. The
+	// default is the gateways' default timeout plus 5 s. Smaller values are safe only
+	// with gateways whose transactions are known to end sooner: a step given up on too
+	// early can commit after its compensation was decided (see
+	// docs/decision-draft-saga-faults.md).
 	Skew time.Duration
 }
 
@@ -65,6 +74,10 @@ type Progress[D any] struct {
 	// Stuck is set when a compensation kept failing: the instance waits for an operator.
 	Stuck string
 }
+
+// DefaultSkew is Orchestration.Skew's default: the gateways' default transaction timeout
+// (20 s) plus 5 s for the clocks.
+const DefaultSkew = 25 * time.Second
 
 // Deadline names an orchestration sets.
 const (
@@ -104,7 +117,7 @@ func Orchestrate[D, C, E any](o Orchestration[D, C, E]) (*Definition[Progress[D]
 		o.Backoff = func(n int) time.Duration { return min(time.Second<<max(n-1, 0), 30*time.Second) }
 	}
 	if o.Skew <= 0 {
-		o.Skew = 5 * time.Second
+		o.Skew = DefaultSkew
 	}
 	def := &Definition[Progress[D], C, E]{
 		Type:      o.Type,

@@ -2,7 +2,10 @@ package runner
 
 import (
 	"container/heap"
+	"slices"
 	"time"
+
+	"github.com/kastor-dev/kastor/saga"
 )
 
 // timer is one pending deadline of an instance, as a partition's heap holds it.
@@ -47,3 +50,28 @@ func (h timers) next() (timer, bool) {
 }
 
 func (h *timers) pop() timer { return heap.Pop(h).(timer) }
+
+// dropFired returns the next record of inst once deadline f fired and React refused it:
+// the same state and pending commands, the deadline removed, the fire's input ID among
+// the seen ones, and the version after inst's. Committed with the parked record, it is
+// the durable trace that the deadline fired: a restore finds it no longer pending, so it
+// never fires (nor is parked) again. window bounds Seen as saga.Apply does.
+func dropFired[S any](inst *saga.Instance[S], f saga.Fired, window int) *saga.Instance[S] {
+	next := &saga.Instance[S]{ID: inst.ID, Version: inst.Version + 1, State: inst.State, Done: inst.Done,
+		Pending: slices.Clone(inst.Pending)}
+	for name, at := range inst.Deadlines {
+		if name == f.Name && at.Equal(f.At) {
+			continue
+		}
+		if next.Deadlines == nil {
+			next.Deadlines = make(map[string]time.Time, len(inst.Deadlines))
+		}
+		next.Deadlines[name] = at
+	}
+	seen := inst.Seen
+	if len(seen) > window-1 {
+		seen = seen[len(seen)-max(window-1, 0):]
+	}
+	next.Seen = append(slices.Clone(seen), saga.DeadlineInputID(f))
+	return next
+}

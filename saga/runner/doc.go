@@ -30,9 +30,11 @@
 //     outcome is one more input.
 //
 // Deadlines live in the instances' records. Each owned partition keeps them in a heap;
-// when one is due and the runner has applied every input of the partition up to its last
-// stable offset (so that an outcome already committed is never overtaken by the timeout
-// it answers), it fires through Apply in a transaction like any input. It fires without
+// when one is due, the runner takes the partition's high watermark, and fires it through
+// Apply, in a transaction like any input, once it has applied every input up to that
+// mark: an outcome already written, even in a transaction still open, is never
+// overtaken by the timeout it answers. A deadline React refuses is parked, and the same
+// transaction writes the instance's next version without it, so it never fires again. It fires without
 // any input arriving, once, and after a restart or a rebalance when it came due meanwhile.
 //
 // A transaction that fails (a fenced producer, a commit of unknown outcome) ends the

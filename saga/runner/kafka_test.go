@@ -35,7 +35,12 @@ import (
 
 var kafka = kafkatest.NewShared()
 
-func TestMain(m *testing.M) { kafkatest.Main(m, kafka) }
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(runChild()) // a process of a fault test (faults_test.go)
+	}
+	kafkatest.Main(m, kafka)
+}
 
 type progress = saga.Progress[transfer.Data]
 
@@ -308,10 +313,15 @@ func TestRestartMidTransfer(t *testing.T) {
 // that was committed; each command executed at most once (its events carry its ID, from
 // one execution); the balances are want's; nothing was parked.
 func (b *bed) check(ctx context.Context, want map[string]int64, instances ...string) {
-	t := b.t
+	b.t.Helper()
+	checkSaga(ctx, b.t, b.c, b.accounts, want, instances...)
+}
+
+// checkSaga is bed.check on the topics of cluster c.
+func checkSaga(ctx context.Context, t *testing.T, c *cluster.Cluster, accounts *avro.Codecs, want map[string]int64, instances ...string) {
 	t.Helper()
-	ns := b.c.Namespace()
-	state := readAll(ctx, t, b.c, topics.SagaTopicName(ns, transfer.SagaType, topics.RoleSagaState))
+	ns := c.Namespace()
+	state := readAll(ctx, t, c, topics.SagaTopicName(ns, transfer.SagaType, topics.RoleSagaState))
 	versions := map[string][]int64{}
 	// sentAt are the commands each committed version sent: the record of version v lists
 	// them among its pending commands, with v in their IDs.
@@ -342,7 +352,7 @@ func (b *bed) check(ctx context.Context, want map[string]int64, instances ...str
 			t.Fatalf("instance %s has no record", id)
 		}
 	}
-	cmds := readAll(ctx, t, b.c, topics.TopicName(ns, account.Type, topics.RoleCommands))
+	cmds := readAll(ctx, t, c, topics.TopicName(ns, account.Type, topics.RoleCommands))
 	seen := map[string]bool{}
 	for _, r := range cmds {
 		wc, err := wire.ParseCommand(r.Headers)
@@ -369,7 +379,7 @@ func (b *bed) check(ctx context.Context, want map[string]int64, instances ...str
 			t.Fatalf("command %s of a committed version is not on the commands topic", id)
 		}
 	}
-	events := readAll(ctx, t, b.c, topics.TopicName(ns, account.Type, topics.RoleEvents))
+	events := readAll(ctx, t, c, topics.TopicName(ns, account.Type, topics.RoleEvents))
 	got := map[string]int64{}
 	executed := map[string]int{}
 	for _, r := range events {
@@ -378,7 +388,7 @@ func (b *bed) check(ctx context.Context, want map[string]int64, instances ...str
 			t.Fatal(err)
 		}
 		executed[md.CommandID]++
-		ev, err := b.accounts.Events.Decode(kastor.Encoded{Type: md.Type, Fingerprint: md.Fingerprint, Data: r.Value})
+		ev, err := accounts.Events.Decode(kastor.Encoded{Type: md.Type, Fingerprint: md.Fingerprint, Data: r.Value})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -399,7 +409,7 @@ func (b *bed) check(ctx context.Context, want map[string]int64, instances ...str
 			t.Errorf("account %s: balance %d, want %d (all: %v)", acct, got[acct], w, got)
 		}
 	}
-	if dlq := readAll(ctx, t, b.c, topics.SagaTopicName(ns, transfer.SagaType, topics.RoleSagaDLQ)); len(dlq) > 0 {
+	if dlq := readAll(ctx, t, c, topics.SagaTopicName(ns, transfer.SagaType, topics.RoleSagaDLQ)); len(dlq) > 0 {
 		for _, r := range dlq {
 			d, _, _ := wire.ParseDeadLetter(r.Headers)
 			t.Errorf("parked: key %q, %+v", r.Key, d)

@@ -30,6 +30,11 @@ type part[S any] struct {
 	// the beginning of the partition).
 	position int64
 	timers   timers
+	// mark is the inputs partition's high watermark taken when a deadline came due, at
+	// markAt: the deadlines due at markAt fire once position has reached it (fireDue).
+	marked bool
+	mark   int64
+	markAt time.Time
 }
 
 // arm adds the deadlines of next that prev (nil: none) did not have at that time.

@@ -478,39 +478,54 @@ func (r *Runner[S, C, E]) count(b *batch[S, C]) {
 	r.metrics.fired.Add(float64(b.fired))
 }
 
-// fireDue fires the deadlines that are due in the owned partitions whose inputs are
-// applied up to their last stable offset: an outcome already committed to the inputs
-// topic is applied before the deadline it answers (decision 34). Firing goes through
-// Apply and a transaction like any input, with a deterministic input ID, so a deadline
-// fires once whatever crashes.
+// fireDue fires the deadlines that are due in the owned partitions once every input
+// written to the partition before they came due is applied: when a partition has a due
+// deadline, its high watermark is taken (the mark), and its deadlines due at that time
+// fire only once the position has reached the mark. The high watermark, not the last
+// stable offset: an outcome a gateway has written in a transaction still open (its
+// commit under way, or its marker not yet written) is at or after the last stable
+// offset, and must be applied before the timeout it answers (decision 34; see
+// docs/decision-draft-saga-faults.md). Firing goes through Apply and a transaction like
+// any input, with a deterministic input ID, so a deadline fires once whatever crashes.
 func (r *Runner[S, C, E]) fireDue(ctx context.Context, s *session[S]) error {
 	cfg := r.cfg
 	now := cfg.Clock()
-	var due []*part[S]
+	var due, unmarked []*part[S]
 	s.mu.Lock()
 	for _, pt := range s.parts {
 		if t, ok := pt.timers.next(); ok && !t.at.After(now) {
 			due = append(due, pt)
+			if !pt.marked {
+				unmarked = append(unmarked, pt)
+			}
 		}
 	}
 	s.mu.Unlock()
 	if len(due) == 0 {
 		return nil
 	}
-	ends, err := r.cluster.Admin().ListCommittedOffsets(ctx, cfg.inputs)
-	if err != nil {
-		s.logger.Warn("cannot list the inputs' last stable offsets; deadlines wait", "err", err)
-		return nil
+	if len(unmarked) > 0 {
+		ends, err := r.cluster.Admin().ListEndOffsets(ctx, cfg.inputs)
+		if err != nil {
+			s.logger.Warn("cannot list the inputs' high watermarks; deadlines wait", "err", err)
+			return nil
+		}
+		for _, pt := range unmarked {
+			if end, ok := ends.Lookup(cfg.inputs, pt.p); ok && end.Err == nil {
+				pt.marked, pt.mark, pt.markAt = true, end.Offset, now
+			}
+		}
 	}
 	for _, pt := range due {
-		end, ok := ends.Lookup(cfg.inputs, pt.p)
-		if !ok || end.Err != nil || max(pt.position, 0) < end.Offset {
-			continue // inputs not applied yet: the next polls bring them
+		if !pt.marked || max(pt.position, 0) < pt.mark {
+			continue // inputs written before the deadlines came due are not applied yet
 		}
+		until := pt.markAt
+		pt.marked = false
 		b := r.newBatch(pt)
 		for {
 			t, ok := pt.timers.next()
-			if !ok || t.at.After(now) {
+			if !ok || t.at.After(until) {
 				break
 			}
 			pt.timers.pop()
@@ -522,11 +537,18 @@ func (r *Runner[S, C, E]) fireDue(ctx context.Context, s *session[S]) error {
 			in := saga.Input[C, E]{ID: saga.DeadlineInputID(f), Deadline: &f, At: now}
 			applied, err := r.step(b, inst, in)
 			if err != nil {
-				// Not applied: the deadline stays in the record, and fires again after a
-				// restore. Park a record that says so for an operator: the instance's key,
-				// no value, the deadline in the error.
+				// Refused: the deadline is parked, and the same transaction writes the
+				// instance's next version without it, so that it never fires again (not
+				// even after a restore). The parked record has the instance's key, no
+				// value, and the deadline, the version and the error in its error header.
+				next := dropFired(inst, f, cfg.Window)
+				if b.work[inst.ID] == nil {
+					b.order = append(b.order, inst.ID)
+				}
+				b.work[inst.ID] = next
 				rec := &kgo.Record{Topic: cfg.inputs, Partition: pt.p, Offset: -1, Key: []byte(inst.ID), Value: []byte{}}
-				r.park(b, rec, ReasonRejected, fmt.Errorf("deadline %q at %v: %w", t.name, t.at.Format(time.RFC3339Nano), err))
+				r.park(b, rec, ReasonRejected, fmt.Errorf("deadline %q at %v fired and was refused; removed from the instance's record at version %d: %w",
+					t.name, t.at.Format(time.RFC3339Nano), next.Version, err))
 				continue
 			}
 			if applied {
