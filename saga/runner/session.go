@@ -243,20 +243,32 @@ func (r *Runner[S, C, E]) install(s *session[S], cl *kgo.Client) {
 // that are due.
 func (r *Runner[S, C, E]) handle(ctx context.Context, s *session[S], cl *kgo.Client, fetches kgo.Fetches) error {
 	r.install(s, cl)
-	var err error
+	byPart := map[int32][]*kgo.Record{}
 	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
-		if err != nil || len(fp.Records) == 0 {
-			return
-		}
-		s.mu.Lock()
-		pt := s.parts[fp.Partition]
-		s.mu.Unlock()
-		if pt == nil {
-			return // not restored (or no longer owned): fetching restarts at its checkpoint
-		}
-		err = r.applyInputs(ctx, s, pt, fp.Records)
+		byPart[fp.Partition] = append(byPart[fp.Partition], fp.Records...)
 	})
-	if err != nil {
+	// Each partition has its own producer and transaction: they commit side by side, not
+	// one after another (the saga bench measured 1.3-1.4x for the hand-written loop).
+	errs := make(chan error, len(byPart))
+	var wg sync.WaitGroup
+	for p, recs := range byPart {
+		s.mu.Lock()
+		pt := s.parts[p]
+		s.mu.Unlock()
+		if pt == nil || len(recs) == 0 {
+			continue // not restored (or no longer owned): fetching restarts at its checkpoint
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.applyInputs(ctx, s, pt, recs); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
 		return err
 	}
 	return r.fireDue(ctx, s)
