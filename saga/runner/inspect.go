@@ -31,7 +31,9 @@ import (
 
 // Topics are the names of a saga type's three topics in a namespace.
 type Topics struct {
-	Inputs, State, DLQ string
+	Inputs string `json:"inputs"`
+	State  string `json:"state"`
+	DLQ    string `json:"dlq"`
 }
 
 // TopicsOf returns the topics of saga type sagaType in namespace ns
@@ -96,21 +98,21 @@ type StoredInstance struct {
 
 // PartitionStatus is where the runner stands in one inputs partition.
 type PartitionStatus struct {
-	Partition int32
+	Partition int32 `json:"partition"`
 	// Applied is the offset of the next input the runner will apply (its checkpoint in
 	// the state partition); -1 when it has written none yet.
-	Applied int64
+	Applied int64 `json:"applied"`
 	// InputsEnd is the inputs partition's last stable offset.
-	InputsEnd int64
+	InputsEnd int64 `json:"inputsEnd"`
 	// Lag is how many offsets of the inputs partition are not applied yet
 	// (InputsEnd - Applied). Transaction markers count: the checkpoint is written with
 	// the inputs applied, before the marker of their transaction, so a partition read to
 	// its end usually shows a lag of a marker or two.
-	Lag int64
+	Lag int64 `json:"lag"`
 	// Unapplied counts the committed inputs from Applied to InputsEnd: 0 when the runner
 	// has applied every input. It is counted by reading them, up to MaxUnappliedCount;
 	// beyond, it is Lag.
-	Unapplied int64
+	Unapplied int64 `json:"unapplied"`
 }
 
 // MaxUnappliedCount is how many inputs past a checkpoint the inspection functions read to
@@ -564,8 +566,15 @@ func RetryParked(ctx context.Context, c *cluster.Cluster, sagaType, id string) (
 	if err := cl.EndTransaction(context.WithoutCancel(ctx), kgo.TransactionEndTry(perr == nil)); err != nil || perr != nil {
 		return nil, fmt.Errorf("saga %s retry: nothing re-submitted: %w", sagaType, errors.Join(perr, err))
 	}
+	// ProduceSync's results are in the order records completed, not the order given.
+	at := map[*kgo.Record]int{}
 	for j, i := range idx {
-		out[i].Partition, out[i].Offset = res[j].Record.Partition, res[j].Record.Offset
+		at[recs[j]] = i
+	}
+	for _, pr := range res {
+		if i, ok := at[pr.Record]; ok {
+			out[i].Partition, out[i].Offset = pr.Record.Partition, pr.Record.Offset
+		}
 	}
 	return out, nil
 }
