@@ -47,8 +47,9 @@ func usagef(cmd *cobra.Command, format string, args ...any) error {
 const rootLong = `kastor runs event-sourced services on Apache Kafka, with Kafka as the only
 infrastructure: the event store, the command router, the snapshot store and the bus.
 This tool runs a development broker, creates the topics an application needs, sends
-commands to running gateways and reads aggregates' events, and operates projections
-(status, rebuild without downtime, reset) and their dead letters.
+commands to running gateways and reads aggregates' events, operates projections
+(status, rebuild without downtime, reset) and their dead letters, and inspects sagas
+(instances, inputs, parked inputs and their retry).
 
 Topic layout, for namespace <ns>, each aggregate type <agg>, saga type <s> and
 projection <p> of kastor.yaml:
@@ -120,7 +121,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	pf.StringVarP(&a.output, "output", "o", "text", "output format: text or json")
 
 	root.AddCommand(newDevCmd(a), newTopicsCmd(a), newAggregateCmd(a))
-	root.AddCommand(newProjectionCmd(a), newDLQCmd(a), newCommandCmd(a), newSchemaCmd(a))
+	root.AddCommand(newProjectionCmd(a), newDLQCmd(a), newSagaCmd(a), newCommandCmd(a), newSchemaCmd(a))
 	return root
 }
 

@@ -1,7 +1,11 @@
 package runner
 
 import (
+	"context"
 	"errors"
+	"strconv"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -15,6 +19,7 @@ type metrics struct {
 	owned     prometheus.Gauge
 	instances prometheus.Gauge
 	restore   prometheus.Histogram
+	parts     *partitionCollector
 }
 
 func newMetrics(reg prometheus.Registerer, sagaType string) (*metrics, error) {
@@ -53,9 +58,10 @@ func newMetrics(reg prometheus.Registerer, sagaType string) (*metrics, error) {
 			Help:    "Time to restore a partition's instances from the state topic.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
 		}),
+		parts: newPartitionCollector(labels),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.inputs, m.routed, m.commands, m.fired, m.txns, m.owned, m.instances, m.restore} {
+		for _, c := range []prometheus.Collector{m.inputs, m.routed, m.commands, m.fired, m.txns, m.owned, m.instances, m.restore, m.parts} {
 			if err := reg.Register(c); err != nil {
 				var are prometheus.AlreadyRegisteredError
 				if !errors.As(err, &are) {
@@ -65,4 +71,102 @@ func newMetrics(reg prometheus.Registerer, sagaType string) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// partitionStats are the figures of one owned partition, counted at scrape time.
+type partitionStats struct {
+	partition int32
+	// active, done, stuck and broken count the partition's instances by status (disjoint).
+	active, done, stuck, broken int
+	// deadlines counts the pending deadlines of the instances not done.
+	deadlines int
+	// position is the offset of the next input to apply (-1: none applied yet).
+	position int64
+}
+
+// partitionSource returns the stats of the owned partitions and lists the inputs
+// partitions' last stable offsets. The runner sets it (observe) when a session starts.
+type partitionSource struct {
+	stats func() []partitionStats
+	ends  func(context.Context) (map[int32]int64, error)
+}
+
+// partitionCollector exports the per-partition gauges. They are counted when scraped,
+// not maintained by the runner's loop: counting is one pass over the owned instances
+// under the session's lock, done at most once a second (scrapes closer together get the
+// last figures), and the lag costs one ListOffsets request per scrape.
+type partitionCollector struct {
+	instances, deadlines, lag *prometheus.Desc
+
+	mu    sync.Mutex
+	owner any // what src reads: the runner's session
+	src   *partitionSource
+	at    time.Time
+	last  []partitionStats
+}
+
+func newPartitionCollector(labels prometheus.Labels) *partitionCollector {
+	return &partitionCollector{
+		instances: prometheus.NewDesc("kastor_saga_partition_instances",
+			"Instances of an owned inputs partition by status: active, done, stuck (the state says so: saga.Progress.Stuck, or a StuckReason method), broken (the record does not decode: inputs are parked).",
+			[]string{"partition", "status"}, labels),
+		deadlines: prometheus.NewDesc("kastor_saga_deadlines_pending",
+			"Pending deadlines of the instances of an owned partition that are not done.",
+			[]string{"partition"}, labels),
+		lag: prometheus.NewDesc("kastor_saga_inputs_lag",
+			"Offsets of an owned inputs partition not applied yet: its last stable offset minus the runner's position (listed when scraped).",
+			[]string{"partition"}, labels),
+	}
+}
+
+// set makes the source of the figures owner's, made by src when owner is not the
+// current one already.
+func (c *partitionCollector) set(owner any, src func() *partitionSource) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.owner == owner {
+		return
+	}
+	c.owner, c.src, c.at, c.last = owner, src(), time.Time{}, nil
+}
+
+func (c *partitionCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.instances
+	ch <- c.deadlines
+	ch <- c.lag
+}
+
+func (c *partitionCollector) Collect(ch chan<- prometheus.Metric) {
+	// c.mu is not held while counting: the runner holds its session's lock when it
+	// calls set, and counting takes that lock.
+	c.mu.Lock()
+	src, stats, fresh := c.src, c.last, time.Since(c.at) < time.Second
+	c.mu.Unlock()
+	if src == nil {
+		return
+	}
+	if !fresh {
+		stats = src.stats()
+		c.mu.Lock()
+		if c.src == src {
+			c.last, c.at = stats, time.Now()
+		}
+		c.mu.Unlock()
+	}
+	var ends map[int32]int64
+	if len(stats) > 0 && src.ends != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		ends, _ = src.ends(ctx) // no lag exported when the cluster does not answer
+		cancel()
+	}
+	for _, s := range stats {
+		p := strconv.Itoa(int(s.partition))
+		for status, n := range map[string]int{"active": s.active, "done": s.done, "stuck": s.stuck, "broken": s.broken} {
+			ch <- prometheus.MustNewConstMetric(c.instances, prometheus.GaugeValue, float64(n), p, status)
+		}
+		ch <- prometheus.MustNewConstMetric(c.deadlines, prometheus.GaugeValue, float64(s.deadlines), p)
+		if end, ok := ends[s.partition]; ok {
+			ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(max(end-max(s.position, 0), 0)), p)
+		}
+	}
 }

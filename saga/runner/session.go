@@ -212,6 +212,7 @@ func (r *Runner[S, C, E]) gauges(s *session[S]) {
 	}
 	r.metrics.owned.Set(float64(len(s.parts)))
 	r.metrics.instances.Set(float64(n))
+	r.observe(s)
 }
 
 // install makes the restored partitions served: fetching starts at their checkpoints.
