@@ -53,7 +53,7 @@ type Orchestration[D, C, E any] struct {
 	// default is the gateways' default timeout plus 5 s. Smaller values are safe only
 	// with gateways whose transactions are known to end sooner: a step given up on too
 	// early can commit after its compensation was decided (see
-	// docs/decision-draft-saga-faults.md).
+	// decision 38).
 	Skew time.Duration
 }
 

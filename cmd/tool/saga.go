@@ -544,9 +544,9 @@ func newSagaStuckCmd(a *app, f *projFlags) *cobra.Command {
     the reason;
   - the parked records of its dead-letter topic that no retry resolved: inputs the
     runner parked (undecodable, rejected by React, an outcome of an unknown command,
-    an input of a broken instance), deadlines whose React failed (they stay pending and
-    fire again when the runner restores the partition), and events the router could not
-    route (key: the event's aggregate ID).
+    an input of a broken instance), deadlines whose React failed (the same transaction
+    removed them from the instance's record: they fire once), and events the router
+    could not route (key: the event's aggregate ID).
 
 'kastor saga retry TYPE ID' re-submits an instance's parked inputs once the cause is
 fixed (a new version of the application deployed, a broken record replaced).`,
@@ -638,10 +638,11 @@ still broken) is parked again, as a new parked record; check with 'kastor saga s
 Deploy the fix first (a new version of the application, a broken record replaced and
 the runner restarted).
 
-Not re-submitted: a parked deadline (a deadline is no input; it stays pending in the
-instance's record and fires again when the runner restores the partition, after a
-restart or a rebalance), and events the router could not route (keyed by aggregate:
-routing them needs the saga's Correlate, which the tool does not have).`,
+Not re-submitted: a parked deadline (a deadline is no input, and the transaction that
+parked it removed it from the instance's record, so it fires once: the saga's code must
+handle what it meant on the instance's next input), and events the router could not
+route (keyed by aggregate: routing them needs the saga's Correlate, which the tool does
+not have).`,
 		Example: `  kastor saga retry bank.transfer t-42 -f examples/kastor.yaml
   kastor saga retry bank.transfer t-42 -o json | jq '.[].resubmitted'`,
 		Args: sagaArgs(2),

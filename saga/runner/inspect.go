@@ -329,8 +329,8 @@ const (
 	// ParkedInput: a record of the inputs topic (an event routed to an instance, or an
 	// outcome); RetryParked can re-submit it.
 	ParkedInput = "input"
-	// ParkedDeadline: a deadline whose React failed. It is no input: it stays pending in
-	// the instance's record and fires again when the runner restores the partition.
+	// ParkedDeadline: a deadline whose React failed. It is no input, and the transaction
+	// that parked it removed it from the instance's record: it fired once.
 	ParkedDeadline = "deadline"
 	// ParkedEvent: an event the router could not route (unroutable or undecodable); its
 	// key is the event's aggregate ID, not an instance ID.
@@ -504,9 +504,9 @@ type Retried struct {
 // input whose ID the instance has seen already, so a retry changes state at most once
 // per input; one that fails again is parked again, as a new parked record.
 //
-// Parked deadlines are not re-submitted (a deadline is no input: it stays pending in
-// the record and fires again when the runner restores the partition, after a restart or
-// a rebalance); they are returned with Skipped set and stay unresolved. Events the router
+// Parked deadlines are not re-submitted (a deadline is no input, and the transaction
+// that parked it removed it from the record: it fires once); they are returned with
+// Skipped set and stay unresolved. Events the router
 // could not route are no instance's (they are keyed by aggregate ID) and are left alone:
 // routing them needs the saga's Correlate.
 func RetryParked(ctx context.Context, c *cluster.Cluster, sagaType, id string) ([]Retried, error) {
@@ -531,7 +531,7 @@ func RetryParked(ctx context.Context, c *cluster.Cluster, sagaType, id string) (
 		r := Retried{Parked: d, Partition: -1, Offset: -1}
 		switch d.Kind {
 		case ParkedDeadline:
-			r.Skipped = "a deadline is not an input: it stays pending in the instance's record and fires again when the runner restores the partition (restart the runner)"
+			r.Skipped = "a deadline is not an input, and it was removed from the instance's record when it was parked: it fires once"
 		default:
 			value := d.Value
 			if value == nil {

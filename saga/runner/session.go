@@ -498,7 +498,7 @@ func (r *Runner[S, C, E]) count(b *batch[S, C]) {
 // stable offset: an outcome a gateway has written in a transaction still open (its
 // commit under way, or its marker not yet written) is at or after the last stable
 // offset, and must be applied before the timeout it answers (decision 34; see
-// docs/decision-draft-saga-faults.md). Firing goes through Apply and a transaction like
+// decision 38). Firing goes through Apply and a transaction like
 // any input, with a deterministic input ID, so a deadline fires once whatever crashes.
 func (r *Runner[S, C, E]) fireDue(ctx context.Context, s *session[S]) error {
 	cfg := r.cfg
