@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kastor-dev/kastor/internal/promreg"
 )
 
 type metrics struct {
@@ -60,15 +62,20 @@ func newMetrics(reg prometheus.Registerer, sagaType string) (*metrics, error) {
 		}),
 		parts: newPartitionCollector(labels),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.inputs, m.routed, m.commands, m.fired, m.txns, m.owned, m.instances, m.restore, m.parts} {
-			if err := reg.Register(c); err != nil {
-				var are prometheus.AlreadyRegisteredError
-				if !errors.As(err, &are) {
-					return nil, err
-				}
-			}
-		}
+	// Runners of one saga type in one process share the registered collectors (the
+	// per-partition gauges then follow the session that started last).
+	var errs [9]error
+	m.inputs, errs[0] = promreg.Register(reg, m.inputs)
+	m.routed, errs[1] = promreg.Register(reg, m.routed)
+	m.commands, errs[2] = promreg.Register(reg, m.commands)
+	m.fired, errs[3] = promreg.Register(reg, m.fired)
+	m.txns, errs[4] = promreg.Register(reg, m.txns)
+	m.owned, errs[5] = promreg.Register(reg, m.owned)
+	m.instances, errs[6] = promreg.Register(reg, m.instances)
+	m.restore, errs[7] = promreg.Register(reg, m.restore)
+	m.parts, errs[8] = promreg.Register(reg, m.parts)
+	if err := errors.Join(errs[:]...); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
