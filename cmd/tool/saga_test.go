@@ -15,10 +15,9 @@ import (
 
 	ks "github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/cluster"
-	"github.com/kastor-dev/kastor/examples/bank/account"
-	"github.com/kastor-dev/kastor/examples/bank/avro"
-	"github.com/kastor-dev/kastor/examples/transfer/transfer"
 	"github.com/kastor-dev/kastor/gateway"
+	"github.com/kastor-dev/kastor/internal/testdomain/bank"
+	"github.com/kastor-dev/kastor/internal/testdomain/transfer"
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/saga"
@@ -82,9 +81,9 @@ schemas: {replicationFactor: 1}
 				Fingerprint: uint64(schema.MustParse(runner.InstanceSchema).Fingerprint())})}
 		app.write(ctx, broken)
 		stop := app.startRunner()
-		app.send(ctx, app.acct, "alice", account.Open{Owner: "alice"})
-		app.send(ctx, app.acct, "alice", account.Deposit{Amount: 100})
-		app.send(ctx, app.acct, "bob", account.Open{Owner: "bob"})
+		app.send(ctx, app.acct, "alice", bank.Open{Owner: "alice"})
+		app.send(ctx, app.acct, "alice", bank.Deposit{Amount: 100})
+		app.send(ctx, app.acct, "bob", bank.Open{Owner: "bob"})
 		app.request(ctx, "t-ok", "alice", "bob", 30)
 		app.request(ctx, "t-broken", "alice", "bob", 5)
 
@@ -161,11 +160,11 @@ schemas: {replicationFactor: 1}
 type transferApp struct {
 	t        *testing.T
 	c        *cluster.Cluster
-	accounts *avro.Codecs
+	accounts *bank.Codecs
 	requests ks.Codecs[transfer.RequestState, transfer.Request, ks.Event]
 	states   ks.Codec[transferProgress]
-	def      *saga.Definition[transferProgress, account.Command, ks.Event]
-	acct     *gateway.Sender[account.Command]
+	def      *saga.Definition[transferProgress, bank.Command, ks.Event]
+	acct     *gateway.Sender[bank.Command]
 	reqs     *gateway.Sender[transfer.Request]
 	cl       *kgo.Client
 }
@@ -173,30 +172,22 @@ type transferApp struct {
 func newTransferApp(t *testing.T, ctx context.Context, kc *kafkatest.Cluster, ns string) *transferApp {
 	t.Helper()
 	c := kc.Kastor(t, ns, cluster.Logger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	accounts, err := avro.New(nil)
+	accounts, err := bank.NewCodecs(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	requests, err := schema.ForAggregate(transfer.Aggregate,
-		schema.Commands(schema.Of[transfer.Request]()), schema.Events(schema.Of[transfer.Requested]()))
+	tc, err := transfer.NewCodecs(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps, err := schema.Derive[transferProgress](schema.Name("bank.TransferProgress"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	states, err := schema.NewCodec[transferProgress](nil, ps, schema.Describe("state"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	requests := tc.Requests
 	def, err := transfer.Saga(10*time.Second, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &transferApp{t: t, c: c, accounts: accounts, requests: requests, states: schema.ValueCodec(states), def: def}
-	ga, err := gateway.New(c, gateway.Config[account.State, account.Command, ks.Event]{
-		Aggregate: account.Aggregate, Commands: accounts.Commands, Events: accounts.Events, States: accounts.States})
+	a := &transferApp{t: t, c: c, accounts: accounts, requests: requests, states: tc.Progress, def: def}
+	ga, err := gateway.New(c, gateway.Config[bank.State, bank.Command, ks.Event]{
+		Aggregate: bank.Aggregate, Commands: accounts.Commands, Events: accounts.Events, States: accounts.States})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +198,7 @@ func newTransferApp(t *testing.T, ctx context.Context, kc *kafkatest.Cluster, ns
 	for _, run := range []func(context.Context) error{ga.Run, gr.Run} {
 		a.run(run)
 	}
-	if a.acct, err = gateway.NewSender(ctx, c, gateway.SenderConfig[account.Command]{AggregateType: account.Type, Commands: accounts.Commands}); err != nil {
+	if a.acct, err = gateway.NewSender(ctx, c, gateway.SenderConfig[bank.Command]{AggregateType: bank.Type, Commands: accounts.Commands}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(a.acct.Close)
@@ -243,14 +234,14 @@ func (a *transferApp) run(fn func(context.Context) error) (stop func()) {
 func (a *transferApp) startRunner() (stop func()) {
 	a.t.Helper()
 	rn, err := runner.New(a.c, runner.ConfigFor(a.def, a.states, a.requests.Events,
-		map[string]ks.Codec[account.Command]{account.Type: a.accounts.Commands}, transfer.RequestType))
+		map[string]ks.Codec[bank.Command]{bank.Type: a.accounts.Commands}, transfer.RequestType))
 	if err != nil {
 		a.t.Fatal(err)
 	}
 	return a.run(rn.Run)
 }
 
-func (a *transferApp) send(ctx context.Context, s *gateway.Sender[account.Command], id string, cmd account.Command) {
+func (a *transferApp) send(ctx context.Context, s *gateway.Sender[bank.Command], id string, cmd bank.Command) {
 	a.t.Helper()
 	if _, err := s.Send(ctx, ks.NewCommand(id, cmd)); err != nil {
 		a.t.Fatal(err)

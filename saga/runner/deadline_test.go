@@ -11,9 +11,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
-	"github.com/kastor-dev/kastor/examples/bank/account"
-	"github.com/kastor-dev/kastor/examples/transfer/transfer"
 	"github.com/kastor-dev/kastor/gateway"
+	"github.com/kastor-dev/kastor/internal/testdomain/bank"
+	"github.com/kastor-dev/kastor/internal/testdomain/transfer"
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/saga"
@@ -26,13 +26,13 @@ import (
 // probe is the state of the small sagas these tests define on the transfer saga's topics.
 type probe struct{ Result string }
 
-type probeRunner = runner.Runner[probe, account.Command, kastor.Event]
+type probeRunner = runner.Runner[probe, bank.Command, kastor.Event]
 
 // probeSaga is a saga of type bank.transfer (so that it runs on the bed's topics) started
 // by a transfer request: react decides everything else.
-func probeSaga(t *testing.T, react func(probe, saga.Input[account.Command, kastor.Event]) (saga.Transition[probe, account.Command], error)) *saga.Definition[probe, account.Command, kastor.Event] {
+func probeSaga(t *testing.T, react func(probe, saga.Input[bank.Command, kastor.Event]) (saga.Transition[probe, bank.Command], error)) *saga.Definition[probe, bank.Command, kastor.Event] {
 	t.Helper()
-	def := &saga.Definition[probe, account.Command, kastor.Event]{
+	def := &saga.Definition[probe, bank.Command, kastor.Event]{
 		Type:    transfer.SagaType,
 		Initial: func(string) probe { return probe{} },
 		Correlate: func(ev kastor.Envelope[kastor.Event]) (string, bool, error) {
@@ -47,7 +47,7 @@ func probeSaga(t *testing.T, react func(probe, saga.Input[account.Command, kasto
 	return def
 }
 
-func (b *bed) probeRunner(def *saga.Definition[probe, account.Command, kastor.Event]) *probeRunner {
+func (b *bed) probeRunner(def *saga.Definition[probe, bank.Command, kastor.Event]) *probeRunner {
 	b.t.Helper()
 	ps, err := schema.Derive[probe](schema.Name("test.Probe"))
 	if err != nil {
@@ -58,7 +58,7 @@ func (b *bed) probeRunner(def *saga.Definition[probe, account.Command, kastor.Ev
 		b.t.Fatal(err)
 	}
 	rn, err := runner.New(b.c, runner.ConfigFor(def, schema.ValueCodec(states), b.requests.Events,
-		map[string]kastor.Codec[account.Command]{account.Type: b.accounts.Commands}, transfer.RequestType))
+		map[string]kastor.Codec[bank.Command]{bank.Type: b.accounts.Commands}, transfer.RequestType))
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -110,8 +110,8 @@ func TestRefusedDeadlineFiresOnce(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		b := newBed(t, kc, time.Second)
-		def := probeSaga(t, func(s probe, in saga.Input[account.Command, kastor.Event]) (saga.Transition[probe, account.Command], error) {
-			tr := saga.Transition[probe, account.Command]{State: s}
+		def := probeSaga(t, func(s probe, in saga.Input[bank.Command, kastor.Event]) (saga.Transition[probe, bank.Command], error) {
+			tr := saga.Transition[probe, bank.Command]{State: s}
 			switch {
 			case in.Event != nil:
 				name := in.Event.Event.(transfer.Requested).From // "bad" or "good"
@@ -186,12 +186,12 @@ func TestTimeoutWaitsForAnOpenOutcome(t *testing.T) {
 		defer cancel()
 		b := newBed(t, kc, time.Second)
 		const wait = 3 * time.Second
-		def := probeSaga(t, func(s probe, in saga.Input[account.Command, kastor.Event]) (saga.Transition[probe, account.Command], error) {
-			tr := saga.Transition[probe, account.Command]{State: s}
+		def := probeSaga(t, func(s probe, in saga.Input[bank.Command, kastor.Event]) (saga.Transition[probe, bank.Command], error) {
+			tr := saga.Transition[probe, bank.Command]{State: s}
 			switch {
 			case in.Event != nil:
-				tr.Send = []saga.Send[account.Command]{{Name: "probe", AggregateType: account.Type, AggregateID: "held",
-					Command: account.Deposit{Amount: 1}, Deadline: in.At.Add(wait)}}
+				tr.Send = []saga.Send[bank.Command]{{Name: "probe", AggregateType: bank.Type, AggregateID: "held",
+					Command: bank.Deposit{Amount: 1}, Deadline: in.At.Add(wait)}}
 				tr.Set = map[string]time.Time{"timeout": in.At.Add(wait + 500*time.Millisecond)}
 			case in.Outcome != nil:
 				tr.State.Result, tr.Done = "outcome", true
@@ -205,7 +205,7 @@ func TestTimeoutWaitsForAnOpenOutcome(t *testing.T) {
 		// Hold the accounts' gateway: it answers nothing more until released.
 		b.open(ctx, "holder", 10)
 		b.stall.set("holder")
-		if _, err := b.acct.Send(ctx, kastor.NewCommand[account.Command]("holder", account.Withdraw{Amount: 1})); err != nil {
+		if _, err := b.acct.Send(ctx, kastor.NewCommand[bank.Command]("holder", bank.Withdraw{Amount: 1})); err != nil {
 			t.Fatal(err)
 		}
 		defer b.stall.unblock()

@@ -1,9 +1,9 @@
 package runner_test
 
 // Fault tests drive the transfer service in real processes: the test binary re-executes
-// itself with KASTOR_SAGA_CHILD set, and the child runs what examples/transfer runs in
+// itself with KASTOR_SAGA_CHILD set, and the child runs what the transfer example runs in
 // one process (the accounts' and the requests' gateways, the saga's router and runner),
-// with the library's defaults, until SIGTERM. The parent sends a stream of transfers,
+// over the test domain's bank and transfer, with the library's defaults, until SIGTERM. The parent sends a stream of transfers,
 // kills (SIGKILL), stops (SIGSTOP) and resumes children, or a broker, then reads every
 // topic back with a plain read_committed client.
 
@@ -30,14 +30,12 @@ import (
 
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/cluster"
-	"github.com/kastor-dev/kastor/examples/bank/account"
-	"github.com/kastor-dev/kastor/examples/bank/avro"
-	"github.com/kastor-dev/kastor/examples/transfer/transfer"
 	"github.com/kastor-dev/kastor/gateway"
+	"github.com/kastor-dev/kastor/internal/testdomain/bank"
+	"github.com/kastor-dev/kastor/internal/testdomain/transfer"
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/saga"
 	"github.com/kastor-dev/kastor/saga/runner"
-	"github.com/kastor-dev/kastor/schema"
 	"github.com/kastor-dev/kastor/topics"
 )
 
@@ -47,32 +45,23 @@ const childEnv = "KASTOR_SAGA_CHILD"
 // Skew is its default (saga.DefaultSkew).
 const stepTimeout = 10 * time.Second
 
-// codecs are the transfer service's codecs, as examples/transfer builds them.
+// codecs are the transfer service's codecs, as the transfer example builds them.
 type codecs struct {
-	accounts *avro.Codecs
+	accounts *bank.Codecs
 	requests kastor.Codecs[transfer.RequestState, transfer.Request, kastor.Event]
 	states   kastor.Codec[progress]
 }
 
 func newCodecs() (*codecs, error) {
-	accounts, err := avro.New(nil)
+	accounts, err := bank.NewCodecs(nil)
 	if err != nil {
 		return nil, err
 	}
-	requests, err := schema.ForAggregate(transfer.Aggregate,
-		schema.Commands(schema.Of[transfer.Request]()), schema.Events(schema.Of[transfer.Requested]()))
+	tc, err := transfer.NewCodecs(nil)
 	if err != nil {
 		return nil, err
 	}
-	ps, err := schema.Derive[progress](schema.Name("bank.TransferProgress"))
-	if err != nil {
-		return nil, err
-	}
-	states, err := schema.NewCodec[progress](nil, ps, schema.Describe("state"))
-	if err != nil {
-		return nil, err
-	}
-	return &codecs{accounts: accounts, requests: requests, states: schema.ValueCodec(states)}, nil
+	return &codecs{accounts: accounts, requests: tc.Requests, states: tc.Progress}, nil
 }
 
 // runChild runs the transfer service until SIGTERM: the accounts' and the requests'
@@ -96,8 +85,8 @@ func runChild() int {
 	if err != nil {
 		return fail(err)
 	}
-	ga, err := gateway.New(c, gateway.Config[account.State, account.Command, kastor.Event]{
-		Aggregate: account.Aggregate, Commands: cs.accounts.Commands, Events: cs.accounts.Events, States: cs.accounts.States,
+	ga, err := gateway.New(c, gateway.Config[bank.State, bank.Command, kastor.Event]{
+		Aggregate: bank.Aggregate, Commands: cs.accounts.Commands, Events: cs.accounts.Events, States: cs.accounts.States,
 		InstanceID: instance + "-accounts",
 	})
 	if err != nil {
@@ -114,7 +103,7 @@ func runChild() int {
 		return fail(err)
 	}
 	scfg := runner.ConfigFor(def, cs.states, cs.requests.Events,
-		map[string]kastor.Codec[account.Command]{account.Type: cs.accounts.Commands}, transfer.RequestType)
+		map[string]kastor.Codec[bank.Command]{bank.Type: cs.accounts.Commands}, transfer.RequestType)
 	scfg.InstanceID = instance
 	rn, err := runner.New(c, scfg)
 	if err != nil {
@@ -141,7 +130,7 @@ type faultRig struct {
 	kc     *kafkatest.Cluster
 	c      *cluster.Cluster
 	cs     *codecs
-	acct   *gateway.Sender[account.Command]
+	acct   *gateway.Sender[bank.Command]
 	reqs   *gateway.Sender[transfer.Request]
 	states *stateTracker
 }
@@ -166,7 +155,7 @@ func newFaultRig(t *testing.T, kc *kafkatest.Cluster, replication int) *faultRig
 		t.Fatal(err)
 	}
 	r := &faultRig{t: t, kc: kc, c: c, cs: cs}
-	if r.acct, err = gateway.NewSender(ctx, c, gateway.SenderConfig[account.Command]{AggregateType: account.Type, Commands: cs.accounts.Commands}); err != nil {
+	if r.acct, err = gateway.NewSender(ctx, c, gateway.SenderConfig[bank.Command]{AggregateType: bank.Type, Commands: cs.accounts.Commands}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.acct.Close)
@@ -443,10 +432,10 @@ func (r *faultRig) openAccounts(n int) []string {
 	for i := range n {
 		id := fmt.Sprintf("acct-%d", i)
 		ids = append(ids, id)
-		open := kastor.NewCommand[account.Command](id, account.Open{Owner: id})
-		deposit := kastor.NewCommand[account.Command](id, account.Deposit{Amount: initialBalance})
+		open := kastor.NewCommand[bank.Command](id, bank.Open{Owner: id})
+		deposit := kastor.NewCommand[bank.Command](id, bank.Deposit{Amount: initialBalance})
 		open.ID, deposit.ID = "open-"+id, "deposit-"+id // the same IDs when re-sent
-		for _, c := range []kastor.Command[account.Command]{open, deposit} {
+		for _, c := range []kastor.Command[bank.Command]{open, deposit} {
 			for {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				_, err := r.acct.Send(ctx, c)
@@ -504,8 +493,8 @@ func (r *faultRig) finish(ids []string, accounts []string) {
 	for _, topic := range []string{
 		topics.SagaTopicName(ns, transfer.SagaType, topics.RoleSagaState),
 		topics.SagaTopicName(ns, transfer.SagaType, topics.RoleSagaInputs),
-		topics.TopicName(ns, account.Type, topics.RoleCommands),
-		topics.TopicName(ns, account.Type, topics.RoleEvents),
+		topics.TopicName(ns, bank.Type, topics.RoleCommands),
+		topics.TopicName(ns, bank.Type, topics.RoleEvents),
 	} {
 		checkEpochs(t, topic, readAll(ctx, t, r.c, topic))
 	}

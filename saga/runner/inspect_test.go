@@ -14,8 +14,8 @@ import (
 
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/cluster"
-	"github.com/kastor-dev/kastor/examples/bank/account"
-	"github.com/kastor-dev/kastor/examples/transfer/transfer"
+	"github.com/kastor-dev/kastor/internal/testdomain/bank"
+	"github.com/kastor-dev/kastor/internal/testdomain/transfer"
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/saga"
@@ -186,14 +186,14 @@ func (b *bed) writer() func(context.Context, ...*kgo.Record) {
 }
 
 // runnerIn is runner over the bed's client with opts (a metrics registerer, say).
-func (b *bed) runnerIn(opts ...cluster.Option) *runner.Runner[progress, account.Command, kastor.Event] {
+func (b *bed) runnerIn(opts ...cluster.Option) *runner.Runner[progress, bank.Command, kastor.Event] {
 	b.t.Helper()
 	c, err := cluster.New(b.c.Client(), b.c.Namespace(), append([]cluster.Option{cluster.Logger(b.logger)}, opts...)...)
 	if err != nil {
 		b.t.Fatal(err)
 	}
 	rn, err := runner.New(c, runner.ConfigFor(b.def, b.states, b.requests.Events,
-		map[string]kastor.Codec[account.Command]{account.Type: b.accounts.Commands}, transfer.RequestType))
+		map[string]kastor.Codec[bank.Command]{bank.Type: b.accounts.Commands}, transfer.RequestType))
 	if err != nil {
 		b.t.Fatal(err)
 	}

@@ -21,14 +21,12 @@ import (
 
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/cluster"
-	"github.com/kastor-dev/kastor/examples/bank/account"
-	"github.com/kastor-dev/kastor/examples/bank/avro"
-	"github.com/kastor-dev/kastor/examples/transfer/transfer"
 	"github.com/kastor-dev/kastor/gateway"
+	"github.com/kastor-dev/kastor/internal/testdomain/bank"
+	"github.com/kastor-dev/kastor/internal/testdomain/transfer"
 	"github.com/kastor-dev/kastor/kafkatest"
 	"github.com/kastor-dev/kastor/saga"
 	"github.com/kastor-dev/kastor/saga/runner"
-	"github.com/kastor-dev/kastor/schema"
 	"github.com/kastor-dev/kastor/topics"
 	"github.com/kastor-dev/kastor/wire"
 )
@@ -49,11 +47,11 @@ type progress = saga.Progress[transfer.Data]
 type bed struct {
 	t        *testing.T
 	c        *cluster.Cluster
-	accounts *avro.Codecs
+	accounts *bank.Codecs
 	requests kastor.Codecs[transfer.RequestState, transfer.Request, kastor.Event]
 	states   kastor.Codec[progress]
-	def      *saga.Definition[progress, account.Command, kastor.Event]
-	acct     *gateway.Sender[account.Command]
+	def      *saga.Definition[progress, bank.Command, kastor.Event]
+	acct     *gateway.Sender[bank.Command]
 	reqs     *gateway.Sender[transfer.Request]
 	stall    *stall
 	logger   *slog.Logger
@@ -76,35 +74,27 @@ func newBed(t *testing.T, kc *kafkatest.Cluster, timeout time.Duration) *bed {
 	if _, err := topics.ApplyYAML(ctx, c.Admin(), []byte(file), topics.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	accounts, err := avro.New(nil)
+	accounts, err := bank.NewCodecs(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	requests, err := schema.ForAggregate(transfer.Aggregate,
-		schema.Commands(schema.Of[transfer.Request]()), schema.Events(schema.Of[transfer.Requested]()))
+	tc, err := transfer.NewCodecs(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps, err := schema.Derive[progress](schema.Name("bank.TransferProgress"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	states, err := schema.NewCodec[progress](nil, ps, schema.Describe("state"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	requests := tc.Requests
 	def, err := transfer.Saga(timeout, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bd := &bed{t: t, c: c, accounts: accounts, requests: requests, states: schema.ValueCodec(states), def: def,
+	bd := &bed{t: t, c: c, accounts: accounts, requests: requests, states: tc.Progress, def: def,
 		stall: &stall{release: make(chan struct{})}, logger: logger}
 
 	gctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	t.Cleanup(func() { stop(); wg.Wait() })
-	ga, err := gateway.New(c, gateway.Config[account.State, account.Command, kastor.Event]{
-		Aggregate: account.Aggregate, Commands: accounts.Commands, Events: accounts.Events, States: accounts.States,
+	ga, err := gateway.New(c, gateway.Config[bank.State, bank.Command, kastor.Event]{
+		Aggregate: bank.Aggregate, Commands: accounts.Commands, Events: accounts.Events, States: accounts.States,
 		Listeners: []gateway.Listener[kastor.Event]{bd.stall.listen},
 	})
 	if err != nil {
@@ -123,7 +113,7 @@ func newBed(t *testing.T, kc *kafkatest.Cluster, timeout time.Duration) *bed {
 			}
 		}()
 	}
-	if bd.acct, err = gateway.NewSender(ctx, c, gateway.SenderConfig[account.Command]{AggregateType: account.Type, Commands: accounts.Commands}); err != nil {
+	if bd.acct, err = gateway.NewSender(ctx, c, gateway.SenderConfig[bank.Command]{AggregateType: bank.Type, Commands: accounts.Commands}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(bd.acct.Close)
@@ -135,10 +125,10 @@ func newBed(t *testing.T, kc *kafkatest.Cluster, timeout time.Duration) *bed {
 }
 
 // runner returns a saga runner of the bed, not started.
-func (b *bed) runner() *runner.Runner[progress, account.Command, kastor.Event] {
+func (b *bed) runner() *runner.Runner[progress, bank.Command, kastor.Event] {
 	b.t.Helper()
 	rn, err := runner.New(b.c, runner.ConfigFor(b.def, b.states, b.requests.Events,
-		map[string]kastor.Codec[account.Command]{account.Type: b.accounts.Commands}, transfer.RequestType))
+		map[string]kastor.Codec[bank.Command]{bank.Type: b.accounts.Commands}, transfer.RequestType))
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -147,7 +137,7 @@ func (b *bed) runner() *runner.Runner[progress, account.Command, kastor.Event] {
 
 // start runs rn until the returned stop is called, which returns Run's error; wait
 // returns it once Run returns by itself.
-func (b *bed) start(rn *runner.Runner[progress, account.Command, kastor.Event]) (stop, wait func() error) {
+func (b *bed) start(rn *runner.Runner[progress, bank.Command, kastor.Event]) (stop, wait func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- rn.Run(ctx) }()
@@ -164,11 +154,11 @@ func (b *bed) start(rn *runner.Runner[progress, account.Command, kastor.Event]) 
 
 func (b *bed) open(ctx context.Context, id string, deposit int64) {
 	b.t.Helper()
-	if _, err := b.acct.Send(ctx, kastor.NewCommand[account.Command](id, account.Open{Owner: id})); err != nil {
+	if _, err := b.acct.Send(ctx, kastor.NewCommand[bank.Command](id, bank.Open{Owner: id})); err != nil {
 		b.t.Fatal(err)
 	}
 	if deposit > 0 {
-		if _, err := b.acct.Send(ctx, kastor.NewCommand[account.Command](id, account.Deposit{Amount: deposit})); err != nil {
+		if _, err := b.acct.Send(ctx, kastor.NewCommand[bank.Command](id, bank.Deposit{Amount: deposit})); err != nil {
 			b.t.Fatal(err)
 		}
 	}
@@ -318,7 +308,7 @@ func (b *bed) check(ctx context.Context, want map[string]int64, instances ...str
 }
 
 // checkSaga is bed.check on the topics of cluster c.
-func checkSaga(ctx context.Context, t *testing.T, c *cluster.Cluster, accounts *avro.Codecs, want map[string]int64, instances ...string) {
+func checkSaga(ctx context.Context, t *testing.T, c *cluster.Cluster, accounts *bank.Codecs, want map[string]int64, instances ...string) {
 	t.Helper()
 	ns := c.Namespace()
 	state := readAll(ctx, t, c, topics.SagaTopicName(ns, transfer.SagaType, topics.RoleSagaState))
@@ -352,7 +342,7 @@ func checkSaga(ctx context.Context, t *testing.T, c *cluster.Cluster, accounts *
 			t.Fatalf("instance %s has no record", id)
 		}
 	}
-	cmds := readAll(ctx, t, c, topics.TopicName(ns, account.Type, topics.RoleCommands))
+	cmds := readAll(ctx, t, c, topics.TopicName(ns, bank.Type, topics.RoleCommands))
 	seen := map[string]bool{}
 	for _, r := range cmds {
 		wc, err := wire.ParseCommand(r.Headers)
@@ -379,7 +369,7 @@ func checkSaga(ctx context.Context, t *testing.T, c *cluster.Cluster, accounts *
 			t.Fatalf("command %s of a committed version is not on the commands topic", id)
 		}
 	}
-	events := readAll(ctx, t, c, topics.TopicName(ns, account.Type, topics.RoleEvents))
+	events := readAll(ctx, t, c, topics.TopicName(ns, bank.Type, topics.RoleEvents))
 	got := map[string]int64{}
 	executed := map[string]int{}
 	for _, r := range events {
@@ -393,9 +383,9 @@ func checkSaga(ctx context.Context, t *testing.T, c *cluster.Cluster, accounts *
 			t.Fatal(err)
 		}
 		switch e := ev.(type) {
-		case account.Deposited:
+		case bank.Deposited:
 			got[md.AggregateID] += e.Amount
-		case account.Withdrawn:
+		case bank.Withdrawn:
 			got[md.AggregateID] -= e.Amount
 		}
 	}
@@ -497,7 +487,7 @@ func (s *stall) listen(ctx context.Context, events []kastor.Envelope[kastor.Even
 	acct := s.account
 	s.mu.Unlock()
 	if acct == "" || !slices.ContainsFunc(events, func(e kastor.Envelope[kastor.Event]) bool {
-		_, debit := e.Event.(account.Withdrawn)
+		_, debit := e.Event.(bank.Withdrawn)
 		return debit && e.AggregateID == acct
 	}) {
 		return
