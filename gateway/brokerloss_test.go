@@ -29,7 +29,9 @@ import (
 // the ISR (until the controller fences it, broker.session.timeout.ms, 9 s). The cluster
 // and the victim are chosen so that only the offset commits and the transaction markers
 // on __consumer_offsets wait for the dead node, not the gateways' own topics nor their
-// transaction state: the fault decision 30 blamed for a member's eviction in make chaos.
+// transaction state. The rebalance then waits for the first gateway's JoinGroup, which
+// franz-go sends only once its offset commit in flight has ended, and sends no heartbeat
+// meanwhile: without the keep-alive (decision 40) the member was evicted (a CI run).
 // Neither gateway may lose its membership; every shard must answer again within the
 // election plus issue 14's 10 s; the events read back are contiguous.
 func TestFollowerDeathKeepsMembership(t *testing.T) {
@@ -51,7 +53,7 @@ func TestFollowerDeathKeepsMembership(t *testing.T) {
 	// writes do not wait for the dead node, and its offset commits (and the transaction
 	// markers on __consumer_offsets) do: the fault is the same on every run.
 	var victim int32 = -1
-	var instance string
+	var instance, second string
 	r := newRigCreate(t, c, 6, map[string]string{"min.insync.replicas": "2"}, func(r *rig, name string, cfgs map[string]string) {
 		if victim < 0 {
 			group := r.ns + ".bank.account.gateway"
@@ -77,7 +79,15 @@ func TestFollowerDeathKeepsMembership(t *testing.T) {
 					}
 				}
 			}
-			t.Logf("group coordinator: node %d; instance %s; node %d will be killed", gc.NodeID, instance, victim)
+			// The second instance's transaction state avoids the victim too, so that it
+			// joins while the dead node is still in the ISR.
+			for j := 0; second == ""; j++ {
+				name := fmt.Sprintf("%s-b%d", instance, j)
+				if p := javaHashPartition(group+"-"+name, int32(len(parts))); !slices.Contains(parts[p].Replicas, victim) {
+					second = name
+				}
+			}
+			t.Logf("group coordinator: node %d; instances %s and %s; node %d will be killed", gc.NodeID, instance, second, victim)
 		}
 		var on []int32
 		for _, id := range c.NodeIDs() {
@@ -115,9 +125,9 @@ func TestFollowerDeathKeepsMembership(t *testing.T) {
 	}
 	// A second instance joins while the follower is dead (a deploy, a restart): the
 	// rebalance asks the first to rejoin while its transaction waits for the dead node.
-	second := cfg
-	second.InstanceID = instance + "-b"
-	r.startOn(r.kastor(cluster.Logger(logger)), second)
+	cfg2 := cfg
+	cfg2.InstanceID = second
+	r.startOn(r.kastor(cluster.Logger(logger)), cfg2)
 	took := l.answeredAfter(t, all, kill, 60*time.Second)
 	t.Logf("every shard answered again %v after the kill", took.Round(time.Millisecond))
 	// The election: KRaft fences the dead node 9 s after its last heartbeat

@@ -83,9 +83,8 @@ func (g *Gateway[S, C, E]) fenceDeparted(ctx context.Context, cl *kgo.Client) {
 // before the session's producer is created: fencing it through the session's client could
 // bump the epoch past that client's own producer. A transaction a predecessor under the
 // same instance ID left open is aborted (or, if its commit had begun, completed) at once,
-// instead of holding up the restores until its timeout (see decision 28). It reports
-// whether the cluster answered.
-func (g *Gateway[S, C, E]) fenceOwn(ctx context.Context) (reached bool) {
+// instead of holding up the restores until its timeout (see decision 28).
+func (g *Gateway[S, C, E]) fenceOwn(ctx context.Context) {
 	cfg := g.cfg
 	id := cfg.txnID(cfg.InstanceID)
 	err := g.fence(ctx, g.cluster.Client(), id)
@@ -93,7 +92,6 @@ func (g *Gateway[S, C, E]) fenceOwn(ctx context.Context) (reached bool) {
 		cfg.logger.Warn("cannot fence this instance's transactional ID before joining; a predecessor's open transaction ends at its timeout",
 			"transactional_id", id, "err", err)
 	}
-	return err == nil
 }
 
 // fence initialises a producer for transactional ID id, as a restarted instance would:

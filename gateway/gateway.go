@@ -156,6 +156,15 @@ func (g *Gateway[S, C, E]) checkTopics(ctx context.Context, cl *kgo.Client) (int
 // whose outcome it cannot know (an EndTxn cut short) does not end it: it rejoins the group
 // and restores its shards from Kafka, as a restarted instance would (docs/decisions.md, 23).
 func (g *Gateway[S, C, E]) Run(ctx context.Context) error {
+	// The cluster answers with these settings, and the topics are there, before any session:
+	// from then on an EOF on a new connection's first read is a broker going away, not TLS
+	// or SASL misconfigured (runSession; see decision 30).
+	if _, err := g.checkTopics(ctx, g.cluster.Client()); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	for {
 		err := g.runSession(ctx)
 		var unknown *outcomeUnknownError
@@ -282,12 +291,11 @@ func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
 	// instance's own previous session after an unknown outcome) may have a transaction
 	// open: end it now rather than at its timeout, before this session's producer exists
 	// (decision 28).
-	if g.fenceOwn(ctx) {
-		// The cluster answered with these settings: an EOF on a new connection's first
-		// read is a broker going away (or a proxy in front of a dead one), not TLS or SASL
-		// misconfigured, and must not fail a transaction's end (see decision 30).
-		opts = append(opts, kgo.AlwaysRetryEOF())
-	}
+	g.fenceOwn(ctx)
+	// Run reached the cluster with these settings: an EOF on a new connection's first read
+	// is a broker going away (or a proxy in front of a dead one), not TLS or SASL
+	// misconfigured, and must not fail a transaction's end (see decision 30).
+	opts = append(opts, kgo.AlwaysRetryEOF())
 	stopped := false
 	if !cfg.DynamicMembership {
 		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
@@ -305,6 +313,12 @@ func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	defer sess.Close()
+	// Renews the membership while franz-go's heartbeats wait (decision 40); stops before
+	// the session closes (deferred calls run last first).
+	keepCtx, stopKeep := context.WithCancel(ctx)
+	keepDone := make(chan struct{})
+	go func() { defer close(keepDone); g.keepAlive(keepCtx, sess.Client()) }()
+	defer func() { stopKeep(); <-keepDone }()
 	p, err := g.checkTopics(ctx, sess.Client())
 	if ctx.Err() != nil {
 		stopped = true

@@ -19,6 +19,7 @@ type metrics struct {
 	owned     prometheus.Gauge
 	failed    prometheus.Gauge
 	restores  *prometheus.CounterVec
+	stalls    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, aggregate string) (*metrics, error) {
@@ -67,9 +68,13 @@ func newMetrics(reg prometheus.Registerer, aggregate string) (*metrics, error) {
 			Namespace: "kastor", Subsystem: "gateway", Name: "restores_total", ConstLabels: labels,
 			Help: "Shard restores ended, by result (ok, failed).",
 		}, []string{"result"}),
+		stalls: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "kastor", Subsystem: "gateway", Name: "coordinator_stalls_total", ConstLabels: labels,
+			Help: "Keep-alive heartbeats the group coordinator took longer than a third of the session timeout to answer (a coordinator moving, or its partition waiting for a dead follower).",
+		}),
 	}
 	// Gateways of one aggregate type in one process share the registered collectors.
-	var errs [10]error
+	var errs [11]error
 	m.commands, errs[0] = promreg.Register(reg, m.commands)
 	m.events, errs[1] = promreg.Register(reg, m.events)
 	m.latency, errs[2] = promreg.Register(reg, m.latency)
@@ -80,6 +85,7 @@ func newMetrics(reg prometheus.Registerer, aggregate string) (*metrics, error) {
 	m.owned, errs[7] = promreg.Register(reg, m.owned)
 	m.failed, errs[8] = promreg.Register(reg, m.failed)
 	m.restores, errs[9] = promreg.Register(reg, m.restores)
+	m.stalls, errs[10] = promreg.Register(reg, m.stalls)
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, err
 	}

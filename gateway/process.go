@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/internal/brokerwait"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/snapshot"
 	"github.com/kastor-dev/kastor/wire"
@@ -109,6 +110,14 @@ func (g *Gateway[S, C, E]) processBatch(ctx context.Context, sess *kgo.GroupTran
 	g.txnMu.Lock()
 	defer g.txnMu.Unlock()
 	if err := sess.Begin(); err != nil {
+		if brokerwait.Transient(brokerwait.AfterContact(err)) {
+			// The session's producer could not get its producer ID while a broker was
+			// going away (franz-go makes that fatal for the client): start over with a
+			// new session, as after a transaction of unknown outcome.
+			cfg.logger.Warn("the session's transactional producer failed: dropping every shard, then rejoining and restoring from Kafka", "err", err)
+			g.dropAll()
+			return &outcomeUnknownError{err: fmt.Errorf("begin transaction: %w", err)}
+		}
 		return fmt.Errorf("gateway: begin transaction: %w", err)
 	}
 	loseEnd := g.lostEndResponses.Load() > 0 && g.lostEndResponses.Add(-1) >= 0
