@@ -101,6 +101,7 @@ func ParseCommand(hs []kgo.RecordHeader) (Command, error) {
 			}
 		}
 	}
+	endTrace(&c.Trace)
 	return c, errors.Join(errs...)
 }
 
@@ -130,7 +131,7 @@ func (c *Command) AppendHeaders(dst []kgo.RecordHeader) []kgo.RecordHeader {
 }
 
 // ReplyHeaders returns a reply record's headers: the attempt it answers, and HeaderRepeat
-// when it repeats an outcome the command ID already had.
+// when it repeats an outcome the command ID already had. AppendTrace adds its trace.
 func ReplyHeaders(attemptID string, repeat bool) []kgo.RecordHeader {
 	var hs []kgo.RecordHeader
 	if attemptID != "" {
