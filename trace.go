@@ -61,6 +61,25 @@ func (t TraceContext) TraceParent() string {
 // String returns the traceparent form of t, as TraceParent does.
 func (t TraceContext) String() string { return t.TraceParent() }
 
+// MarshalText returns the traceparent form of t ("" when not valid), so that JSON and
+// logs show the header rather than byte arrays. State is not included.
+func (t TraceContext) MarshalText() ([]byte, error) { return []byte(t.TraceParent()), nil }
+
+// UnmarshalText reads a traceparent as ParseTraceParent does; "" is the zero
+// TraceContext.
+func (t *TraceContext) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*t = TraceContext{}
+		return nil
+	}
+	tc, err := ParseTraceParent(string(b))
+	if err != nil {
+		return err
+	}
+	*t = tc
+	return nil
+}
+
 // TraceIDString returns the trace ID in 32 lower-case hex digits, the form tracing
 // back ends search by.
 func (t TraceContext) TraceIDString() string { return hex.EncodeToString(t.TraceID[:]) }
@@ -146,6 +165,8 @@ type SpanStart struct {
 	// Name is the span's name, "<operation> <topic>" as OpenTelemetry's messaging
 	// conventions say ("send demo.bank.account.commands").
 	Name string
+	// Kind is what the span does: SpanProducer for a Sender, SpanConsumer for a gateway
+	// handling a command and for a saga's transition.
 	Kind SpanKind
 	// Attributes are set when the span starts.
 	Attributes []Attribute

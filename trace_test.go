@@ -2,6 +2,7 @@ package kastor_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -65,6 +66,14 @@ func TestTraceContextChildAndContext(t *testing.T) {
 	}
 	if got, ok := kastor.TraceFrom(kastor.WithTrace(ctx, c)); !ok || got != c {
 		t.Fatalf("TraceFrom: %+v, %v", got, ok)
+	}
+	j, err := json.Marshal(struct{ T, Z kastor.TraceContext }{c, kastor.TraceContext{}})
+	if err != nil || string(j) != `{"T":"`+c.TraceParent()+`","Z":""}` {
+		t.Fatalf("JSON %s, %v", j, err)
+	}
+	var back struct{ T, Z kastor.TraceContext }
+	if err := json.Unmarshal(j, &back); err != nil || back.T.TraceParent() != c.TraceParent() || back.Z.IsValid() {
+		t.Fatalf("JSON back: %+v, %v", back, err)
 	}
 }
 
