@@ -286,8 +286,10 @@ type batch[S, C any] struct {
 	// counts by result of inputs; commands and deadlines fired.
 	counts      map[string]int
 	cmds, fired int
-	// spans of the inputs applied, ended with the transaction (trace.go).
-	spans []kastor.Span
+	// spans of the inputs applied, ended with the transaction (trace.go), and the trace
+	// of each instance's last transition.
+	spans  []kastor.Span
+	traces map[string]kastor.TraceContext
 }
 
 func (r *Runner[S, C, E]) newBatch(pt *part[S]) *batch[S, C] {
@@ -401,6 +403,10 @@ func (r *Runner[S, C, E]) step(b *batch[S, C], inst *saga.Instance[S], input sag
 		b.order = append(b.order, inst.ID)
 	}
 	b.work[inst.ID] = &next
+	if b.traces == nil {
+		b.traces = map[string]kastor.TraceContext{}
+	}
+	b.traces[inst.ID] = trace
 	b.recs = append(b.recs, recs...)
 	b.cmds += len(recs)
 	b.counts["applied"]++
@@ -493,6 +499,15 @@ func (r *Runner[S, C, E]) commit(ctx context.Context, s *session[S], b *batch[S,
 		next := b.work[id]
 		pt.arm(pt.insts[id], next)
 		pt.insts[id] = next
+		switch tc, ok := b.traces[id]; {
+		case next.Done:
+			delete(pt.traces, id)
+		case ok:
+			if pt.traces == nil {
+				pt.traces = map[string]kastor.TraceContext{}
+			}
+			pt.traces[id] = tc
+		}
 	}
 	pt.position = b.next
 	r.count(b)
@@ -565,8 +580,9 @@ func (r *Runner[S, C, E]) fireDue(ctx context.Context, s *session[S]) error {
 			}
 			f := saga.Fired{Name: t.name, At: t.at}
 			in := saga.Input[C, E]{ID: saga.DeadlineInputID(f), Deadline: &f, At: now}
-			// The instance's record keeps no trace: a fired deadline starts a new one.
-			sp := r.transitionSpan(nil, inst.ID, in.ID, kastor.TraceContext{})
+			// The trace of the instance's last transition here; after a restore, none (the
+			// record keeps no trace) and a new trace starts.
+			sp := r.transitionSpan(nil, inst.ID, in.ID, pt.traces[inst.ID])
 			b.spans = append(b.spans, sp)
 			applied, err := r.step(b, inst, in, sp.TraceContext())
 			if err != nil {

@@ -11,11 +11,12 @@ import (
 	"github.com/kastor-dev/kastor/wire"
 )
 
-// transitionSpan starts the span of applying one input to instance inst: a child of the
-// input's trace (an event's or a reply's traceparent), or the root of a new trace when
-// it has none (a fired deadline, a record written without one, a malformed one, logged at
-// debug level). Its context is the traceparent of the commands the transition sends.
-// rec is the input record, nil for a fired deadline.
+// transitionSpan starts the span of applying one input to instance inst: a child of
+// parent, the input's trace (an event's or a reply's traceparent; for a fired deadline,
+// the trace of the instance's last transition in this process), or the root of a new
+// trace when there is none (a record written without one, a malformed one, logged at
+// debug level, a deadline fired after a restore). Its context is the traceparent of the
+// commands the transition sends. rec is the input record, nil for a fired deadline.
 func (r *Runner[S, C, E]) transitionSpan(rec *kgo.Record, inst, inputID string, parent kastor.TraceContext) kastor.Span {
 	if rec != nil && !parent.IsValid() {
 		if _, err := wire.ParseTrace(rec.Headers); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/kastor-dev/kastor/internal/testdomain/bank"
 	"github.com/kastor-dev/kastor/internal/testdomain/transfer"
 	"github.com/kastor-dev/kastor/kafkatest"
+	"github.com/kastor-dev/kastor/saga"
 	"github.com/kastor-dev/kastor/topics"
 	"github.com/kastor-dev/kastor/wire"
 )
@@ -99,11 +100,12 @@ func TestTraceTransfer(t *testing.T) {
 				if withTracer {
 					opts = append(opts, cluster.Tracer(rec))
 				}
-				b := newBed(t, kc, 5*time.Second, opts...)
+				b := newBed(t, kc, 2*time.Second, opts...)
 				rn := b.runner()
 				_, _ = b.start(rn)
 				b.open(ctx, "alice", 100)
 				b.open(ctx, "bob", 0)
+				b.open(ctx, "dave", 50)
 
 				caller := kastor.NewTrace()
 				caller.State = "vendor=abc"
@@ -115,6 +117,17 @@ func TestTraceTransfer(t *testing.T) {
 				b.request(tctx, "t-refused", "alice", "carol", 20) // no account: refunded
 				if got, err := rn.Await(ctx, "t-refused", finished); err != nil || !got.State.Failed {
 					t.Fatalf("t-refused: %+v, %v", got, err)
+				}
+				// The credit gets no outcome in time: its deadline fires (no input record)
+				// and the refund continues the transfer's trace.
+				b.stall.set("dave")
+				b.request(tctx, "t-timeout", "dave", "bob", 10)
+				if got, err := rn.Await(ctx, "t-timeout", func(i saga.Instance[progress]) bool { return i.State.Compensating }); err != nil {
+					t.Fatalf("t-timeout compensating: %+v, %v", got, err)
+				}
+				b.stall.unblock()
+				if got, err := rn.Await(ctx, "t-timeout", finished); err != nil || !got.State.Failed {
+					t.Fatalf("t-timeout: %+v, %v", got, err)
 				}
 				checkTraces(ctx, t, b.c, caller, map[bool]*recorder{true: rec}[withTracer])
 			})
@@ -200,7 +213,7 @@ func checkTraces(ctx context.Context, t *testing.T, c *cluster.Cluster, caller k
 	}
 
 	cmdTrace := map[string]kastor.TraceContext{} // command ID -> its record's trace
-	transfers := map[string]bool{"t-ok": true, "t-refused": true}
+	transfers := map[string]bool{"t-ok": true, "t-refused": true, "t-timeout": true}
 	for _, r := range reqCmds {
 		if !transfers[r.md.AggregateID] {
 			continue
@@ -237,8 +250,8 @@ func checkTraces(ctx context.Context, t *testing.T, c *cluster.Cluster, caller k
 			replyTrace["outcome/"+in.reply] = in.md.Trace
 		}
 	}
-	if routed != 2 || len(replyTrace) == 0 {
-		t.Fatalf("%d routed events, %d replies on the inputs topic; want 2 and some", routed, len(replyTrace))
+	if routed != 3 || len(replyTrace) == 0 {
+		t.Fatalf("%d routed events, %d replies on the inputs topic; want 3 and some", routed, len(replyTrace))
 	}
 	// The saga's commands: caused by an input (the routed event or an outcome), in its
 	// trace, correlated by instance.
@@ -254,6 +267,11 @@ func checkTraces(ctx context.Context, t *testing.T, c *cluster.Cluster, caller k
 		if !ok {
 			cause, ok = replyTrace[c.md.CausationID]
 		}
+		if !ok && strings.HasPrefix(c.md.CausationID, "deadline/") {
+			// A fired deadline continues the instance's last transition: the one that
+			// sent the command before.
+			cause, ok = lastBefore(acctCmds, c.md.CommandID)
+		}
 		if !ok || c.md.CorrelationID != inst {
 			t.Errorf("%s: causation %q (found: %v), correlation %q; want an input of the instance, the instance %q", what, c.md.CausationID, ok, c.md.CorrelationID, inst)
 			continue
@@ -262,9 +280,10 @@ func checkTraces(ctx context.Context, t *testing.T, c *cluster.Cluster, caller k
 		cmdTrace[c.md.CommandID] = c.md.Trace
 		spans[c.md.Trace.SpanID] = what
 	}
-	// t-ok: debit, credit; t-refused: debit, credit (refused), refund.
-	if sagaCmds != 5 {
-		t.Errorf("%d saga commands, want 5", sagaCmds)
+	// t-ok: debit, credit; t-refused: debit, credit (refused), refund; t-timeout: debit,
+	// credit (expired), refund.
+	if sagaCmds != 8 {
+		t.Errorf("%d saga commands, want 8", sagaCmds)
 	}
 	// Their events and replies: in the span of the gateway that handled the command.
 	handled := map[string]kastor.TraceContext{}
@@ -306,6 +325,20 @@ func checkTraces(ctx context.Context, t *testing.T, c *cluster.Cluster, caller k
 			t.Error("no gateway span checked")
 		}
 	}
+}
+
+// lastBefore returns the trace of the instance's command sent last before command id
+// (the one of the highest version below id's).
+func lastBefore(cmds []traced, id string) (kastor.TraceContext, bool) {
+	inst, v, _ := commandVersion(id)
+	var best int64
+	var tc kastor.TraceContext
+	for _, c := range cmds {
+		if i, cv, ok := commandVersion(c.md.CommandID); ok && i == inst && cv < v && cv > best {
+			best, tc = cv, c.md.Trace
+		}
+	}
+	return tc, best > 0
 }
 
 // ct2corr is the correlation ID of a saga command's events: the saga command's, the
