@@ -49,6 +49,17 @@ func BenchmarkHeaderParser(b *testing.B) {
 			_ = p.Parse(hs, &m)
 		}
 	})
+	traced := md
+	traced.Trace = kastor.NewTrace()
+	ths := Headers(&traced)
+	b.Run("fast-traced", func(b *testing.B) {
+		var p Parser
+		b.ReportAllocs()
+		for b.Loop() {
+			var m kastor.Metadata
+			_ = p.Parse(ths, &m)
+		}
+	})
 	b.Run("ParseHeaders", func(b *testing.B) {
 		var p Parser
 		b.ReportAllocs()

@@ -84,17 +84,17 @@ func appendHex(dst, b []byte) []byte {
 
 // hexByte reads two lower-case hexadecimal digits.
 func hexByte(hi, lo byte) (byte, bool) {
-	h, ok1 := nibble(hi)
-	l, ok2 := nibble(lo)
-	return h<<4 | l, ok1 && ok2
+	h, l := nibbles[hi], nibbles[lo]
+	return h<<4 | l&0xf, h|l < 0x10
 }
 
-func nibble(c byte) (byte, bool) {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0', true
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10, true
+// nibbles maps a lower-case hex digit to its value, anything else to 0xff.
+var nibbles = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
 	}
-	return 0, false
-}
+	for i, c := range digits {
+		t[c] = byte(i)
+	}
+	return t
+}()
