@@ -264,6 +264,11 @@ func (s *Sender[C]) locateReplies(ctx context.Context, adm *kadm.Client) (int64,
 // Close, and for the Sends pending when Close is called, the error wraps
 // kastor.ErrShuttingDown.
 //
+// The command record carries a W3C traceparent: a new span, child of the trace in ctx
+// (kastor.WithTrace) or, with a cluster.Tracer, of the tracer's span in ctx; else the
+// root of a new trace. The gateway's events and reply, and any saga they feed, continue
+// it. Submit and Outcome do the same.
+//
 // On error, only the Result's CommandID and AggregateID are set.
 func (s *Sender[C]) Send(ctx context.Context, cmd kastor.Command[C]) (res Result, err error) {
 	attempt := senderNewID()
