@@ -11,6 +11,7 @@ import (
 
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/internal/brokerwait"
+	"github.com/kastor-dev/kastor/internal/tracing"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/snapshot"
 	"github.com/kastor-dev/kastor/wire"
@@ -31,6 +32,8 @@ type batch[S, E any] struct {
 	started   []time.Time // append times of the commands, for latency
 	// staged records wait for the end of the batch; see send.
 	staged []*kgo.Record
+	// spans of the commands handled, ended with the transaction (trace.go).
+	spans []handledSpan
 
 	mu         sync.Mutex
 	produceErr error
@@ -127,6 +130,8 @@ func (g *Gateway[S, C, E]) processBatch(ctx context.Context, sess *kgo.GroupTran
 		snaps:   map[int32]*snapshot.Txn{},
 		status:  map[Status]int{},
 	}
+	spanErr := errors.New("the transaction did not commit")
+	defer func() { b.endSpans(spanErr) }()
 	abort := false
 	handled := 0
 	handleAll := func(recs []*kgo.Record) {
@@ -223,6 +228,7 @@ func (g *Gateway[S, C, E]) processBatch(ctx context.Context, sess *kgo.GroupTran
 		return nil
 	}
 	g.metrics.txns.WithLabelValues("committed").Inc()
+	spanErr = nil
 	g.apply(b)
 	g.metrics.batch.Observe(float64(handled))
 	g.metrics.snapshots.Add(float64(b.snapshots))
@@ -258,9 +264,13 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, b *batch[S, E], sh *shard
 	b.started = append(b.started, r.Timestamp)
 	reply := Reply{AggregateID: id, From: 1, To: 0}
 	ch, herr := wire.ParseCommand(r.Headers)
-	reply.CommandID, reply.AttemptID = ch.CommandID, ch.AttemptID
+	sp := g.commandSpan(ctx, r, &ch)
+	reply.CommandID, reply.AttemptID, reply.Trace = ch.CommandID, ch.AttemptID, sp.TraceContext()
 	dest, derr := g.replyDest(ctx, &ch)
-	defer func() { g.stageReply(b, dest, &reply) }()
+	defer func() {
+		g.stageReply(b, dest, &reply)
+		b.spans = append(b.spans, handledSpan{sp, reply.Status})
+	}()
 	fail := func(s Status, err error) { reply.Status, reply.Message = s, err.Error() }
 
 	if derr != nil {
@@ -364,6 +374,7 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, b *batch[S, E], sh *shard
 			AggregateType: cfg.Aggregate.Type, AggregateID: id, Version: before + int64(i) + 1,
 			Type: encoded[i].Type, Fingerprint: encoded[i].Fingerprint,
 			CommandID: ch.CommandID, CorrelationID: correlation, CausationID: ch.CommandID,
+			Trace: reply.Trace,
 		}
 		if t, ok := any(ev).(kastor.Tagged); ok {
 			md.Tags = t.Tags()
@@ -383,7 +394,8 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, b *batch[S, E], sh *shard
 // nothing remembered, the reason in the reply. Its offset commits with the batch.
 func (g *Gateway[S, C, E]) refuseUnavailable(b *batch[S, E], r *kgo.Record, why error) {
 	ch, _ := wire.ParseCommand(r.Headers)
-	reply := Reply{CommandID: ch.CommandID, AttemptID: ch.AttemptID, AggregateID: string(r.Key), Status: StatusUnavailable, From: 1, To: 0, Message: why.Error()}
+	reply := Reply{CommandID: ch.CommandID, AttemptID: ch.AttemptID, AggregateID: string(r.Key), Status: StatusUnavailable, From: 1, To: 0, Message: why.Error(),
+		Trace: tracing.Fallback(ch.Trace).TraceContext()}
 	dest, _ := g.replyDest(context.Background(), &ch)
 	g.stageReply(b, dest, &reply)
 }

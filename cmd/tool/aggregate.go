@@ -67,15 +67,17 @@ its ID), with read_committed isolation: aborted writes are not shown.`,
 
 // storedEvent is one decoded event, as printed.
 type storedEvent struct {
-	Version       int64           `json:"version"`
-	Type          string          `json:"type"`
-	Partition     int32           `json:"partition"`
-	Offset        int64           `json:"offset"`
-	Timestamp     time.Time       `json:"timestamp"`
-	CommandID     string          `json:"commandId,omitempty"`
-	CorrelationID string          `json:"correlationId,omitempty"`
-	Tags          []string        `json:"tags,omitempty"`
-	Event         json.RawMessage `json:"event"`
+	Version       int64     `json:"version"`
+	Type          string    `json:"type"`
+	Partition     int32     `json:"partition"`
+	Offset        int64     `json:"offset"`
+	Timestamp     time.Time `json:"timestamp"`
+	CommandID     string    `json:"commandId,omitempty"`
+	CorrelationID string    `json:"correlationId,omitempty"`
+	Tags          []string  `json:"tags,omitempty"`
+	// TraceParent is the event's W3C traceparent: search a tracing back end by its trace ID.
+	TraceParent string          `json:"traceparent,omitempty"`
+	Event       json.RawMessage `json:"event"`
 }
 
 func (a *app) aggregateEvents(ctx context.Context, brokers []string, ns, aggType, id string) ([]storedEvent, error) {
@@ -124,7 +126,7 @@ func (a *app) aggregateEvents(ctx context.Context, brokers []string, ns, aggType
 			return err
 		}
 		out = append(out, storedEvent{Version: m.Version, Type: m.Type, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp.UTC(),
-			CommandID: m.CommandID, CorrelationID: m.CorrelationID, Tags: m.Tags, Event: text})
+			CommandID: m.CommandID, CorrelationID: m.CorrelationID, Tags: m.Tags, TraceParent: m.Trace.TraceParent(), Event: text})
 		return nil
 	})
 	return out, err
