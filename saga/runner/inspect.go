@@ -233,7 +233,7 @@ func readStatePartition(ctx context.Context, rd *partition.Reader, topic string,
 	applied := int64(-1)
 	_, err := rd.ReadToEnd(ctx, topic, p, 0, func(rec *kgo.Record) error {
 		if string(rec.Key) == CheckpointKey {
-			if sr, err := decodeState(rec.Key, rec.Value, rec.Headers); err == nil {
+			if sr, err := decodeState(rec.Key, rec.Value, rec.Headers, nil); err == nil {
 				applied = sr.next
 			}
 			return nil
@@ -242,7 +242,7 @@ func readStatePartition(ctx context.Context, rd *partition.Reader, topic string,
 		if only != "" && id != only {
 			return nil
 		}
-		sr, err := decodeState(rec.Key, rec.Value, rec.Headers)
+		sr, err := decodeState(rec.Key, rec.Value, rec.Headers, nil)
 		switch {
 		case err != nil:
 			insts[id] = &StoredInstance{InstanceRecord: InstanceRecord{ID: id}, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp, Err: err}

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -97,8 +98,9 @@ func (r *Runner[S, C, E]) restore(ctx context.Context, p int32) (*part[S], error
 	if err != nil {
 		return nil, err
 	}
+	in := &interner{}
 	st, err := rd.Read(ctx, cfg.state, p, 0, end, func(rec *kgo.Record) error {
-		sr, err := decodeState(rec.Key, rec.Value, rec.Headers)
+		sr, err := decodeState(rec.Key, rec.Value, rec.Headers, in)
 		id := string(rec.Key)
 		switch {
 		case err != nil:
@@ -128,9 +130,16 @@ func (r *Runner[S, C, E]) restore(ctx context.Context, p int32) (*part[S], error
 	if err != nil {
 		return nil, err
 	}
+	// One heap built from all the deadlines rather than one push each: a restore arms
+	// up to one per instance.
 	for _, inst := range pt.insts {
-		pt.arm(nil, inst)
+		if !inst.Done {
+			for name, at := range inst.Deadlines {
+				pt.timers = append(pt.timers, timer{at: at, instance: inst.ID, name: name})
+			}
+		}
 	}
+	heap.Init(&pt.timers)
 	ok = true
 	r.metrics.restore.Observe(time.Since(start).Seconds())
 	cfg.logger.Info("saga partition restored", "partition", p, "records", st.Records, "instances", len(pt.insts),

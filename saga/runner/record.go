@@ -194,14 +194,16 @@ type stateRecord struct {
 // instance record, or ok false for a checkpoint or a tombstone (which removes the
 // instance named by the key). Errors name what is wrong.
 func DecodeStateRecord(r *kgo.Record) (inst InstanceRecord, ok bool, err error) {
-	sr, err := decodeState(r.Key, r.Value, r.Headers)
+	sr, err := decodeState(r.Key, r.Value, r.Headers, nil)
 	if err != nil || sr.checkpoint || sr.tombstone {
 		return InstanceRecord{}, false, err
 	}
 	return sr.inst, true, nil
 }
 
-func decodeState(key, value []byte, hs []kgo.RecordHeader) (stateRecord, error) {
+// decodeState decodes a record of the state topic; in shares repeated strings across the
+// records of one restore (nil: none shared).
+func decodeState(key, value []byte, hs []kgo.RecordHeader, in *interner) (stateRecord, error) {
 	if string(key) == CheckpointKey {
 		if value == nil {
 			return stateRecord{}, errors.New("saga checkpoint: null value")
@@ -228,15 +230,36 @@ func decodeState(key, value []byte, hs []kgo.RecordHeader) (stateRecord, error) 
 	if typ != InstanceType && typ != "" {
 		return stateRecord{}, fmt.Errorf("saga instance %q: %w: type %q, want %s", key, ErrNotARecord, typ, InstanceType)
 	}
-	v, err := instanceCodec.Decode(schema.Fingerprint(fp), value)
+	inst, err := decodeInstance(schema.Fingerprint(fp), value, in)
 	if err != nil {
 		return stateRecord{}, fmt.Errorf("saga instance %q: %w", key, err)
 	}
-	if v.ID != string(key) {
-		return stateRecord{}, fmt.Errorf("saga instance %q: the record is instance %q's", key, v.ID)
+	if inst.ID != string(key) {
+		return stateRecord{}, fmt.Errorf("saga instance %q: the record is instance %q's", key, inst.ID)
 	}
-	if v.Version < 1 {
-		return stateRecord{}, fmt.Errorf("saga instance %q: version %d (a stored instance has had an input)", key, v.Version)
+	if inst.Version < 1 {
+		return stateRecord{}, fmt.Errorf("saga instance %q: version %d (a stored instance has had an input)", key, inst.Version)
+	}
+	for name, at := range inst.Deadlines {
+		if at.IsZero() {
+			return stateRecord{}, fmt.Errorf("saga instance %q: deadline %q has no time", key, name)
+		}
+	}
+	return stateRecord{inst: inst}, nil
+}
+
+// decodeInstance decodes an instance record's value written with schema fp: with the
+// fast path when fp is the current schema's, else (or when the fast path cannot read it)
+// with the generic codec, which resolves older schemas and names what is wrong.
+func decodeInstance(fp schema.Fingerprint, value []byte, in *interner) (InstanceRecord, error) {
+	if fp == instanceFingerprint && instanceSchema.Fingerprint() == instanceFingerprint && len(value) <= recordLimits.MaxBytes {
+		if r, err := decodeInstanceFast(value, in); err == nil {
+			return r, nil
+		}
+	}
+	v, err := instanceCodec.Decode(fp, value)
+	if err != nil {
+		return InstanceRecord{}, err
 	}
 	inst := InstanceRecord{
 		ID: v.ID, Version: v.Version, Seen: v.Seen, Done: v.Done,
@@ -245,16 +268,13 @@ func decodeState(key, value []byte, hs []kgo.RecordHeader) (stateRecord, error) 
 	if len(v.Deadlines) > 0 {
 		inst.Deadlines = make(map[string]time.Time, len(v.Deadlines))
 		for _, d := range v.Deadlines {
-			if d.At == 0 {
-				return stateRecord{}, fmt.Errorf("saga instance %q: deadline %q has no time", key, d.Name)
-			}
 			inst.Deadlines[d.Name] = fromNanos(d.At)
 		}
 	}
 	for _, p := range v.Pending {
 		inst.Pending = append(inst.Pending, saga.Sent{ID: p.ID, Name: p.Name, AggregateType: p.AggregateType, AggregateID: p.AggregateID, Deadline: fromNanos(p.Deadline)})
 	}
-	return stateRecord{inst: inst}, nil
+	return inst, nil
 }
 
 // instance decodes r's state with states.

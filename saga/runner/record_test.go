@@ -66,7 +66,7 @@ func TestInstanceRecordRoundTrip(t *testing.T) {
 
 func TestCheckpointRecordRoundTrip(t *testing.T) {
 	r := checkpointRecord("ns.saga.x.state", 3, 42)
-	sr, err := decodeState(r.Key, r.Value, r.Headers)
+	sr, err := decodeState(r.Key, r.Value, r.Headers, nil)
 	if err != nil || !sr.checkpoint || sr.next != 42 || r.Partition != 3 {
 		t.Fatalf("checkpoint: %+v, %v", sr, err)
 	}
@@ -92,12 +92,12 @@ func TestBadStateRecordsAreErrorsNamingTheProblem(t *testing.T) {
 		"null checkpoint":  {[]byte(CheckpointKey), nil, nil, "null value"},
 	}
 	for name, c := range cases {
-		_, err := decodeState(c.key, c.value, c.hs)
+		_, err := decodeState(c.key, c.value, c.hs, nil)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err %v, want one containing %q", name, err, c.want)
 		}
 	}
-	if sr, err := decodeState([]byte("t-1"), nil, nil); err != nil || !sr.tombstone {
+	if sr, err := decodeState([]byte("t-1"), nil, nil, nil); err != nil || !sr.tombstone {
 		t.Errorf("a tombstone: %+v, %v", sr, err)
 	}
 }
@@ -173,7 +173,7 @@ func FuzzDecodeState(f *testing.F) {
 		if headers {
 			hs = instanceHeaders(string(key), 1)
 		}
-		sr, err := decodeState(key, value, hs)
+		sr, err := decodeState(key, value, hs, nil)
 		if err != nil || sr.checkpoint || sr.tombstone {
 			return
 		}
@@ -182,7 +182,7 @@ func FuzzDecodeState(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoding %+v: %v", sr.inst, err)
 		}
-		again, err := decodeState(key, v, hs)
+		again, err := decodeState(key, v, hs, nil)
 		if err != nil || !reflect.DeepEqual(again.inst, sr.inst) {
 			t.Fatalf("re-decoded %+v, %v; want %+v", again.inst, err, sr.inst)
 		}
@@ -203,4 +203,76 @@ func FuzzDecodeInput(f *testing.F) {
 			t.Fatalf("instance %q from key %q", in.instance, key)
 		}
 	})
+}
+
+// TestInstanceFastDecoderFollowsTheSchema: the fast path reads the current InstanceSchema,
+// and decodes what the generic codec decodes, the same.
+func TestInstanceFastDecoderFollowsTheSchema(t *testing.T) {
+	if got := uint64(instanceSchema.Fingerprint()); got != instanceFingerprint {
+		t.Fatalf("InstanceSchema's fingerprint is %#x, decodeInstanceFast reads %#x: update the fast decoder to the schema", got, uint64(instanceFingerprint))
+	}
+	for _, r := range []InstanceRecord{
+		{ID: "t-1", Version: 1, State: kastor.Encoded{Type: "s", Fingerprint: 7, Data: []byte{}}, Seen: []string{}},
+		{ID: "t-2", Version: 9, State: kastor.Encoded{Type: "bank.T", Fingerprint: 1 << 63, Data: []byte(`{"n":1}`)},
+			Deadlines: map[string]time.Time{"a": time.Unix(5, 6).UTC(), "b": time.Unix(0, -7).UTC()},
+			Seen:      []string{"x", "", "y"},
+			Pending:   []saga.Sent{{ID: "c1", Name: "debit", AggregateType: "bank.account", AggregateID: "a"}, {ID: "c2", Deadline: time.Unix(99, 0).UTC()}},
+			Done:      true},
+	} {
+		v, err := encodeRecord(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkFastDecoder(t, v)
+		got, err := decodeInstanceFast(v, &interner{})
+		if err != nil || !reflect.DeepEqual(got, r) {
+			t.Errorf("fast decoding of %+v: %+v, %v", r, got, err)
+		}
+	}
+}
+
+// checkFastDecoder: where the fast path decodes v, the generic codec decodes it the same.
+func checkFastDecoder(t *testing.T, v []byte) {
+	t.Helper()
+	fast, err := decodeInstanceFast(v, &interner{})
+	if err != nil {
+		return
+	}
+	gv, gerr := instanceCodec.Decode(instanceSchema.Fingerprint(), v)
+	if gerr != nil {
+		t.Fatalf("the fast path decoded % x, the generic codec refuses it: %v", v, gerr)
+	}
+	generic := InstanceRecord{ID: gv.ID, Version: gv.Version, Seen: gv.Seen, Done: gv.Done,
+		State: kastor.Encoded{Type: gv.StateType, Fingerprint: uint64(gv.StateFingerprint), Data: gv.State}}
+	for _, d := range gv.Deadlines {
+		if generic.Deadlines == nil {
+			generic.Deadlines = map[string]time.Time{}
+		}
+		generic.Deadlines[d.Name] = fromNanos(d.At)
+	}
+	for _, p := range gv.Pending {
+		generic.Pending = append(generic.Pending, saga.Sent{ID: p.ID, Name: p.Name, AggregateType: p.AggregateType, AggregateID: p.AggregateID, Deadline: fromNanos(p.Deadline)})
+	}
+	if generic.Seen == nil {
+		generic.Seen = []string{}
+	}
+	if generic.State.Data == nil {
+		generic.State.Data = []byte{}
+	}
+	if !reflect.DeepEqual(fast, generic) {
+		t.Fatalf("% x: fast %+v, generic %+v", v, fast, generic)
+	}
+}
+
+// FuzzInstanceFastDecoder: the fast path never decodes a datum differently from the
+// generic codec, and never panics.
+func FuzzInstanceFastDecoder(f *testing.F) {
+	r := InstanceRecord{ID: "t-2", Version: 9, State: kastor.Encoded{Type: "bank.T", Data: []byte(`{}`)},
+		Deadlines: map[string]time.Time{"a": time.Unix(5, 6)}, Seen: []string{"x"},
+		Pending: []saga.Sent{{ID: "c1", Name: "debit", AggregateType: "bank.account", AggregateID: "a"}}}
+	v, _ := encodeRecord(&r)
+	f.Add(v)
+	f.Add([]byte{})
+	f.Add([]byte{2, 'a', 2, 0, 0, 0, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, v []byte) { checkFastDecoder(t, v) })
 }
