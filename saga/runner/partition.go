@@ -98,6 +98,9 @@ func (r *Runner[S, C, E]) restore(ctx context.Context, p int32) (*part[S], error
 	if err != nil {
 		return nil, err
 	}
+	// Sized for the records to read (up to 2^17): a map grown from empty rehashes its
+	// instances at every doubling, a third of a large restore's time.
+	pt.insts = make(map[string]*saga.Instance[S], min(max(end, 0), 1<<17))
 	in := &interner{}
 	st, err := rd.Read(ctx, cfg.state, p, 0, end, func(rec *kgo.Record) error {
 		sr, err := decodeState(rec.Key, rec.Value, rec.Headers, in)
