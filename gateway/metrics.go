@@ -20,6 +20,8 @@ type metrics struct {
 	failed    prometheus.Gauge
 	restores  *prometheus.CounterVec
 	stalls    prometheus.Counter
+	pending   prometheus.Gauge
+	schedules *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, aggregate string) (*metrics, error) {
@@ -27,7 +29,7 @@ func newMetrics(reg prometheus.Registerer, aggregate string) (*metrics, error) {
 	m := &metrics{
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "kastor", Subsystem: "gateway", Name: "commands_total", ConstLabels: labels,
-			Help: "Commands and outcome questions handled, by reply status (OK, DUPLICATE, REJECTED, CONFLICT, INVARIANT, UNDECODABLE, EXPIRED, NONE, UNAVAILABLE).",
+			Help: "Commands and outcome questions handled, by reply status (OK, DUPLICATE, REJECTED, CONFLICT, INVARIANT, UNDECODABLE, EXPIRED, NONE, UNAVAILABLE, SCHEDULED, CANCELLED).",
 		}, []string{"status"}),
 		events: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "kastor", Subsystem: "gateway", Name: "events_total", ConstLabels: labels,
@@ -72,9 +74,17 @@ func newMetrics(reg prometheus.Registerer, aggregate string) (*metrics, error) {
 			Namespace: "kastor", Subsystem: "gateway", Name: "coordinator_stalls_total", ConstLabels: labels,
 			Help: "Keep-alive heartbeats the group coordinator took longer than a third of the session timeout to answer (a coordinator moving, or its partition waiting for a dead follower).",
 		}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "kastor", Subsystem: "gateway", Name: "schedules_pending", ConstLabels: labels,
+			Help: "Scheduled commands pending in the shards this instance owns (decision 41).",
+		}),
+		schedules: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "kastor", Subsystem: "gateway", Name: "schedules_total", ConstLabels: labels,
+			Help: "Scheduled commands committed, by result (scheduled, cancelled, fired).",
+		}, []string{"result"}),
 	}
 	// Gateways of one aggregate type in one process share the registered collectors.
-	var errs [11]error
+	var errs [13]error
 	m.commands, errs[0] = promreg.Register(reg, m.commands)
 	m.events, errs[1] = promreg.Register(reg, m.events)
 	m.latency, errs[2] = promreg.Register(reg, m.latency)
@@ -86,6 +96,8 @@ func newMetrics(reg prometheus.Registerer, aggregate string) (*metrics, error) {
 	m.failed, errs[8] = promreg.Register(reg, m.failed)
 	m.restores, errs[9] = promreg.Register(reg, m.restores)
 	m.stalls, errs[10] = promreg.Register(reg, m.stalls)
+	m.pending, errs[11] = promreg.Register(reg, m.pending)
+	m.schedules, errs[12] = promreg.Register(reg, m.schedules)
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, err
 	}

@@ -59,6 +59,11 @@ type Command struct {
 	AttemptID string
 	// Query is HeaderQuery's value: "" for a command, QueryOutcome for a question.
 	Query string
+	// Schedule is HeaderSchedule's value: "" for a command run now, else ScheduleAdd,
+	// ScheduleCancel or ScheduleFire.
+	Schedule string
+	// ScheduleAt is HeaderScheduleAt's value: when a scheduled command is due; zero: none.
+	ScheduleAt time.Time
 }
 
 // ParseCommand reads a command record's headers. It reads every header, also past a
@@ -95,6 +100,20 @@ func ParseCommand(hs []kgo.RecordHeader) (Command, error) {
 				continue
 			}
 			c.Query = string(h.Value)
+		case HeaderSchedule:
+			switch v := string(h.Value); v {
+			case ScheduleAdd, ScheduleCancel, ScheduleFire:
+				c.Schedule = v
+			default:
+				errs = append(errs, fmt.Errorf("header %s: %q is not a schedule operation (want %q, %q or %q)", h.Key, h.Value, ScheduleAdd, ScheduleCancel, ScheduleFire))
+			}
+		case HeaderScheduleAt:
+			ms, err := strconv.ParseInt(string(h.Value), 10, 64)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("header %s: %q is not Unix milliseconds", h.Key, h.Value))
+				continue
+			}
+			c.ScheduleAt = time.UnixMilli(ms)
 		default:
 			if err := parseInto(&c.Metadata, h); err != nil {
 				errs = append(errs, err)
@@ -125,6 +144,12 @@ func (c *Command) AppendHeaders(dst []kgo.RecordHeader) []kgo.RecordHeader {
 	}
 	if c.Query != "" {
 		dst = append(dst, kgo.RecordHeader{Key: HeaderQuery, Value: []byte(c.Query)})
+	}
+	if c.Schedule != "" {
+		dst = append(dst, kgo.RecordHeader{Key: HeaderSchedule, Value: []byte(c.Schedule)})
+	}
+	if !c.ScheduleAt.IsZero() {
+		dst = append(dst, kgo.RecordHeader{Key: HeaderScheduleAt, Value: strconv.AppendInt(nil, c.ScheduleAt.UnixMilli(), 10)})
 	}
 	return dst
 }
