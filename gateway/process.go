@@ -222,6 +222,7 @@ func (g *Gateway[S, C, E]) processBatch(ctx context.Context, sess *kgo.GroupTran
 	}
 	if !committed {
 		g.metrics.txns.WithLabelValues("aborted").Inc()
+		cfg.logger.Debug("transaction aborted; its commands are read again", "commands", handled, "asked_abort", abort)
 		return nil
 	}
 	g.metrics.txns.WithLabelValues("committed").Inc()
