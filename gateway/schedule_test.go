@@ -423,6 +423,10 @@ func TestScheduleCancelRacingFire(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				// Spread over the scheduler's tick (up to a second after the clock moved),
+				// so that some cancels are written before the fire records and some after:
+				// a spread, not a synchronisation; the checks hold for any interleaving.
+				time.Sleep(time.Duration(i) * 50 * time.Millisecond)
 				results[i] = r.s.Cancel(ctx, accounts[int32(i)%r.partitions], fmt.Sprintf("s%d", i))
 			}()
 		}
