@@ -292,14 +292,14 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, b *batch[S, E], sh *shard
 		g.answerOutcome(ctx, b, sh, id, &reply)
 		return
 	}
-	switch ch.Schedule {
-	case wire.ScheduleAdd:
+	switch ch.Query {
+	case wire.QuerySchedule:
 		g.scheduleAdd(ctx, b, sh, r, &ch, &reply)
 		return
-	case wire.ScheduleCancel:
+	case wire.QueryCancel:
 		g.scheduleCancel(ctx, b, sh, r, &ch, &reply)
 		return
-	case wire.ScheduleFire:
+	case wire.QueryFire:
 		g.scheduleFire(ctx, b, sh, r, &ch, &reply)
 		return
 	}

@@ -465,7 +465,7 @@ func parseSchedule(r *kgo.Record) (*schedItem, error) {
 
 // runScheduler sends the fire records of the owned shards' due schedules until ctx ends:
 // a record of the commands partition (key the aggregate ID, command ID the schedule ID,
-// wire.HeaderSchedule fire, no payload), written with app outside the transactions. The
+// wire.HeaderQuery fire, no payload), written with app outside the transactions. The
 // owner handles it like any command, in order with the schedule's cancels, in a
 // transaction that commits command offsets: a zombie's fire is refused by the group
 // generation like its commands, and a fire record it wrote is handled by the new owner,
@@ -506,7 +506,7 @@ func (g *Gateway[S, C, E]) runScheduler(ctx context.Context, app *producer.Appen
 func (g *Gateway[S, C, E]) sendFires(ctx context.Context, app *producer.Appender, items []*schedItem) {
 	recs := make([]*kgo.Record, len(items))
 	for i, it := range items {
-		ch := wire.Command{Metadata: kastor.Metadata{AggregateID: it.aggregateID, CommandID: it.id}, ExpectedVersion: kastor.AnyVersion, Schedule: wire.ScheduleFire}
+		ch := wire.Command{Metadata: kastor.Metadata{AggregateID: it.aggregateID, CommandID: it.id}, ExpectedVersion: kastor.AnyVersion, Query: wire.QueryFire}
 		recs[i] = &kgo.Record{Topic: g.topics.commands, Key: []byte(it.aggregateID), Value: []byte{}, Headers: ch.AppendHeaders(nil)}
 		g.cfg.logger.Debug("scheduled command due: sending its fire record", "aggregate_id", it.aggregateID, "schedule_id", it.id, "at", it.at)
 	}

@@ -92,7 +92,7 @@ func awaitEvent(t *testing.T, tapped <-chan kastor.Envelope[kastor.Event], id st
 // that a gateway must ignore unless the schedule is pending and due.
 func (r *schedRig) fireRecord(aggID, id string) {
 	r.t.Helper()
-	ch := wire.Command{Metadata: kastor.Metadata{AggregateID: aggID, CommandID: id}, ExpectedVersion: kastor.AnyVersion, Schedule: wire.ScheduleFire}
+	ch := wire.Command{Metadata: kastor.Metadata{AggregateID: aggID, CommandID: id}, ExpectedVersion: kastor.AnyVersion, Query: wire.QueryFire}
 	r.produce(&kgo.Record{Topic: r.commands, Partition: producer.PartitionFor([]byte(aggID), r.partitions), Key: []byte(aggID), Value: []byte{}, Headers: ch.AppendHeaders(nil)})
 }
 

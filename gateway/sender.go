@@ -368,7 +368,7 @@ func (s *Sender[C]) Schedule(ctx context.Context, cmd kastor.Command[C], at time
 		at = t.Add(time.Millisecond)
 	}
 	attempt := senderNewID()
-	rec, id, err := s.record(cmd, wire.Command{ReplyTo: s.callerID, Deadline: commandDeadline(ctx), AttemptID: attempt, Schedule: wire.ScheduleAdd, ScheduleAt: at})
+	rec, id, err := s.record(cmd, wire.Command{ReplyTo: s.callerID, Deadline: commandDeadline(ctx), AttemptID: attempt, Query: wire.QuerySchedule, ScheduleAt: at})
 	if err != nil {
 		return id, err
 	}
@@ -410,7 +410,7 @@ func (s *Sender[C]) Cancel(ctx context.Context, aggregateID, scheduleID string) 
 	ch := wire.Command{
 		Metadata: kastor.Metadata{AggregateID: aggregateID, CommandID: scheduleID, CorrelationID: scheduleID},
 		ReplyTo:  s.callerID, Deadline: commandDeadline(ctx), ExpectedVersion: kastor.AnyVersion,
-		AttemptID: senderNewID(), Schedule: wire.ScheduleCancel,
+		AttemptID: senderNewID(), Query: wire.QueryCancel,
 	}
 	rec := &kgo.Record{Topic: s.commandsTopic, Key: []byte(aggregateID), Value: []byte{}, Headers: ch.AppendHeaders(nil)}
 	r, err := s.await(ctx, scheduleID, ch.AttemptID, rec)
