@@ -345,7 +345,8 @@ func (s *Sender[C]) Outcome(ctx context.Context, aggregateID, commandID string) 
 // a clock stepped back only delays it. at must be after this Sender's clock's now
 // (ErrPastSchedule otherwise, as for a saga's deadline, saga.ErrPastDeadline); it is
 // rounded up to the millisecond, the precision of the topic's records. A schedule read by
-// a gateway after its time (it waited in the commands topic) fires at once.
+// a gateway after its time (it waited in the commands topic) fires at once. See
+// decision 41.
 //
 // The payload is decoded when the schedule is stored, so an undecodable command is
 // refused then (kastor.ErrUndecodable). Without the schedules topic the gateway refuses
@@ -399,7 +400,7 @@ func (s *Sender[C]) Schedule(ctx context.Context, cmd kastor.Command[C], at time
 // an error matching ErrUnknownSchedule when the aggregate has no such schedule and no
 // outcome for the ID (never scheduled, or older than the dedupe window). When ctx ends
 // first, the error is a *kastor.TimeoutError: cancel again (a repeated cancel is
-// harmless), or ask Outcome.
+// harmless), or ask Outcome. See decision 41.
 func (s *Sender[C]) Cancel(ctx context.Context, aggregateID, scheduleID string) error {
 	switch {
 	case aggregateID == "":
