@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"container/heap"
 	"context"
 	"errors"
@@ -80,18 +81,40 @@ const schedulerTick = time.Second
 // separates them.
 func scheduleKey(aggregateID, scheduleID string) string { return aggregateID + "\x00" + scheduleID }
 
-// schedItem is one pending scheduled command of a shard.
+// schedItem is one pending scheduled command of a shard. It keeps only what firing
+// needs: 10^5 pending schedules of 100-byte commands take about 48 MB
+// (TestScheduleMemory).
 type schedItem struct {
 	key         string
-	aggregateID string
-	id          string // the schedule ID: the command ID it fires with
+	aggregateID string // key's prefix, sharing its bytes
+	id          string // the schedule ID, the command ID it fires with: key's suffix
 	at          time.Time
-	cmd         wire.Command // the stored command's headers
-	value       []byte       // the stored command's payload
-	offset      int64        // in the schedules partition; -1 until committed
+	// The stored command: payload, type and fingerprint, correlation ID, expected version.
+	value       []byte
+	typ         string
+	fingerprint uint64
+	correlation string
+	expected    int64
+	offset      int64 // in the schedules partition; -1 until committed
 	// next is when the scheduler sends a fire record: at, then scheduleRefire after each.
 	next  time.Time
 	index int // in the heap
+}
+
+// newSchedItem returns the item of a schedule of ch, the headers of a stored command.
+func newSchedItem(ch *wire.Command, value []byte, offset int64) *schedItem {
+	key := scheduleKey(ch.AggregateID, ch.CommandID)
+	return &schedItem{key: key, aggregateID: key[:len(ch.AggregateID)], id: key[len(ch.AggregateID)+1:], at: ch.ScheduleAt,
+		value: value, typ: ch.Type, fingerprint: ch.Fingerprint, correlation: ch.CorrelationID, expected: ch.ExpectedVersion, offset: offset}
+}
+
+// command returns the headers of the stored command, as the schedules topic holds them.
+func (it *schedItem) command(aggregateType string) wire.Command {
+	return wire.Command{
+		Metadata: kastor.Metadata{AggregateType: aggregateType, AggregateID: it.aggregateID, Type: it.typ, Fingerprint: it.fingerprint,
+			CommandID: it.id, CorrelationID: it.correlation},
+		ExpectedVersion: it.expected, ScheduleAt: it.at,
+	}
 }
 
 // schedHeap orders items by next.
@@ -271,23 +294,19 @@ func (g *Gateway[S, C, E]) scheduleAdd(ctx context.Context, b *batch[S, E], sh *
 		fail(StatusUndecodable, &kastor.UndecodableError{What: "command", Type: ch.Type, Fingerprint: ch.Fingerprint, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err})
 		return
 	}
-	stored := wire.Command{
-		Metadata: kastor.Metadata{
-			AggregateType: g.cfg.Aggregate.Type, AggregateID: id, Type: ch.Type, Fingerprint: ch.Fingerprint,
-			CommandID: ch.CommandID, CorrelationID: ch.CorrelationID,
-		},
-		ExpectedVersion: ch.ExpectedVersion, ScheduleAt: ch.ScheduleAt,
-	}
 	value := r.Value
 	if value == nil {
 		value = []byte{} // a null value is a tombstone
 	}
-	it := &schedItem{key: key, aggregateID: id, id: ch.CommandID, at: ch.ScheduleAt, cmd: stored, value: value, offset: -1}
+	stored := *ch
+	stored.AggregateID = id
+	it := newSchedItem(&stored, value, -1)
+	sch := it.command(g.cfg.Aggregate.Type)
 	d := b.schedDeltaOf(sh.partition)
 	delete(d.del, key)
 	d.put[key] = it
 	d.scheduled++
-	b.stage(&kgo.Record{Topic: g.topics.schedules, Partition: sh.partition, Key: []byte(key), Value: value, Headers: stored.AppendHeaders(nil)})
+	b.stage(&kgo.Record{Topic: g.topics.schedules, Partition: sh.partition, Key: []byte(key), Value: value, Headers: sch.AppendHeaders(nil)})
 	scheduledReply(reply, it.at)
 }
 
@@ -357,7 +376,7 @@ func (g *Gateway[S, C, E]) scheduleFire(ctx context.Context, b *batch[S, E], sh 
 		return
 	}
 	reply.CommandID, reply.AttemptID = it.id, ""
-	cmd := it.cmd
+	cmd := it.command(g.cfg.Aggregate.Type)
 	e := g.execute(ctx, b, sh, &cmd, it.value, kgo.Record{Topic: g.topics.schedules, Partition: sh.partition, Offset: it.offset, Key: []byte(id)}, reply)
 	var seen Reply
 	if e == nil || !e.outcome(it.id, &seen) {
@@ -458,9 +477,9 @@ func parseSchedule(r *kgo.Record) (*schedItem, error) {
 	case string(r.Key) != scheduleKey(ch.AggregateID, ch.CommandID):
 		return nil, fmt.Errorf("key %q is not the aggregate ID and schedule ID of the headers (%q, %q)", r.Key, ch.AggregateID, ch.CommandID)
 	}
-	stored := wire.Command{Metadata: ch.Metadata, ExpectedVersion: ch.ExpectedVersion, ScheduleAt: ch.ScheduleAt}
-	return &schedItem{key: string(r.Key), aggregateID: ch.AggregateID, id: ch.CommandID, at: ch.ScheduleAt,
-		cmd: stored, value: r.Value, offset: r.Offset}, nil
+	// A copy: a fetched record's value may share the fetch's buffer, which a pending
+	// schedule would otherwise keep alive.
+	return newSchedItem(&ch, bytes.Clone(r.Value), r.Offset), nil
 }
 
 // runScheduler sends the fire records of the owned shards' due schedules until ctx ends:
