@@ -18,6 +18,15 @@ const (
 	// HeaderTag is repeated, once per tag: Kafka headers may repeat a key, and a tag may
 	// contain any character.
 	HeaderTag = "kastor.tag"
+	// HeaderTraceParent is the W3C Trace Context traceparent (TraceContext): the trace
+	// the record belongs to and the span that wrote it, "00-<32 hex>-<16 hex>-<2 hex>".
+	// Named as the specification names it, without kastor's prefix, so that tracing
+	// libraries of other languages (OpenTelemetry's Kafka instrumentations) continue the
+	// trace. A malformed value is ignored, never an error.
+	HeaderTraceParent = "traceparent"
+	// HeaderTraceState is the W3C tracestate that goes with HeaderTraceParent: vendors'
+	// data, carried verbatim; dropped when the traceparent is absent or malformed.
+	HeaderTraceState = "tracestate"
 )
 
 // Metadata is the envelope of an event (or a command, which uses the subset that applies).
@@ -40,4 +49,7 @@ type Metadata struct {
 	CausationID string
 	// Tags are free labels, one kastor.tag header each, for filtering without decoding.
 	Tags []string
+	// Trace is the trace the message belongs to and the span that wrote it (headers
+	// traceparent and tracestate); zero when it carries none or a malformed one.
+	Trace TraceContext
 }

@@ -10,10 +10,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kastor-dev/kastor"
 )
 
-// A Cluster is the shared client with the namespace, logger and metrics registerer of the
-// components that use it. It is safe for concurrent use. It does not own the client:
+// A Cluster is the shared client with the namespace, logger, metrics registerer and
+// tracer of the components that use it. It is safe for concurrent use. It does not own the client:
 // close the client when every component is done.
 type Cluster struct {
 	cl  *kgo.Client
@@ -21,6 +23,7 @@ type Cluster struct {
 	ns  string
 	log *slog.Logger
 	reg prometheus.Registerer
+	tr  kastor.Tracer
 }
 
 // An Option configures a Cluster.
@@ -34,6 +37,13 @@ func Logger(l *slog.Logger) Option { return func(c *Cluster) { c.log = l } }
 // no metrics are registered). Components of one kind and subject (two gateways of one
 // aggregate type) cannot share a registerer.
 func Registerer(r prometheus.Registerer) Option { return func(c *Cluster) { c.reg = r } }
+
+// Tracer sets the tracer that records the components' spans (default nil: none). Spans
+// or not, every component propagates the W3C traceparent header (kastor.TraceContext):
+// a Sender's command, the gateway's events and reply, a saga's commands; a tracer adds
+// the spans of each hop, in the trace and with the parents the headers name. Package
+// github.com/kastor-dev/kastor/otel implements it with OpenTelemetry.
+func Tracer(t kastor.Tracer) Option { return func(c *Cluster) { c.tr = t } }
 
 var validNamespace = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
 
@@ -121,10 +131,13 @@ func (c *Cluster) Logger() *slog.Logger { return c.log }
 // Registerer returns where components register their metrics; nil means nowhere.
 func (c *Cluster) Registerer() prometheus.Registerer { return c.reg }
 
-// In returns a Cluster over the same client, logger and registerer whose topic names
-// start with namespace: the topics of another bounded context.
+// Tracer returns the components' tracer; nil means none.
+func (c *Cluster) Tracer() kastor.Tracer { return c.tr }
+
+// In returns a Cluster over the same client, logger, registerer and tracer whose topic
+// names start with namespace: the topics of another bounded context.
 func (c *Cluster) In(namespace string) (*Cluster, error) {
-	return New(c.cl, namespace, Logger(c.log), Registerer(c.reg))
+	return New(c.cl, namespace, Logger(c.log), Registerer(c.reg), Tracer(c.tr))
 }
 
 // NewClient returns a new client with the shared client's options followed by opts, which

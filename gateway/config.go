@@ -62,6 +62,14 @@ type Config[S, C, E any] struct {
 	// (default 1s; a third of SessionTimeout or less, so that one lost heartbeat is not
 	// a death). A rebalance is noticed at the next heartbeat.
 	HeartbeatInterval time.Duration
+	// JoinWait is how long a starting instance waits before it joins a group with a member
+	// it cannot tell alive (default SessionTimeout; negative: join at once). A member that
+	// died without leaving holds up a rebalance until its session expires, and franz-go
+	// holds every member's commits during one: a replacement joining at once would stall
+	// the survivors for up to SessionTimeout. Members on this host are told alive or dead
+	// by their lock files (a dead one is removed from the group at once), so the wait is
+	// only for members on other hosts; it ends early when a member leaves. See decision 41.
+	JoinWait time.Duration
 	// MaxBatch is the most commands handled in one transaction (default 500). Larger
 	// batches mean fewer commits (throughput); smaller ones, earlier replies (latency).
 	MaxBatch int
@@ -131,6 +139,9 @@ func (c *Config[S, C, E]) withDefaults(cl *cluster.Cluster) (*settings[S, C, E],
 	}
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = min(time.Second, cfg.SessionTimeout/3)
+	}
+	if cfg.JoinWait == 0 {
+		cfg.JoinWait = cfg.SessionTimeout
 	}
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 500

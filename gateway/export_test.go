@@ -19,7 +19,7 @@ func (g *Gateway[S, C, E]) HoldBeforeEnd(d time.Duration) { g.holdBeforeEnd.Stor
 // fault returns an error for p.
 func (g *Gateway[S, C, E]) FailRestores(fault func(p int32) error) { g.restoreFault.Store(&fault) }
 
-// SetClock makes the gateway's scheduled commands use now as their clock (decision 41);
+// SetClock makes the gateway's scheduled commands use now as their clock (decision 43);
 // call it before Run.
 func (g *Gateway[S, C, E]) SetClock(now func() time.Time) { g.now = now }
 

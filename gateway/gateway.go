@@ -46,7 +46,7 @@ type Gateway[S, C, E any] struct {
 	// partitions is the partition count shared by the aggregate type's topics.
 	partitions int32
 	// hasSchedules says the schedules topic exists: without it, schedule operations are
-	// refused UNAVAILABLE, naming the topic (decision 41).
+	// refused UNAVAILABLE, naming the topic (decision 43).
 	hasSchedules bool
 	// schedWake wakes the scheduler after a commit changed the schedules.
 	schedWake chan struct{}
@@ -183,8 +183,15 @@ func (g *Gateway[S, C, E]) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	for {
-		err := g.runSession(ctx)
+	// Other processes on this host tell this instance alive by its lock (decision 41).
+	lock, err := holdLiveLock(g.cfg.Group, g.cfg.InstanceID)
+	if err != nil {
+		g.cfg.logger.Warn("cannot hold the instance's lock file: a process replacing this one on this host waits for its session to expire", "err", err)
+	}
+	// A stop leaves the group; an error does not (see runSession).
+	defer func() { lock.release(ctx.Err() != nil) }()
+	for first := true; ; first = false {
+		err := g.runSession(ctx, first)
 		var unknown *outcomeUnknownError
 		if !errors.As(err, &unknown) || ctx.Err() != nil {
 			return err
@@ -241,7 +248,7 @@ func (g *Gateway[S, C, E]) retryTimeout() func(int16) time.Duration {
 }
 
 // runSession is one group membership with one transactional producer session.
-func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
+func (g *Gateway[S, C, E]) runSession(ctx context.Context, first bool) error {
 	cfg := g.cfg
 	// The session's client is built from the cluster's options followed by these, which
 	// win.
@@ -291,7 +298,12 @@ func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
 			g.drop(m)
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, cl *kgo.Client, m map[string][]int32) {
-			g.logMembership(cl, slog.LevelWarn, "shards lost (this instance was fenced or left the group)", m)
+			// franz-go calls this with nothing owned when a join fails (its error is logged).
+			level := slog.LevelWarn
+			if len(m[g.topics.commands]) == 0 {
+				level = slog.LevelDebug
+			}
+			g.logMembership(cl, level, "shards lost (this instance was fenced or left the group)", m)
 			g.drop(m)
 		}),
 		kgo.WithLogger(kgolog.New(cfg.logger)),
@@ -326,6 +338,9 @@ func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
 			}
 		}()
 	}
+	// A member that died without leaving would hold up the rebalance this join starts
+	// (decision 41).
+	g.prepareJoin(ctx, first)
 	sess, err := kgo.NewGroupTransactSession(cluster.Options(g.cluster.Client(), opts...)...)
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
@@ -395,26 +410,10 @@ func (g *Gateway[S, C, E]) runSession(ctx context.Context) error {
 
 // leaveGroup removes this static member from the group.
 func (g *Gateway[S, C, E]) leaveGroup() {
-	cfg := g.cfg
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cl := g.cluster.Client()
-	req := kmsg.NewPtrLeaveGroupRequest()
-	req.Group = cfg.Group
-	m := kmsg.NewLeaveGroupRequestMember()
-	m.InstanceID = &cfg.InstanceID
-	req.Members = append(req.Members, m)
-	resp, err := req.RequestWith(ctx, cl)
-	if err == nil {
-		err = kerr.ErrorForCode(resp.ErrorCode)
-		for _, mr := range resp.Members {
-			if err == nil {
-				err = kerr.ErrorForCode(mr.ErrorCode)
-			}
-		}
-	}
-	if err != nil && !errors.Is(err, kerr.UnknownMemberID) {
-		cfg.logger.Warn("cannot leave the group; the shards move after the session timeout", "err", err)
+	if err := g.removeMember(ctx, nil, "kastor: the gateway stopped"); err != nil {
+		g.cfg.logger.Warn("cannot leave the group; the shards move after the session timeout", "err", err)
 	}
 }
 

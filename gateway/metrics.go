@@ -20,6 +20,7 @@ type metrics struct {
 	failed    prometheus.Gauge
 	restores  *prometheus.CounterVec
 	stalls    prometheus.Counter
+	departed  prometheus.Counter
 	pending   prometheus.Gauge
 	schedules *prometheus.CounterVec
 }
@@ -74,9 +75,13 @@ func newMetrics(reg prometheus.Registerer, aggregate string) (*metrics, error) {
 			Namespace: "kastor", Subsystem: "gateway", Name: "coordinator_stalls_total", ConstLabels: labels,
 			Help: "Keep-alive heartbeats the group coordinator took longer than a third of the session timeout to answer (a coordinator moving, or its partition waiting for a dead follower).",
 		}),
+		departed: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "kastor", Subsystem: "gateway", Name: "dead_members_removed_total", ConstLabels: labels,
+			Help: "Group members removed before a join because their process on this host had ended (their lock file unheld).",
+		}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "kastor", Subsystem: "gateway", Name: "schedules_pending", ConstLabels: labels,
-			Help: "Scheduled commands pending in the shards this instance owns (decision 41).",
+			Help: "Scheduled commands pending in the shards this instance owns (decision 43).",
 		}),
 		schedules: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "kastor", Subsystem: "gateway", Name: "schedules_total", ConstLabels: labels,
@@ -84,7 +89,7 @@ func newMetrics(reg prometheus.Registerer, aggregate string) (*metrics, error) {
 		}, []string{"result"}),
 	}
 	// Gateways of one aggregate type in one process share the registered collectors.
-	var errs [13]error
+	var errs [14]error
 	m.commands, errs[0] = promreg.Register(reg, m.commands)
 	m.events, errs[1] = promreg.Register(reg, m.events)
 	m.latency, errs[2] = promreg.Register(reg, m.latency)
@@ -96,8 +101,9 @@ func newMetrics(reg prometheus.Registerer, aggregate string) (*metrics, error) {
 	m.failed, errs[8] = promreg.Register(reg, m.failed)
 	m.restores, errs[9] = promreg.Register(reg, m.restores)
 	m.stalls, errs[10] = promreg.Register(reg, m.stalls)
-	m.pending, errs[11] = promreg.Register(reg, m.pending)
-	m.schedules, errs[12] = promreg.Register(reg, m.schedules)
+	m.departed, errs[11] = promreg.Register(reg, m.departed)
+	m.pending, errs[12] = promreg.Register(reg, m.pending)
+	m.schedules, errs[13] = promreg.Register(reg, m.schedules)
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, err
 	}

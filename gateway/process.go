@@ -11,6 +11,7 @@ import (
 
 	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/internal/brokerwait"
+	"github.com/kastor-dev/kastor/internal/tracing"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/snapshot"
 	"github.com/kastor-dev/kastor/wire"
@@ -33,6 +34,11 @@ type batch[S, E any] struct {
 	staged []*kgo.Record
 	// sched are the batch's changes to its shards' scheduled commands.
 	sched map[int32]*schedDelta
+	// spans of the commands handled, ended with the transaction (trace.go).
+	spans []handledSpan
+	// due is the earliest deadline of the commands executed (zero: none): the transaction
+	// must not commit past it (decision 38).
+	due time.Time
 
 	mu         sync.Mutex
 	produceErr error
@@ -129,6 +135,8 @@ func (g *Gateway[S, C, E]) processBatch(ctx context.Context, sess *kgo.GroupTran
 		snaps:   map[int32]*snapshot.Txn{},
 		status:  map[Status]int{},
 	}
+	spanErr := errors.New("the transaction did not commit")
+	defer func() { b.endSpans(spanErr) }()
 	abort := false
 	handled := 0
 	handleAll := func(recs []*kgo.Record) {
@@ -197,6 +205,13 @@ func (g *Gateway[S, C, E]) processBatch(ctx context.Context, sess *kgo.GroupTran
 	if d := g.holdBeforeEnd.Load(); d > 0 {
 		time.Sleep(time.Duration(d))
 	}
+	if !abort && !b.due.IsZero() && time.Now().After(b.due) {
+		// Its caller (a saga's timeout) may have given up on it already: abort, and the
+		// batch read again refuses it EXPIRED while the others execute (decision 38).
+		cfg.logger.Info("aborting transaction: a command's deadline passed before the transaction could commit; read again, it is refused as expired",
+			"deadline", b.due.Format(time.RFC3339Nano), "commands", handled)
+		abort = true
+	}
 	committed, err := sess.End(tctx, kgo.TransactionEndTry(!abort))
 	if err == nil && committed && loseEnd {
 		err = errLostEndResponse
@@ -226,6 +241,7 @@ func (g *Gateway[S, C, E]) processBatch(ctx context.Context, sess *kgo.GroupTran
 		return nil
 	}
 	g.metrics.txns.WithLabelValues("committed").Inc()
+	spanErr = nil
 	g.apply(b)
 	g.metrics.batch.Observe(float64(handled))
 	g.metrics.snapshots.Add(float64(b.snapshots))
@@ -260,9 +276,13 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, b *batch[S, E], sh *shard
 	b.started = append(b.started, r.Timestamp)
 	reply := Reply{AggregateID: id, From: 1, To: 0}
 	ch, herr := wire.ParseCommand(r.Headers)
-	reply.CommandID, reply.AttemptID = ch.CommandID, ch.AttemptID
+	sp := g.commandSpan(ctx, r, &ch)
+	reply.CommandID, reply.AttemptID, reply.Trace = ch.CommandID, ch.AttemptID, sp.TraceContext()
 	dest, derr := g.replyDest(ctx, &ch)
-	defer func() { g.stageReply(b, dest, &reply) }()
+	defer func() {
+		g.stageReply(b, dest, &reply)
+		b.spans = append(b.spans, handledSpan{sp, reply.Status})
+	}()
 	fail := func(s Status, err error) { reply.Status, reply.Message = s, err.Error() }
 
 	if derr != nil {
@@ -288,11 +308,10 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, b *batch[S, E], sh *shard
 		fail(StatusExpired, fmt.Errorf("read %v after its deadline; not executed", time.Since(ch.Deadline).Round(time.Millisecond)))
 		return
 	}
-	if ch.Query == wire.QueryOutcome {
+	switch ch.Query {
+	case wire.QueryOutcome:
 		g.answerOutcome(ctx, b, sh, id, &reply)
 		return
-	}
-	switch ch.Query {
 	case wire.QuerySchedule:
 		g.scheduleAdd(ctx, b, sh, r, &ch, &reply)
 		return
@@ -338,6 +357,11 @@ func (g *Gateway[S, C, E]) execute(ctx context.Context, b *batch[S, E], sh *shar
 		fail(s, err)
 		e.refuse(snapshot.Refusal{ID: ch.CommandID, Status: string(s), Message: reply.Message, Expected: reply.Expected, Actual: reply.Actual}, cfg.DedupeWindow)
 		b.snaps[sh.partition].MarkDue(id)
+	}
+	// From here the command executes: its outcome, success or refusal, must be written
+	// before its deadline or not at all.
+	if !ch.Deadline.IsZero() && (b.due.IsZero() || ch.Deadline.Before(b.due)) {
+		b.due = ch.Deadline
 	}
 	correlation := ch.CorrelationID
 	if correlation == "" {
@@ -389,6 +413,7 @@ func (g *Gateway[S, C, E]) execute(ctx context.Context, b *batch[S, E], sh *shar
 			AggregateType: cfg.Aggregate.Type, AggregateID: id, Version: before + int64(i) + 1,
 			Type: encoded[i].Type, Fingerprint: encoded[i].Fingerprint,
 			CommandID: ch.CommandID, CorrelationID: correlation, CausationID: ch.CommandID,
+			Trace: reply.Trace,
 		}
 		if t, ok := any(ev).(kastor.Tagged); ok {
 			md.Tags = t.Tags()
@@ -409,7 +434,8 @@ func (g *Gateway[S, C, E]) execute(ctx context.Context, b *batch[S, E], sh *shar
 // nothing remembered, the reason in the reply. Its offset commits with the batch.
 func (g *Gateway[S, C, E]) refuseUnavailable(b *batch[S, E], r *kgo.Record, why error) {
 	ch, _ := wire.ParseCommand(r.Headers)
-	reply := Reply{CommandID: ch.CommandID, AttemptID: ch.AttemptID, AggregateID: string(r.Key), Status: StatusUnavailable, From: 1, To: 0, Message: why.Error()}
+	reply := Reply{CommandID: ch.CommandID, AttemptID: ch.AttemptID, AggregateID: string(r.Key), Status: StatusUnavailable, From: 1, To: 0, Message: why.Error(),
+		Trace: tracing.Fallback(ch.Trace).TraceContext()}
 	dest, _ := g.replyDest(context.Background(), &ch)
 	g.stageReply(b, dest, &reply)
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/kastor-dev/kastor/wire"
 )
 
-// Scheduled commands (docs/decisions.md, 41). A schedule, a cancel and a fire are records
+// Scheduled commands (docs/decisions.md, 43). A schedule, a cancel and a fire are records
 // of the aggregate's commands partition, handled by the shard's owner in its transaction
 // like any command: the owner is the only writer of the schedules partition, and the
 // commands partition orders the operations on one schedule. A schedule ends when its

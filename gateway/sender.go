@@ -20,6 +20,7 @@ import (
 	"github.com/kastor-dev/kastor/internal/brokerwait"
 	"github.com/kastor-dev/kastor/internal/kgolog"
 	"github.com/kastor-dev/kastor/internal/promreg"
+	"github.com/kastor-dev/kastor/internal/tracing"
 	"github.com/kastor-dev/kastor/producer"
 	"github.com/kastor-dev/kastor/topics"
 	"github.com/kastor-dev/kastor/wire"
@@ -46,6 +47,7 @@ type Sender[C any] struct {
 	partition     int32 // of the replies topic holding this Sender's replies
 	codec         kastor.Codec[C]
 	logger        *slog.Logger
+	tracer        kastor.Tracer
 
 	app     *producer.Appender
 	replies *kgo.Client
@@ -144,6 +146,7 @@ func NewSender[C any](ctx context.Context, c *cluster.Cluster, cfg SenderConfig[
 		repliesTopic:  topics.TopicName(c.Namespace(), cfg.AggregateType, topics.RoleReplies),
 		callerID:      cfg.CallerID,
 		codec:         cfg.Commands,
+		tracer:        c.Tracer(),
 		logger:        logger.With("component", "kastor.sender", "aggregate_type", cfg.AggregateType, "caller_id", cfg.CallerID),
 		waiters:       map[string]*senderWaiter{},
 		inTxn:         map[int64][]*kgo.Record{},
@@ -262,11 +265,20 @@ func (s *Sender[C]) locateReplies(ctx context.Context, adm *kadm.Client) (int64,
 // Close, and for the Sends pending when Close is called, the error wraps
 // kastor.ErrShuttingDown.
 //
+// The command record carries a W3C traceparent: a new span, child of the trace in ctx
+// (kastor.WithTrace) or, with a cluster.Tracer, of the tracer's span in ctx; else the
+// root of a new trace. The gateway's events and reply, and any saga they feed, continue
+// it. Submit and Outcome do the same.
+//
 // On error, only the Result's CommandID and AggregateID are set.
-func (s *Sender[C]) Send(ctx context.Context, cmd kastor.Command[C]) (Result, error) {
+func (s *Sender[C]) Send(ctx context.Context, cmd kastor.Command[C]) (res Result, err error) {
 	attempt := senderNewID()
-	rec, id, err := s.record(cmd, wire.Command{ReplyTo: s.callerID, Deadline: commandDeadline(ctx), AttemptID: attempt})
-	res := Result{CommandID: id, AggregateID: cmd.AggregateID}
+	cmd.ID = commandID(cmd.ID)
+	sp := s.startSpan(ctx, cmd.AggregateID, cmd.ID)
+	defer func() { endSendSpan(sp, err) }()
+	rec, id, err := s.record(cmd, wire.Command{ReplyTo: s.callerID, Deadline: commandDeadline(ctx), AttemptID: attempt,
+		Metadata: kastor.Metadata{Trace: sp.TraceContext()}})
+	res = Result{CommandID: id, AggregateID: cmd.AggregateID}
 	if err != nil {
 		return res, err
 	}
@@ -307,8 +319,10 @@ func (s *Sender[C]) Outcome(ctx context.Context, aggregateID, commandID string) 
 	case commandID == "":
 		return res, errors.New("kastor: outcome question with no command ID")
 	}
+	sp := s.startSpan(ctx, aggregateID, commandID)
+	defer sp.End(nil)
 	ch := wire.Command{
-		Metadata: kastor.Metadata{AggregateID: aggregateID, CommandID: commandID, CorrelationID: commandID},
+		Metadata: kastor.Metadata{AggregateID: aggregateID, CommandID: commandID, CorrelationID: commandID, Trace: sp.TraceContext()},
 		ReplyTo:  s.callerID, Deadline: commandDeadline(ctx), ExpectedVersion: kastor.AnyVersion,
 		AttemptID: senderNewID(), Query: wire.QueryOutcome,
 	}
@@ -329,7 +343,7 @@ func (s *Sender[C]) Outcome(ctx context.Context, aggregateID, commandID string) 
 
 // Schedule asks the gateway that owns cmd.AggregateID to run cmd at time at, and waits
 // until the schedule is stored: durably, in the aggregate type's schedules topic, written
-// by the shard's owner in its transaction (see decision 41). It returns the schedule ID,
+// by the shard's owner in its transaction (see decision 43). It returns the schedule ID,
 // which is cmd.ID, or a random ID when cmd.ID is empty.
 //
 // The schedule ID is the command ID the command runs with, so W4 covers it: it fires at
@@ -346,7 +360,7 @@ func (s *Sender[C]) Outcome(ctx context.Context, aggregateID, commandID string) 
 // (ErrPastSchedule otherwise, as for a saga's deadline, saga.ErrPastDeadline); it is
 // rounded up to the millisecond, the precision of the topic's records. A schedule read by
 // a gateway after its time (it waited in the commands topic) fires at once. See
-// decision 41.
+// decision 43.
 //
 // The payload is decoded when the schedule is stored, so an undecodable command is
 // refused then (kastor.ErrUndecodable). Without the schedules topic the gateway refuses
@@ -400,7 +414,7 @@ func (s *Sender[C]) Schedule(ctx context.Context, cmd kastor.Command[C], at time
 // an error matching ErrUnknownSchedule when the aggregate has no such schedule and no
 // outcome for the ID (never scheduled, or older than the dedupe window). When ctx ends
 // first, the error is a *kastor.TimeoutError: cancel again (a repeated cancel is
-// harmless), or ask Outcome. See decision 41.
+// harmless), or ask Outcome. See decision 43.
 func (s *Sender[C]) Cancel(ctx context.Context, aggregateID, scheduleID string) error {
 	switch {
 	case aggregateID == "":
@@ -474,8 +488,11 @@ func (s *Sender[C]) await(ctx context.Context, id, attempt string, rec *kgo.Reco
 // not expire; ctx bounds only the write. The command ID is returned with any error after it
 // was chosen: when ctx ended during the write (a *kastor.TimeoutError) the command may be
 // written, and submitting it again with the same ID is safe.
-func (s *Sender[C]) Submit(ctx context.Context, cmd kastor.Command[C]) (commandID string, err error) {
-	rec, id, err := s.record(cmd, wire.Command{})
+func (s *Sender[C]) Submit(ctx context.Context, cmd kastor.Command[C]) (id string, err error) {
+	cmd.ID = commandID(cmd.ID)
+	sp := s.startSpan(ctx, cmd.AggregateID, cmd.ID)
+	defer func() { endSendSpan(sp, err) }()
+	rec, id, err := s.record(cmd, wire.Command{Metadata: kastor.Metadata{Trace: sp.TraceContext()}})
 	if err != nil {
 		return id, err
 	}
@@ -504,13 +521,53 @@ func (s *Sender[C]) Close() {
 // CallerID returns the key of this Sender's replies.
 func (s *Sender[C]) CallerID() string { return s.callerID }
 
-// record builds the command record: key, value and headers, those of the attempt (reply-to,
-// deadline, attempt ID) taken from ch.
-func (s *Sender[C]) record(cmd kastor.Command[C], ch wire.Command) (*kgo.Record, string, error) {
-	id := cmd.ID
+// commandID is id, or a new random command ID when id is empty.
+func commandID(id string) string {
 	if id == "" {
-		id = senderNewID()
+		return senderNewID()
 	}
+	return id
+}
+
+// startSpan starts the span of sending a command to aggregateID: a child of the trace
+// in ctx (kastor.WithTrace) or, with a tracer, of the tracer's span in ctx, else the
+// root of a new trace. Its context is the command record's traceparent.
+func (s *Sender[C]) startSpan(ctx context.Context, aggregateID, commandID string) kastor.Span {
+	parent, _ := kastor.TraceFrom(ctx)
+	if s.tracer == nil {
+		return tracing.Fallback(parent)
+	}
+	return tracing.Start(s.tracer, ctx, parent, kastor.SpanStart{
+		Name: "send " + s.commandsTopic, Kind: kastor.SpanProducer,
+		Attributes: []kastor.Attribute{
+			{Key: "messaging.system", Value: "kafka"}, {Key: "messaging.operation.type", Value: "send"},
+			{Key: "messaging.destination.name", Value: s.commandsTopic},
+			{Key: "kastor.aggregate.type", Value: s.aggregateType}, {Key: "kastor.aggregate.id", Value: aggregateID},
+			{Key: "kastor.command.id", Value: commandID},
+		},
+	})
+}
+
+// endSendSpan ends a Send's or Submit's span with the command's outcome.
+func endSendSpan(sp kastor.Span, err error) {
+	outcome := "ok"
+	switch {
+	case err == nil:
+	case errors.Is(err, kastor.ErrRejected):
+		outcome = "rejected"
+	case errors.Is(err, kastor.ErrTimeout):
+		outcome = "timeout"
+	default:
+		outcome = "error"
+	}
+	sp.SetAttributes(kastor.Attribute{Key: "kastor.outcome", Value: outcome})
+	sp.End(err)
+}
+
+// record builds the command record: key, value and headers, those of the attempt (reply-to,
+// deadline, attempt ID) and the trace taken from ch.
+func (s *Sender[C]) record(cmd kastor.Command[C], ch wire.Command) (*kgo.Record, string, error) {
+	id := commandID(cmd.ID)
 	if cmd.AggregateID == "" {
 		return nil, id, fmt.Errorf("kastor: command %s has no aggregate ID (it is the record key that selects the shard)", id)
 	}
@@ -534,6 +591,7 @@ func (s *Sender[C]) record(cmd kastor.Command[C], ch wire.Command) (*kgo.Record,
 		Fingerprint:   enc.Fingerprint,
 		CommandID:     id,
 		CorrelationID: corr,
+		Trace:         ch.Trace,
 	}
 	ch.ExpectedVersion = cmd.ExpectedVersion
 	return &kgo.Record{

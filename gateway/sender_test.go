@@ -699,7 +699,9 @@ func sndScenarioSubmit(t *testing.T, c *kafkatest.Cluster) {
 	s := sndNewSender(t, c, ns, "", nil)
 	ctx := sndCtx(t, time.Minute) // has a deadline, which Submit must not send
 
-	id, err := s.Submit(ctx, kastor.Command[sndCmd]{AggregateID: "acc-s", ID: "submit-1", CorrelationID: "corr-s", ExpectedVersion: 3, Payload: sndCmd{Events: 4}})
+	caller := kastor.NewTrace()
+	caller.State = "vendor=x"
+	id, err := s.Submit(kastor.WithTrace(ctx, caller), kastor.Command[sndCmd]{AggregateID: "acc-s", ID: "submit-1", CorrelationID: "corr-s", ExpectedVersion: 3, Payload: sndCmd{Events: 4}})
 	if err != nil || id != "submit-1" {
 		t.Fatalf("Submit = %q, %v", id, err)
 	}
@@ -733,8 +735,21 @@ func sndScenarioSubmit(t *testing.T, c *kafkatest.Cluster) {
 			}
 		})
 	}
-	check := func(r *kgo.Record, key string, want map[string]string) {
+	check := func(r *kgo.Record, key string, want map[string]string, parent kastor.TraceContext) {
 		t.Helper()
+		// Every command carries a traceparent: a child of the caller's trace, or a new
+		// trace when the caller has none.
+		tc, err := wire.ParseTrace(r.Headers)
+		switch {
+		case err != nil || !tc.IsValid():
+			t.Errorf("traceparent: %+v, %v", tc, err)
+		case parent.IsValid() && (tc.TraceID != parent.TraceID || tc.SpanID == parent.SpanID || tc.State != parent.State):
+			t.Errorf("trace %+v, want a child of %+v", tc, parent)
+		}
+		if parent.State != "" {
+			want[kastor.HeaderTraceState] = parent.State
+		}
+		want[kastor.HeaderTraceParent] = tc.TraceParent()
 		if string(r.Key) != key || r.Partition != producer.PartitionFor([]byte(key), 3) {
 			t.Errorf("record key %q partition %d, want %q in %d", r.Key, r.Partition, key, producer.PartitionFor([]byte(key), 3))
 		}
@@ -758,11 +773,11 @@ func sndScenarioSubmit(t *testing.T, c *kafkatest.Cluster) {
 		kastor.HeaderAggregateID: "acc-s", kastor.HeaderType: sndType, kastor.HeaderSchema: fp,
 		kastor.HeaderCommandID: "submit-1", kastor.HeaderCorrelationID: "corr-s",
 		wire.HeaderExpectedVersion: "3",
-	})
+	}, caller)
 	check(byID[id2], "acc-s2", map[string]string{
 		kastor.HeaderAggregateID: "acc-s2", kastor.HeaderType: sndType, kastor.HeaderSchema: fp,
 		kastor.HeaderCommandID: id2, kastor.HeaderCorrelationID: id2,
-	})
+	}, kastor.TraceContext{})
 }
 
 func TestSubmit(t *testing.T) { sndScenarioSubmit(t, kafkatest.StartEmbedded(t)) }

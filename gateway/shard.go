@@ -117,7 +117,7 @@ type Recovery struct {
 	EventRecords int
 	// Aggregates is the number of aggregates the shard holds once restored.
 	Aggregates int
-	// Schedules is the number of pending scheduled commands restored (decision 41).
+	// Schedules is the number of pending scheduled commands restored (decision 43).
 	Schedules int
 	// Duration is how long the restore took.
 	Duration time.Duration

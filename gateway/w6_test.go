@@ -324,3 +324,69 @@ func TestStaticMemberTakesItsShardsBack(t *testing.T) {
 	l.halt()
 	r.eventsOf()
 }
+
+// TestReplacementUnderANewNameKeepsTheSurvivorsAnswering: a killed gateway replaced at
+// once by a process under a new name (a supervisor that names processes by host and pid,
+// the library's default InstanceID). The newcomer's join must not start a rebalance that
+// waits for the dead member's session to expire: the survivors would answer nothing
+// meanwhile (decision 41). On this host the newcomer tells the dead member by its unheld
+// lock file and removes it at once; for a member it cannot tell (its lock file elsewhere,
+// as on another host) it waits for the member's session to expire before joining.
+func TestReplacementUnderANewNameKeepsTheSurvivorsAnswering(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault test")
+	}
+	t.Run("this host", func(t *testing.T) { testReplacement(t, "nh") })
+	// The victim's lock file is where the newcomer does not look: its liveness is unknown.
+	t.Run("another host", func(t *testing.T) { testReplacement(t, "oh", "TMPDIR="+t.TempDir()) })
+}
+
+// testReplacement kills a gateway (started with victimEnv) and starts one under a new name at
+// once. The dead gateway's shards must answer again within 10 s; the survivors' p99 stay
+// within twice their no-fault p99 plus one heartbeat interval (1 s): the newcomer's join is
+// a rebalance among live members, which each notices at its next heartbeat.
+func testReplacement(t *testing.T, prefix string, victimEnv ...string) {
+	r := newRig(t, realKafka.Get(t), 6)
+	s := r.sender()
+	accounts := r.accountPerPartition()
+	ctx := sndCtx(t, time.Minute)
+	name := func(s string) string { return prefix + "-" + s }
+	r.spawn(name("a"), 0)
+	r.awaitSpread(t, name("a"))
+	openAll(t, ctx, s, accounts)
+	b := r.spawn(name("b"), 0, victimEnv...)
+	r.spawn(name("c"), 0)
+	a := r.awaitSpread(t, name("a"), name("b"), name("c"))
+	l := r.runW6Load(t, s, accounts)
+
+	start := time.Now()
+	time.Sleep(3 * time.Second) // the no-fault baseline
+	kill := time.Now()
+	base := p99(l.latencies(nil, start, kill))
+	b.signal(t, syscall.SIGKILL)
+	r.spawn(name("d"), 0)
+	dead := a[name("b")]
+	took := l.answeredAfter(t, dead, kill, 12*time.Second)
+	var surviving []int32
+	for p := range accounts {
+		if !slices.Contains(dead, p) {
+			surviving = append(surviving, p)
+		}
+	}
+	// The survivors' replies until the newcomer holds shards: both rebalances included.
+	r.awaitSpread(t, name("a"), name("c"), name("d"))
+	settled := time.Now()
+	during := l.latencies(surviving, kill, settled)
+	t.Logf("the dead gateway's shards %v answered again %v after the kill; survivors' p99 %v until the newcomer held shards (%v after the kill, %d replies), %v before",
+		dead, took.Round(time.Millisecond), p99(during).Round(time.Millisecond), settled.Sub(kill).Round(time.Millisecond), len(during), base.Round(time.Millisecond))
+	if len(during) == 0 {
+		t.Errorf("the survivors' shards got no answer while the newcomer joined")
+	} else if limit := 2*base + time.Second; p99(during) > limit {
+		t.Errorf("survivors' p99 %v while the newcomer joined, over twice their no-fault p99 %v plus a heartbeat interval", p99(during), base)
+	}
+	if within := 10 * time.Second; took > within {
+		t.Errorf("the dead gateway's shards answered again %v after the kill, want within %v", took, within)
+	}
+	l.halt()
+	r.eventsOf()
+}

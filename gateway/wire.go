@@ -25,7 +25,7 @@ const (
 	StatusExpired     Status = "EXPIRED"     // read after its deadline; not executed
 	StatusNone        Status = "NONE"        // answer to an outcome question: no outcome known
 	StatusUnavailable Status = "UNAVAILABLE" // the shard could not be restored; not executed
-	StatusScheduled   Status = "SCHEDULED"   // a scheduled command is stored, pending (decision 41)
+	StatusScheduled   Status = "SCHEDULED"   // a scheduled command is stored, pending (decision 43)
 	StatusCancelled   Status = "CANCELLED"   // a scheduled command was cancelled before it fired
 )
 
@@ -49,6 +49,9 @@ type Reply struct {
 	AttemptID string
 	// Repeat says the reply repeats the command ID's earlier outcome (wire.HeaderRepeat).
 	Repeat bool
+	// Trace is the reply's trace context (traceparent header): the span of the gateway
+	// that handled the command, a child of the command's. Zero when it carries none.
+	Trace kastor.TraceContext
 }
 
 // ReplySchema is the Avro schema of reply values; it belongs to kastor, not to the
@@ -167,11 +170,14 @@ func (r *Reply) Err(aggregateType string) error {
 	return fmt.Errorf("kastor: command %s: unknown reply status %q: %s", r.CommandID, r.Status, r.Message)
 }
 
-// headers returns the reply record's headers: the attempt and the repeat flag.
-func (r *Reply) headers() []kgo.RecordHeader { return wire.ReplyHeaders(r.AttemptID, r.Repeat) }
+// headers returns the reply record's headers: the attempt, the repeat flag and the trace.
+func (r *Reply) headers() []kgo.RecordHeader {
+	return wire.AppendTrace(wire.ReplyHeaders(r.AttemptID, r.Repeat), r.Trace)
+}
 
 // DecodeReplyRecord decodes a reply record of the replies topic: its value (DecodeReply)
-// and its headers (the attempt it answers, the repeat flag).
+// and its headers (the attempt it answers, the repeat flag, the trace; a malformed
+// traceparent is no trace).
 func DecodeReplyRecord(rec *kgo.Record) (Reply, error) {
 	r, err := DecodeReply(rec.Value)
 	if err != nil {
@@ -182,6 +188,7 @@ func DecodeReplyRecord(rec *kgo.Record) (Reply, error) {
 		return r, err
 	}
 	r.AttemptID, r.Repeat = wire.ParseReply(rec.Headers)
+	r.Trace, _ = wire.ParseTrace(rec.Headers)
 	return r, nil
 }
 

@@ -165,6 +165,9 @@ schemas: {replicationFactor: 1}
 	t.Run("schemas", func(t *testing.T) { checkSchemas(t, readTopic(t, c, schema.Topic)) })
 	t.Run("commands", func(t *testing.T) { checkCommands(t, readTopic(t, c, name(topics.RoleCommands)), sender.CallerID()) })
 	t.Run("replies", func(t *testing.T) { checkReplies(t, readTopic(t, c, name(topics.RoleReplies)), sender.CallerID()) })
+	t.Run("traces", func(t *testing.T) {
+		checkTraces(t, readTopic(t, c, name(topics.RoleCommands)), readTopic(t, c, name(topics.RoleEvents)), readTopic(t, c, name(topics.RoleReplies)))
+	})
 	t.Run("snapshots", func(t *testing.T) { checkSnapshots(t, readTopic(t, c, name(topics.RoleSnapshots))) })
 
 	// The recipes.
@@ -353,7 +356,7 @@ func fingerprints() map[string]string {
 
 func checkEvents(t *testing.T, recs []*kgo.Record) {
 	wantKeys := []string{kastor.HeaderAggregateType, kastor.HeaderAggregateID, kastor.HeaderVersion, kastor.HeaderType,
-		kastor.HeaderSchema, kastor.HeaderCommandID, kastor.HeaderCorrelationID, kastor.HeaderCausationID}
+		kastor.HeaderSchema, kastor.HeaderCommandID, kastor.HeaderCorrelationID, kastor.HeaderCausationID, kastor.HeaderTraceParent}
 	fps := fingerprints()
 	byCommand := map[string]step{}
 	for _, s := range steps {
@@ -396,6 +399,56 @@ func checkEvents(t *testing.T, recs []*kgo.Record) {
 	t.Logf("events by batch compression codec (0 none, 2 snappy): %v", codecs)
 }
 
+var traceParent = regexp.MustCompile(`^00-[0-9a-f]{32}-[0-9a-f]{16}-01$`)
+
+// checkTraces checks the traceparent headers: each command starts a trace (the Sender
+// had none in its context), and the command's events and reply continue it with the
+// span of the gateway that handled it, one span for all of them.
+func checkTraces(t *testing.T, commands, events, replies []*kgo.Record) {
+	byCommand := map[string]string{} // command ID -> its traceparent
+	for _, r := range commands {
+		_, h := headers(r)
+		if !traceParent.MatchString(h[kastor.HeaderTraceParent]) {
+			t.Errorf("command %s: traceparent %q", h[kastor.HeaderCommandID], h[kastor.HeaderTraceParent])
+		}
+		byCommand[h[kastor.HeaderCommandID]] = h[kastor.HeaderTraceParent]
+	}
+	handled := map[string]string{} // command ID -> the traceparent of its events
+	for _, r := range events {
+		_, h := headers(r)
+		id, tp := h[kastor.HeaderCommandID], h[kastor.HeaderTraceParent]
+		cmd := byCommand[id]
+		switch {
+		case !traceParent.MatchString(tp) || len(cmd) != 55:
+			t.Errorf("event of %s: traceparent %q, command's %q", id, tp, cmd)
+		case tp[3:35] != cmd[3:35] || tp[36:52] == cmd[36:52]:
+			t.Errorf("event of %s: traceparent %q, want the command's trace %q with another span", id, tp, cmd)
+		case handled[id] != "" && handled[id] != tp:
+			t.Errorf("event of %s: traceparent %q, another event of the command has %q", id, tp, handled[id])
+		}
+		handled[id] = tp
+	}
+	codec, err := goavro.NewCodec(gateway.ReplySchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range replies {
+		_, h := headers(r)
+		native, _, err := codec.NativeFromBinary(r.Value)
+		if err != nil {
+			continue // checkReplies says so
+		}
+		id := fmt.Sprint(native.(map[string]any)["commandId"])
+		tp, cmd := h[kastor.HeaderTraceParent], byCommand[id]
+		switch {
+		case !traceParent.MatchString(tp) || len(cmd) != 55 || tp[3:35] != cmd[3:35] || tp[36:52] == cmd[36:52]:
+			t.Errorf("reply to %s: traceparent %q, want a child of the command's %q", id, tp, cmd)
+		case handled[id] != "" && handled[id] != tp:
+			t.Errorf("reply to %s: traceparent %q, the command's events have %q", id, tp, handled[id])
+		}
+	}
+}
+
 func checkSchemas(t *testing.T, recs []*kgo.Record) {
 	for _, s := range bankSchemas() {
 		var found *kgo.Record
@@ -420,7 +473,7 @@ func checkSchemas(t *testing.T, recs []*kgo.Record) {
 
 func checkCommands(t *testing.T, recs []*kgo.Record, caller string) {
 	wantKeys := []string{kastor.HeaderAggregateID, kastor.HeaderType, kastor.HeaderSchema, kastor.HeaderCommandID,
-		kastor.HeaderCorrelationID, wire.HeaderReplyTo, wire.HeaderDeadline, wire.HeaderAttemptID}
+		kastor.HeaderCorrelationID, wire.HeaderReplyTo, wire.HeaderDeadline, wire.HeaderAttemptID, kastor.HeaderTraceParent}
 	for _, r := range recs {
 		keys, h := headers(r)
 		where := fmt.Sprintf("command %s", h[kastor.HeaderCommandID])
@@ -463,8 +516,8 @@ func checkReplies(t *testing.T, recs []*kgo.Record, caller string) {
 		switch {
 		case string(r.Key) != caller || r.Partition != producer.PartitionFor(r.Key, partitions):
 			t.Errorf("%s: key %q in partition %d, want %s in %d", where, r.Key, r.Partition, caller, producer.PartitionFor([]byte(caller), partitions))
-		case !slices.Equal(keys, []string{wire.HeaderAttemptID}) || h[wire.HeaderAttemptID] == "":
-			t.Errorf("%s: headers %q, want one %s", where, keys, wire.HeaderAttemptID)
+		case !slices.Equal(keys, []string{wire.HeaderAttemptID, kastor.HeaderTraceParent}) || h[wire.HeaderAttemptID] == "":
+			t.Errorf("%s: headers %q, want %s and %s", where, keys, wire.HeaderAttemptID, kastor.HeaderTraceParent)
 		case !r.Attrs.IsTransactional():
 			t.Errorf("%s: not transactional", where)
 		}

@@ -32,7 +32,7 @@ const (
 	// aggregate: the gateway owning commands partition p owns schedules partition p.
 	// They are compacted: a fired or cancelled schedule's tombstone removes it, so the
 	// topic holds about the pending schedules, which a restore reads. Gateways need the
-	// topic only to schedule commands (see decision 41).
+	// topic only to schedule commands (see decision 43).
 	RoleSchedules Role = "schedules"
 	// RoleSchemas is the shared _kastor.schemas topic: writer schemas keyed by their
 	// fingerprint. It is compacted (a schema never changes under its fingerprint, so the

@@ -113,13 +113,16 @@ func ParseCommand(hs []kgo.RecordHeader) (Command, error) {
 			}
 		}
 	}
+	endTrace(&c.Trace)
 	return c, errors.Join(errs...)
 }
 
-// AppendHeaders appends the command's headers to dst: the envelope, then the others that
-// are set.
+// AppendHeaders appends the command's headers to dst: the envelope without its trace, the
+// others that are set, then the trace (traceparent, tracestate).
 func (c *Command) AppendHeaders(dst []kgo.RecordHeader) []kgo.RecordHeader {
-	dst = AppendHeaders(dst, &c.Metadata)
+	md := c.Metadata
+	md.Trace = kastor.TraceContext{}
+	dst = AppendHeaders(dst, &md)
 	if c.ReplyTo != "" {
 		dst = append(dst, kgo.RecordHeader{Key: HeaderReplyTo, Value: []byte(c.ReplyTo)})
 	}
@@ -141,11 +144,11 @@ func (c *Command) AppendHeaders(dst []kgo.RecordHeader) []kgo.RecordHeader {
 	if !c.ScheduleAt.IsZero() {
 		dst = append(dst, kgo.RecordHeader{Key: HeaderScheduleAt, Value: strconv.AppendInt(nil, c.ScheduleAt.UnixMilli(), 10)})
 	}
-	return dst
+	return AppendTrace(dst, c.Trace)
 }
 
 // ReplyHeaders returns a reply record's headers: the attempt it answers, and HeaderRepeat
-// when it repeats an outcome the command ID already had.
+// when it repeats an outcome the command ID already had. AppendTrace adds its trace.
 func ReplyHeaders(attemptID string, repeat bool) []kgo.RecordHeader {
 	var hs []kgo.RecordHeader
 	if attemptID != "" {

@@ -1,5 +1,6 @@
 // Package wire reads and writes the headers of kastor's Kafka records: the envelope of
-// events, commands and states (kastor.Metadata), the headers that make a record a command
+// events, commands and states (kastor.Metadata, with the W3C traceparent and tracestate
+// of its trace), the headers that make a record a command
 // or a question and say whom to answer, the headers of replies, the writer schema's type
 // and fingerprint, and the kastor.dlq.* headers of a projection's dead letters. Every
 // component that reads or writes a header goes through this package, so the format

@@ -9,14 +9,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/internal/tracecontext"
 )
 
 // AppendHeaders appends md's envelope headers to dst and returns the extended slice. Empty
 // fields are left out; the values share one allocation.
 func AppendHeaders(dst []kgo.RecordHeader, md *kastor.Metadata) []kgo.RecordHeader {
-	dst = slices.Grow(dst, 8+len(md.Tags))
+	dst = slices.Grow(dst, 10+len(md.Tags))
 	n := len(md.AggregateType) + len(md.AggregateID) + len(md.Type) + len(md.CommandID) +
-		len(md.CorrelationID) + len(md.CausationID) + 20 + 16 // the longest version, the fingerprint
+		len(md.CorrelationID) + len(md.CausationID) + 20 + 16 + // the longest version, the fingerprint
+		tracecontext.Len + len(md.Trace.State)
 	for _, t := range md.Tags {
 		n += len(t)
 	}
@@ -52,6 +54,12 @@ func AppendHeaders(dst []kgo.RecordHeader, md *kastor.Metadata) []kgo.RecordHead
 		buf = append(buf, t...)
 		emit(kastor.HeaderTag, from)
 	}
+	if md.Trace.IsValid() {
+		from := len(buf)
+		buf = tracecontext.Append(buf, md.Trace.TraceID, md.Trace.SpanID, md.Trace.Flags)
+		emit(kastor.HeaderTraceParent, from)
+		add(kastor.HeaderTraceState, md.Trace.State)
+	}
 	return dst
 }
 
@@ -61,7 +69,8 @@ func Headers(md *kastor.Metadata) []kgo.RecordHeader { return AppendHeaders(nil,
 // ParseHeaders reads kastor's envelope from a record's headers, ignoring other headers. A
 // malformed version or fingerprint is an error naming the header (the other fields are
 // read all the same); missing headers leave fields zero. When a header repeats, the last
-// one counts, except tags, which accumulate.
+// one counts, except tags, which accumulate. A malformed traceparent is not an error: the
+// trace is left zero, as when there is none (ParseTrace tells the difference).
 func ParseHeaders(hs []kgo.RecordHeader) (kastor.Metadata, error) {
 	var m kastor.Metadata
 	var errs []error
@@ -70,7 +79,55 @@ func ParseHeaders(hs []kgo.RecordHeader) (kastor.Metadata, error) {
 			errs = append(errs, err)
 		}
 	}
+	endTrace(&m.Trace)
 	return m, errors.Join(errs...)
+}
+
+// ParseTrace reads the trace context of any record (an event, a command, a reply) from
+// its traceparent and tracestate headers, the last of each. It returns the zero
+// TraceContext and no error when there is no traceparent, and the zero TraceContext and
+// the reason when it is malformed: kastor then starts a new trace, and a caller may log
+// the reason.
+func ParseTrace(hs []kgo.RecordHeader) (kastor.TraceContext, error) {
+	var t kastor.TraceContext
+	var raw []byte
+	for _, h := range hs {
+		switch h.Key {
+		case kastor.HeaderTraceParent:
+			raw = h.Value
+		case kastor.HeaderTraceState:
+			t.State = string(h.Value)
+		}
+	}
+	if raw == nil {
+		return kastor.TraceContext{}, nil
+	}
+	var err error
+	if t.TraceID, t.SpanID, t.Flags, err = tracecontext.Parse(raw); err != nil {
+		return kastor.TraceContext{}, fmt.Errorf("header %s: %q: %w", kastor.HeaderTraceParent, raw, err)
+	}
+	return t, nil
+}
+
+// AppendTrace appends t's traceparent and tracestate headers to dst, nothing when t is
+// not valid.
+func AppendTrace(dst []kgo.RecordHeader, t kastor.TraceContext) []kgo.RecordHeader {
+	if !t.IsValid() {
+		return dst
+	}
+	dst = append(dst, kgo.RecordHeader{Key: kastor.HeaderTraceParent, Value: tracecontext.Append(make([]byte, 0, tracecontext.Len), t.TraceID, t.SpanID, t.Flags)})
+	if t.State != "" {
+		dst = append(dst, kgo.RecordHeader{Key: kastor.HeaderTraceState, Value: []byte(t.State)})
+	}
+	return dst
+}
+
+// endTrace drops what parseInto read of a trace unless its traceparent parsed: the
+// tracestate of a missing or malformed traceparent is discarded, as the specification says.
+func endTrace(t *kastor.TraceContext) {
+	if !t.IsValid() {
+		*t = kastor.TraceContext{}
+	}
 }
 
 // parseInto reads one envelope header into m; other headers are ignored.
@@ -103,6 +160,12 @@ func parseInto(m *kastor.Metadata, h kgo.RecordHeader) error {
 		m.CausationID = v
 	case kastor.HeaderTag:
 		m.Tags = append(m.Tags, v)
+	case kastor.HeaderTraceParent:
+		// The last one counts; a malformed one leaves the IDs zero, which endTrace
+		// turns into no trace.
+		m.Trace.TraceID, m.Trace.SpanID, m.Trace.Flags, _ = tracecontext.Parse(h.Value)
+	case kastor.HeaderTraceState:
+		m.Trace.State = v
 	}
 	return nil
 }

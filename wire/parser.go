@@ -4,6 +4,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kastor-dev/kastor"
+	"github.com/kastor-dev/kastor/internal/tracecontext"
 )
 
 // Parser reads kastor's envelope from record headers, as ParseHeaders does,
@@ -11,8 +12,8 @@ import (
 // header slice: the reader parses every record it reads, so this is on the hot path.
 // Aggregate and event type names are few: they are interned. The aggregate ID gets its
 // own string, since models keep it (as a map key) and it must not pin anything else;
-// the other values (command, correlation, causation IDs, tags) are substrings of one
-// string. Anything it does not accept as well formed (a version or fingerprint that does
+// the other values (command, correlation, causation IDs, tags, tracestate) are substrings
+// of one string; the traceparent is parsed in place. Anything it does not accept as well formed (a version or fingerprint that does
 // not parse) falls back to ParseHeaders, so errors and edge cases are the same. The zero
 // Parser is ready to use; a Parser is not safe for concurrent use.
 type Parser struct {
@@ -79,6 +80,9 @@ func (p *Parser) Parse(hs []kgo.RecordHeader, m *kastor.Metadata) error {
 		case hAggregateID:
 			m.AggregateID = string(h.Value)
 			continue
+		case hTraceParent:
+			m.Trace.TraceID, m.Trace.SpanID, m.Trace.Flags, _ = tracecontext.Parse(h.Value)
+			continue
 		case hTag:
 			tags++
 		}
@@ -90,6 +94,7 @@ func (p *Parser) Parse(hs []kgo.RecordHeader, m *kastor.Metadata) error {
 		p.buf = append(p.buf, h.Value...)
 	}
 	if n == 0 {
+		endTrace(&m.Trace)
 		return nil
 	}
 	all := string(p.buf)
@@ -107,8 +112,11 @@ func (p *Parser) Parse(hs []kgo.RecordHeader, m *kastor.Metadata) error {
 			m.CausationID = v
 		case hTag:
 			m.Tags = append(m.Tags, v)
+		case hTraceState:
+			m.Trace.State = v
 		}
 	}
+	endTrace(&m.Trace)
 	return nil
 }
 
@@ -130,6 +138,8 @@ const (
 	hCorrelationID
 	hCausationID
 	hTag
+	hTraceParent
+	hTraceState
 )
 
 func headerKind(k string) int {
@@ -152,6 +162,10 @@ func headerKind(k string) int {
 		return hCausationID
 	case kastor.HeaderTag:
 		return hTag
+	case kastor.HeaderTraceParent:
+		return hTraceParent
+	case kastor.HeaderTraceState:
+		return hTraceState
 	}
 	return hNone
 }

@@ -17,6 +17,9 @@ func FuzzHeaderParser(f *testing.F) {
 	f.Add("kastor.version", "-1", "kastor.schema", "zz", "kastor.type", "T")
 	f.Add("kastor.version", "+5", "kastor.schema", "00ff00ff00ff00f", "kastor.command.id", "")
 	f.Add("kastor.version", "99999999999999999999", "other", "v", "kastor.tag", "b")
+	f.Add("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate", "a=b", "kastor.tag", "c")
+	f.Add("tracestate", "a=b", "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "traceparent", "bad")
+	f.Add("traceparent", "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-xyz", "tracestate", "", "kastor.version", "x")
 	f.Fuzz(func(t *testing.T, k1, v1, k2, v2, k3, v3 string) {
 		md := kastor.Metadata{AggregateType: "acct", AggregateID: "a-1", Version: 3, Type: "Deposited", Fingerprint: 42,
 			CommandID: "c", CorrelationID: "r", CausationID: "s", Tags: []string{"t1"}}
@@ -44,6 +47,17 @@ func BenchmarkHeaderParser(b *testing.B) {
 		for b.Loop() {
 			var m kastor.Metadata
 			_ = p.Parse(hs, &m)
+		}
+	})
+	traced := md
+	traced.Trace = kastor.NewTrace()
+	ths := Headers(&traced)
+	b.Run("fast-traced", func(b *testing.B) {
+		var p Parser
+		b.ReportAllocs()
+		for b.Loop() {
+			var m kastor.Metadata
+			_ = p.Parse(ths, &m)
 		}
 	})
 	b.Run("ParseHeaders", func(b *testing.B) {

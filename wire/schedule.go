@@ -1,7 +1,7 @@
 package wire
 
 // Scheduled commands (package gateway: Sender.Schedule and Sender.Cancel, and the records
-// of an aggregate type's schedules topic). See docs/decisions.md, 41.
+// of an aggregate type's schedules topic). See docs/decisions.md, 43.
 //
 // An operation on a scheduled command is a record of the commands topic whose HeaderQuery
 // is QuerySchedule, QueryCancel or QueryFire, and whose kastor.command.id is the schedule

@@ -67,7 +67,7 @@ its ID), with read_committed isolation: aborted writes are not shown.`,
 		Use:   "schedules TYPE ID",
 		Short: "Print an aggregate's pending scheduled commands, decoded with the schemas in _kastor.schemas",
 		Long: `schedules prints the scheduled commands of one aggregate that have neither fired nor
-been cancelled (Sender.Schedule; decision 41), earliest first, each command decoded to
+been cancelled (Sender.Schedule; decision 43), earliest first, each command decoded to
 JSON without any application code.
 
 It reads only the aggregate's partition of <ns>.<TYPE>.schedules, read_committed, and keeps
@@ -200,15 +200,17 @@ func printSchedules(a *app, ss []pendingSchedule, id string) error {
 
 // storedEvent is one decoded event, as printed.
 type storedEvent struct {
-	Version       int64           `json:"version"`
-	Type          string          `json:"type"`
-	Partition     int32           `json:"partition"`
-	Offset        int64           `json:"offset"`
-	Timestamp     time.Time       `json:"timestamp"`
-	CommandID     string          `json:"commandId,omitempty"`
-	CorrelationID string          `json:"correlationId,omitempty"`
-	Tags          []string        `json:"tags,omitempty"`
-	Event         json.RawMessage `json:"event"`
+	Version       int64     `json:"version"`
+	Type          string    `json:"type"`
+	Partition     int32     `json:"partition"`
+	Offset        int64     `json:"offset"`
+	Timestamp     time.Time `json:"timestamp"`
+	CommandID     string    `json:"commandId,omitempty"`
+	CorrelationID string    `json:"correlationId,omitempty"`
+	Tags          []string  `json:"tags,omitempty"`
+	// TraceParent is the event's W3C traceparent: search a tracing back end by its trace ID.
+	TraceParent string          `json:"traceparent,omitempty"`
+	Event       json.RawMessage `json:"event"`
 }
 
 func (a *app) aggregateEvents(ctx context.Context, brokers []string, ns, aggType, id string) ([]storedEvent, error) {
@@ -257,7 +259,7 @@ func (a *app) aggregateEvents(ctx context.Context, brokers []string, ns, aggType
 			return err
 		}
 		out = append(out, storedEvent{Version: m.Version, Type: m.Type, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp.UTC(),
-			CommandID: m.CommandID, CorrelationID: m.CorrelationID, Tags: m.Tags, Event: text})
+			CommandID: m.CommandID, CorrelationID: m.CorrelationID, Tags: m.Tags, TraceParent: m.Trace.TraceParent(), Event: text})
 		return nil
 	})
 	return out, err

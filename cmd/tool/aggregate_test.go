@@ -38,6 +38,7 @@ func TestAggregateEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 		events := []ks.Event{bank.Opened{Owner: "Ada"}, bank.Deposited{Amount: 42}, bank.Withdrawn{Amount: 2}}
+		trace := ks.NewTrace()
 		for i, ev := range events {
 			for _, id := range []string{"acct-ada", "acct-other"} {
 				enc, err := codecs.Events.Encode(ev)
@@ -45,6 +46,9 @@ func TestAggregateEvents(t *testing.T) {
 					t.Fatal(err)
 				}
 				md := ks.Metadata{AggregateType: bank.Type, AggregateID: id, Version: int64(i + 1), Type: enc.Type, Fingerprint: enc.Fingerprint, CommandID: "c" + string(rune('1'+i))}
+				if i == 2 {
+					md.Trace = trace
+				}
 				hs := wire.Headers(&md)
 				rec := &kgo.Record{Topic: ns + ".bank.account.events", Partition: producer.PartitionFor([]byte(id), 3), Key: []byte(id), Value: enc.Data, Headers: hs}
 				if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
@@ -67,7 +71,8 @@ func TestAggregateEvents(t *testing.T) {
 			return b.String()
 		}
 		if len(got) != 3 || got[0].Type != "bank.AccountOpened" || compact(got[0].Event) != `{"owner":"Ada"}` ||
-			got[1].Version != 2 || compact(got[1].Event) != `{"amount":42}` || got[2].CommandID != "c3" {
+			got[1].Version != 2 || compact(got[1].Event) != `{"amount":42}` || got[2].CommandID != "c3" ||
+			got[1].TraceParent != "" || got[2].TraceParent != trace.TraceParent() {
 			t.Fatalf("events of acct-ada: %+v", got)
 		}
 		r = kastor(t, "aggregate", "events", "bank.account", "acct-ada", "-f", file, "--brokers", brokers)

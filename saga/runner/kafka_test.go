@@ -57,7 +57,7 @@ type bed struct {
 	logger   *slog.Logger
 }
 
-func newBed(t *testing.T, kc *kafkatest.Cluster, timeout time.Duration) *bed {
+func newBed(t *testing.T, kc *kafkatest.Cluster, timeout time.Duration, opts ...cluster.Option) *bed {
 	t.Helper()
 	ctx := context.Background()
 	var b [3]byte
@@ -67,7 +67,7 @@ func newBed(t *testing.T, kc *kafkatest.Cluster, timeout time.Duration) *bed {
 	if os.Getenv("SAGA_TEST_LOG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	c := kc.Kastor(t, ns, cluster.Logger(logger))
+	c := kc.Kastor(t, ns, append([]cluster.Option{cluster.Logger(logger)}, opts...)...)
 	file := fmt.Sprintf(`{namespace: %s, defaults: {partitions: 3, replicationFactor: 1, minInsyncReplicas: 1},
 	  aggregates: [{type: bank.account}, {type: bank.transfer-request}], sagas: [{type: bank.transfer}],
 	  schemas: {replicationFactor: 1}}`, ns)

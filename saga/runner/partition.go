@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kastor-dev/kastor"
 	"github.com/kastor-dev/kastor/internal/brokerwait"
 	"github.com/kastor-dev/kastor/internal/kgolog"
 	"github.com/kastor-dev/kastor/internal/partition"
@@ -35,6 +36,10 @@ type part[S any] struct {
 	marked bool
 	mark   int64
 	markAt time.Time
+	// traces are the trace contexts of the last transition of each instance that this
+	// process committed: a deadline it fires continues that trace. The records keep no
+	// trace, so after a restore a fired deadline starts a new one.
+	traces map[string]kastor.TraceContext
 }
 
 // arm adds the deadlines of next that prev (nil: none) did not have at that time.

@@ -324,6 +324,7 @@ func decodeInput(key, value []byte, hs []kgo.RecordHeader) (inputRecord, error) 
 			return in, fmt.Errorf("saga input (outcome) of instance %q: the reply names no command", in.instance)
 		}
 		r.AttemptID, r.Repeat = wire.ParseReply(hs)
+		r.Trace, _ = wire.ParseTrace(hs)
 		in.kind, in.reply = inputOutcome, r
 	default:
 		return in, fmt.Errorf("saga input of instance %q: header %s: unknown kind %q (want %q, or none for an outcome)", in.instance, wire.HeaderSagaInput, kind, wire.SagaInputEvent)

@@ -47,7 +47,9 @@ var errCrashed = errors.New("saga runner: injected crash")
 // saga type's in c's namespace (topics.SagaTopicName), the commands topics of the
 // aggregate types in cfg.Commands and the events topics of cfg.Sources. Logs go to c's
 // logger with component=kastor.saga, saga and instance; metrics (kastor_saga_*, labelled
-// with the saga type) are registered with c's registerer when it has one.
+// with the saga type) are registered with c's registerer when it has one. Each input is
+// applied in a span, child of the input's traceparent, recorded by c's tracer when it
+// has one; the commands it sends carry that span as their traceparent.
 //
 // Run's clients are built from c's client's options (c.NewClient), followed by the
 // runner's, which win: a group member for the router (a transactional session) and one

@@ -286,6 +286,10 @@ type batch[S, C any] struct {
 	// counts by result of inputs; commands and deadlines fired.
 	counts      map[string]int
 	cmds, fired int
+	// spans of the inputs applied, ended with the transaction (trace.go), and the trace
+	// of each instance's last transition.
+	spans  []kastor.Span
+	traces map[string]kastor.TraceContext
 }
 
 func (r *Runner[S, C, E]) newBatch(pt *part[S]) *batch[S, C] {
@@ -357,14 +361,27 @@ func (r *Runner[S, C, E]) input(b *batch[S, C], rec *kgo.Record) {
 		input = saga.Input[C, E]{ID: id, Outcome: &out}
 	}
 	input.At = cfg.Clock()
-	if _, err := r.step(b, inst, input); err != nil {
+	parent := in.event.Trace
+	if in.kind == inputOutcome {
+		parent = in.reply.Trace
+	}
+	sp := r.transitionSpan(rec, inst.ID, input.ID, parent)
+	b.spans = append(b.spans, sp)
+	applied, err := r.step(b, inst, input, sp.TraceContext())
+	switch {
+	case err != nil:
+		outcome(sp, "parked")
 		r.park(b, rec, ReasonRejected, err)
+	case applied:
+		outcome(sp, "applied")
+	default:
+		outcome(sp, "ignored")
 	}
 }
 
-// step applies input to inst and stages the commands and the new record. An error means
-// nothing was staged and the input should be parked.
-func (r *Runner[S, C, E]) step(b *batch[S, C], inst *saga.Instance[S], input saga.Input[C, E]) (bool, error) {
+// step applies input to inst and stages the commands, with trace as their traceparent, and
+// the new record. An error means nothing was staged and the input should be parked.
+func (r *Runner[S, C, E]) step(b *batch[S, C], inst *saga.Instance[S], input saga.Input[C, E], trace kastor.TraceContext) (bool, error) {
 	cfg := r.cfg
 	next, cmds, applied, err := saga.Apply(cfg.Saga, *inst, input, cfg.Window)
 	if err != nil {
@@ -376,7 +393,7 @@ func (r *Runner[S, C, E]) step(b *batch[S, C], inst *saga.Instance[S], input sag
 	}
 	recs := make([]*kgo.Record, 0, len(cmds))
 	for _, c := range cmds {
-		rec, err := r.commandRecord(inst.ID, input.ID, c)
+		rec, err := r.commandRecord(inst.ID, input.ID, c, trace)
 		if err != nil {
 			return false, fmt.Errorf("command %d (%s) of instance %q: %w", len(recs), c.Name, inst.ID, err)
 		}
@@ -386,14 +403,19 @@ func (r *Runner[S, C, E]) step(b *batch[S, C], inst *saga.Instance[S], input sag
 		b.order = append(b.order, inst.ID)
 	}
 	b.work[inst.ID] = &next
+	if b.traces == nil {
+		b.traces = map[string]kastor.TraceContext{}
+	}
+	b.traces[inst.ID] = trace
 	b.recs = append(b.recs, recs...)
 	b.cmds += len(recs)
 	b.counts["applied"]++
 	return true, nil
 }
 
-// commandRecord is the record of command c of instance inst, caused by input cause.
-func (r *Runner[S, C, E]) commandRecord(inst, cause string, c saga.Command[C]) (*kgo.Record, error) {
+// commandRecord is the record of command c of instance inst, caused by input cause, in
+// the span trace.
+func (r *Runner[S, C, E]) commandRecord(inst, cause string, c saga.Command[C], trace kastor.TraceContext) (*kgo.Record, error) {
 	codec := r.cfg.Commands[c.AggregateType]
 	if codec == nil {
 		return nil, fmt.Errorf("no codec for aggregate type %q in Config.Commands", c.AggregateType)
@@ -410,7 +432,7 @@ func (r *Runner[S, C, E]) commandRecord(inst, cause string, c saga.Command[C]) (
 	}
 	wc := wire.Command{
 		Metadata: kastor.Metadata{AggregateID: c.AggregateID, Type: enc.Type, Fingerprint: enc.Fingerprint,
-			CommandID: c.ID, CorrelationID: inst, CausationID: cause},
+			CommandID: c.ID, CorrelationID: inst, CausationID: cause, Trace: trace},
 		ReplyTo: inst, ReplyTopic: r.cfg.inputs, Deadline: c.Deadline, ExpectedVersion: kastor.AnyVersion,
 	}
 	r.mu.Lock()
@@ -432,7 +454,8 @@ func (r *Runner[S, C, E]) park(b *batch[S, C], rec *kgo.Record, reason string, e
 // commit writes the batch in one transaction of its partition's producer: commands,
 // parked records, the changed instances' records and the checkpoint. A transaction
 // that fails ends the session: the member rejoins and restores from what Kafka has.
-func (r *Runner[S, C, E]) commit(ctx context.Context, s *session[S], b *batch[S, C]) error {
+func (r *Runner[S, C, E]) commit(ctx context.Context, s *session[S], b *batch[S, C]) (err error) {
+	defer func() { b.endSpans(err) }()
 	cfg := r.cfg
 	pt := b.pt
 	if len(b.recs) == 0 && len(b.work) == 0 {
@@ -476,6 +499,15 @@ func (r *Runner[S, C, E]) commit(ctx context.Context, s *session[S], b *batch[S,
 		next := b.work[id]
 		pt.arm(pt.insts[id], next)
 		pt.insts[id] = next
+		switch tc, ok := b.traces[id]; {
+		case next.Done:
+			delete(pt.traces, id)
+		case ok:
+			if pt.traces == nil {
+				pt.traces = map[string]kastor.TraceContext{}
+			}
+			pt.traces[id] = tc
+		}
 	}
 	pt.position = b.next
 	r.count(b)
@@ -548,8 +580,13 @@ func (r *Runner[S, C, E]) fireDue(ctx context.Context, s *session[S]) error {
 			}
 			f := saga.Fired{Name: t.name, At: t.at}
 			in := saga.Input[C, E]{ID: saga.DeadlineInputID(f), Deadline: &f, At: now}
-			applied, err := r.step(b, inst, in)
+			// The trace of the instance's last transition here; after a restore, none (the
+			// record keeps no trace) and a new trace starts.
+			sp := r.transitionSpan(nil, inst.ID, in.ID, pt.traces[inst.ID])
+			b.spans = append(b.spans, sp)
+			applied, err := r.step(b, inst, in, sp.TraceContext())
 			if err != nil {
+				outcome(sp, "parked")
 				// Refused: the deadline is parked, and the same transaction writes the
 				// instance's next version without it, so that it never fires again (not
 				// even after a restore). The parked record has the instance's key, no
@@ -565,7 +602,10 @@ func (r *Runner[S, C, E]) fireDue(ctx context.Context, s *session[S]) error {
 				continue
 			}
 			if applied {
+				outcome(sp, "applied")
 				b.fired++
+			} else {
+				outcome(sp, "ignored")
 			}
 		}
 		if err := r.commit(ctx, s, b); err != nil {
