@@ -95,7 +95,9 @@ type schedItem struct {
 	fingerprint uint64
 	correlation string
 	expected    int64
-	offset      int64 // in the schedules partition; -1 until committed
+	// trace is the span of the gateway that stored the schedule: the fire continues it.
+	trace  kastor.TraceContext
+	offset int64 // in the schedules partition; -1 until committed
 	// next is when the scheduler sends a fire record: at, then scheduleRefire after each.
 	next  time.Time
 	index int // in the heap
@@ -105,14 +107,15 @@ type schedItem struct {
 func newSchedItem(ch *wire.Command, value []byte, offset int64) *schedItem {
 	key := scheduleKey(ch.AggregateID, ch.CommandID)
 	return &schedItem{key: key, aggregateID: key[:len(ch.AggregateID)], id: key[len(ch.AggregateID)+1:], at: ch.ScheduleAt,
-		value: value, typ: ch.Type, fingerprint: ch.Fingerprint, correlation: ch.CorrelationID, expected: ch.ExpectedVersion, offset: offset}
+		value: value, typ: ch.Type, fingerprint: ch.Fingerprint, correlation: ch.CorrelationID, expected: ch.ExpectedVersion,
+		trace: ch.Trace, offset: offset}
 }
 
 // command returns the headers of the stored command, as the schedules topic holds them.
 func (it *schedItem) command(aggregateType string) wire.Command {
 	return wire.Command{
 		Metadata: kastor.Metadata{AggregateType: aggregateType, AggregateID: it.aggregateID, Type: it.typ, Fingerprint: it.fingerprint,
-			CommandID: it.id, CorrelationID: it.correlation},
+			CommandID: it.id, CorrelationID: it.correlation, Trace: it.trace},
 		ExpectedVersion: it.expected, ScheduleAt: it.at,
 	}
 }
@@ -300,6 +303,7 @@ func (g *Gateway[S, C, E]) scheduleAdd(ctx context.Context, b *batch[S, E], sh *
 	}
 	stored := *ch
 	stored.AggregateID = id
+	stored.Trace = reply.Trace // this request's span, which the fire continues (decision 42)
 	it := newSchedItem(&stored, value, -1)
 	sch := it.command(g.cfg.Aggregate.Type)
 	d := b.schedDeltaOf(sh.partition)
@@ -525,7 +529,7 @@ func (g *Gateway[S, C, E]) runScheduler(ctx context.Context, app *producer.Appen
 func (g *Gateway[S, C, E]) sendFires(ctx context.Context, app *producer.Appender, items []*schedItem) {
 	recs := make([]*kgo.Record, len(items))
 	for i, it := range items {
-		ch := wire.Command{Metadata: kastor.Metadata{AggregateID: it.aggregateID, CommandID: it.id}, ExpectedVersion: kastor.AnyVersion, Query: wire.QueryFire}
+		ch := wire.Command{Metadata: kastor.Metadata{AggregateID: it.aggregateID, CommandID: it.id, Trace: it.trace}, ExpectedVersion: kastor.AnyVersion, Query: wire.QueryFire}
 		recs[i] = &kgo.Record{Topic: g.topics.commands, Key: []byte(it.aggregateID), Value: []byte{}, Headers: ch.AppendHeaders(nil)}
 		g.cfg.logger.Debug("scheduled command due: sending its fire record", "aggregate_id", it.aggregateID, "schedule_id", it.id, "at", it.at)
 	}

@@ -121,8 +121,8 @@ func (r *schedRig) eventsWith(id string) int {
 }
 
 // pendingInTopic reads the schedules topic back read_committed and returns the schedule
-// IDs whose latest record is not a tombstone.
-func (r *schedRig) pendingInTopic(t *testing.T) map[string]bool {
+// IDs whose latest record is not a tombstone, with the trace each record carries.
+func (r *schedRig) pendingInTopic(t *testing.T) map[string]kastor.TraceContext {
 	t.Helper()
 	ctx := sctx(t)
 	ends, err := r.c.Admin().ListCommittedOffsets(ctx, r.schedules)
@@ -153,7 +153,7 @@ func (r *schedRig) pendingInTopic(t *testing.T) map[string]bool {
 		}
 		cl.Close()
 	}
-	out := map[string]bool{}
+	out := map[string]kastor.TraceContext{}
 	for key, rec := range latest {
 		if rec.Value == nil {
 			continue
@@ -165,7 +165,11 @@ func (r *schedRig) pendingInTopic(t *testing.T) map[string]bool {
 		if want := producer.PartitionFor([]byte(agg), r.partitions); rec.Partition != want {
 			t.Fatalf("schedule %s of %s in partition %d, want %d", id, agg, rec.Partition, want)
 		}
-		out[id] = true
+		tc, err := wire.ParseTrace(rec.Headers)
+		if err != nil {
+			t.Fatalf("schedule record %q: %v", key, err)
+		}
+		out[id] = tc
 	}
 	return out
 }
@@ -193,8 +197,10 @@ func TestScheduleFiresOnce(t *testing.T) {
 		if _, err := r.s.Outcome(ctx, "acct", id); !errors.Is(err, gateway.ErrPending) {
 			t.Fatalf("outcome before the time: %v, want ErrPending", err)
 		}
-		if got := r.pendingInTopic(t); !got[id] || len(got) != 1 {
-			t.Fatalf("schedules topic holds %v, want %s", got, id)
+		got := r.pendingInTopic(t)
+		trace, ok := got[id]
+		if !ok || len(got) != 1 || !trace.IsValid() {
+			t.Fatalf("schedules topic holds %v, want %s with its trace", got, id)
 		}
 		// A fire record before the time is ignored.
 		r.fireRecord("acct", id)
@@ -208,6 +214,9 @@ func TestScheduleFiresOnce(t *testing.T) {
 		}
 		if e.CommandID != id || e.Version != 2 {
 			t.Fatalf("fired event %+v, want command ID %s at version 2", e.Metadata, id)
+		}
+		if e.Trace.TraceID != trace.TraceID {
+			t.Fatalf("fired event in trace %x, want the schedule's trace %x", e.Trace.TraceID, trace.TraceID)
 		}
 		// Fired once, whatever comes after: a forged fire record, a re-sent schedule.
 		r.fireRecord("acct", id)
