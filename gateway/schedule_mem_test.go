@@ -13,7 +13,7 @@ import (
 )
 
 // TestScheduleMemory measures what 10^5 pending schedules of 100-byte commands cost a
-// shard once restored (decision 43: about 350 bytes each beyond the payload), and
+// shard once restored (decision 43: about 400 bytes each beyond the payload), and
 // that popping them due keeps their order.
 func TestScheduleMemory(t *testing.T) {
 	const n = 100_000
