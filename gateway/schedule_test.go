@@ -425,16 +425,18 @@ func TestScheduleCancelRacingFire(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		clock.Set(at.Add(time.Second)) // every schedule is due: the scheduler writes their fire records
+		// Halfway through the cancels every schedule comes due: the scheduler writes their
+		// fire records at its next wake (a commit, or its tick), while cancels keep coming.
+		time.AfterFunc(time.Duration(n)*25*time.Millisecond, func() { clock.Set(at.Add(time.Second)) })
 		var wg sync.WaitGroup
 		results := make([]error, n)
 		for i := range n {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				// Spread over the scheduler's tick (up to a second after the clock moved),
-				// so that some cancels are written before the fire records and some after:
-				// a spread, not a synchronisation; the checks hold for any interleaving.
+				// Spread around the moment the clock moves, so that some cancels are
+				// written before the fire records and some after: a spread, not a
+				// synchronisation; the checks hold for any interleaving.
 				time.Sleep(time.Duration(i) * 50 * time.Millisecond)
 				results[i] = r.s.Cancel(ctx, accounts[int32(i)%r.partitions], fmt.Sprintf("s%d", i))
 			}()
