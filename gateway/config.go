@@ -162,7 +162,7 @@ func (c *Config[S, C, E]) withDefaults(cl *cluster.Cluster) (*settings[S, C, E],
 
 // topicSet holds an aggregate type's topic names.
 type topicSet struct {
-	commands, events, snapshots, replies string
+	commands, events, snapshots, replies, schedules string
 }
 
 func topicsOf(ns, agg string) topicSet {
@@ -171,5 +171,6 @@ func topicsOf(ns, agg string) topicSet {
 		events:    topics.TopicName(ns, agg, topics.RoleEvents),
 		snapshots: topics.TopicName(ns, agg, topics.RoleSnapshots),
 		replies:   topics.TopicName(ns, agg, topics.RoleReplies),
+		schedules: topics.TopicName(ns, agg, topics.RoleSchedules),
 	}
 }

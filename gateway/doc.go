@@ -12,11 +12,13 @@
 // inferred; Run is its main loop, and Start runs it beside other work. NewSender makes a
 // Sender from a SenderConfig (SenderConfigFor): Send appends a command and waits for its
 // Result, Submit appends it and returns, Outcome asks for a command's outcome without
-// executing it; refusals arrive as kastor's typed errors (kastor.RejectedError, ...). Both
-// take the service's *cluster.Cluster. Tap copies committed events to a channel.
+// executing it; refusals arrive as kastor's typed errors (kastor.RejectedError, ...).
+// Schedule stores a command to run at a time, fired by the shard's owner in its
+// transaction with the schedule ID as command ID, and Cancel cancels it (see decision 43).
+// Both take the service's *cluster.Cluster. Tap copies committed events to a channel.
 //
 // ExampleNew and ExampleSender show a gateway process and a sender; examples/quickstart
 // shows a whole service. "See decision N" refers to docs/decisions.md: fencing by group
 // generation (decision 10), shard checkpoints (11), one outcome per command ID (27),
-// failover (28).
+// failover (28), scheduled commands (43).
 package gateway

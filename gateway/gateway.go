@@ -45,6 +45,13 @@ type Gateway[S, C, E any] struct {
 	sem    chan struct{} // bounds concurrent restores
 	// partitions is the partition count shared by the aggregate type's topics.
 	partitions int32
+	// hasSchedules says the schedules topic exists: without it, schedule operations are
+	// refused UNAVAILABLE, naming the topic (decision 43).
+	hasSchedules bool
+	// schedWake wakes the scheduler after a commit changed the schedules.
+	schedWake chan struct{}
+	// now is the clock of scheduled commands: time.Now, or a test's.
+	now func() time.Time
 
 	snapReq map[int32]map[string]bool // on-demand snapshots, taken at the next batch
 
@@ -96,6 +103,8 @@ func New[S, C, E any](c *cluster.Cluster, cfg Config[S, C, E]) (*Gateway[S, C, E
 		restoring: map[int32]*restoring{},
 		failed:    map[int32]*failure{},
 		sem:       make(chan struct{}, sc.MaxConcurrentRestores),
+		schedWake: make(chan struct{}, 1),
+		now:       time.Now,
 	}
 	g.store = &snapshot.Store{
 		Client: c.Client(), Snapshots: g.topics.snapshots, Events: g.topics.events,
@@ -109,9 +118,10 @@ func New[S, C, E any](c *cluster.Cluster, cfg Config[S, C, E]) (*Gateway[S, C, E
 }
 
 // checkTopics verifies the aggregate type's topics exist with one partition count, and
-// returns it.
+// returns it. The schedules topic is optional: when it is missing, scheduled commands are
+// refused (g.hasSchedules), and a topic created later is seen at the next session.
 func (g *Gateway[S, C, E]) checkTopics(ctx context.Context, cl *kgo.Client) (int32, error) {
-	names := []string{g.topics.commands, g.topics.events, g.topics.snapshots, g.topics.replies}
+	names := []string{g.topics.commands, g.topics.events, g.topics.snapshots, g.topics.replies, g.topics.schedules}
 	var m kadm.Metadata
 	err := brokerwait.Do(ctx, g.cfg.logger, "the cluster's metadata of "+strings.Join(names, ", "), func(ctx context.Context) error {
 		var err error
@@ -130,9 +140,14 @@ func (g *Gateway[S, C, E]) checkTopics(ctx context.Context, cl *kgo.Client) (int
 		return 0, fmt.Errorf("gateway: metadata: %w", err)
 	}
 	var n int32 = -1
+	hasSchedules := true
 	for _, name := range names {
 		td, ok := m.Topics[name]
 		if !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
+			if name == g.topics.schedules {
+				hasSchedules = false
+				continue
+			}
 			return 0, fmt.Errorf("gateway: topic %q is missing (create the topic set with `kastor topics apply`)", name)
 		}
 		if td.Err != nil {
@@ -145,6 +160,9 @@ func (g *Gateway[S, C, E]) checkTopics(ctx context.Context, cl *kgo.Client) (int
 		}
 		n = p
 	}
+	g.mu.Lock()
+	g.hasSchedules = hasSchedules
+	g.mu.Unlock()
 	return n, nil
 }
 
@@ -347,6 +365,18 @@ func (g *Gateway[S, C, E]) runSession(ctx context.Context, first bool) error {
 	g.mu.Unlock()
 	cfg.logger.Info("gateway started", "group", cfg.Group, "partitions", p,
 		"session_timeout", cfg.SessionTimeout, "transaction_timeout", cfg.TransactionTimeout)
+	if g.schedulesOn() {
+		app, err := producer.New(g.cluster.Client(), producer.Logger(cfg.logger))
+		if err != nil {
+			return fmt.Errorf("gateway: the scheduler's producer: %w", err)
+		}
+		schedCtx, stopSched := context.WithCancel(runCtx)
+		schedDone := make(chan struct{})
+		go func() { defer close(schedDone); g.runScheduler(schedCtx, app) }()
+		defer func() { stopSched(); <-schedDone; app.Close() }()
+	} else {
+		cfg.logger.Info("scheduled commands are off: their topic does not exist", "topic", g.topics.schedules)
+	}
 
 	for {
 		fetches := sess.PollRecords(ctx, cfg.MaxBatch)
@@ -582,6 +612,11 @@ func (g *Gateway[S, C, E]) retryRestore(ctx context.Context, p int32, f *failure
 func (g *Gateway[S, C, E]) gauges() {
 	g.metrics.owned.Set(float64(len(g.shards)))
 	g.metrics.failed.Set(float64(len(g.failed)))
+	pending := 0
+	for _, sh := range g.shards {
+		pending += sh.sched.len()
+	}
+	g.metrics.pending.Set(float64(pending))
 }
 
 // failure returns why owned shard p failed to restore, or nil.

@@ -92,7 +92,11 @@ func newRigCreate(t *testing.T, c *kafkatest.Cluster, partitions int32, configs 
 }
 
 func quietLogger() *slog.Logger {
-	if os.Getenv("GATEWAY_TEST_LOG") != "" {
+	switch os.Getenv("GATEWAY_TEST_LOG") {
+	case "":
+	case "debug":
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	default:
 		return slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))

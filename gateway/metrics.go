@@ -21,6 +21,8 @@ type metrics struct {
 	restores  *prometheus.CounterVec
 	stalls    prometheus.Counter
 	departed  prometheus.Counter
+	pending   prometheus.Gauge
+	schedules *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, aggregate string) (*metrics, error) {
@@ -28,7 +30,7 @@ func newMetrics(reg prometheus.Registerer, aggregate string) (*metrics, error) {
 	m := &metrics{
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "kastor", Subsystem: "gateway", Name: "commands_total", ConstLabels: labels,
-			Help: "Commands and outcome questions handled, by reply status (OK, DUPLICATE, REJECTED, CONFLICT, INVARIANT, UNDECODABLE, EXPIRED, NONE, UNAVAILABLE).",
+			Help: "Commands and outcome questions handled, by reply status (OK, DUPLICATE, REJECTED, CONFLICT, INVARIANT, UNDECODABLE, EXPIRED, NONE, UNAVAILABLE, SCHEDULED, CANCELLED).",
 		}, []string{"status"}),
 		events: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "kastor", Subsystem: "gateway", Name: "events_total", ConstLabels: labels,
@@ -77,9 +79,17 @@ func newMetrics(reg prometheus.Registerer, aggregate string) (*metrics, error) {
 			Namespace: "kastor", Subsystem: "gateway", Name: "dead_members_removed_total", ConstLabels: labels,
 			Help: "Group members removed before a join because their process on this host had ended (their lock file unheld).",
 		}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "kastor", Subsystem: "gateway", Name: "schedules_pending", ConstLabels: labels,
+			Help: "Scheduled commands pending in the shards this instance owns (decision 43).",
+		}),
+		schedules: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "kastor", Subsystem: "gateway", Name: "schedules_total", ConstLabels: labels,
+			Help: "Scheduled commands committed, by result (scheduled, cancelled, fired).",
+		}, []string{"result"}),
 	}
 	// Gateways of one aggregate type in one process share the registered collectors.
-	var errs [12]error
+	var errs [14]error
 	m.commands, errs[0] = promreg.Register(reg, m.commands)
 	m.events, errs[1] = promreg.Register(reg, m.events)
 	m.latency, errs[2] = promreg.Register(reg, m.latency)
@@ -92,6 +102,8 @@ func newMetrics(reg prometheus.Registerer, aggregate string) (*metrics, error) {
 	m.restores, errs[9] = promreg.Register(reg, m.restores)
 	m.stalls, errs[10] = promreg.Register(reg, m.stalls)
 	m.departed, errs[11] = promreg.Register(reg, m.departed)
+	m.pending, errs[12] = promreg.Register(reg, m.pending)
+	m.schedules, errs[13] = promreg.Register(reg, m.schedules)
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, err
 	}

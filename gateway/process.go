@@ -32,6 +32,8 @@ type batch[S, E any] struct {
 	started   []time.Time // append times of the commands, for latency
 	// staged records wait for the end of the batch; see send.
 	staged []*kgo.Record
+	// sched are the batch's changes to its shards' scheduled commands.
+	sched map[int32]*schedDelta
 	// spans of the commands handled, ended with the transaction (trace.go).
 	spans []handledSpan
 	// due is the earliest deadline of the commands executed (zero: none): the transaction
@@ -235,6 +237,7 @@ func (g *Gateway[S, C, E]) processBatch(ctx context.Context, sess *kgo.GroupTran
 	}
 	if !committed {
 		g.metrics.txns.WithLabelValues("aborted").Inc()
+		cfg.logger.Debug("transaction aborted; its commands are read again", "commands", handled, "asked_abort", abort)
 		return nil
 	}
 	g.metrics.txns.WithLabelValues("committed").Inc()
@@ -266,10 +269,9 @@ func (g *Gateway[S, C, E]) processBatch(ctx context.Context, sess *kgo.GroupTran
 	return nil
 }
 
-// handle executes one command, or answers one outcome question, and stages its events
-// and reply.
+// handle executes one command, answers one outcome question, or does one operation on a
+// scheduled command, and stages its records and reply.
 func (g *Gateway[S, C, E]) handle(ctx context.Context, b *batch[S, E], sh *shard[S], r *kgo.Record) {
-	cfg := g.cfg
 	id := string(r.Key)
 	b.started = append(b.started, r.Timestamp)
 	reply := Reply{AggregateID: id, From: 1, To: 0}
@@ -306,24 +308,46 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, b *batch[S, E], sh *shard
 		fail(StatusExpired, fmt.Errorf("read %v after its deadline; not executed", time.Since(ch.Deadline).Round(time.Millisecond)))
 		return
 	}
-	if ch.Query == wire.QueryOutcome {
+	switch ch.Query {
+	case wire.QueryOutcome:
 		g.answerOutcome(ctx, b, sh, id, &reply)
 		return
+	case wire.QuerySchedule:
+		g.scheduleAdd(ctx, b, sh, r, &ch, &reply)
+		return
+	case wire.QueryCancel:
+		g.scheduleCancel(ctx, b, sh, r, &ch, &reply)
+		return
+	case wire.QueryFire:
+		g.scheduleFire(ctx, b, sh, r, &ch, &reply)
+		return
 	}
-	payload, err := cfg.Commands.Decode(kastor.Encoded{Type: ch.Type, Fingerprint: ch.Fingerprint, Data: r.Value})
+	g.execute(ctx, b, sh, &ch, r.Value, *r, &reply)
+}
+
+// execute runs one command (headers ch, payload value, read from src) through the
+// command path: dedupe, interceptors, Decide, Evolve, invariants; it stages its events
+// and fills reply. It returns the aggregate's working copy, nil when the command failed
+// before it was needed (an undecodable payload, a state that cannot be rebuilt).
+func (g *Gateway[S, C, E]) execute(ctx context.Context, b *batch[S, E], sh *shard[S], ch *wire.Command, value []byte, src kgo.Record, reply *Reply) *entry[S] {
+	cfg := g.cfg
+	id := string(src.Key)
+	r := &src
+	fail := func(s Status, err error) { reply.Status, reply.Message = s, err.Error() }
+	payload, err := cfg.Commands.Decode(kastor.Encoded{Type: ch.Type, Fingerprint: ch.Fingerprint, Data: value})
 	if err != nil {
 		fail(StatusUndecodable, &kastor.UndecodableError{What: "command", Type: ch.Type, Fingerprint: ch.Fingerprint, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err})
-		return
+		return nil
 	}
 	e, err := g.entry(ctx, b, sh, id)
 	if err != nil {
 		// The aggregate cannot be rebuilt: its stored events do not decode.
 		fail(StatusRejected, fmt.Errorf("kastor: cannot rebuild the aggregate's state: %w", err))
-		return
+		return nil
 	}
-	if e.outcome(ch.CommandID, &reply) {
+	if e.outcome(ch.CommandID, reply) {
 		reply.Repeat = true
-		return
+		return e
 	}
 	// A verdict of the domain (an interceptor's, Decide's, the version check's or an
 	// invariant's) is the command ID's outcome like an accepted command's: it is
@@ -347,7 +371,7 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, b *batch[S, E], sh *shard
 	for _, ic := range cfg.Interceptors {
 		if err := ic(ctx, cmd); err != nil {
 			refuse(StatusRejected, err)
-			return
+			return e
 		}
 	}
 	out, err := cfg.Aggregate.Execute(e.state, e.version, cmd)
@@ -366,7 +390,7 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, b *batch[S, E], sh *shard
 		default:
 			refuse(StatusRejected, err)
 		}
-		return
+		return e
 	}
 	// Encode every event before staging any, so a codec failure writes nothing. Such a
 	// failure is the program's, not a verdict on the command: it is not remembered.
@@ -374,7 +398,7 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, b *batch[S, E], sh *shard
 	for i, ev := range out.Events {
 		if encoded[i], err = cfg.Events.Encode(ev); err != nil {
 			fail(StatusRejected, fmt.Errorf("kastor: cannot encode event %d of the command: %w", i+1, err))
-			return
+			return e
 		}
 		if encoded[i].Data == nil {
 			// A record with a null value is a tombstone to every Kafka tool: a zero-field
@@ -403,6 +427,7 @@ func (g *Gateway[S, C, E]) handle(ctx context.Context, b *batch[S, E], sh *shard
 	e.remember(snapshot.Command{ID: ch.CommandID, From: before + 1, To: out.Version}, cfg.DedupeWindow)
 	b.snaps[sh.partition].Wrote(id, before, out.Version, recs)
 	reply.Status, reply.From, reply.To = StatusOK, before+1, out.Version
+	return e
 }
 
 // refuseUnavailable answers a command of a shard that failed to restore: not executed,
@@ -442,6 +467,9 @@ type replyDest struct {
 // stageReply counts a reply's status and stages its record for dest (none for a
 // submitted command).
 func (g *Gateway[S, C, E]) stageReply(b *batch[S, E], dest replyDest, reply *Reply) {
+	if reply.Status == "" {
+		return // a fire record that fired nothing: no outcome, no reply
+	}
 	b.status[reply.Status]++
 	if dest.key == "" {
 		return
@@ -461,6 +489,10 @@ func (g *Gateway[S, C, E]) stageReply(b *batch[S, E], dest replyDest, reply *Rep
 // after the commands before the question in the shard: the batch's pending entry, else
 // the committed one. It decodes no state and creates no entry.
 func (g *Gateway[S, C, E]) answerOutcome(ctx context.Context, b *batch[S, E], sh *shard[S], id string, reply *Reply) {
+	if it := b.schedLookup(sh, scheduleKey(id, reply.CommandID)); it != nil {
+		scheduledReply(reply, it.at)
+		return
+	}
 	e := b.pending[sh.partition][id]
 	if e == nil {
 		if e = sh.aggs[id]; e != nil {
@@ -518,5 +550,13 @@ func (g *Gateway[S, C, E]) apply(b *batch[S, E]) {
 			sh.aggs[id] = e
 		}
 		b.snaps[p].Committed()
+		if d := b.sched[p]; d != nil {
+			g.applySchedules(sh, d)
+		}
+	}
+	if len(b.sched) > 0 {
+		g.mu.Lock()
+		g.gauges()
+		g.mu.Unlock()
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -306,6 +307,10 @@ func (s *Sender[C]) Send(ctx context.Context, cmd kastor.Command[C]) (res Result
 // attempt written before the question was executed, or the command has left the dedupe
 // window. An attempt written after the question (one still being retried elsewhere) may
 // still execute. When ctx ends first, the error is a *kastor.TimeoutError: ask again.
+//
+// For a scheduled command (Schedule), commandID is the schedule ID: the answer is an
+// error matching ErrPending while it waits, ErrCancelled once cancelled, and the
+// command's outcome once it fired.
 func (s *Sender[C]) Outcome(ctx context.Context, aggregateID, commandID string) (Result, error) {
 	res := Result{CommandID: commandID, AggregateID: aggregateID}
 	switch {
@@ -334,6 +339,112 @@ func (s *Sender[C]) Outcome(ctx context.Context, aggregateID, commandID string) 
 	}
 	res.From, res.To, res.Duplicate = r.From, r.To, true
 	return res, nil
+}
+
+// Schedule asks the gateway that owns cmd.AggregateID to run cmd at time at, and waits
+// until the schedule is stored: durably, in the aggregate type's schedules topic, written
+// by the shard's owner in its transaction (see decision 43). It returns the schedule ID,
+// which is cmd.ID, or a random ID when cmd.ID is empty.
+//
+// The schedule ID is the command ID the command runs with, so W4 covers it: it fires at
+// most once, and its outcome (applied, or refused by the domain) is remembered with the
+// aggregate like any command's. Outcome(ctx, aggregateID, scheduleID) asks for it:
+// ErrPending before it fires, the command's Result or typed refusal after, ErrCancelled
+// if it was cancelled. Scheduling an ID again returns nil while it is pending (the first
+// schedule of an ID wins, with its time and payload), a *FiredError once it fired and
+// ErrCancelled once cancelled.
+//
+// It fires at or after at by the owning gateway's clock, never before, also when no
+// gateway runs at that time (the next owner of the shard fires it after its restore);
+// a clock stepped back only delays it. at must be after this Sender's clock's now
+// (ErrPastSchedule otherwise, as for a saga's deadline, saga.ErrPastDeadline); it is
+// rounded up to the millisecond, the precision of the topic's records. A schedule read by
+// a gateway after its time (it waited in the commands topic) fires at once. See
+// decision 43.
+//
+// The payload is decoded when the schedule is stored, so an undecodable command is
+// refused then (kastor.ErrUndecodable). Without the schedules topic the gateway refuses
+// it with a *kastor.UnavailableError naming the topic. ctx's deadline and the other
+// errors are Send's: a *kastor.TimeoutError leaves the schedule unknown (schedule again
+// with the same ID, or ask Outcome).
+func (s *Sender[C]) Schedule(ctx context.Context, cmd kastor.Command[C], at time.Time) (scheduleID string, err error) {
+	id := cmd.ID
+	if id == "" {
+		id = senderNewID()
+		cmd.ID = id
+	}
+	if strings.IndexByte(id, 0) >= 0 {
+		return id, fmt.Errorf("kastor: schedule ID %q holds a NUL", id)
+	}
+	if at.IsZero() || !at.After(time.Now()) {
+		return id, fmt.Errorf("%w: %s %q, schedule %s at %v", ErrPastSchedule, s.aggregateType, cmd.AggregateID, id, at)
+	}
+	if t := at.Truncate(time.Millisecond); !t.Equal(at) {
+		at = t.Add(time.Millisecond)
+	}
+	attempt := senderNewID()
+	rec, id, err := s.record(cmd, wire.Command{ReplyTo: s.callerID, Deadline: commandDeadline(ctx), AttemptID: attempt, Query: wire.QuerySchedule, ScheduleAt: at})
+	if err != nil {
+		return id, err
+	}
+	r, err := s.await(ctx, id, attempt, rec)
+	if err != nil {
+		return id, err
+	}
+	switch r.Status {
+	case StatusScheduled:
+		return id, nil
+	case StatusOK, StatusDuplicate:
+		return id, &FiredError{AggregateID: cmd.AggregateID, ScheduleID: id, Result: Result{CommandID: id, AggregateID: cmd.AggregateID, From: r.From, To: r.To, Duplicate: true}}
+	case StatusRejected, StatusConflict, StatusInvariant:
+		if r.Repeat {
+			return id, &FiredError{AggregateID: cmd.AggregateID, ScheduleID: id, Err: r.Err(s.aggregateType)}
+		}
+	}
+	return id, r.Err(s.aggregateType)
+}
+
+// Cancel cancels the scheduled command scheduleID of aggregateID. The cancel goes
+// through the aggregate's shard like a command, so the shard's owner orders it with the
+// schedule's fire: exactly one of the two happens.
+//
+// It returns nil when the schedule is cancelled (now, or by an earlier cancel): it will
+// never fire, and the cancellation is remembered as the schedule ID's outcome. It returns
+// a *FiredError (errors.Is: ErrFired) with the command's outcome when it fired first, and
+// an error matching ErrUnknownSchedule when the aggregate has no such schedule and no
+// outcome for the ID (never scheduled, or older than the dedupe window). When ctx ends
+// first, the error is a *kastor.TimeoutError: cancel again (a repeated cancel is
+// harmless), or ask Outcome. See decision 43.
+func (s *Sender[C]) Cancel(ctx context.Context, aggregateID, scheduleID string) error {
+	switch {
+	case aggregateID == "":
+		return errors.New("kastor: cancel with no aggregate ID (it selects the shard that holds the schedule)")
+	case scheduleID == "":
+		return errors.New("kastor: cancel with no schedule ID")
+	}
+	ch := wire.Command{
+		Metadata: kastor.Metadata{AggregateID: aggregateID, CommandID: scheduleID, CorrelationID: scheduleID},
+		ReplyTo:  s.callerID, Deadline: commandDeadline(ctx), ExpectedVersion: kastor.AnyVersion,
+		AttemptID: senderNewID(), Query: wire.QueryCancel,
+	}
+	rec := &kgo.Record{Topic: s.commandsTopic, Key: []byte(aggregateID), Value: []byte{}, Headers: ch.AppendHeaders(nil)}
+	r, err := s.await(ctx, scheduleID, ch.AttemptID, rec)
+	if err != nil {
+		return err
+	}
+	switch r.Status {
+	case StatusCancelled:
+		return nil
+	case StatusNone:
+		return fmt.Errorf("%w: %s %q, schedule %s: %s", ErrUnknownSchedule, s.aggregateType, aggregateID, scheduleID, r.Message)
+	case StatusOK, StatusDuplicate:
+		return &FiredError{AggregateID: aggregateID, ScheduleID: scheduleID, Result: Result{CommandID: scheduleID, AggregateID: aggregateID, From: r.From, To: r.To, Duplicate: true}}
+	case StatusRejected, StatusConflict, StatusInvariant:
+		if r.Repeat {
+			return &FiredError{AggregateID: aggregateID, ScheduleID: scheduleID, Err: r.Err(s.aggregateType)}
+		}
+	}
+	return r.Err(s.aggregateType)
 }
 
 // commandDeadline is the deadline header for an attempt waited for under ctx: ctx's

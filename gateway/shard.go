@@ -101,6 +101,8 @@ type shard[S any] struct {
 	aggs      map[string]*entry[S]
 	// snap is the shard's snapshot bookkeeping: what changed since its checkpoint.
 	snap *snapshot.Shard
+	// sched are the shard's pending scheduled commands; nil without a schedules topic.
+	sched *schedules
 }
 
 // Recovery describes the restore of one shard: what it read and how long it took
@@ -115,6 +117,8 @@ type Recovery struct {
 	EventRecords int
 	// Aggregates is the number of aggregates the shard holds once restored.
 	Aggregates int
+	// Schedules is the number of pending scheduled commands restored (decision 43).
+	Schedules int
 	// Duration is how long the restore took.
 	Duration time.Duration
 }
@@ -139,7 +143,13 @@ func (g *Gateway[S, C, E]) restore(ctx context.Context, p int32) (*shard[S], Rec
 		return nil, Recovery{}, fmt.Errorf("gateway: restore shard %d: %w", p, err)
 	}
 	sh.snap = snap
-	return sh, Recovery{Partition: p, SnapshotRecords: st.SnapshotRecords, EventRecords: st.EventRecords, Aggregates: len(sh.aggs), Duration: time.Since(start)}, nil
+	if g.schedulesOn() {
+		if sh.sched, err = g.restoreSchedules(ctx, p); err != nil {
+			return nil, Recovery{}, err
+		}
+	}
+	return sh, Recovery{Partition: p, SnapshotRecords: st.SnapshotRecords, EventRecords: st.EventRecords, Aggregates: len(sh.aggs),
+		Schedules: sh.sched.len(), Duration: time.Since(start)}, nil
 }
 
 // restoreTarget fills a shard's entries from what a restore reads (snapshot.Target):

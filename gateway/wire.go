@@ -25,6 +25,8 @@ const (
 	StatusExpired     Status = "EXPIRED"     // read after its deadline; not executed
 	StatusNone        Status = "NONE"        // answer to an outcome question: no outcome known
 	StatusUnavailable Status = "UNAVAILABLE" // the shard could not be restored; not executed
+	StatusScheduled   Status = "SCHEDULED"   // a scheduled command is stored, pending (decision 43)
+	StatusCancelled   Status = "CANCELLED"   // a scheduled command was cancelled before it fired
 )
 
 // Reply is the result of a command, written to the replies topic in the same transaction
@@ -140,6 +142,8 @@ func (d *avroReader) string(field string) string {
 }
 
 // Err turns a reply into the typed error a caller receives, or nil for OK and DUPLICATE.
+// SCHEDULED and CANCELLED, the states of a scheduled command, are ErrPending and
+// ErrCancelled (Sender.Schedule and Sender.Cancel read them as success).
 func (r *Reply) Err(aggregateType string) error {
 	switch r.Status {
 	case StatusOK, StatusDuplicate:
@@ -158,6 +162,10 @@ func (r *Reply) Err(aggregateType string) error {
 		return &kastor.UnavailableError{AggregateType: aggregateType, AggregateID: r.AggregateID, CommandID: r.CommandID, Reason: r.Message}
 	case StatusNone:
 		return &kastor.NoOutcomeError{AggregateType: aggregateType, AggregateID: r.AggregateID, CommandID: r.CommandID}
+	case StatusScheduled:
+		return fmt.Errorf("%w: %s %q, schedule %s: %s", ErrPending, aggregateType, r.AggregateID, r.CommandID, r.Message)
+	case StatusCancelled:
+		return fmt.Errorf("%w: %s %q, schedule %s: %s", ErrCancelled, aggregateType, r.AggregateID, r.CommandID, r.Message)
 	}
 	return fmt.Errorf("kastor: command %s: unknown reply status %q: %s", r.CommandID, r.Status, r.Message)
 }

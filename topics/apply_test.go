@@ -308,7 +308,7 @@ func TestApplyReplicationFactorTooLarge(t *testing.T) {
 			strings.Count(err.Error(), "INVALID_REPLICATION_FACTOR") != 1 {
 			t.Fatalf("dry run %v: error %v", dry, err)
 		}
-		if n := res.Count(topics.ActionFailed); n != 5 {
+		if n := res.Count(topics.ActionFailed); n != 6 {
 			t.Errorf("dry run %v: %d failed", dry, n)
 		}
 	}

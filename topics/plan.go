@@ -27,6 +27,13 @@ const (
 	// RoleReplies topics carry command results back to callers, keyed by caller ID.
 	// Nobody reads a reply after its caller has gone, so retention is short.
 	RoleReplies Role = "replies"
+	// RoleSchedules topics hold an aggregate type's scheduled commands until they fire or
+	// are cancelled, keyed by aggregate ID and schedule ID, each in the partition of its
+	// aggregate: the gateway owning commands partition p owns schedules partition p.
+	// They are compacted: a fired or cancelled schedule's tombstone removes it, so the
+	// topic holds about the pending schedules, which a restore reads. Gateways need the
+	// topic only to schedule commands (see decision 43).
+	RoleSchedules Role = "schedules"
 	// RoleSchemas is the shared _kastor.schemas topic: writer schemas keyed by their
 	// fingerprint. It is compacted (a schema never changes under its fingerprint, so the
 	// latest record per key is all there is) and has one partition so that a reader can
@@ -97,7 +104,7 @@ func ProjectionDLQTopic(namespace, name string) string {
 }
 
 // aggregateRoles are the topics of every aggregate type, in plan order.
-var aggregateRoles = []Role{RoleCommands, RoleEvents, RoleSnapshots, RoleReplies}
+var aggregateRoles = []Role{RoleCommands, RoleEvents, RoleSnapshots, RoleReplies, RoleSchedules}
 
 // ProjectionsTopic is the projection registry, shared by every namespace on the cluster
 // (package projection's RegistryTopic). The plan includes it when kastor.yaml declares
@@ -153,9 +160,9 @@ func (p Plan) Names() []string {
 	return names
 }
 
-// NewPlan derives the topic set from a validated Config: four topics per aggregate type,
+// NewPlan derives the topic set from a validated Config: five topics per aggregate type,
 // all with the aggregate's partition count, since a partition of each is the same shard
-// (a gateway owning commands partition p writes events, snapshots and replies to
+// (a gateway owning commands partition p writes events, snapshots, schedules and replies to
 // partition p of the others), three per saga type (inputs and state with the saga's
 // partition count, co-partitioned likewise, and a dead-letter topic), each declared
 // projection's dead-letter topic, the shared projection registry when there are
@@ -191,6 +198,9 @@ func NewPlan(cfg *Config) Plan {
 			base(RoleReplies, map[string]string{
 				ConfigCleanupPolicy: "delete",
 				ConfigRetentionMs:   millis(a.RepliesRetention),
+			}),
+			base(RoleSchedules, map[string]string{
+				ConfigCleanupPolicy: "compact",
 			}),
 		)
 	}

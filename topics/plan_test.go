@@ -27,6 +27,8 @@ func TestNewPlan(t *testing.T) {
 			"cleanup.policy": "compact", "min.insync.replicas": "2"}},
 		"shop.bank.account.replies": {RoleReplies, "bank.account", 24, 3, map[string]string{
 			"cleanup.policy": "delete", "retention.ms": "129600000", "min.insync.replicas": "2"}},
+		"shop.bank.account.schedules": {RoleSchedules, "bank.account", 24, 3, map[string]string{
+			"cleanup.policy": "compact", "min.insync.replicas": "2"}},
 		"shop.shop.order.commands": {RoleCommands, "shop.order", 6, 1, map[string]string{
 			"cleanup.policy": "delete", "retention.ms": "604800000", "min.insync.replicas": "1"}},
 		"shop.shop.order.events": {RoleEvents, "shop.order", 6, 1, map[string]string{
@@ -35,6 +37,8 @@ func TestNewPlan(t *testing.T) {
 			"cleanup.policy": "compact", "min.insync.replicas": "1"}},
 		"shop.shop.order.replies": {RoleReplies, "shop.order", 6, 1, map[string]string{
 			"cleanup.policy": "delete", "retention.ms": "129600000", "min.insync.replicas": "1"}},
+		"shop.shop.order.schedules": {RoleSchedules, "shop.order", 6, 1, map[string]string{
+			"cleanup.policy": "compact", "min.insync.replicas": "1"}},
 		// RF from schemas (2); min.insync.replicas = min(defaults 2, RF 2).
 		"_kastor.schemas": {RoleSchemas, "", 1, 2, map[string]string{
 			"cleanup.policy": "compact", "min.insync.replicas": "2"}},

@@ -165,6 +165,7 @@ func TestPlanSagas(t *testing.T) {
 	plan := NewPlan(cfg)
 	wantNames := []string{
 		"shop.bank.account.commands", "shop.bank.account.events", "shop.bank.account.snapshots", "shop.bank.account.replies",
+		"shop.bank.account.schedules",
 		"shop.saga.bank.transfer.inputs", "shop.saga.bank.transfer.state", "shop.saga.bank.transfer.dlq",
 		"shop.saga.shop.checkout.inputs", "shop.saga.shop.checkout.state", "shop.saga.shop.checkout.dlq",
 		"shop.proj.balances.dlq", ProjectionsTopic, SchemasTopic,

@@ -32,8 +32,9 @@ const (
 	// reply, so that a Sender hands each reply to the attempt it answers and to no other.
 	HeaderAttemptID = "kastor.attempt.id"
 	// HeaderQuery, on a record of the commands topic, makes it a question about its
-	// command ID instead of a command: QueryOutcome asks for the outcome of the ID. A
-	// question is never executed and has no payload.
+	// command ID instead of a command to run now: QueryOutcome asks for the outcome of the
+	// ID (never executed, no payload); QuerySchedule, QueryCancel and QueryFire are the
+	// operations on a scheduled command (see schedule.go).
 	HeaderQuery = "kastor.query"
 	// HeaderRepeat, "true" on a reply, says the reply repeats an outcome the command ID
 	// already had (a re-sent command, or an answer to a question): nothing was executed.
@@ -57,8 +58,11 @@ type Command struct {
 	ExpectedVersion int64
 	// AttemptID identifies this attempt of the command ID.
 	AttemptID string
-	// Query is HeaderQuery's value: "" for a command, QueryOutcome for a question.
+	// Query is HeaderQuery's value: "" for a command, QueryOutcome for a question, or an
+	// operation on a scheduled command (QuerySchedule, QueryCancel, QueryFire).
 	Query string
+	// ScheduleAt is HeaderScheduleAt's value: when a scheduled command is due; zero: none.
+	ScheduleAt time.Time
 }
 
 // ParseCommand reads a command record's headers. It reads every header, also past a
@@ -90,11 +94,19 @@ func ParseCommand(hs []kgo.RecordHeader) (Command, error) {
 		case HeaderAttemptID:
 			c.AttemptID = string(h.Value)
 		case HeaderQuery:
-			if string(h.Value) != QueryOutcome {
-				errs = append(errs, fmt.Errorf("header %s: %q is not a known question (want %q)", h.Key, h.Value, QueryOutcome))
+			switch v := string(h.Value); v {
+			case QueryOutcome, QuerySchedule, QueryCancel, QueryFire:
+				c.Query = v
+			default:
+				errs = append(errs, fmt.Errorf("header %s: %q is not a known question (want %q, %q, %q or %q)", h.Key, h.Value, QueryOutcome, QuerySchedule, QueryCancel, QueryFire))
+			}
+		case HeaderScheduleAt:
+			ms, err := strconv.ParseInt(string(h.Value), 10, 64)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("header %s: %q is not Unix milliseconds", h.Key, h.Value))
 				continue
 			}
-			c.Query = string(h.Value)
+			c.ScheduleAt = time.UnixMilli(ms)
 		default:
 			if err := parseInto(&c.Metadata, h); err != nil {
 				errs = append(errs, err)
@@ -128,6 +140,9 @@ func (c *Command) AppendHeaders(dst []kgo.RecordHeader) []kgo.RecordHeader {
 	}
 	if c.Query != "" {
 		dst = append(dst, kgo.RecordHeader{Key: HeaderQuery, Value: []byte(c.Query)})
+	}
+	if !c.ScheduleAt.IsZero() {
+		dst = append(dst, kgo.RecordHeader{Key: HeaderScheduleAt, Value: strconv.AppendInt(nil, c.ScheduleAt.UnixMilli(), 10)})
 	}
 	return AppendTrace(dst, c.Trace)
 }

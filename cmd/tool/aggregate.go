@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -61,8 +63,139 @@ its ID), with read_committed isolation: aborted writes are not shown.`,
 			return printEvents(a, evs, args[1])
 		},
 	}
-	cmd.AddCommand(events)
+	schedules := &cobra.Command{
+		Use:   "schedules TYPE ID",
+		Short: "Print an aggregate's pending scheduled commands, decoded with the schemas in _kastor.schemas",
+		Long: `schedules prints the scheduled commands of one aggregate that have neither fired nor
+been cancelled (Sender.Schedule; decision 43), earliest first, each command decoded to
+JSON without any application code.
+
+It reads only the aggregate's partition of <ns>.<TYPE>.schedules, read_committed, and keeps
+each schedule's last record: a fired or cancelled schedule has a tombstone.`,
+		Example: `  kastor aggregate schedules bank.account acct-alice -f examples/kastor.yaml`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 2 {
+				return usagef(cmd, "want TYPE and ID, got %d argument(s)", len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var cfg *topics.Config
+			if namespace == "" {
+				c, err := loadConfig(file)
+				if err != nil {
+					return err
+				}
+				cfg, namespace = c, c.Namespace
+			}
+			ss, err := a.aggregateSchedules(cmd.Context(), a.resolveBrokers(cfg), namespace, args[0], args[1])
+			if err != nil {
+				return err
+			}
+			return printSchedules(a, ss, args[1])
+		},
+	}
+	cmd.AddCommand(events, schedules)
 	return cmd
+}
+
+// pendingSchedule is one pending scheduled command, as printed.
+type pendingSchedule struct {
+	ScheduleID    string          `json:"scheduleId"`
+	At            time.Time       `json:"at"`
+	Type          string          `json:"type"`
+	Partition     int32           `json:"partition"`
+	Offset        int64           `json:"offset"`
+	CorrelationID string          `json:"correlationId,omitempty"`
+	Command       json.RawMessage `json:"command"`
+}
+
+func (a *app) aggregateSchedules(ctx context.Context, brokers []string, ns, aggType, id string) ([]pendingSchedule, error) {
+	topic := topics.TopicName(ns, aggType, topics.RoleSchedules)
+	cl, err := a.dial(ctx, brokers)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	adm := a.adminOf(cl)
+	mctx, cancel := context.WithTimeout(ctx, a.timeout)
+	md, err := adm.Metadata(mctx, topic, schema.Topic)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	for _, t := range []string{topic, schema.Topic} {
+		if td, ok := md.Topics[t]; !ok || td.Err != nil {
+			return nil, fmt.Errorf("topic %s does not exist (is the namespace %q and the type %q right? `kastor topics apply` creates the schedules topic)", t, ns, aggType)
+		}
+	}
+	reg := schema.NewRegistry()
+	if err := schema.Load(ctx, cl, reg); err != nil {
+		return nil, err
+	}
+	prefix := id + "\x00"
+	latest := map[string]*kgo.Record{}
+	var order []string
+	p := producer.PartitionFor([]byte(id), int32(len(md.Topics[topic].Partitions)))
+	_, err = partition.ReadToEnd(ctx, cl, topic, p, 0, func(r *kgo.Record) error {
+		key := string(r.Key)
+		if !strings.HasPrefix(key, prefix) || strings.IndexByte(key[len(prefix):], 0) >= 0 {
+			return nil
+		}
+		if _, ok := latest[key]; !ok {
+			order = append(order, key)
+		}
+		latest[key] = r
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []pendingSchedule
+	for _, key := range order {
+		r := latest[key]
+		if r.Value == nil {
+			continue // fired or cancelled
+		}
+		c, err := wire.ParseCommand(r.Headers)
+		if err == nil && (c.Type == "" || c.Fingerprint == 0 || c.ScheduleAt.IsZero()) {
+			err = fmt.Errorf("no %s, %s or %s header: not a kastor scheduled command", ks.HeaderType, ks.HeaderSchema, wire.HeaderScheduleAt)
+		}
+		if err != nil {
+			return nil, &ks.UndecodableError{What: "scheduled command", Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
+		}
+		native, s, err := reg.DecodeNative(schema.Fingerprint(c.Fingerprint), r.Value, schema.DefaultLimits)
+		if err != nil {
+			return nil, &ks.UndecodableError{What: "scheduled command", Type: c.Type, Fingerprint: c.Fingerprint, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
+		}
+		text, err := s.Codec().TextualFromNative(nil, native)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pendingSchedule{ScheduleID: key[len(prefix):], At: c.ScheduleAt.UTC(), Type: c.Type, Partition: r.Partition, Offset: r.Offset,
+			CorrelationID: c.CorrelationID, Command: text})
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
+	return out, nil
+}
+
+func printSchedules(a *app, ss []pendingSchedule, id string) error {
+	if a.output == "json" {
+		if ss == nil {
+			ss = []pendingSchedule{}
+		}
+		return writeJSON(a.stdout, ss)
+	}
+	if len(ss) == 0 {
+		fmt.Fprintf(a.stderr, "no pending scheduled commands for %q\n", id)
+		return nil
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SCHEDULE\tAT\tTYPE\tOFFSET\tCOMMAND")
+	for _, s := range ss {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\n", s.ScheduleID, s.At.Format(time.RFC3339Nano), s.Type, s.Partition, s.Offset, s.Command)
+	}
+	return tw.Flush()
 }
 
 // storedEvent is one decoded event, as printed.

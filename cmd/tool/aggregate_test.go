@@ -89,3 +89,70 @@ func TestAggregateEvents(t *testing.T) {
 		}
 	})
 }
+
+// TestAggregateSchedules writes the schedules topic as a gateway does (a pending schedule,
+// one fired, i.e. tombstoned, another aggregate's) and reads it back with `kastor
+// aggregate schedules`, which has no application code.
+func TestAggregateSchedules(t *testing.T) {
+	c := kafkatest.StartEmbedded(t)
+	ns := namespace(t)
+	file := writeFile(t, oneNodeYAML(ns))
+	brokers := strings.Join(c.Brokers(), ",")
+	if r := kastor(t, "topics", "apply", "-f", file, "--brokers", brokers); r.code != exitOK {
+		t.Fatalf("topics apply: %d %s", r.code, r.stderr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	codecs, err := bank.NewCodecs(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := c.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err := schema.Publish(ctx, cl, codecs.Registry, bank.Schemas()...); err != nil {
+		t.Fatal(err)
+	}
+	topic := ns + ".bank.account.schedules"
+	at := time.UnixMilli(1_900_000_000_000).UTC()
+	write := func(agg, id string, amount int64, at time.Time, tombstone bool) {
+		t.Helper()
+		rec := &kgo.Record{Topic: topic, Partition: producer.PartitionFor([]byte(agg), 3), Key: []byte(agg + "\x00" + id)}
+		if !tombstone {
+			enc, err := codecs.Commands.Encode(bank.Deposit{Amount: amount})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ch := wire.Command{Metadata: ks.Metadata{AggregateType: bank.Type, AggregateID: agg, Type: enc.Type, Fingerprint: enc.Fingerprint,
+				CommandID: id, CorrelationID: id}, ExpectedVersion: ks.AnyVersion, ScheduleAt: at}
+			rec.Value, rec.Headers = enc.Data, ch.AppendHeaders(nil)
+		}
+		if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("acct-ada", "late", 2, at.Add(time.Hour), false)
+	write("acct-ada", "early", 1, at, false)
+	write("acct-ada", "fired", 3, at, false)
+	write("acct-ada", "fired", 0, time.Time{}, true)
+	write("acct-other", "x", 9, at, false)
+	r := kastor(t, "aggregate", "schedules", "bank.account", "acct-ada", "-f", file, "--brokers", brokers, "-o", "json")
+	if r.code != exitOK {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	var got []pendingSchedule
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatal(err)
+	}
+	compact := func(m json.RawMessage) string {
+		var b bytes.Buffer
+		_ = json.Compact(&b, m)
+		return b.String()
+	}
+	if len(got) != 2 || got[0].ScheduleID != "early" || !got[0].At.Equal(at) || compact(got[0].Command) != `{"amount":1}` ||
+		got[1].ScheduleID != "late" || got[0].Type != "bank.Deposit" {
+		t.Fatalf("schedules of acct-ada: %+v", got)
+	}
+	r = kastor(t, "aggregate", "schedules", "bank.account", "acct-nobody", "-f", file, "--brokers", brokers)
+	if r.code != exitOK || !strings.Contains(r.stderr, "no pending scheduled commands") {
+		t.Fatalf("no schedules: %d %q", r.code, r.stderr)
+	}
+}

@@ -156,7 +156,7 @@ func TestDev(t *testing.T) {
 		!strings.HasSuffix(before[0], p.brokers) {
 		t.Errorf("first line %q, address %s", before, p.brokers)
 	}
-	if !strings.Contains(strings.Join(before, "\n"), "9 topics: 9 created") {
+	if !strings.Contains(strings.Join(before, "\n"), "11 topics: 11 created") {
 		t.Errorf("topics not reported as created:\n%s", strings.Join(before, "\n"))
 	}
 	produceConsume(t, p.brokers, ns+".bank.account.commands")
@@ -212,7 +212,7 @@ func TestDevDataDir(t *testing.T) {
 	}
 
 	p, before := startDev(t, "--port", "0", "--data-dir", dir, "-f", file)
-	if !strings.Contains(strings.Join(before, "\n"), "9 topics: 9 unchanged") {
+	if !strings.Contains(strings.Join(before, "\n"), "11 topics: 11 unchanged") {
 		t.Errorf("second start:\n%s", strings.Join(before, "\n"))
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(p.brokers), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))

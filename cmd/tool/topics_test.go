@@ -24,10 +24,12 @@ func wantTopics(ns string) map[string]wantTopic {
 		ns + ".bank.account.events":    {3, map[string]string{"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1", "min.insync.replicas": "1"}},
 		ns + ".bank.account.snapshots": {3, map[string]string{"cleanup.policy": "compact", "min.insync.replicas": "1"}},
 		ns + ".bank.account.replies":   {3, map[string]string{"cleanup.policy": "delete", "retention.ms": "3600000", "min.insync.replicas": "1"}},
+		ns + ".bank.account.schedules": {3, map[string]string{"cleanup.policy": "compact", "min.insync.replicas": "1"}},
 		ns + ".shop.order.commands":    {2, map[string]string{"cleanup.policy": "delete", "retention.ms": "172800000", "min.insync.replicas": "1"}},
 		ns + ".shop.order.events":      {2, map[string]string{"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1", "min.insync.replicas": "1"}},
 		ns + ".shop.order.snapshots":   {2, map[string]string{"cleanup.policy": "compact", "min.insync.replicas": "1"}},
 		ns + ".shop.order.replies":     {2, map[string]string{"cleanup.policy": "delete", "retention.ms": "3600000", "min.insync.replicas": "1"}},
+		ns + ".shop.order.schedules":   {2, map[string]string{"cleanup.policy": "compact", "min.insync.replicas": "1"}},
 		"_kastor.schemas":              {1, map[string]string{"cleanup.policy": "compact", "min.insync.replicas": "1"}},
 	}
 }
@@ -141,8 +143,8 @@ func TestApplyCreatesTopics(t *testing.T) {
 		}
 		out := parseApply(t, r)
 		acts, schemas := actions(out)
-		if len(acts) != 8 {
-			t.Errorf("%d aggregate topics in the output, want 8", len(acts))
+		if len(acts) != 10 {
+			t.Errorf("%d aggregate topics in the output, want 10", len(acts))
 		}
 		for name, a := range acts {
 			if a != topics.ActionCreated {
@@ -170,7 +172,7 @@ func TestApplyTwiceIsNoop(t *testing.T) {
 		if r.code != exitOK || r.stderr != "" {
 			t.Fatalf("second apply: exit %d, stderr %q", r.code, r.stderr)
 		}
-		if !strings.Contains(r.stdout, "9 topics: 9 unchanged\n") {
+		if !strings.Contains(r.stdout, "11 topics: 11 unchanged\n") {
 			t.Errorf("second apply output:\n%s", r.stdout)
 		}
 		if strings.Contains(r.stdout, "created") {
@@ -183,7 +185,7 @@ func TestApplyTwiceIsNoop(t *testing.T) {
 		}
 		r = kastor(t, append(args, "-o", "json")...)
 		out := parseApply(t, r)
-		if r.code != exitOK || out.Summary[topics.ActionUnchanged] != 9 || len(out.Summary) != 1 {
+		if r.code != exitOK || out.Summary[topics.ActionUnchanged] != 11 || len(out.Summary) != 1 {
 			t.Errorf("third apply: exit %d, summary %v", r.code, out.Summary)
 		}
 	})
@@ -247,7 +249,7 @@ func TestApplyReportsDriftAndChangesNothing(t *testing.T) {
 		if r.code != exitDrift {
 			t.Errorf("second run: exit %d", r.code)
 		}
-		for _, w := range []string{"partitions: want 3, have 5", "cleanup.policy: want compact, have delete", "7 unchanged, 2 drift"} {
+		for _, w := range []string{"partitions: want 3, have 5", "cleanup.policy: want compact, have delete", "9 unchanged, 2 drift"} {
 			if !strings.Contains(r.stdout, w) {
 				t.Errorf("text output lacks %q:\n%s", w, r.stdout)
 			}
@@ -276,7 +278,7 @@ func TestApplyDryRunCreatesNothing(t *testing.T) {
 				t.Errorf("%s: %s, want would-create", name, a)
 			}
 		}
-		if !out.DryRun || len(acts) != 8 {
+		if !out.DryRun || len(acts) != 10 {
 			t.Errorf("dryRun %v, %d topics", out.DryRun, len(acts))
 		}
 		want := wantTopics(ns)
@@ -305,7 +307,7 @@ func TestDescribe(t *testing.T) {
 
 		// Before apply: missing topics are reported, and are not an error.
 		r, out := describe()
-		if r.code != exitOK || len(out.Topics) != 9 {
+		if r.code != exitOK || len(out.Topics) != 11 {
 			t.Fatalf("exit %d, %d topics", r.code, len(out.Topics))
 		}
 		for _, s := range out.Topics {
@@ -356,13 +358,13 @@ func TestDescribe(t *testing.T) {
 		if len(want) != 0 {
 			t.Errorf("describe omitted %v", keys(want))
 		}
-		if out.Summary[topics.StateOK] != 9 {
+		if out.Summary[topics.StateOK] != 11 {
 			t.Errorf("summary %v", out.Summary)
 		}
 
 		r = kastor(t, "topics", "describe", "-f", file, "--brokers", brokers)
 		if r.code != exitOK || !strings.Contains(r.stdout, "TOPIC") || !strings.Contains(r.stdout, "infinite") ||
-			strings.Count(r.stdout, " ok\n") != 9 {
+			strings.Count(r.stdout, " ok\n") != 11 {
 			t.Errorf("text describe: exit %d\n%s", r.code, r.stdout)
 		}
 	})
@@ -398,8 +400,8 @@ func TestApplySagaTopics(t *testing.T) {
 		}
 		out := parseApply(t, r)
 		acts, _ := actions(out)
-		if len(acts) != 11 {
-			t.Errorf("%d topics in the output, want 8 aggregate and 3 saga topics", len(acts))
+		if len(acts) != 13 {
+			t.Errorf("%d topics in the output, want 10 aggregate and 3 saga topics", len(acts))
 		}
 		for _, tr := range out.Topics {
 			if _, ok := want[tr.Name()]; !ok {
@@ -428,7 +430,7 @@ func TestApplySagaTopics(t *testing.T) {
 		}
 
 		r = kastor(t, "topics", "describe", "-f", file, "--brokers", brokers)
-		if r.code != exitOK || strings.Count(r.stdout, " ok\n") != 12 {
+		if r.code != exitOK || strings.Count(r.stdout, " ok\n") != 14 {
 			t.Errorf("describe: exit %d\n%s", r.code, r.stdout)
 		}
 		rows := map[string][]string{}
@@ -444,7 +446,7 @@ func TestApplySagaTopics(t *testing.T) {
 			}
 		}
 		if r := kastor(t, "topics", "apply", "-f", file, "--brokers", brokers); r.code != exitOK ||
-			!strings.Contains(r.stdout, "12 topics: 12 unchanged\n") {
+			!strings.Contains(r.stdout, "14 topics: 14 unchanged\n") {
 			t.Errorf("second apply: exit %d\n%s", r.code, r.stdout)
 		}
 
