@@ -315,7 +315,7 @@ type inputRecord struct {
 }
 
 // decodeInput reads an input record: its key (the instance ID), its headers and, for an
-// outcome, its value (a gateway.Reply). An event's payload is left to the event codec.
+// outcome, its value (a gateway.Reply), for a resume its value (a kastor.SagaResume). An event's payload is left to the event codec.
 // Errors name what is wrong.
 func decodeInput(key, value []byte, hs []kgo.RecordHeader) (inputRecord, error) {
 	in := inputRecord{instance: string(key)}
