@@ -5,8 +5,9 @@
 // instance it concerns, and React decides, for one input of one instance, a Transition:
 // the new state, the commands to send, the deadlines to set or cancel, and whether the
 // instance is done. Inputs are the events routed to the instance, the outcomes of the
-// commands it sent (rejections too: a rejected command writes no event) and its deadlines
-// when they come due. A process manager is a Definition whose state names its phase;
+// commands it sent (rejections too: a rejected command writes no event), its deadlines
+// when they come due, and an operator's Resume of an instance that is stuck (its state's
+// StuckReason is not empty: it waits for an operator). A process manager is a Definition whose state names its phase;
 // Orchestrate builds one from steps, each with an action and its compensation.
 //
 // Apply is the whole semantics of an instance, with no I/O: given the Instance record (its

@@ -41,7 +41,8 @@ type Orchestration[D, C, E any] struct {
 	Begin     func(id string, ev kastor.Envelope[E]) (D, error)
 	Steps     []Step[D, C]
 	// Retries is how many times a compensation is tried before the instance is marked
-	// stuck (default 5). Backoff is the wait before try n+1 (default 1 s doubling to 30 s).
+	// stuck (default 5), and again after each Resume. Backoff is the wait before try n+1
+	// of a round of Retries tries (default 1 s doubling to 30 s).
 	Retries int
 	Backoff func(n int) time.Duration
 	// Skew is how long after a step's deadline the saga waits for its outcome before it
@@ -63,13 +64,18 @@ type Progress[D any] struct {
 	// (Compensating) is in flight.
 	Step         int
 	Compensating bool
-	// Attempt counts the sends of the command in flight, from 1.
+	// Attempt counts the sends of the command in flight, from 1. A Resume does not reset
+	// it: each try's command name stays unique ("undo:STEP#ATTEMPT"), so that a late
+	// outcome of an attempt given up on before the instance was stuck is never taken for
+	// the resumed one's. The instance is stuck again after Retries more tries.
 	Attempt int
 	// Reason says why the saga compensates: the refusal or timeout of a step.
 	Reason string
 	// Failed is set when the saga completed by compensating.
 	Failed bool
-	// Stuck is set when a compensation kept failing: the instance waits for an operator.
+	// Stuck is set when a compensation kept failing: the instance waits for an operator,
+	// who resumes it with a Resume input (`kastor saga retry TYPE ID`) once the cause is
+	// fixed.
 	Stuck string
 }
 
@@ -87,6 +93,12 @@ const (
 var ErrDuplicateStep = errors.New("saga: duplicate step name")
 
 // Orchestrate returns the Definition of o: its React runs the steps and compensations.
+//
+// A compensation refused (or timed out) Retries times makes the instance stuck
+// (Progress.Stuck says why): it ignores events and outcomes until an operator resumes it
+// (Input.Resume), which clears Stuck and sends the compensation again, as a new attempt
+// with a new command ID, for Retries more tries. A Resume of an instance that is not
+// stuck changes nothing.
 func Orchestrate[D, C, E any](o Orchestration[D, C, E]) (*Definition[Progress[D], C, E], error) {
 	var errs []error
 	names := map[string]bool{}
@@ -152,6 +164,12 @@ func (o *Orchestration[D, C, E]) react(p Progress[D], in Input[C, E]) (Transitio
 		}
 		t.Cancel = []string{deadlineTimeout}
 		o.outcome(&t, *in.Outcome, in.At)
+	case in.Resume != nil:
+		if p.Stuck == "" {
+			return t, nil // resumed already, or never stuck
+		}
+		t.State.Stuck = ""
+		o.send(&t, in.At)
 	case in.Deadline != nil:
 		switch in.Deadline.Name {
 		case deadlineTimeout:
@@ -195,11 +213,12 @@ func (o *Orchestration[D, C, E]) failed(t *Transition[Progress[D], C], reason st
 		o.compensateFrom(t, p.Step-1, at)
 		return
 	}
-	if p.Attempt >= o.Retries {
-		p.Stuck = fmt.Sprintf("compensation of step %q failed %d times; last: %s", o.Steps[p.Step].Name, p.Attempt, reason)
+	// Attempts count on across resumes (Progress.Attempt): each round has Retries tries.
+	if n := (p.Attempt-1)%o.Retries + 1; n < o.Retries {
+		t.Set = map[string]time.Time{deadlineRetry: at.Add(o.Backoff(n))}
 		return
 	}
-	t.Set = map[string]time.Time{deadlineRetry: at.Add(o.Backoff(p.Attempt))}
+	p.Stuck = fmt.Sprintf("compensation of step %q failed %d times; last: %s", o.Steps[p.Step].Name, p.Attempt, reason)
 }
 
 // compensateFrom sends the compensation of step i, or of the first step before it that

@@ -301,3 +301,113 @@ func TestPendingIsBoundedByTheWindow(t *testing.T) {
 		t.Fatalf("pending %+v, want the last 3 reminders", inst.Pending)
 	}
 }
+
+// stuck drives r's transfer to a refused credit and a refund refused 3 times (Retries):
+// the instance is stuck. It returns the refunds sent.
+func (r *run) stuck() []saga.Command[move] {
+	r.t.Helper()
+	debit := r.start()
+	credit := r.answer(debit[0], nil)
+	refund := r.answer(credit[0], rejected("account closed"))
+	refunds := refund
+	for attempt := 1; ; attempt++ {
+		r.answer(refund[0], rejected("account frozen"))
+		if attempt == 3 {
+			break
+		}
+		r.now = r.now.Add(time.Duration(attempt) * time.Second)
+		refund = r.tick()
+		refunds = append(refunds, refund...)
+	}
+	if r.inst.State.Stuck == "" {
+		r.t.Fatalf("not stuck: %+v", r.inst.State)
+	}
+	return refunds
+}
+
+func (r *run) resume() []saga.Command[move] {
+	v := r.inst.Version
+	return r.apply(saga.Input[move, kastor.Event]{ID: saga.ResumeInputID(v), Resume: &saga.Resume{Version: v, Reason: r.inst.State.Stuck}})
+}
+
+func TestResumeSendsTheCompensationAgainOnce(t *testing.T) {
+	def := transferSaga(t, 0)
+	r := &run{t: t, def: def, inst: saga.New(def, "t-1"), now: t0}
+	old := r.stuck()
+	stuckAt := r.inst.Version
+	r.now = r.now.Add(time.Hour) // the operator takes their time
+	refund := r.resume()
+	if kinds(refund) != "refund alice" || r.inst.State.Stuck != "" || r.inst.Version != stuckAt+1 {
+		t.Fatalf("resume: sent %q, state %+v, version %d", kinds(refund), r.inst.State, r.inst.Version)
+	}
+	for _, o := range old {
+		if o.ID == refund[0].ID || o.Name == refund[0].Name {
+			t.Fatalf("the resumed refund %s (%s) reuses attempt %s (%s)", refund[0].ID, refund[0].Name, o.ID, o.Name)
+		}
+	}
+	if refund[0].ID != saga.CommandID("bank.transfer", "t-1", stuckAt+1, 0) || refund[0].Name != "undo:debit#4" {
+		t.Fatalf("resumed refund %s %s", refund[0].ID, refund[0].Name)
+	}
+	// The same request again (a double submit): the same input ID, ignored.
+	next, cmds, applied, err := saga.Apply(def, r.inst, saga.Input[move, kastor.Event]{ID: saga.ResumeInputID(stuckAt), Resume: &saga.Resume{Version: stuckAt}, At: r.now}, 0)
+	if err != nil || applied || len(cmds) != 0 || next.Version != r.inst.Version {
+		t.Fatalf("a second resume of version %d: applied %v, sent %q, %v", stuckAt, applied, kinds(cmds), err)
+	}
+	// A resume of the later version, not stuck: applied, changes nothing.
+	if cmds := r.resume(); len(cmds) != 0 || r.inst.State.Stuck != "" || r.inst.State.Attempt != 4 {
+		t.Fatalf("a resume of an instance not stuck: sent %q, state %+v", kinds(cmds), r.inst.State)
+	}
+	// A late refusal of an attempt before the resume is not the resumed attempt's.
+	if cmds := r.answer(old[2], rejected("account frozen")); len(cmds) != 0 || r.inst.State.Attempt != 4 || len(r.inst.Deadlines) != 0 {
+		t.Fatalf("a late outcome of attempt 3: sent %q, state %+v, deadlines %v", kinds(cmds), r.inst.State, r.inst.Deadlines)
+	}
+	r.answer(refund[0], nil)
+	if !r.inst.Done || !r.inst.State.Failed || kinds(r.sent) != "debit alice, credit bob, refund alice, refund alice, refund alice, refund alice" {
+		t.Fatalf("done %v, state %+v, sent %q", r.inst.Done, r.inst.State, kinds(r.sent))
+	}
+}
+
+func TestResumedCompensationGetsRetriesMoreTries(t *testing.T) {
+	def := transferSaga(t, 0)
+	r := &run{t: t, def: def, inst: saga.New(def, "t-1"), now: t0}
+	r.stuck()
+	refund := r.resume()
+	for attempt := 4; attempt <= 6; attempt++ {
+		if cmds := r.answer(refund[0], rejected("account frozen")); len(cmds) != 0 {
+			t.Fatalf("attempt %d: resent at once", attempt)
+		}
+		if attempt == 6 {
+			break
+		}
+		if r.inst.State.Stuck != "" {
+			t.Fatalf("stuck again after attempt %d, before 3 more tries", attempt)
+		}
+		// The backoff starts over: 1 s, then 2 s.
+		r.now = r.now.Add(time.Duration(attempt-3)*time.Second - time.Millisecond)
+		if cmds := r.tick(); len(cmds) != 0 {
+			t.Fatalf("retry %d before its backoff", attempt)
+		}
+		r.now = r.now.Add(time.Millisecond)
+		if refund = r.tick(); kinds(refund) != "refund alice" {
+			t.Fatalf("retry after attempt %d: %q", attempt, kinds(refund))
+		}
+	}
+	if !strings.Contains(r.inst.State.Stuck, "failed 6 times") || r.inst.Done || len(r.inst.Deadlines) != 0 {
+		t.Fatalf("after 3 more refusals: %+v, deadlines %v", r.inst.State, r.inst.Deadlines)
+	}
+	if cmds := r.resume(); kinds(cmds) != "refund alice" || cmds[0].Name != "undo:debit#7" {
+		t.Fatalf("second resume: %v", cmds)
+	}
+}
+
+func TestResumeOfNoInstanceIsAnError(t *testing.T) {
+	def := transferSaga(t, 0)
+	in := saga.Input[move, kastor.Event]{ID: saga.ResumeInputID(0), Resume: &saga.Resume{}}
+	if _, _, _, err := saga.Apply(def, saga.New(def, "t-1"), in, 0); !errors.Is(err, saga.ErrNothingToResume) || !strings.Contains(err.Error(), `"t-1"`) {
+		t.Fatalf("err %v", err)
+	}
+	in.Deadline = &saga.Fired{Name: "x", At: t0}
+	if _, _, _, err := saga.Apply(def, saga.New(def, "t-1"), in, 0); !errors.Is(err, saga.ErrEmptyInput) {
+		t.Fatalf("two kinds: %v", err)
+	}
+}

@@ -51,10 +51,11 @@ func (d *Definition[S, C, E]) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Input is one input of an instance: exactly one of Event, Outcome and Deadline is set.
+// Input is one input of an instance: exactly one of Event, Outcome, Deadline and Resume
+// is set.
 type Input[C, E any] struct {
 	// ID identifies the input, so that one delivered twice is applied once: EventInputID,
-	// OutcomeInputID and DeadlineInputID make it for each kind.
+	// OutcomeInputID, DeadlineInputID and ResumeInputID make it for each kind.
 	ID string
 	// Instance is the ID of the instance the input is applied to (Apply sets it).
 	Instance string
@@ -64,6 +65,22 @@ type Input[C, E any] struct {
 	Event    *kastor.Envelope[E]
 	Outcome  *Outcome[C]
 	Deadline *Fired
+	// Resume is an operator's request that a stuck instance go on (`kastor saga retry
+	// TYPE ID`, runner.Resume). Orchestrate's React resends the compensation that kept
+	// failing; a Definition of its own decides what going on means for its state, and
+	// should ignore a Resume when its instance is not stuck (one may arrive after the
+	// instance went on). Its ID is ResumeInputID of the version the operator saw stuck,
+	// so two requests to resume the same stuck state resume it once.
+	Resume *Resume
+}
+
+// Resume is an operator's request to resume a stuck instance.
+type Resume struct {
+	// Version is the instance's version the operator saw stuck.
+	Version int64
+	// Reason is the instance's stuck reason the operator saw (its state's
+	// StuckReason), kept for the record; "" when unknown.
+	Reason string
 }
 
 // Outcome is the outcome of a command an instance sent.
@@ -165,9 +182,13 @@ func New[S, C, E any](def *Definition[S, C, E], id string) Instance[S] {
 	return Instance[S]{ID: id, State: def.Initial(id)}
 }
 
-// ErrEmptyInput: an input with none or several of Event, Outcome and Deadline set, or
-// without an ID.
-var ErrEmptyInput = errors.New("saga: an input needs an ID and exactly one of Event, Outcome, Deadline")
+// ErrEmptyInput: an input with none or several of Event, Outcome, Deadline and Resume
+// set, or without an ID.
+var ErrEmptyInput = errors.New("saga: an input needs an ID and exactly one of Event, Outcome, Deadline, Resume")
+
+// ErrNothingToResume: a Resume for an instance that has had no input: there is no
+// instance to resume. The runtime parks it.
+var ErrNothingToResume = errors.New("saga: no instance to resume")
 
 // ErrPastDeadline: a transition set a deadline with no time, or one before the time of the
 // input that set it (Input.At), which would fire at once for a reason nobody meant.
@@ -180,15 +201,18 @@ const DefaultWindow = 256
 // commands to send, with their IDs. It returns inst unchanged and no command, with
 // applied false, when the input changes nothing: an input ID among inst.Seen, a deadline
 // not pending with that time (cancelled, moved, or fired already), or an instance that is
-// done. window bounds inst.Seen (DefaultWindow when not positive). A React error, or a
-// transition that sets a deadline in the past (ErrPastDeadline), is returned with inst
-// unchanged.
+// done. window bounds inst.Seen (DefaultWindow when not positive). A React error, a
+// transition that sets a deadline in the past (ErrPastDeadline), or a Resume of an
+// instance with no input yet (ErrNothingToResume) is returned with inst unchanged.
 func Apply[S, C, E any](def *Definition[S, C, E], inst Instance[S], in Input[C, E], window int) (next Instance[S], cmds []Command[C], applied bool, err error) {
-	if in.ID == "" || count(in.Event != nil, in.Outcome != nil, in.Deadline != nil) != 1 {
+	if in.ID == "" || count(in.Event != nil, in.Outcome != nil, in.Deadline != nil, in.Resume != nil) != 1 {
 		return inst, nil, false, ErrEmptyInput
 	}
 	if inst.Done || slices.Contains(inst.Seen, in.ID) {
 		return inst, nil, false, nil
+	}
+	if in.Resume != nil && inst.Version == 0 {
+		return inst, nil, false, fmt.Errorf("%w: saga %s, instance %q has had no input", ErrNothingToResume, def.Type, inst.ID)
 	}
 	if f := in.Deadline; f != nil {
 		if at, ok := inst.Deadlines[f.Name]; !ok || !at.Equal(f.At) {
@@ -302,6 +326,10 @@ func OutcomeInputID(commandID string) string { return "outcome/" + commandID }
 func DeadlineInputID(f Fired) string {
 	return "deadline/" + f.Name + "/" + strconv.FormatInt(f.At.UnixNano(), 10)
 }
+
+// ResumeInputID is the input ID of an operator's request to resume an instance seen
+// stuck at version version: requests made for the same stuck version are one input.
+func ResumeInputID(version int64) string { return "resume/" + strconv.FormatInt(version, 10) }
 
 func count(bs ...bool) int {
 	n := 0

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -25,7 +26,8 @@ topics, created by 'kastor topics apply' from kastor.yaml's sagas: section:
   <ns>.saga.<type>.state    each instance's latest record (version, state, pending
                             deadlines and commands, the input IDs it has seen) and one
                             checkpoint per partition: where the runner stands
-  <ns>.saga.<type>.dlq      inputs the runner parked, with the reason
+  <ns>.saga.<type>.dlq      inputs the runner parked, with the reason, and instances
+                            that became stuck, with why
 
 These commands read them without the saga's code, read_committed, to their ends as of
 the call. The instance records are decoded with kastor's fixed schema; each state with
@@ -33,7 +35,8 @@ its writer schema from _kastor.schemas (published by the runner), shown as JSON,
 its type and fingerprint when that schema is not there.
 
 An instance is active, done, stuck (its state has a "stuck" reason: an orchestration
-whose compensation kept failing, saga.Progress.Stuck) or broken (its record does not
+whose compensation kept failing, saga.Progress.Stuck; the runner parked it with the
+reason, and 'kastor saga retry TYPE ID' resumes it) or broken (its record does not
 decode: the runner parks its inputs).
 
 Exit codes: 0 ok, 1 error, 2 usage error.`
@@ -47,7 +50,7 @@ func newSagaCmd(a *app) *cobra.Command {
 	f := &projFlags{}
 	cmd := &cobra.Command{
 		Use:     "saga",
-		Short:   "Inspect saga instances, their inputs and parked inputs; retry parked inputs",
+		Short:   "Inspect saga instances, their inputs and parked inputs; retry parked inputs, resume stuck instances",
 		Long:    sagaLong,
 		Example: sagaExample,
 		Args:    subcommandArgs,
@@ -319,16 +322,22 @@ type parkedOut struct {
 	Key        string     `json:"key"`
 	Deadline   string     `json:"deadline,omitempty"`
 	DeadlineAt *time.Time `json:"deadlineAt,omitempty"`
-	Origin     string     `json:"origin"` // topic/partition@offset
-	Time       time.Time  `json:"time,omitzero"`
-	Resolved   bool       `json:"resolved"`
-	DLQ        string     `json:"dlq"` // partition/offset in the dead-letter topic
+	// Version is, for a stuck instance (kind stuck), its version that made it stuck.
+	Version  int64     `json:"version,omitempty"`
+	Origin   string    `json:"origin"` // topic/partition@offset
+	Time     time.Time `json:"time,omitzero"`
+	Resolved bool      `json:"resolved"`
+	DLQ      string    `json:"dlq"` // partition/offset in the dead-letter topic
 }
 
 func describeParked(p runner.Parked) parkedOut {
 	o := parkedOut{Kind: p.Kind, Reason: p.Reason, Error: p.Err, Instance: p.Instance, Key: string(p.Key), Deadline: p.Deadline,
 		Origin: fmt.Sprintf("%s/%d@%d", p.Origin, p.OriginPartition, p.OriginOffset), Time: p.Timestamp, Resolved: p.Resolved,
 		DLQ: fmt.Sprintf("%d/%d", p.Record.Partition, p.Record.Offset)}
+	if p.Kind == runner.ParkedStuck {
+		o.Version = p.Version
+		o.Origin = fmt.Sprintf("%s/%d (version %d)", p.Origin, p.OriginPartition, p.Version)
+	}
 	if p.Kind == runner.ParkedDeadline {
 		o.Origin = fmt.Sprintf("%s/%d (deadline)", p.Origin, p.OriginPartition)
 		if !p.DeadlineAt.IsZero() {
@@ -433,6 +442,8 @@ func describeInput(in runner.StoredInput, seen []string, ps runner.PartitionStat
 		if in.Outcome.Message != "" {
 			o.Detail += ": " + in.Outcome.Message
 		}
+	case in.Resume != nil:
+		o.Detail = fmt.Sprintf("resume of version %d (stuck: %s)", in.Resume.Version, in.Resume.Reason)
 	default:
 		o.Detail = in.Err
 	}
@@ -545,11 +556,14 @@ func newSagaStuckCmd(a *app, f *projFlags) *cobra.Command {
   - the parked records of its dead-letter topic that no retry resolved: inputs the
     runner parked (undecodable, rejected by React, an outcome of an unknown command,
     an input of a broken instance), deadlines whose React failed (the same transaction
-    removed them from the instance's record: they fire once), and events the router
-    could not route (key: the event's aggregate ID).
+    removed them from the instance's record: they fire once), events the router could
+    not route (key: the event's aggregate ID), and the letters of instances that became
+    stuck (kind stuck: the runner writes one with the reason in the transaction of the
+    version that made the instance stuck).
 
-'kastor saga retry TYPE ID' re-submits an instance's parked inputs once the cause is
-fixed (a new version of the application deployed, a broken record replaced).`,
+'kastor saga retry TYPE ID' re-submits an instance's parked inputs, and resumes it
+when it is stuck, once the cause is fixed (a new version of the application deployed,
+a broken record replaced, an account reopened).`,
 		Example: `  kastor saga stuck bank.transfer -f examples/kastor.yaml
   kastor saga stuck bank.transfer -o json | jq '.parked[] | {instance, reason, error}'`,
 		Args: sagaArgs(1),
@@ -612,6 +626,24 @@ fixed (a new version of the application deployed, a broken record replaced).`,
 	}
 }
 
+// resumeOut is a stuck instance in `saga retry`'s answer: resumed (Resubmitted is its
+// resume input), or pending (Skipped says where the earlier resume is).
+func resumeOut(ns, typ string, r runner.Resumed) retryOut {
+	o := retryOut{parkedOut: parkedOut{Kind: runner.ParkedStuck, Reason: runner.ReasonStuck, Error: r.Reason, Instance: r.Instance, Key: r.Instance,
+		Version: r.Version, Origin: fmt.Sprintf("%s/%d (version %d)", runner.TopicsOf(ns, typ).State, r.Partition, r.Version), Resolved: true}}
+	if len(r.Resolved) > 0 {
+		rec := r.Resolved[0].Record
+		o.DLQ = fmt.Sprintf("%d/%d", rec.Partition, rec.Offset)
+		o.Time = r.Resolved[0].Timestamp
+	}
+	if r.Pending {
+		o.Skipped = fmt.Sprintf("a resume of version %d is at inputs %d/%d already, not applied yet", r.Version, r.Partition, r.Offset)
+	} else {
+		o.Resubmitted = fmt.Sprintf("%d/%d", r.Partition, r.Offset)
+	}
+	return o
+}
+
 // retryOut is one parked record in `saga retry`'s answer.
 type retryOut struct {
 	parkedOut
@@ -624,7 +656,7 @@ type retryOut struct {
 func newSagaRetryCmd(a *app, f *projFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "retry TYPE ID",
-		Short: "Re-submit an instance's parked inputs to the inputs topic and mark them resolved",
+		Short: "Re-submit an instance's parked inputs and resume it when it is stuck; mark them resolved",
 		Long: `retry re-submits the parked inputs of one instance that no earlier retry resolved:
 each is written again to the saga's inputs topic as it was parked (key, value, headers),
 and a resolution marker (kastor.dlq.reason=resolved, as 'kastor dlq replay' and 'dlq
@@ -642,9 +674,20 @@ Not re-submitted: a parked deadline (a deadline is no input, and the transaction
 parked it removed it from the instance's record, so it fires once: the saga's code must
 handle what it meant on the instance's next input), and events the router could not
 route (keyed by aggregate: routing them needs the saga's Correlate, which the tool does
-not have).`,
+not have).
+
+A stuck instance (its state has a "stuck" reason: an orchestration whose compensation
+kept failing) is resumed: a resume input (kastor.SagaResume, the version seen stuck)
+is written to the inputs topic and the instance's stuck letter marked resolved, in one
+transaction. The runner applies it once per stuck version (input ID resume/VERSION):
+an orchestration sends the failing compensation again, as a new attempt with a new
+command ID, and is stuck again after its retries if the cause is not fixed. Running it
+again before the runner applied the first resume writes nothing (the resume is shown
+as pending); once the instance went on, it is not stuck and nothing is resumed. An
+instance neither stuck nor with parked inputs is reported as such, exit 0.`,
 		Example: `  kastor saga retry bank.transfer t-42 -f examples/kastor.yaml
-  kastor saga retry bank.transfer t-42 -o json | jq '.[].resubmitted'`,
+  kastor saga retry bank.transfer t-42 -o json | jq '.[].resubmitted'
+  kastor saga retry bank.transfer t-42 -o json | jq '.[] | select(.kind=="stuck")'`,
 		Args: sagaArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -658,6 +701,10 @@ not have).`,
 			if err != nil {
 				return err
 			}
+			resumed, rerr := runner.Resume(ctx, t.c, typ, id)
+			if rerr != nil && !errors.Is(rerr, runner.ErrNotStuck) {
+				return rerr
+			}
 			out := []retryOut{}
 			n := 0
 			for _, r := range res {
@@ -669,19 +716,35 @@ not have).`,
 				}
 				out = append(out, o)
 			}
+			if rerr == nil {
+				out = append(out, resumeOut(t.ns, typ, resumed))
+			}
 			if a.output == "json" {
 				return writeJSON(a.stdout, out)
 			}
 			if len(out) == 0 {
-				_, err := fmt.Fprintf(a.stdout, "instance %s of saga %s has no parked input to retry\n", id, typ)
+				_, err := fmt.Fprintf(a.stdout, "instance %s of saga %s has no parked input to retry and nothing to resume: %v\n", id, typ, rerr)
 				return err
 			}
 			for _, o := range out {
+				switch {
+				case o.Kind == runner.ParkedStuck && o.Resubmitted != "":
+					fmt.Fprintf(a.stdout, "resumed stuck instance %s (version %d: %s) with a resume input at inputs %s; the runner sends what failed again\n",
+						id, o.Version, o.Error, o.Resubmitted)
+					continue
+				case o.Kind == runner.ParkedStuck:
+					fmt.Fprintf(a.stdout, "not resumed again: %s\n", o.Skipped)
+					continue
+				}
 				if o.Resubmitted != "" {
 					fmt.Fprintf(a.stdout, "re-submitted %s (parked: %s) at inputs %s\n", o.Origin, o.Reason, o.Resubmitted)
 				} else {
 					fmt.Fprintf(a.stdout, "skipped %s %s: %s\n", o.Kind, o.Deadline, o.Skipped)
 				}
+			}
+			if len(res) == 0 {
+				_, err = fmt.Fprintf(a.stdout, "see `kastor saga show %s %s`\n", typ, id)
+				return err
 			}
 			_, err = fmt.Fprintf(a.stdout, "%d input(s) re-submitted to %s and marked resolved; the runner applies them (see `kastor saga show %s %s`)\n",
 				n, runner.TopicsOf(t.ns, typ).Inputs, typ, id)

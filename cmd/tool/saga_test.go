@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -156,6 +157,104 @@ schemas: {replicationFactor: 1}
 	})
 }
 
+// TestSagaStuckAndResume drives `kastor saga` over a transfer that gets stuck: its
+// credit refused and its refund refused twice (the source account frozen, Retries 2).
+// stuck shows the instance with its reason and its stuck letter; retry resumes it once
+// the account is unfrozen; the transfer completes (refunded), and a second retry
+// resumes nothing.
+func TestSagaStuckAndResume(t *testing.T) {
+	realKafka.ParallelBackends(t, func(t *testing.T, c *kafkatest.Cluster) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		ns := namespace(t)
+		brokers := strings.Join(c.Brokers(), ",")
+		file := writeFile(t, fmt.Sprintf(`namespace: %s
+defaults: {partitions: 3, replicationFactor: 1, minInsyncReplicas: 1}
+aggregates: [{type: bank.account}, {type: bank.transfer-request}]
+sagas: [{type: bank.transfer}]
+schemas: {replicationFactor: 1}
+`, ns))
+		cli := func(args ...string) result {
+			return kastor(t, append(args, "-f", file, "--brokers", brokers)...)
+		}
+		if r := cli("topics", "apply"); r.code != exitOK && r.code != exitDrift {
+			t.Fatalf("topics apply: %d", r.code)
+		}
+		app := newTransferApp(t, ctx, c, ns)
+		def, err := transfer.SagaRetrying(10*time.Second, time.Second, 2, 100*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		app.def = def
+		app.startRunner()
+		app.send(ctx, app.acct, "alice", bank.Open{Owner: "alice"})
+		app.send(ctx, app.acct, "alice", bank.Deposit{Amount: 30})
+		app.freeze("alice", true)
+		app.request(ctx, "t-stuck", "alice", "carol", 30) // carol has no account
+
+		var stuck sagaStuck
+		until(t, ctx, "t-stuck stuck", func() bool {
+			r := cli("saga", "stuck", "bank.transfer", "-o", "json")
+			stuck = sagaStuck{}
+			return r.code == exitOK && json.Unmarshal([]byte(r.stdout), &stuck) == nil && len(stuck.Instances) == 1 && len(stuck.Parked) == 1
+		})
+		inst, letter := stuck.Instances[0], stuck.Parked[0]
+		if inst.ID != "t-stuck" || inst.Status != statusStuck || !strings.Contains(inst.Reason, `compensation of step "debit" failed 2 times`) ||
+			!strings.Contains(inst.Reason, "account frozen") || inst.Parked != 1 {
+			t.Fatalf("stuck instance: %+v", inst)
+		}
+		if letter.Kind != runner.ParkedStuck || letter.Reason != runner.ReasonStuck || letter.Error != inst.Reason || letter.Instance != "t-stuck" ||
+			letter.Version != inst.Version || letter.Resolved {
+			t.Fatalf("stuck letter: %+v (instance %+v)", letter, inst)
+		}
+		if r := cli("saga", "stuck", "bank.transfer"); r.code != exitOK || !strings.Contains(r.stdout, "stuck   t-stuck") || !strings.Contains(r.stdout, "account frozen") {
+			t.Errorf("stuck text: %q", r.stdout)
+		}
+
+		app.freeze("alice", false)
+		r := cli("saga", "retry", "bank.transfer", "t-stuck", "-o", "json")
+		var out []retryOut
+		if r.code != exitOK || json.Unmarshal([]byte(r.stdout), &out) != nil || len(out) != 1 || out[0].Kind != runner.ParkedStuck ||
+			out[0].Resubmitted == "" || out[0].Version != inst.Version || out[0].Error != inst.Reason || !out[0].Resolved {
+			t.Fatalf("retry: %d %s %s", r.code, r.stdout, r.stderr)
+		}
+		var list sagaList
+		until(t, ctx, "t-stuck done", func() bool {
+			r := cli("saga", "list", "bank.transfer", "-o", "json")
+			list = sagaList{}
+			return r.code == exitOK && json.Unmarshal([]byte(r.stdout), &list) == nil && list.Summary[statusDone] == 1
+		})
+		var st struct{ Failed bool } // encoding/json matches the field's name in any case
+		if d := list.Instances[0]; d.Version != inst.Version+2 || d.Parked != 0 || json.Unmarshal(d.State, &st) != nil || !st.Failed {
+			t.Errorf("t-stuck after the resume: %+v %s", d, d.State)
+		}
+		if r := cli("saga", "stuck", "bank.transfer"); r.code != exitOK || !strings.Contains(r.stdout, "nothing stuck, broken or parked") {
+			t.Errorf("stuck after the resume: %q", r.stdout)
+		}
+		if r := cli("saga", "retry", "bank.transfer", "t-stuck"); r.code != exitOK || !strings.Contains(r.stdout, "nothing to resume") || !strings.Contains(r.stdout, `"t-stuck"`) ||
+			!strings.Contains(r.stdout, "is done") {
+			t.Errorf("second retry: %d %q %q", r.code, r.stdout, r.stderr)
+		}
+		r = cli("saga", "show", "bank.transfer", "t-stuck", "-o", "json")
+		var show sagaShow
+		if r.code != exitOK || json.Unmarshal([]byte(r.stdout), &show) != nil || len(show.Parked) != 1 || !show.Parked[0].Resolved {
+			t.Fatalf("show: %d %s", r.code, r.stdout)
+		}
+		resumes := 0
+		for _, in := range show.Inputs {
+			if in.Kind == runner.InputKindResume {
+				resumes++
+				if in.Applied != "applied" || !strings.Contains(in.Detail, fmt.Sprintf("resume of version %d", inst.Version)) {
+					t.Errorf("resume input: %+v", in)
+				}
+			}
+		}
+		if resumes != 1 {
+			t.Errorf("%d resume inputs, want 1: %+v", resumes, show.Inputs)
+		}
+	})
+}
+
 // transferApp is the transfer example's application in the test process.
 type transferApp struct {
 	t        *testing.T
@@ -167,6 +266,15 @@ type transferApp struct {
 	acct     *gateway.Sender[bank.Command]
 	reqs     *gateway.Sender[transfer.Request]
 	cl       *kgo.Client
+	// frozen are the accounts whose deposits the accounts' gateway refuses.
+	mu     sync.Mutex
+	frozen map[string]bool
+}
+
+func (a *transferApp) freeze(account string, on bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.frozen[account] = on
 }
 
 func newTransferApp(t *testing.T, ctx context.Context, kc *kafkatest.Cluster, ns string) *transferApp {
@@ -185,9 +293,17 @@ func newTransferApp(t *testing.T, ctx context.Context, kc *kafkatest.Cluster, ns
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &transferApp{t: t, c: c, accounts: accounts, requests: requests, states: tc.Progress, def: def}
+	a := &transferApp{t: t, c: c, accounts: accounts, requests: requests, states: tc.Progress, def: def, frozen: map[string]bool{}}
+	refuse := func(s bank.State, c bank.Command) error {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if _, deposit := c.(bank.Deposit); deposit && a.frozen[s.Owner] {
+			return errors.New("account frozen")
+		}
+		return nil
+	}
 	ga, err := gateway.New(c, gateway.Config[bank.State, bank.Command, ks.Event]{
-		Aggregate: bank.Aggregate, Commands: accounts.Commands, Events: accounts.Events, States: accounts.States})
+		Aggregate: bank.Refusing(refuse), Commands: accounts.Commands, Events: accounts.Events, States: accounts.States})
 	if err != nil {
 		t.Fatal(err)
 	}

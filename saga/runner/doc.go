@@ -37,6 +37,12 @@
 // transaction writes the instance's next version without it, so it never fires again. It fires without
 // any input arriving, once, and after a restart or a rebalance when it came due meanwhile.
 //
+// An instance that becomes stuck (its state's StuckReason() goes from "" to a reason,
+// as saga.Progress's does when a compensation kept failing) is parked too: the
+// transaction of the version that made it stuck also writes a letter with reason
+// ReasonStuck and the reason to the dead-letter topic, once. Resume (`kastor saga retry
+// TYPE ID`) writes a resume input that the runner hands to React as saga.Input.Resume.
+//
 // A transaction that fails (a fenced producer, a commit of unknown outcome) ends the
 // member's session: it rejoins its group and restores what it is assigned from Kafka,
 // whose committed records are the only truth.

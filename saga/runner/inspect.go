@@ -263,15 +263,16 @@ func readStatePartition(ctx context.Context, rd *partition.Reader, topic string,
 const (
 	InputKindEvent       = "event"
 	InputKindOutcome     = "outcome"
+	InputKindResume      = "resume"
 	InputKindUndecodable = "undecodable"
 )
 
 // StoredInput is one record of an instance's inputs, as ReadInputs reads it.
 type StoredInput struct {
-	// Kind is InputKindEvent, InputKindOutcome or InputKindUndecodable.
+	// Kind is InputKindEvent, InputKindOutcome, InputKindResume or InputKindUndecodable.
 	Kind string
 	// ID is the input's ID as saga.Apply knows it (saga.EventInputID,
-	// saga.OutcomeInputID): what the instance's record lists among the inputs it has seen.
+	// saga.OutcomeInputID, saga.ResumeInputID): what the instance's record lists among the inputs it has seen.
 	ID        string
 	Partition int32
 	Offset    int64
@@ -280,6 +281,8 @@ type StoredInput struct {
 	Event *kastor.Metadata
 	// Outcome is a gateway's reply: the command ID and its status and message.
 	Outcome *gateway.Reply
+	// Resume is an operator's request to resume the instance (Resume).
+	Resume *saga.Resume
 	// Err is why an undecodable input does not decode.
 	Err string
 }
@@ -310,6 +313,10 @@ func ReadInputs(ctx context.Context, c *cluster.Cluster, sagaType, id string) ([
 			md := ir.event
 			in.Kind, in.Event = InputKindEvent, &md
 			in.ID = saga.EventInputID(kastor.Envelope[any]{Metadata: md})
+		case ir.kind == inputResume:
+			res := ir.resume
+			in.Kind, in.Resume = InputKindResume, &res
+			in.ID = saga.ResumeInputID(res.Version)
 		default:
 			r := ir.reply
 			in.Kind, in.Outcome = InputKindOutcome, &r
@@ -335,21 +342,29 @@ const (
 	// ParkedEvent: an event the router could not route (unroutable or undecodable); its
 	// key is the event's aggregate ID, not an instance ID.
 	ParkedEvent = "event"
+	// ParkedStuck: an instance that became stuck (ReasonStuck), parked by the runner in
+	// the transaction of the version that made it stuck; Resume resumes it and marks it
+	// resolved.
+	ParkedStuck = "stuck"
 )
 
 // Parked is a record of a saga type's dead-letter topic, read by ReadParked.
 type Parked struct {
-	// Kind is ParkedInput, ParkedDeadline or ParkedEvent.
+	// Kind is ParkedInput, ParkedDeadline, ParkedEvent or ParkedStuck.
 	Kind string
 	// Reason and Err are the kastor.dlq.reason and kastor.dlq.error headers.
 	Reason, Err string
-	// Instance is the instance the parked input was for (ParkedInput, ParkedDeadline).
+	// Instance is the instance the parked input was for (ParkedInput, ParkedDeadline),
+	// or the stuck instance (ParkedStuck).
 	Instance string
+	// Version is the stuck instance's version that made it stuck (ParkedStuck).
+	Version int64
 	// Deadline and DeadlineAt name the deadline of a ParkedDeadline.
 	Deadline   string
 	DeadlineAt time.Time
 	// Origin, OriginPartition and OriginOffset locate the parked record (-1: a deadline,
-	// which has no record); Timestamp is its timestamp.
+	// which has no record; a stuck instance's origin is its state partition, offset -1);
+	// Timestamp is its timestamp.
 	Origin          string
 	OriginPartition int32
 	OriginOffset    int64
@@ -370,11 +385,15 @@ const ReasonResolved = "resolved"
 
 var deadlineErr = regexp.MustCompile(`^deadline ("(?:[^"\\]|\\.)*") at (\S+): `)
 
-// identity is what tells a parked record apart: its origin, and for a deadline (no
-// record of its own, parked again at every restore) the instance and the deadline.
+// identity is what tells a parked record apart: its origin, for a deadline (no record of
+// its own, parked again at every restore) the instance and the deadline, and for a stuck
+// instance the instance and the version that made it stuck.
 func (d *Parked) identity() string {
-	if d.Kind == ParkedDeadline {
+	switch d.Kind {
+	case ParkedDeadline:
 		return fmt.Sprintf("deadline\x00%s\x00%s\x00%d", d.Instance, d.Deadline, d.DeadlineAt.UnixNano())
+	case ParkedStuck:
+		return fmt.Sprintf("stuck\x00%s\x00%d", d.Instance, d.Version)
 	}
 	return fmt.Sprintf("%s\x00%d\x00%d", d.Origin, d.OriginPartition, d.OriginOffset)
 }
@@ -396,7 +415,7 @@ func ReadParked(ctx context.Context, c *cluster.Cluster, sagaType string) ([]Par
 	resolved := map[string]bool{}
 	for p := range int32(len(md.Topics[t.DLQ].Partitions)) {
 		_, err := partition.ReadToEnd(ctx, c.Client(), t.DLQ, p, 0, func(rec *kgo.Record) error {
-			d, ok := parseParked(rec, t.Inputs)
+			d, ok := parseParked(rec, t)
 			switch {
 			case !ok:
 			case d.Reason == ReasonResolved:
@@ -424,8 +443,9 @@ func ReadParked(ctx context.Context, c *cluster.Cluster, sagaType string) ([]Par
 	return out, nil
 }
 
-// parseParked reads a saga dead-letter record; false for one that is not.
-func parseParked(rec *kgo.Record, inputs string) (Parked, bool) {
+// parseParked reads a dead-letter record of a saga whose topics are t; false for one that
+// is not.
+func parseParked(rec *kgo.Record, t Topics) (Parked, bool) {
 	d := Parked{Key: rec.Key, Value: rec.Value, Record: rec, OriginOffset: -1}
 	sagaHeader := false
 	for _, h := range rec.Headers {
@@ -448,6 +468,8 @@ func parseParked(rec *kgo.Record, inputs string) (Parked, bool) {
 			}
 		case wire.HeaderDLQSaga:
 			sagaHeader = true
+		case wire.HeaderDLQSagaVersion:
+			d.Version, _ = strconv.ParseInt(v, 10, 64)
 		default:
 			if !strings.HasPrefix(h.Key, "kastor.dlq.") {
 				d.Headers = append(d.Headers, h)
@@ -458,7 +480,9 @@ func parseParked(rec *kgo.Record, inputs string) (Parked, bool) {
 		return d, false
 	}
 	switch {
-	case d.Origin != inputs:
+	case d.Origin == t.State:
+		d.Kind, d.Instance = ParkedStuck, string(rec.Key)
+	case d.Origin != t.Inputs:
 		d.Kind = ParkedEvent
 	case d.OriginOffset < 0:
 		d.Kind, d.Instance = ParkedDeadline, string(rec.Key)
@@ -482,6 +506,9 @@ func resolutionMarker(topic, sagaType string, d *Parked) *kgo.Record {
 	add(wire.HeaderDLQPartition, strconv.FormatInt(int64(d.OriginPartition), 10))
 	add(wire.HeaderDLQOffset, strconv.FormatInt(d.OriginOffset, 10))
 	add(wire.HeaderDLQSaga, sagaType)
+	if d.Kind == ParkedStuck {
+		add(wire.HeaderDLQSagaVersion, strconv.FormatInt(d.Version, 10))
+	}
 	return &kgo.Record{Topic: topic, Partition: 0, Key: d.Key, Headers: hs}
 }
 
@@ -508,7 +535,8 @@ type Retried struct {
 // that parked it removed it from the record: it fires once); they are returned with
 // Skipped set and stay unresolved. Events the router
 // could not route are no instance's (they are keyed by aggregate ID) and are left alone:
-// routing them needs the saga's Correlate.
+// routing them needs the saga's Correlate. A stuck instance's letter (ParkedStuck) is no
+// input either: Resume resumes the instance and resolves it; RetryParked leaves it out.
 func RetryParked(ctx context.Context, c *cluster.Cluster, sagaType, id string) ([]Retried, error) {
 	if err := checkInstanceID(id); err != nil {
 		return nil, err
@@ -525,7 +553,7 @@ func RetryParked(ctx context.Context, c *cluster.Cluster, sagaType, id string) (
 	var recs []*kgo.Record
 	var idx []int // out index of each input record in recs
 	for _, d := range letters {
-		if d.Resolved || d.Instance != id {
+		if d.Resolved || d.Instance != id || d.Kind == ParkedStuck {
 			continue
 		}
 		r := Retried{Parked: d, Partition: -1, Offset: -1}
@@ -549,22 +577,9 @@ func RetryParked(ctx context.Context, c *cluster.Cluster, sagaType, id string) (
 	for _, i := range idx {
 		recs = append(recs, resolutionMarker(t.DLQ, sagaType, &out[i].Parked))
 	}
-	cl, err := c.NewClient(
-		kgo.TransactionalID(fmt.Sprintf("%s.saga.%s.retry", c.Namespace(), sagaType)),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-	)
+	res, err := submit(ctx, c, sagaType, recs)
 	if err != nil {
-		return nil, fmt.Errorf("saga %s retry: %w", sagaType, err)
-	}
-	defer cl.Close()
-	if err := cl.BeginTransaction(); err != nil {
-		return nil, fmt.Errorf("saga %s retry: %w", sagaType, err)
-	}
-	res := cl.ProduceSync(ctx, recs...)
-	perr := res.FirstErr()
-	if err := cl.EndTransaction(context.WithoutCancel(ctx), kgo.TransactionEndTry(perr == nil)); err != nil || perr != nil {
-		return nil, fmt.Errorf("saga %s retry: nothing re-submitted: %w", sagaType, errors.Join(perr, err))
+		return nil, fmt.Errorf("saga %s retry: nothing re-submitted: %w", sagaType, err)
 	}
 	// ProduceSync's results are in the order records completed, not the order given.
 	at := map[*kgo.Record]int{}
@@ -576,6 +591,140 @@ func RetryParked(ctx context.Context, c *cluster.Cluster, sagaType, id string) (
 			out[i].Partition, out[i].Offset = pr.Record.Partition, pr.Record.Offset
 		}
 	}
+	return out, nil
+}
+
+// submit writes recs in one transaction of saga type sagaType's operator producer
+// (transactional ID <ns>.saga.<type>.retry: two operators at once fence each other).
+func submit(ctx context.Context, c *cluster.Cluster, sagaType string, recs []*kgo.Record) (kgo.ProduceResults, error) {
+	cl, err := c.NewClient(
+		kgo.TransactionalID(fmt.Sprintf("%s.saga.%s.retry", c.Namespace(), sagaType)),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	if err := cl.BeginTransaction(); err != nil {
+		return nil, err
+	}
+	res := cl.ProduceSync(ctx, recs...)
+	perr := res.FirstErr()
+	if err := cl.EndTransaction(context.WithoutCancel(ctx), kgo.TransactionEndTry(perr == nil)); err != nil || perr != nil {
+		return nil, errors.Join(perr, err)
+	}
+	return res, nil
+}
+
+// ErrNotStuck is wrapped by Resume's error for an instance that is not stuck: active,
+// done, broken, or with no record. The error names the instance and its status.
+var ErrNotStuck = errors.New("saga instance not stuck")
+
+// Resumed is what Resume did for a stuck instance.
+type Resumed struct {
+	// Instance is the instance's ID; Version the version seen stuck, and Reason why
+	// (its state's stuck reason).
+	Instance string
+	Version  int64
+	Reason   string
+	// Partition and Offset are where the resume input is in the inputs topic: written by
+	// this call, or by an earlier one when Pending.
+	Partition int32
+	Offset    int64
+	// Pending says a resume of Version was on the inputs topic already, not applied yet
+	// (a second request before the runner applied the first): nothing was written.
+	Pending bool
+	// Resolved are the instance's stuck letters this call marked resolved.
+	Resolved []Parked
+}
+
+// Resume asks the runner to resume instance id of saga type sagaType, which must be
+// stuck: its latest record's state, decoded with its writer schema from _kastor.schemas,
+// has a "stuck" reason (StuckReason; saga.Progress.Stuck for orchestrations). It writes a
+// resume input (a kastor.SagaResume record, kastor.saga.input = resume, key the instance
+// ID) to the inputs topic and marks the instance's stuck letters resolved on the
+// dead-letter topic, in one Kafka transaction (the transactional ID RetryParked uses):
+// both or neither. The running runner applies it as saga.Input.Resume, with the input ID
+// saga.ResumeInputID(the version seen stuck): requests for the same stuck version are
+// applied once. An orchestration then sends the compensation that kept failing again
+// (saga.Orchestrate); fix the cause first, or it gets stuck again after its retries.
+//
+// An instance that is not stuck (active, done, broken, no record) is an error wrapping
+// ErrNotStuck that names it and its status. When a resume of the same version is on the
+// inputs topic past the runner's checkpoint (not applied yet), nothing is written and
+// Resumed.Pending is set.
+func Resume(ctx context.Context, c *cluster.Cluster, sagaType, id string) (Resumed, error) {
+	si, ps, found, err := ReadInstance(ctx, c, sagaType, id)
+	if err != nil {
+		return Resumed{}, err
+	}
+	switch {
+	case !found:
+		return Resumed{}, fmt.Errorf("%w: saga %s has no instance %q (no record on its state topic)", ErrNotStuck, sagaType, id)
+	case si.Err != nil:
+		return Resumed{}, fmt.Errorf("%w: instance %q of saga %s is broken, not stuck: its record does not decode (%v); replace the record, restart the runner and retry its parked inputs",
+			ErrNotStuck, id, sagaType, si.Err)
+	case si.Done:
+		return Resumed{}, fmt.Errorf("%w: instance %q of saga %s is done (version %d): nothing to resume", ErrNotStuck, id, sagaType, si.Version)
+	}
+	reg := schema.NewRegistry()
+	if err := schema.Load(ctx, c.Client(), reg); err != nil {
+		return Resumed{}, fmt.Errorf("saga %s: loading the state's schema: %w", sagaType, err)
+	}
+	st, err := StateJSON(reg, si.State)
+	if err != nil {
+		return Resumed{}, fmt.Errorf("saga %s: instance %q: decoding its state (type %s): %w", sagaType, id, si.State.Type, err)
+	}
+	reason := StuckReason(st)
+	if reason == "" {
+		return Resumed{}, fmt.Errorf("%w: instance %q of saga %s is active, not stuck (version %d): nothing to resume", ErrNotStuck, id, sagaType, si.Version)
+	}
+	out := Resumed{Instance: id, Version: si.Version, Reason: reason, Partition: si.Partition, Offset: -1}
+	t, _, err := sagaTopics(ctx, c, sagaType)
+	if err != nil {
+		return Resumed{}, err
+	}
+	// A resume of this version written and not applied yet: the runner will apply it.
+	if ps.InputsEnd > max(ps.Applied, 0) {
+		rd, err := partition.NewReader(c.Client())
+		if err != nil {
+			return Resumed{}, err
+		}
+		defer rd.Close()
+		_, err = rd.Read(ctx, t.Inputs, si.Partition, max(ps.Applied, 0), ps.InputsEnd, func(rec *kgo.Record) error {
+			if string(rec.Key) != id || out.Pending {
+				return nil
+			}
+			if in, err := decodeInput(rec.Key, rec.Value, rec.Headers); err == nil && in.kind == inputResume && in.resume.Version == si.Version {
+				out.Pending, out.Offset = true, rec.Offset
+			}
+			return nil
+		})
+		if err != nil {
+			return Resumed{}, fmt.Errorf("reading %s/%d: %w", t.Inputs, si.Partition, err)
+		}
+		if out.Pending {
+			return out, nil
+		}
+	}
+	letters, err := ReadParked(ctx, c, sagaType)
+	if err != nil {
+		return Resumed{}, err
+	}
+	in := resumeRecord(t.Inputs, si.Partition, id, si.Version, reason)
+	recs := []*kgo.Record{in}
+	for _, d := range letters {
+		if d.Kind == ParkedStuck && d.Instance == id && !d.Resolved {
+			recs = append(recs, resolutionMarker(t.DLQ, sagaType, &d))
+			d.Resolved = true
+			out.Resolved = append(out.Resolved, d)
+		}
+	}
+	if _, err := submit(ctx, c, sagaType, recs); err != nil {
+		return Resumed{}, fmt.Errorf("saga %s resume: nothing written: %w", sagaType, err)
+	}
+	out.Offset = in.Offset
 	return out, nil
 }
 

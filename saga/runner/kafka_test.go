@@ -54,6 +54,7 @@ type bed struct {
 	acct     *gateway.Sender[bank.Command]
 	reqs     *gateway.Sender[transfer.Request]
 	stall    *stall
+	frozen   *frozen
 	logger   *slog.Logger
 }
 
@@ -88,13 +89,13 @@ func newBed(t *testing.T, kc *kafkatest.Cluster, timeout time.Duration, opts ...
 		t.Fatal(err)
 	}
 	bd := &bed{t: t, c: c, accounts: accounts, requests: requests, states: tc.Progress, def: def,
-		stall: &stall{release: make(chan struct{})}, logger: logger}
+		stall: &stall{release: make(chan struct{})}, frozen: &frozen{}, logger: logger}
 
 	gctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	t.Cleanup(func() { stop(); wg.Wait() })
 	ga, err := gateway.New(c, gateway.Config[bank.State, bank.Command, kastor.Event]{
-		Aggregate: bank.Aggregate, Commands: accounts.Commands, Events: accounts.Events, States: accounts.States,
+		Aggregate: bank.Refusing(bd.frozen.refuse), Commands: accounts.Commands, Events: accounts.Events, States: accounts.States,
 		Listeners: []gateway.Listener[kastor.Event]{bd.stall.listen},
 	})
 	if err != nil {
@@ -310,6 +311,15 @@ func (b *bed) check(ctx context.Context, want map[string]int64, instances ...str
 // checkSaga is bed.check on the topics of cluster c.
 func checkSaga(ctx context.Context, t *testing.T, c *cluster.Cluster, accounts *bank.Codecs, want map[string]int64, instances ...string) {
 	t.Helper()
+	for _, r := range checkSagaTopics(ctx, t, c, accounts, want, instances...) {
+		d, _, _ := wire.ParseDeadLetter(r.Headers)
+		t.Errorf("parked: key %q, %+v", r.Key, d)
+	}
+}
+
+// checkSagaTopics is checkSaga but for the dead-letter topic, whose records it returns.
+func checkSagaTopics(ctx context.Context, t *testing.T, c *cluster.Cluster, accounts *bank.Codecs, want map[string]int64, instances ...string) []*kgo.Record {
+	t.Helper()
 	ns := c.Namespace()
 	state := readAll(ctx, t, c, topics.SagaTopicName(ns, transfer.SagaType, topics.RoleSagaState))
 	versions := map[string][]int64{}
@@ -399,12 +409,7 @@ func checkSaga(ctx context.Context, t *testing.T, c *cluster.Cluster, accounts *
 			t.Errorf("account %s: balance %d, want %d (all: %v)", acct, got[acct], w, got)
 		}
 	}
-	if dlq := readAll(ctx, t, c, topics.SagaTopicName(ns, transfer.SagaType, topics.RoleSagaDLQ)); len(dlq) > 0 {
-		for _, r := range dlq {
-			d, _, _ := wire.ParseDeadLetter(r.Headers)
-			t.Errorf("parked: key %q, %+v", r.Key, d)
-		}
-	}
+	return readAll(ctx, t, c, topics.SagaTopicName(ns, transfer.SagaType, topics.RoleSagaDLQ))
 }
 
 // commandVersion parses a saga command ID (bank.transfer/<instance>/<version>/<i>).
@@ -464,6 +469,30 @@ func readAll(ctx context.Context, t *testing.T, c *cluster.Cluster, topic string
 		})
 	}
 	return out
+}
+
+// frozen are the accounts whose deposits the accounts' gateway refuses.
+type frozen struct {
+	mu       sync.Mutex
+	accounts map[string]bool
+}
+
+func (f *frozen) set(account string, on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.accounts == nil {
+		f.accounts = map[string]bool{}
+	}
+	f.accounts[account] = on
+}
+
+func (f *frozen) refuse(s bank.State, c bank.Command) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, deposit := c.(bank.Deposit); deposit && f.accounts[s.Owner] {
+		return errors.New("account frozen")
+	}
+	return nil
 }
 
 // stall holds the accounts' gateway after the first debit of one account until released.

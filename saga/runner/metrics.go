@@ -17,6 +17,7 @@ type metrics struct {
 	routed    *prometheus.CounterVec
 	commands  prometheus.Counter
 	fired     prometheus.Counter
+	stuck     prometheus.Counter
 	txns      *prometheus.CounterVec
 	owned     prometheus.Gauge
 	instances prometheus.Gauge
@@ -43,6 +44,10 @@ func newMetrics(reg prometheus.Registerer, sagaType string) (*metrics, error) {
 			Namespace: "kastor", Subsystem: "saga", Name: "deadlines_fired_total", ConstLabels: labels,
 			Help: "Deadlines fired and committed.",
 		}),
+		stuck: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "kastor", Subsystem: "saga", Name: "stuck_total", ConstLabels: labels,
+			Help: "Instances that became stuck, committed: each was parked with its reason on the dead-letter topic.",
+		}),
 		txns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "kastor", Subsystem: "saga", Name: "transactions_total", ConstLabels: labels,
 			Help: "Runner and router transactions ended, by result (committed, aborted, failed: the member rejoined).",
@@ -64,7 +69,7 @@ func newMetrics(reg prometheus.Registerer, sagaType string) (*metrics, error) {
 	}
 	// Runners of one saga type in one process share the registered collectors (the
 	// per-partition gauges then follow the session that started last).
-	var errs [9]error
+	var errs [10]error
 	m.inputs, errs[0] = promreg.Register(reg, m.inputs)
 	m.routed, errs[1] = promreg.Register(reg, m.routed)
 	m.commands, errs[2] = promreg.Register(reg, m.commands)
@@ -74,6 +79,7 @@ func newMetrics(reg prometheus.Registerer, sagaType string) (*metrics, error) {
 	m.instances, errs[6] = promreg.Register(reg, m.instances)
 	m.restore, errs[7] = promreg.Register(reg, m.restore)
 	m.parts, errs[8] = promreg.Register(reg, m.parts)
+	m.stuck, errs[9] = promreg.Register(reg, m.stuck)
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, err
 	}

@@ -61,7 +61,12 @@ func (s *session[S]) partitionStats() []partitionStats {
 
 // stuck takes a pointer to the state: its method set has the value methods too, and a
 // pointer does not allocate when it becomes an interface.
-func stuck(state any) bool {
-	sr, ok := state.(stuckReasoner)
-	return ok && sr.StuckReason() != ""
+func stuck(state any) bool { return stuckReason(state) != "" }
+
+// stuckReason is the state's StuckReason, "" when it has no such method.
+func stuckReason(state any) string {
+	if sr, ok := state.(stuckReasoner); ok {
+		return sr.StuckReason()
+	}
+	return ""
 }

@@ -41,6 +41,14 @@ const InstanceSchema = `{"type":"record","name":"SagaInstance","namespace":"kast
 const CheckpointSchema = `{"type":"record","name":"SagaCheckpoint","namespace":"kastor","fields":[` +
 	`{"name":"inputsOffset","type":"long"}]}`
 
+// ResumeSchema is the Avro schema of an operator's request to resume a stuck instance, a
+// record of the inputs topic with kastor.saga.input = resume (Resume writes it): the
+// instance's version the operator saw stuck, which makes the input's ID
+// (saga.ResumeInputID), and the stuck reason they saw.
+const ResumeSchema = `{"type":"record","name":"SagaResume","namespace":"kastor","fields":[` +
+	`{"name":"version","type":"long"},` +
+	`{"name":"reason","type":"string"}]}`
+
 // CheckpointKey is the key of a state partition's checkpoint record: a NUL byte, which no
 // instance ID starts with, then "kastor.checkpoint".
 const CheckpointKey = "\x00kastor.checkpoint"
@@ -49,6 +57,8 @@ const CheckpointKey = "\x00kastor.checkpoint"
 const (
 	InstanceType   = "kastor.SagaInstance"
 	CheckpointType = "kastor.SagaCheckpoint"
+	// ResumeType is the kastor.type of a resume input (on the inputs topic).
+	ResumeType = "kastor.SagaResume"
 )
 
 type instanceValue struct {
@@ -80,19 +90,29 @@ type checkpointValue struct {
 	InputsOffset int64 `avro:"inputsOffset"`
 }
 
+type resumeValue struct {
+	Version int64  `avro:"version"`
+	Reason  string `avro:"reason"`
+}
+
 var (
 	instanceSchema   = schema.MustParse(InstanceSchema)
 	checkpointSchema = schema.MustParse(CheckpointSchema)
+	resumeSchema     = schema.MustParse(ResumeSchema)
 	// Records are small; a tenth of the default bounds what a corrupt length can make a
 	// decoder allocate.
 	recordLimits    = schema.Limits{MaxBytes: 16 << 20}
 	instanceCodec   = schema.MustCodec[instanceValue](nil, instanceSchema, schema.Describe("saga instance"), schema.WithLimits(recordLimits))
 	checkpointCodec = schema.MustCodec[checkpointValue](nil, checkpointSchema, schema.Describe("saga checkpoint"), schema.WithLimits(recordLimits))
+	resumeCodec     = schema.MustCodec[resumeValue](nil, resumeSchema, schema.Describe("saga resume"), schema.WithLimits(recordLimits))
 )
 
-// Schemas returns the schemas of the state topic's records, which the runtime publishes to
-// _kastor.schemas when it starts.
-func Schemas() []*schema.Schema { return []*schema.Schema{instanceSchema, checkpointSchema} }
+// Schemas returns the schemas of the records kastor writes to a saga's topics (the state
+// topic's instance and checkpoint, the inputs topic's resume), which the runtime
+// publishes to _kastor.schemas when it starts.
+func Schemas() []*schema.Schema {
+	return []*schema.Schema{instanceSchema, checkpointSchema, resumeSchema}
+}
 
 // InstanceRecord is a state record as stored: a saga.Instance whose state is still
 // encoded, for readers without the saga's state type (tools, tests).
@@ -300,6 +320,7 @@ type inputKind int
 const (
 	inputEvent   inputKind = iota + 1 // a routed event
 	inputOutcome                      // a gateway's reply to a command of the instance
+	inputResume                       // an operator's request to resume a stuck instance
 )
 
 // inputRecord is a decoded record of the inputs topic, before the event's payload is
@@ -309,10 +330,12 @@ type inputRecord struct {
 	instance string
 	event    kastor.Metadata // of an event
 	reply    gateway.Reply   // of an outcome
+	resume   saga.Resume     // of a resume
+	trace    kastor.TraceContext
 }
 
 // decodeInput reads an input record: its key (the instance ID), its headers and, for an
-// outcome, its value (a gateway.Reply). An event's payload is left to the event codec.
+// outcome, its value (a gateway.Reply), for a resume its value (a kastor.SagaResume). An event's payload is left to the event codec.
 // Errors name what is wrong.
 func decodeInput(key, value []byte, hs []kgo.RecordHeader) (inputRecord, error) {
 	in := inputRecord{instance: string(key)}
@@ -335,6 +358,23 @@ func decodeInput(key, value []byte, hs []kgo.RecordHeader) (inputRecord, error) 
 			return in, fmt.Errorf("saga input (event) of instance %q: the event's aggregate type, ID, version, type and schema headers are all required", in.instance)
 		}
 		in.kind, in.event = inputEvent, md
+	case wire.SagaInputResume:
+		typ, fp, err := wire.ReadSchemaHeaders(hs)
+		if err != nil {
+			return in, fmt.Errorf("saga input (resume) of instance %q: %w", in.instance, err)
+		}
+		if typ != ResumeType {
+			return in, fmt.Errorf("saga input (resume) of instance %q: type %q, want %s", in.instance, typ, ResumeType)
+		}
+		v, err := resumeCodec.Decode(schema.Fingerprint(fp), value)
+		if err != nil {
+			return in, fmt.Errorf("saga input (resume) of instance %q: %w", in.instance, err)
+		}
+		if v.Version < 1 {
+			return in, fmt.Errorf("saga input (resume) of instance %q: version %d (a stuck instance has had an input)", in.instance, v.Version)
+		}
+		in.kind, in.resume = inputResume, saga.Resume{Version: v.Version, Reason: v.Reason}
+		in.trace, _ = wire.ParseTrace(hs)
 	case "":
 		r, err := gateway.DecodeReply(value)
 		if err != nil {
@@ -347,9 +387,19 @@ func decodeInput(key, value []byte, hs []kgo.RecordHeader) (inputRecord, error) 
 		r.Trace, _ = wire.ParseTrace(hs)
 		in.kind, in.reply = inputOutcome, r
 	default:
-		return in, fmt.Errorf("saga input of instance %q: header %s: unknown kind %q (want %q, or none for an outcome)", in.instance, wire.HeaderSagaInput, kind, wire.SagaInputEvent)
+		return in, fmt.Errorf("saga input of instance %q: header %s: unknown kind %q (want %q, %q, or none for an outcome)",
+			in.instance, wire.HeaderSagaInput, kind, wire.SagaInputEvent, wire.SagaInputResume)
 	}
 	return in, nil
+}
+
+// resumeRecord is the record of an operator's request to resume instance id, seen stuck
+// at version with reason, on partition p of inputs topic topic.
+func resumeRecord(topic string, p int32, id string, version int64, reason string) *kgo.Record {
+	v, _ := resumeCodec.Encode(resumeValue{Version: version, Reason: reason}) // a long and a string: cannot fail
+	md := kastor.Metadata{Type: ResumeType, Fingerprint: uint64(resumeSchema.Fingerprint())}
+	hs := append(wire.Headers(&md), kgo.RecordHeader{Key: wire.HeaderSagaInput, Value: []byte(wire.SagaInputResume)})
+	return &kgo.Record{Topic: topic, Partition: p, Key: []byte(id), Value: v, Headers: hs}
 }
 
 // outcomeOf turns a gateway reply into the Outcome of the pending command it answers.

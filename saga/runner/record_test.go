@@ -190,17 +190,37 @@ func FuzzDecodeState(f *testing.F) {
 }
 
 func FuzzDecodeInput(f *testing.F) {
-	f.Add([]byte("t-1"), []byte{}, true)
-	f.Add([]byte("t-1"), mustEncode(gateway.Reply{CommandID: "c", Status: gateway.StatusOK, From: 1, To: 2}), false)
-	f.Add([]byte(""), []byte{0x01}, false)
-	f.Fuzz(func(t *testing.T, key, value []byte, event bool) {
+	f.Add([]byte("t-1"), []byte{}, uint8(1))
+	f.Add([]byte("t-1"), mustEncode(gateway.Reply{CommandID: "c", Status: gateway.StatusOK, From: 1, To: 2}), uint8(0))
+	f.Add([]byte(""), []byte{0x01}, uint8(0))
+	f.Add([]byte("t-1"), resumeRecord("in", 0, "t-1", 7, "compensation failed").Value, uint8(2))
+	f.Add([]byte("t-1"), []byte{0x0e, 0x02}, uint8(2))
+	f.Add([]byte("t-1"), []byte{0x00, 0x00}, uint8(3))
+	f.Fuzz(func(t *testing.T, key, value []byte, kind uint8) {
 		var hs []kgo.RecordHeader
-		if event {
+		switch kind % 4 {
+		case 1:
 			hs = eventInputHeaders()
+		case 2:
+			hs = resumeRecord("in", 0, string(key), 1, "").Headers
+		case 3: // a resume with no schema headers
+			hs = []kgo.RecordHeader{kgoHeader(wire.HeaderSagaInput, wire.SagaInputResume)}
 		}
 		in, err := decodeInput(key, value, hs)
 		if err == nil && in.instance != string(key) {
 			t.Fatalf("instance %q from key %q", in.instance, key)
+		}
+		if err != nil || in.kind != inputResume {
+			return
+		}
+		// A resume that decodes has a version and encodes back to the same input.
+		if in.resume.Version < 1 {
+			t.Fatalf("resume of version %d decoded", in.resume.Version)
+		}
+		rec := resumeRecord("in", 0, in.instance, in.resume.Version, in.resume.Reason)
+		again, err := decodeInput(rec.Key, rec.Value, rec.Headers)
+		if err != nil || again.resume != in.resume {
+			t.Fatalf("re-decoded %+v, %v; want %+v", again.resume, err, in.resume)
 		}
 	})
 }
@@ -275,4 +295,34 @@ func FuzzInstanceFastDecoder(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{2, 'a', 2, 0, 0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, v []byte) { checkFastDecoder(t, v) })
+}
+
+func TestResumeRecordRoundTrip(t *testing.T) {
+	rec := resumeRecord("ns.saga.x.inputs", 2, "t-1", 7, `compensation of step "debit" failed 3 times`)
+	if rec.Partition != 2 || string(rec.Key) != "t-1" || rec.Topic != "ns.saga.x.inputs" {
+		t.Fatalf("record %+v", rec)
+	}
+	in, err := decodeInput(rec.Key, rec.Value, rec.Headers)
+	if err != nil || in.kind != inputResume || in.instance != "t-1" || in.resume != (saga.Resume{Version: 7, Reason: `compensation of step "debit" failed 3 times`}) {
+		t.Fatalf("decoded %+v, %v", in, err)
+	}
+	typ, fp, err := wire.ReadSchemaHeaders(rec.Headers)
+	if err != nil || typ != ResumeType || fp != uint64(schema.MustParse(ResumeSchema).Fingerprint()) {
+		t.Fatalf("schema headers %q %x %v", typ, fp, err)
+	}
+	for _, tc := range []struct {
+		name  string
+		value []byte
+		hs    []kgo.RecordHeader
+		want  string
+	}{
+		{"no schema headers", rec.Value, []kgo.RecordHeader{kgoHeader(wire.HeaderSagaInput, wire.SagaInputResume)}, "resume"},
+		{"another type", rec.Value, append(wire.Headers(&kastor.Metadata{Type: "x.Y", Fingerprint: 1}), kgoHeader(wire.HeaderSagaInput, wire.SagaInputResume)), `type "x.Y"`},
+		{"version 0", resumeRecord("in", 0, "t-1", 0, "").Value, rec.Headers, "version 0"},
+		{"truncated", rec.Value[:1], rec.Headers, "resume"},
+	} {
+		if _, err := decodeInput(rec.Key, tc.value, tc.hs); err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), `"t-1"`) {
+			t.Errorf("%s: %v, want an error with %q naming the instance", tc.name, err, tc.want)
+		}
+	}
 }

@@ -33,6 +33,11 @@ const (
 	ReasonUnknownCommand = "unknown-command"
 	// ReasonBrokenInstance: an input of an instance whose record cannot be decoded.
 	ReasonBrokenInstance = "broken-instance"
+	// ReasonStuck: not a parked input but the instance itself, which became stuck (its
+	// state's StuckReason went from "" to the reason, the letter's error): it waits for an
+	// operator. Written in the transaction of the instance's version that made it stuck,
+	// keyed by instance ID, with no value; Resume marks it resolved.
+	ReasonStuck = "stuck"
 )
 
 // routeSession is one membership of the router group: it reads the sources' events
@@ -193,4 +198,22 @@ func (r *Runner[S, C, E]) parked(rec *kgo.Record, reason string, why error) *kgo
 		value = []byte{}
 	}
 	return &kgo.Record{Topic: r.cfg.dlq, Partition: 0, Key: rec.Key, Value: value, Headers: hs, Timestamp: time.Time{}}
+}
+
+// stuckLetter is the dead-letter record of instance id of inputs (and state) partition p,
+// made stuck by its version version for reason: key the instance ID, no value,
+// kastor.dlq.reason = stuck, the reason as kastor.dlq.error, the state topic and
+// partition as the origin (offset -1: the record is written in the same transaction) and
+// the version in kastor.dlq.saga.version.
+func (r *Runner[S, C, E]) stuckLetter(id string, p int32, version int64, reason string) *kgo.Record {
+	hs := make([]kgo.RecordHeader, 0, 7)
+	add := func(k, v string) { hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(v)}) }
+	add(wire.HeaderDLQReason, ReasonStuck)
+	add(wire.HeaderDLQError, reason)
+	add(wire.HeaderDLQTopic, r.cfg.state)
+	add(wire.HeaderDLQPartition, strconv.FormatInt(int64(p), 10))
+	add(wire.HeaderDLQOffset, "-1")
+	add(wire.HeaderDLQSaga, r.cfg.Saga.Type)
+	add(wire.HeaderDLQSagaVersion, strconv.FormatInt(version, 10))
+	return &kgo.Record{Topic: r.cfg.dlq, Partition: 0, Key: []byte(id), Value: []byte{}, Headers: hs}
 }

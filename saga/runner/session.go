@@ -284,8 +284,8 @@ type batch[S, C any] struct {
 	recs  []*kgo.Record // commands and parked records
 	next  int64         // the position once committed
 	// counts by result of inputs; commands and deadlines fired.
-	counts      map[string]int
-	cmds, fired int
+	counts             map[string]int
+	cmds, fired, stuck int
 	// spans of the inputs applied, ended with the transaction (trace.go), and the trace
 	// of each instance's last transition.
 	spans  []kastor.Span
@@ -359,11 +359,17 @@ func (r *Runner[S, C, E]) input(b *batch[S, C], rec *kgo.Record) {
 		}
 		out := outcomeOf[C](in.reply, sent)
 		input = saga.Input[C, E]{ID: id, Outcome: &out}
+	case inputResume:
+		res := in.resume
+		input = saga.Input[C, E]{ID: saga.ResumeInputID(res.Version), Resume: &res}
 	}
 	input.At = cfg.Clock()
 	parent := in.event.Trace
-	if in.kind == inputOutcome {
+	switch in.kind {
+	case inputOutcome:
 		parent = in.reply.Trace
+	case inputResume:
+		parent = in.trace
 	}
 	sp := r.transitionSpan(rec, inst.ID, input.ID, parent)
 	b.spans = append(b.spans, sp)
@@ -399,6 +405,14 @@ func (r *Runner[S, C, E]) step(b *batch[S, C], inst *saga.Instance[S], input sag
 		}
 		recs = append(recs, rec)
 	}
+	if why := stuckReason(&next.State); why != "" && stuckReason(&inst.State) == "" {
+		// It became stuck: parked with the reason, in the transaction that writes the
+		// version that made it so. That version is committed once (inputs are applied
+		// once, deadlines fire once), so the letter is written once.
+		cfg.logger.Warn("saga instance stuck: it waits for an operator (kastor saga retry)", "instance", inst.ID, "version", next.Version, "reason", why)
+		recs = append(recs, r.stuckLetter(inst.ID, b.pt.p, next.Version, why))
+		b.stuck++
+	}
 	if b.work[inst.ID] == nil {
 		b.order = append(b.order, inst.ID)
 	}
@@ -408,7 +422,7 @@ func (r *Runner[S, C, E]) step(b *batch[S, C], inst *saga.Instance[S], input sag
 	}
 	b.traces[inst.ID] = trace
 	b.recs = append(b.recs, recs...)
-	b.cmds += len(recs)
+	b.cmds += len(cmds)
 	b.counts["applied"]++
 	return true, nil
 }
@@ -521,6 +535,7 @@ func (r *Runner[S, C, E]) count(b *batch[S, C]) {
 	}
 	r.metrics.commands.Add(float64(b.cmds))
 	r.metrics.fired.Add(float64(b.fired))
+	r.metrics.stuck.Add(float64(b.stuck))
 }
 
 // fireDue fires the deadlines that are due in the owned partitions once every input

@@ -146,3 +146,18 @@ func evolve(s State, e kastor.Event) State {
 	}
 	return s
 }
+
+// Refusing returns a copy of Aggregate whose Decide first asks refuse: a non-nil error
+// refuses the command, as Decide's own refusals do. Tests use it to make an account
+// refuse deposits for a while, such as a saga's compensation that keeps failing until
+// an operator fixes the cause.
+func Refusing(refuse func(s State, c Command) error) *kastor.Aggregate[State, Command, kastor.Event] {
+	agg := *Aggregate
+	agg.Decide = func(s State, c Command) ([]kastor.Event, error) {
+		if err := refuse(s, c); err != nil {
+			return nil, err
+		}
+		return decide(s, c)
+	}
+	return &agg
+}

@@ -81,6 +81,17 @@ type Definition = saga.Definition[Progress, bank.Command, kastor.Event]
 // timeout bounds the wait for each step's outcome and skew is the margin for the clocks
 // of the saga and the gateways (saga.Orchestration).
 func Saga(timeout, skew time.Duration) (*Definition, error) {
+	return SagaRetrying(timeout, skew, 0, 0)
+}
+
+// SagaRetrying is Saga whose refund is tried retries times, backoff apart, before the
+// transfer is stuck (saga.Orchestration's Retries and Backoff; zero: their defaults, 5
+// tries 1 s doubling).
+func SagaRetrying(timeout, skew time.Duration, retries int, backoff time.Duration) (*Definition, error) {
+	var wait func(int) time.Duration
+	if backoff > 0 {
+		wait = func(int) time.Duration { return backoff }
+	}
 	acct := func(id string, c bank.Command) saga.Send[bank.Command] {
 		return saga.Send[bank.Command]{AggregateType: bank.Type, AggregateID: id, Command: c}
 	}
@@ -107,6 +118,8 @@ func Saga(timeout, skew time.Duration) (*Definition, error) {
 			{Name: "credit", Timeout: timeout,
 				Do: func(d Data) saga.Send[bank.Command] { return acct(d.To, bank.Deposit{Amount: d.Amount}) }},
 		},
-		Skew: skew,
+		Skew:    skew,
+		Retries: retries,
+		Backoff: wait,
 	})
 }
