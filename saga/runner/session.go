@@ -128,12 +128,23 @@ func (r *Runner[S, C, E]) wait(s *session[S]) time.Duration {
 		wait = time.Second
 	}
 	now := r.cfg.Clock()
+	due := false
 	for _, pt := range s.parts {
 		if t, ok := pt.timers.next(); ok {
-			wait = min(wait, t.at.Sub(now))
+			if d := t.at.Sub(now); d > 0 {
+				wait = min(wait, d)
+			} else {
+				due = true
+			}
 		}
 	}
-	return max(wait, 10*time.Millisecond)
+	if due {
+		// Due, but waiting for the inputs written before it to be applied: look again
+		// soon, without spinning.
+		wait = min(wait, 10*time.Millisecond)
+	}
+	// A deadline in the future is woken for on time, not up to 10 ms late.
+	return max(wait, time.Millisecond)
 }
 
 // startRestore restores partition p in the background: a long restore must not hold up
