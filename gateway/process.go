@@ -36,9 +36,6 @@ type batch[S, E any] struct {
 	sched map[int32]*schedDelta
 	// spans of the commands handled, ended with the transaction (trace.go).
 	spans []handledSpan
-	// due is the earliest deadline of the commands executed (zero: none): the transaction
-	// must not commit past it (decision 38).
-	due time.Time
 
 	mu         sync.Mutex
 	produceErr error
@@ -205,13 +202,6 @@ func (g *Gateway[S, C, E]) processBatch(ctx context.Context, sess *kgo.GroupTran
 	if d := g.holdBeforeEnd.Load(); d > 0 {
 		time.Sleep(time.Duration(d))
 	}
-	if !abort && !b.due.IsZero() && time.Now().After(b.due) {
-		// Its caller (a saga's timeout) may have given up on it already: abort, and the
-		// batch read again refuses it EXPIRED while the others execute (decision 38).
-		cfg.logger.Info("aborting transaction: a command's deadline passed before the transaction could commit; read again, it is refused as expired",
-			"deadline", b.due.Format(time.RFC3339Nano), "commands", handled)
-		abort = true
-	}
 	committed, err := sess.End(tctx, kgo.TransactionEndTry(!abort))
 	if err == nil && committed && loseEnd {
 		err = errLostEndResponse
@@ -357,11 +347,6 @@ func (g *Gateway[S, C, E]) execute(ctx context.Context, b *batch[S, E], sh *shar
 		fail(s, err)
 		e.refuse(snapshot.Refusal{ID: ch.CommandID, Status: string(s), Message: reply.Message, Expected: reply.Expected, Actual: reply.Actual}, cfg.DedupeWindow)
 		b.snaps[sh.partition].MarkDue(id)
-	}
-	// From here the command executes: its outcome, success or refusal, must be written
-	// before its deadline or not at all.
-	if !ch.Deadline.IsZero() && (b.due.IsZero() || ch.Deadline.Before(b.due)) {
-		b.due = ch.Deadline
 	}
 	correlation := ch.CorrelationID
 	if correlation == "" {

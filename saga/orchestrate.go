@@ -46,13 +46,15 @@ type Orchestration[D, C, E any] struct {
 	Retries int
 	Backoff func(n int) time.Duration
 	// Skew is how long after a step's deadline the saga waits for its outcome before it
-	// gives up on it (default 5 s): the error allowed between the gateways' clocks and the
-	// saga's. A gateway commits a command's outcome only if its records were written
-	// before the command's deadline by the gateway's clock (it aborts the transaction
-	// otherwise, and the command read again is refused as expired), and the runtime
-	// applies every outcome written before it fires the timeout, open transactions
-	// included; so a step given up on never commits afterwards while the clocks agree
-	// within Skew (see decision 38).
+	// gives up on it (default 25 s). A gateway that read the command just before its
+	// deadline (by its own clock) writes the outcome in a transaction that can take up to
+	// its transaction timeout (gateway.Config.TransactionTimeout, 20 s by default); the
+	// runtime applies every outcome written before it fires the timeout, so Skew must
+	// cover that timeout plus the error between the gateways' and the saga's clocks. The
+	// default is the gateways' default timeout plus 5 s. Smaller values are safe only
+	// with gateways whose transactions are known to end sooner: a step given up on too
+	// early can commit after its compensation was decided (see
+	// decision 38).
 	Skew time.Duration
 }
 
@@ -79,9 +81,9 @@ type Progress[D any] struct {
 	Stuck string
 }
 
-// DefaultSkew is Orchestration.Skew's default: 5 s for the clocks of the gateways and the
-// saga's runner.
-const DefaultSkew = 5 * time.Second
+// DefaultSkew is Orchestration.Skew's default: the gateways' default transaction timeout
+// (20 s) plus 5 s for the clocks.
+const DefaultSkew = 25 * time.Second
 
 // Deadline names an orchestration sets.
 const (
