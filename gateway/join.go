@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -10,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kastor-dev/kastor/internal/brokerwait"
 )
 
 // prepareJoin runs before this instance joins its group. A join starts a rebalance, and a
@@ -104,7 +107,13 @@ func (g *Gateway[S, C, E]) groupMembers(ctx context.Context) ([]kadm.DescribedGr
 	}
 	if err != nil {
 		if ctx.Err() == nil {
-			g.cfg.logger.Warn("cannot list the group's members before joining", "err", err)
+			// A coordinator still loading (a new group, a broker moving) is no fault; the
+			// join goes ahead without removing or waiting for anyone.
+			level := slog.LevelWarn
+			if brokerwait.Transient(err) {
+				level = slog.LevelInfo
+			}
+			g.cfg.logger.Log(ctx, level, "cannot list the group's members before joining; joining at once", "err", err)
 		}
 		return nil, false
 	}
