@@ -112,31 +112,14 @@ type pendingSchedule struct {
 
 func (a *app) aggregateSchedules(ctx context.Context, brokers []string, ns, aggType, id string) ([]pendingSchedule, error) {
 	topic := topics.TopicName(ns, aggType, topics.RoleSchedules)
-	cl, err := a.dial(ctx, brokers)
+	cl, reg, p, err := a.aggregatePartition(ctx, brokers, ns, aggType, id, topic, "`kastor topics apply` creates the schedules topic")
 	if err != nil {
 		return nil, err
 	}
 	defer cl.Close()
-	adm := a.adminOf(cl)
-	mctx, cancel := context.WithTimeout(ctx, a.timeout)
-	md, err := adm.Metadata(mctx, topic, schema.Topic)
-	cancel()
-	if err != nil {
-		return nil, fmt.Errorf("metadata: %w", err)
-	}
-	for _, t := range []string{topic, schema.Topic} {
-		if td, ok := md.Topics[t]; !ok || td.Err != nil {
-			return nil, fmt.Errorf("topic %s does not exist (is the namespace %q and the type %q right? `kastor topics apply` creates the schedules topic)", t, ns, aggType)
-		}
-	}
-	reg := schema.NewRegistry()
-	if err := schema.Load(ctx, cl, reg); err != nil {
-		return nil, err
-	}
 	prefix := id + "\x00"
 	latest := map[string]*kgo.Record{}
 	var order []string
-	p := producer.PartitionFor([]byte(id), int32(len(md.Topics[topic].Partitions)))
 	_, err = partition.ReadToEnd(ctx, cl, topic, p, 0, func(r *kgo.Record) error {
 		key := string(r.Key)
 		if !strings.HasPrefix(key, prefix) || strings.IndexByte(key[len(prefix):], 0) >= 0 {
@@ -215,28 +198,11 @@ type storedEvent struct {
 
 func (a *app) aggregateEvents(ctx context.Context, brokers []string, ns, aggType, id string) ([]storedEvent, error) {
 	topic := topics.TopicName(ns, aggType, topics.RoleEvents)
-	cl, err := a.dial(ctx, brokers)
+	cl, reg, p, err := a.aggregatePartition(ctx, brokers, ns, aggType, id, topic, "`kastor topics describe` lists the topics")
 	if err != nil {
 		return nil, err
 	}
 	defer cl.Close()
-	adm := a.adminOf(cl)
-	mctx, cancel := context.WithTimeout(ctx, a.timeout)
-	md, err := adm.Metadata(mctx, topic, schema.Topic)
-	cancel()
-	if err != nil {
-		return nil, fmt.Errorf("metadata: %w", err)
-	}
-	for _, t := range []string{topic, schema.Topic} {
-		if td, ok := md.Topics[t]; !ok || td.Err != nil {
-			return nil, fmt.Errorf("topic %s does not exist (is the namespace %q and the type %q right? `kastor topics describe` lists the topics)", t, ns, aggType)
-		}
-	}
-	reg := schema.NewRegistry()
-	if err := schema.Load(ctx, cl, reg); err != nil {
-		return nil, err
-	}
-	p := producer.PartitionFor([]byte(id), int32(len(md.Topics[topic].Partitions)))
 	var out []storedEvent
 	_, err = partition.ReadToEnd(ctx, cl, topic, p, 0, func(r *kgo.Record) error {
 		if string(r.Key) != id {
@@ -282,4 +248,34 @@ func printEvents(a *app, evs []storedEvent, id string) error {
 		fmt.Fprintf(tw, "%d\t%s\t%d/%d\t%s\t%s\t%s\n", e.Version, e.Type, e.Partition, e.Offset, e.Timestamp.Format(time.RFC3339), e.CommandID, e.Event)
 	}
 	return tw.Flush()
+}
+
+// aggregatePartition dials the cluster, checks that topic and _kastor.schemas exist (hint
+// says how to get topic), loads the schemas, and returns the partition of topic that holds
+// aggregate id's records. The caller closes the client.
+func (a *app) aggregatePartition(ctx context.Context, brokers []string, ns, aggType, id, topic, hint string) (*kgo.Client, *schema.Registry, int32, error) {
+	cl, err := a.dial(ctx, brokers)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	fail := func(err error) (*kgo.Client, *schema.Registry, int32, error) {
+		cl.Close()
+		return nil, nil, 0, err
+	}
+	mctx, cancel := context.WithTimeout(ctx, a.timeout)
+	md, err := a.adminOf(cl).Metadata(mctx, topic, schema.Topic)
+	cancel()
+	if err != nil {
+		return fail(fmt.Errorf("metadata: %w", err))
+	}
+	for _, t := range []string{topic, schema.Topic} {
+		if td, ok := md.Topics[t]; !ok || td.Err != nil {
+			return fail(fmt.Errorf("topic %s does not exist (is the namespace %q and the type %q right? %s)", t, ns, aggType, hint))
+		}
+	}
+	reg := schema.NewRegistry()
+	if err := schema.Load(ctx, cl, reg); err != nil {
+		return fail(err)
+	}
+	return cl, reg, producer.PartitionFor([]byte(id), int32(len(md.Topics[topic].Partitions))), nil
 }
