@@ -153,6 +153,19 @@ func TestTransferIsOneTrace(t *testing.T) {
 		}
 	}
 
+	// A command's span ends with its transaction, which can be after its caller saw the
+	// reply: wait for the three set-up commands' spans before forgetting them.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		n := 0
+		for _, s := range exp.GetSpans() {
+			if s.Name == "process oteltest.bank.account.commands" {
+				n++
+			}
+		}
+		if n >= 3 {
+			break
+		}
+	}
 	exp.Reset()
 	sctx, caller := tp.Tracer("test").Start(ctx, "transfer request")
 	if _, err := reqs.Send(sctx, kastor.NewCommand("t-1", transfer.Request{From: "alice", To: "bob", Amount: 30})); err != nil {
